@@ -1,0 +1,10 @@
+#!/usr/bin/env -S node --import tsx --no-warnings
+// Runs the TypeScript sources directly (no build), for development.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 13)) {
+  process.stderr.write(`synapse-backup: Node.js ${process.versions.node} is too old; use Node.js 22.13 or newer (npx synapse-backup).\n`);
+  process.exit(1);
+}
+
+const {execute} = await import('@oclif/core');
+await execute({development: true, dir: import.meta.url});

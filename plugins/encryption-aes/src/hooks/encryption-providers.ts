@@ -1,0 +1,7 @@
+import type {EncryptionProvider} from 'synapse-backup/contracts';
+
+import {opensslAesCbc} from '../openssl-aes-cbc.js';
+
+export default async function registerEncryptionProviders(): Promise<EncryptionProvider[]> {
+  return [opensslAesCbc];
+}

@@ -1,0 +1,1 @@
+export {DEFAULT_ITERATIONS, opensslAesCbc} from './openssl-aes-cbc.js';

@@ -1,0 +1,13 @@
+import type {StorageBackendFactory} from 'synapse-backup/contracts';
+
+import {LocalDirectoryStorage} from '../local-directory-storage.js';
+
+const localDirectory: StorageBackendFactory = {
+  scheme: 'local',
+  description: 'A directory on a local or mounted file system (BACKUP_DIR).',
+  create: ({location}) => LocalDirectoryStorage.open(location),
+};
+
+export default async function registerStorageBackends(): Promise<StorageBackendFactory[]> {
+  return [localDirectory];
+}

@@ -1,0 +1,138 @@
+import {randomBytes} from 'node:crypto';
+import {constants, createReadStream, createWriteStream} from 'node:fs';
+import {access, link, mkdir, open, readdir, rename, stat, unlink} from 'node:fs/promises';
+import path from 'node:path';
+import type {Readable} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
+
+import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities} from 'synapse-backup/contracts';
+
+const STAGING_SUFFIX = '.partial';
+
+function codedError(code: string, message: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(message), {code});
+}
+
+/**
+ * Objects as files in one directory. put() writes a staging file, fsyncs it, then publishes it with
+ * link() (which refuses to replace an existing file) or rename(), and fsyncs the directory, so a
+ * backup is either there whole or not at all, even across a crash or power loss.
+ */
+export class LocalDirectoryStorage implements StorageBackend {
+  readonly scheme = 'local';
+  readonly capabilities: StorageCapabilities = {atomicPut: true, conditionalPut: true, rangeReads: true};
+  readonly location: string;
+
+  private constructor(directory: string) {
+    this.location = directory;
+  }
+
+  /** Opens (creating it 0700 if needed) the directory and checks that this user may write to it. */
+  static async open(directory: string): Promise<LocalDirectoryStorage> {
+    const absolute = path.resolve(directory);
+    await mkdir(absolute, {recursive: true, mode: 0o700});
+    const info = await stat(absolute);
+    if (!info.isDirectory()) throw codedError('ENOTDIR', `'${absolute}' is not a directory`);
+    try {
+      await access(absolute, constants.W_OK | constants.X_OK);
+    } catch (error) {
+      throw codedError((error as NodeJS.ErrnoException).code ?? 'EACCES', `'${absolute}' is not writable by this user`);
+    }
+    return new LocalDirectoryStorage(absolute);
+  }
+
+  #path(key: string): string {
+    if (key === '' || key === '.' || key === '..' || key.includes('/') || key.includes('\\') || key.includes('\0')) {
+      throw codedError('EINVAL', `invalid object key '${key}'`);
+    }
+    return path.join(this.location, key);
+  }
+
+  async #syncDirectory(): Promise<void> {
+    const handle = await open(this.location, 'r');
+    try {
+      await handle.sync();
+    } catch (error) {
+      // Some network and FUSE file systems cannot fsync a directory; the rename is still done.
+      if (!['EINVAL', 'ENOTSUP', 'EBADF', 'EISDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
+    const finalPath = this.#path(key);
+    const stagingPath = this.#path(`${key}.${randomBytes(6).toString('hex')}${STAGING_SUFFIX}`);
+    try {
+      const handle = await open(stagingPath, 'wx', options.private ? 0o600 : 0o644);
+      // flush: fsync before close, so the data is on disk before the name points at it.
+      await pipeline(body, createWriteStream('', {fd: handle, flush: true, highWaterMark: 1024 * 1024}), {signal: options.signal});
+      if (options.ifNotExists) {
+        await this.#publishWithoutReplacing(stagingPath, finalPath);
+      } else {
+        await rename(stagingPath, finalPath);
+      }
+      await this.#syncDirectory();
+    } catch (error) {
+      body.destroy();
+      await unlink(stagingPath).catch(() => {});
+      throw error;
+    }
+    return (await this.stat(key))!;
+  }
+
+  async #publishWithoutReplacing(stagingPath: string, finalPath: string): Promise<void> {
+    try {
+      await link(stagingPath, finalPath);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw codedError('EEXIST', `object '${path.basename(finalPath)}' already exists`);
+      // File systems without hard links (some FUSE mounts): check, then rename. Not atomic against
+      // a concurrent writer, which the storage lock already excludes.
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw error;
+      if (await this.stat(path.basename(finalPath))) throw codedError('EEXIST', `object '${path.basename(finalPath)}' already exists`);
+      await rename(stagingPath, finalPath);
+      return;
+    }
+    await unlink(stagingPath);
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    const handle = await open(this.#path(key), 'r');
+    const start = options.offset ?? 0;
+    const end = options.length === undefined ? undefined : start + options.length - 1;
+    if (end !== undefined && end < start) {
+      await handle.close();
+      throw codedError('EINVAL', `invalid range for '${key}'`);
+    }
+    return createReadStream('', {fd: handle, start, end, highWaterMark: 1024 * 1024, signal: options.signal});
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const info = await stat(this.#path(key));
+      return info.isFile() ? {key, size: info.size, modifiedAt: info.mtime} : undefined;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async list(prefix = ''): Promise<ObjectInfo[]> {
+    const entries = await readdir(this.location, {withFileTypes: true});
+    const objects = await Promise.all(
+      entries.filter((entry) => entry.isFile() && entry.name.startsWith(prefix)).map((entry) => this.stat(entry.name)),
+    );
+    return objects.filter((object): object is ObjectInfo => object !== undefined);
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.#path(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    await this.#syncDirectory();
+  }
+}

@@ -1,0 +1,105 @@
+import {Command, Errors} from '@oclif/core';
+
+import {ProgressEvents} from '../core/events/index.js';
+import {SynapseError, isSynapseError} from '../core/errors/index.js';
+import {formatErrorText} from './format/index.js';
+import {chooseDisplayMode, withStageDisplay, type StageTitle} from './views/index.js';
+
+export interface SuccessEnvelope<T> {
+  readonly status: 0;
+  readonly result: T;
+  readonly warnings: readonly string[];
+}
+
+export interface ErrorEnvelope {
+  readonly status: number;
+  readonly error: Record<string, unknown>;
+  readonly warnings: readonly string[];
+}
+
+function asSynapseError(error: unknown): SynapseError {
+  if (isSynapseError(error)) return error;
+  if (error instanceof Errors.CLIError) {
+    return new SynapseError('E_USAGE', {message: error.message.replace(/^Error: /, ''), cause: error});
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new SynapseError('E_INTERNAL', {message: `unexpected failure: ${message}`, cause: error});
+}
+
+/**
+ * What every synapse-backup command shares: `--json` with one envelope, one error path that maps
+ * any failure to the catalogue (code, exit status, suggestion), warnings, the stage display and
+ * Ctrl-C handling that lets the core clean up before the process exits with 130.
+ */
+export abstract class SynapseCommand<T> extends Command {
+  static override enableJsonFlag = true;
+
+  protected readonly warnings: string[] = [];
+  protected readonly events = new ProgressEvents();
+  protected readonly abortController = new AbortController();
+  #interrupts = 0;
+
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    this.#interrupts++;
+    if (this.#interrupts > 1) {
+      process.stderr.write(`\nReceived ${signal} again: exiting without cleaning up.\n`);
+      process.exit(130);
+    }
+    if (!this.jsonEnabled()) process.stderr.write(`\nReceived ${signal}: stopping and cleaning up (press Ctrl-C again to exit at once)...\n`);
+    this.abortController.abort();
+  };
+
+  override async init(): Promise<void> {
+    await super.init();
+    process.on('SIGINT', this.#onSignal);
+    process.on('SIGTERM', this.#onSignal);
+    this.events.on('warning', (message) => this.warnUser(message));
+  }
+
+  protected warnUser(message: string): void {
+    this.warnings.push(message);
+    if (!this.jsonEnabled()) process.stderr.write(`Warning: ${message}\n`);
+  }
+
+  protected warnAll(messages: readonly string[]): void {
+    for (const message of messages) this.warnUser(message);
+  }
+
+  protected get signal(): AbortSignal {
+    return this.abortController.signal;
+  }
+
+  protected display<R>(operation: string, stages: readonly StageTitle[], work: () => Promise<R>): Promise<R> {
+    return withStageDisplay(chooseDisplayMode(this.jsonEnabled()), this.events, operation, stages, work);
+  }
+
+  /** Human output on stdout; suppressed under --json, where only the envelope is printed. */
+  protected print(text: string): void {
+    if (!this.jsonEnabled()) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  protected override toSuccessJson(result: unknown): SuccessEnvelope<unknown> {
+    return {status: 0, result, warnings: this.warnings};
+  }
+
+  override async catch(error: Error & {exitCode?: number}): Promise<never> {
+    const failure = asSynapseError(error);
+    process.exitCode = failure.exitCode;
+    if (this.jsonEnabled()) {
+      const envelope: ErrorEnvelope = {status: failure.exitCode, error: failure.toJSON(), warnings: this.warnings};
+      this.logJson(envelope);
+    } else {
+      process.stderr.write(formatErrorText(failure));
+      if (process.env.DEBUG && failure.cause) process.stderr.write(`Cause: ${String((failure.cause as Error).stack ?? failure.cause)}\n`);
+    }
+    throw Object.assign(new Error(failure.message), {skipOclifErrorHandling: true, oclif: {exit: failure.exitCode}});
+  }
+
+  override async finally(error: Error | undefined): Promise<void> {
+    process.off('SIGINT', this.#onSignal);
+    process.off('SIGTERM', this.#onSignal);
+    await super.finally(error);
+  }
+
+  abstract override run(): Promise<T>;
+}

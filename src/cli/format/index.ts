@@ -1,0 +1,3 @@
+export * from './backup-table.js';
+export * from './bytes.js';
+export * from './error-text.js';

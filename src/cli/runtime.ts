@@ -1,0 +1,53 @@
+import type {Config} from '@oclif/core';
+import {parse as parseDotenv} from 'dotenv';
+import {readFileSync} from 'node:fs';
+import path from 'node:path';
+
+import type {EncryptionProvider} from '../contracts/encryption.js';
+import type {StorageBackend} from '../contracts/storage.js';
+import {resolveSettings, type Settings} from '../core/config/index.js';
+import {SynapseError, errnoCode, isSynapseError} from '../core/errors/index.js';
+import {discoverEncryptionProviders, discoverStorageBackends} from './plugin-host/index.js';
+
+/** The .env file of the working directory, if any; read, never merged into process.env. */
+export function readDotenvFile(cwd: string): Record<string, string> {
+  const file = path.join(cwd, '.env');
+  try {
+    return parseDotenv(readFileSync(file));
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return {};
+    throw new SynapseError('E_CONFIG', {message: `unable to read '${file}': ${(error as Error).message}`});
+  }
+}
+
+export function loadSettings(): Settings {
+  const cwd = process.cwd();
+  return resolveSettings({process: process.env, dotenv: readDotenvFile(cwd), cwd});
+}
+
+export async function openStorage(config: Config, settings: Settings): Promise<StorageBackend> {
+  const backends = await discoverStorageBackends(config);
+  const found = backends.get(settings.storage.scheme);
+  if (!found) {
+    throw new SynapseError('E_CONFIG', {
+      message: `unable to use BACKUP_STORAGE '${settings.storage.scheme}': no installed plugin provides it (available: ${[...backends.keys()].join(', ') || 'none'})`,
+      suggestion: 'Install the storage plugin with `synapse-backup plugins install <name>` or pick one of the available backends.',
+    });
+  }
+  try {
+    return await found.registration.create({location: settings.storage.location, env: settings.env});
+  } catch (error) {
+    if (isSynapseError(error)) throw error;
+    const code = errnoCode(error);
+    const reason = (error as Error).message;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      throw new SynapseError('E_STORAGE_UNWRITABLE', {message: `unable to open backup directory '${settings.storage.location}': ${reason}`, cause: error});
+    }
+    throw new SynapseError('E_STORAGE', {message: `unable to open backup storage '${settings.storage.location}': ${reason}`, cause: error});
+  }
+}
+
+export async function loadEncryptionProviders(config: Config): Promise<Map<string, EncryptionProvider>> {
+  const discovered = await discoverEncryptionProviders(config);
+  return new Map([...discovered].map(([id, {registration}]) => [id, registration]));
+}

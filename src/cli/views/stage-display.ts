@@ -1,0 +1,44 @@
+import type {ProgressEvents, StageEvent, StageName} from '../../core/events/index.js';
+import {ListrStageView} from './listr-stage-view.js';
+import {LineStageLog} from './line-stage-log.js';
+
+export interface StageTitle {
+  readonly stage: StageName;
+  readonly title: string;
+}
+
+export type DisplayMode = 'interactive' | 'lines' | 'none';
+
+/** listr2 on a terminal, timestamped lines under cron or CI, nothing under --json. */
+export function chooseDisplayMode(json: boolean, stream: NodeJS.WriteStream = process.stdout): DisplayMode {
+  if (json) return 'none';
+  return stream.isTTY && process.env.CI !== 'true' && process.env.TERM !== 'dumb' ? 'interactive' : 'lines';
+}
+
+export interface StageView {
+  start(): void;
+  /** Called once the work is over: settles stages that never reported an end. */
+  stop(): Promise<void>;
+}
+
+export function isTerminal(event: StageEvent): boolean {
+  return event.status === 'finished' || event.status === 'failed' || event.status === 'skipped';
+}
+
+/** Shows the progress of `work` as it happens, in the chosen mode. */
+export async function withStageDisplay<T>(
+  mode: DisplayMode,
+  events: ProgressEvents,
+  operation: string,
+  stages: readonly StageTitle[],
+  work: () => Promise<T>,
+): Promise<T> {
+  const view: StageView | undefined =
+    mode === 'interactive' ? new ListrStageView(events, stages) : mode === 'lines' ? new LineStageLog(events, operation, process.stderr) : undefined;
+  view?.start();
+  try {
+    return await work();
+  } finally {
+    await view?.stop();
+  }
+}

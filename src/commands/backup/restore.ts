@@ -1,0 +1,62 @@
+import {Args, Flags} from '@oclif/core';
+
+import {SynapseCommand} from '../../cli/base-command.js';
+import {countdown} from '../../cli/countdown.js';
+import {formatBytes, formatDuration} from '../../cli/format/index.js';
+import {loadEncryptionProviders, loadSettings, openStorage} from '../../cli/runtime.js';
+import {restoreBackup, type RestoreResult} from '../../core/services/index.js';
+
+const COUNTDOWN_SECONDS = 5;
+
+export default class BackupRestore extends SynapseCommand<RestoreResult> {
+  static override summary = 'Restore a backup into the configured database, replacing its content.';
+  static override description = `Checks the backup's SHA-256 against its metadata and the key against its first block before touching any database, then loads it with psql into a new database and swaps names with the target in one transaction. The previous database is kept as <name>_pre_restore_<timestamp> until you drop it. Sessions connected to the target are ended at the swap. On any failure or Ctrl-C the target is left exactly as it was. Needs CREATEDB and ownership of the target database.`;
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> backup_daily_20260222_020000.sql.gz.enc',
+    '<%= config.bin %> <%= command.id %> backup_daily_20260222_020000.sql.gz.enc --yes --json',
+  ];
+
+  static override args = {
+    file: Args.string({description: 'Backup name as `backup list` shows it (no directory).', required: true}),
+  };
+
+  static override flags = {
+    yes: Flags.boolean({char: 'y', summary: `Start at once, without the ${COUNTDOWN_SECONDS}-second countdown.`, default: false}),
+  };
+
+  async run(): Promise<RestoreResult> {
+    const {args, flags} = await this.parse(BackupRestore);
+    const settings = loadSettings();
+    const storage = await openStorage(this.config, settings);
+    const encryptionProviders = await loadEncryptionProviders(this.config);
+    const result = await this.display(
+      'restore',
+      [
+        {stage: 'verify', title: 'Verify checksum (SHA-256)'},
+        {stage: 'decrypt', title: 'Check key'},
+        {stage: 'prepare', title: 'Create scratch database'},
+        {stage: 'load', title: 'Load (psql)'},
+        {stage: 'decompress', title: 'Decompress'},
+        {stage: 'swap', title: 'Swap in restored database'},
+      ],
+      () =>
+        restoreBackup(
+          {settings, storage, encryptionProviders, events: this.events, signal: this.signal},
+          {
+            name: args.file,
+            confirm: async (plan) => {
+              if (flags.yes) return;
+              const replacing = plan.targetExists ? `replace the content of database '${plan.database}' (kept as '${plan.previousDatabase}')` : `create database '${plan.database}'`;
+              await countdown(`Restoring ${plan.backupName} will ${replacing}.`, COUNTDOWN_SECONDS, this.signal);
+            },
+          },
+        ),
+    );
+    this.print(
+      `Restored ${result.backupName} into database '${result.database}' (${formatBytes(result.plaintextBytes)} of SQL in ${formatDuration(result.durationMs)}).` +
+        (result.previousDatabase ? `\nThe previous database is kept as '${result.previousDatabase}'; drop it when you no longer need it: DROP DATABASE "${result.previousDatabase}";` : ''),
+    );
+    return result;
+  }
+}

@@ -1,0 +1,15 @@
+import type {EncryptionProvider} from './encryption.js';
+import type {StorageBackendFactory} from './storage.js';
+
+/**
+ * The custom oclif hooks through which the core finds its plugins at run time. A plugin lists
+ * a hook file under `oclif.hooks` in its package.json; the hook takes no options and returns
+ * one registration or an array of them.
+ */
+export const HOOK_STORAGE_BACKENDS = 'synapse-backup:storage-backends';
+export const HOOK_ENCRYPTION_PROVIDERS = 'synapse-backup:encryption-providers';
+
+export interface SynapseHookRegistrations {
+  [HOOK_STORAGE_BACKENDS]: StorageBackendFactory | StorageBackendFactory[];
+  [HOOK_ENCRYPTION_PROVIDERS]: EncryptionProvider | EncryptionProvider[];
+}

@@ -1,0 +1,3 @@
+export * from './encryption.js';
+export * from './hooks.js';
+export * from './storage.js';

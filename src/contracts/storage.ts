@@ -1,0 +1,82 @@
+import type {Readable} from 'node:stream';
+
+/**
+ * What a storage backend promises beyond the basic operations. The core reads these instead of
+ * guessing from the backend's name, the way restic's backends declare their properties.
+ */
+export interface StorageCapabilities {
+  /** put() never exposes a partially written object under its final key. */
+  readonly atomicPut: boolean;
+  /** put() with `ifNotExists` refuses atomically to replace an existing object. */
+  readonly conditionalPut: boolean;
+  /** get() honours `offset` and `length` without reading the bytes before them. */
+  readonly rangeReads: boolean;
+}
+
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  readonly modifiedAt: Date;
+}
+
+export interface PutOptions {
+  /** Fail with code 'EEXIST' instead of replacing an object that already has this key. */
+  readonly ifNotExists?: boolean;
+  /** Create the object readable by its owner only (0600 on a file system). */
+  readonly private?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface GetOptions {
+  readonly offset?: number;
+  readonly length?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A plain blob store. It only ever sees the bytes the core hands it: compressed, encrypted and
+ * already checksummed. It never sees plaintext or keys.
+ *
+ * Error conventions, so the core can explain failures whatever the backend:
+ * - get() of a missing key rejects with an error whose `code` is 'ENOENT';
+ * - put() with `ifNotExists` on an existing key rejects with `code` 'EEXIST';
+ * - other failures keep Node's errno code where one applies ('ENOSPC', 'EACCES', 'EROFS', ...).
+ *
+ * A backend that stages uploads under temporary keys names them `<key>.<token>.partial`
+ * (see STAGING_SUFFIX) and lists them, so that `backup cleanup` can remove what a crashed run
+ * left behind.
+ */
+export interface StorageBackend {
+  /** The registration scheme this backend was created for, e.g. 'local'. */
+  readonly scheme: string;
+  /** Where the objects live, for messages. Never contains credentials. */
+  readonly location: string;
+  readonly capabilities: StorageCapabilities;
+
+  /** Consumes `body` to its end and publishes it under `key`; resolves once it is durable. */
+  put(key: string, body: Readable, options?: PutOptions): Promise<ObjectInfo>;
+  get(key: string, options?: GetOptions): Promise<Readable>;
+  stat(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with `prefix`, in no particular order. */
+  list(prefix?: string): Promise<ObjectInfo[]>;
+  /** Removes the object; removing a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** Suffix of a staging object that a backend writes before publishing it under its final key. */
+export const STAGING_SUFFIX = '.partial';
+
+export interface StorageBackendOptions {
+  /** Backend-specific location: a directory, a bucket URL... */
+  readonly location: string;
+  /** The configuration environment, for backend-specific settings. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+/** What a storage plugin's `synapse-backup:storage-backends` hook returns. */
+export interface StorageBackendFactory {
+  readonly scheme: string;
+  readonly description: string;
+  create(options: StorageBackendOptions): Promise<StorageBackend>;
+}

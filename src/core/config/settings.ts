@@ -1,0 +1,127 @@
+import {readFileSync, statSync} from 'node:fs';
+import path from 'node:path';
+
+import {SynapseError} from '../errors/index.js';
+import {DEFAULT_RETENTION_POLICY, type RetentionPolicy} from '../retention/index.js';
+import {Secret} from '../secrets/index.js';
+import {DEFAULT_COMPRESSION, type CompressionSettings} from '../pipeline/compression.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export const DEFAULT_KDF_ITERATIONS = 600_000;
+const MINIMUM_KEY_LENGTH = 32;
+
+export interface EncryptionSettings {
+  readonly key: Secret;
+  readonly provider: string;
+  readonly iterations: number;
+}
+
+export interface Settings {
+  /** The full configuration environment: process environment over .env. */
+  readonly env: Env;
+  readonly storage: {readonly scheme: string; readonly location: string};
+  readonly encryption: EncryptionSettings | undefined;
+  readonly compression: CompressionSettings;
+  readonly retention: RetentionPolicy;
+  readonly pgBinDir: string | undefined;
+  readonly warnings: readonly string[];
+}
+
+export interface EnvSources {
+  /** The process environment. */
+  readonly process: Env;
+  /** Values read from a .env file; the process environment wins over them. */
+  readonly dotenv: Env;
+  readonly cwd: string;
+}
+
+function nonNegativeInteger(env: Env, name: string, fallback: number, minimum = 0): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < minimum || !Number.isSafeInteger(Number(raw))) {
+    throw new SynapseError('E_CONFIG', {message: `unable to use ${name} '${raw}': expected a whole number${minimum > 0 ? ` of at least ${minimum}` : ' (0 or more)'}`});
+  }
+  return Number(raw);
+}
+
+function readKeyFile(file: string): Secret {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new SynapseError('E_CONFIG', {
+      message: `unable to read BACKUP_ENCRYPTION_KEY_FILE '${file}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      suggestion: 'Point BACKUP_ENCRYPTION_KEY_FILE at a readable file that holds the key on its first line.',
+    });
+  }
+  const key = text.replace(/\r?\n$/, '');
+  if (key === '') throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_ENCRYPTION_KEY_FILE '${file}': the file is empty`});
+  return new Secret(key);
+}
+
+function resolveEncryption(sources: EnvSources, env: Env, warnings: string[]): EncryptionSettings | undefined {
+  const inline = env.BACKUP_ENCRYPTION_KEY;
+  const file = env.BACKUP_ENCRYPTION_KEY_FILE?.trim();
+  if (inline && file) {
+    throw new SynapseError('E_CONFIG', {
+      message: 'unable to choose an encryption key: both BACKUP_ENCRYPTION_KEY and BACKUP_ENCRYPTION_KEY_FILE are set',
+      suggestion: 'Set only one of them.',
+    });
+  }
+  const iterations = nonNegativeInteger(env, 'BACKUP_ENCRYPTION_ITERATIONS', DEFAULT_KDF_ITERATIONS, 1);
+  const provider = env.BACKUP_ENCRYPTION_PROVIDER?.trim() || 'aes-256-cbc';
+  if (!inline && !file) {
+    warnings.push('Backups are written UNENCRYPTED: set BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE to encrypt them.');
+    return undefined;
+  }
+  let key: Secret;
+  if (file) {
+    const keyPath = path.resolve(sources.cwd, file);
+    key = readKeyFile(keyPath);
+    try {
+      if ((statSync(keyPath).mode & 0o077) !== 0) warnings.push(`The key file '${keyPath}' is readable by other users; chmod 600 it.`);
+    } catch {
+      // readKeyFile already proved the file readable; a failing stat only loses the warning.
+    }
+  } else {
+    key = new Secret(inline!);
+    if (sources.process.BACKUP_ENCRYPTION_KEY === undefined && sources.dotenv.BACKUP_ENCRYPTION_KEY !== undefined) {
+      warnings.push('The encryption key comes from a .env file: keep that file out of version control and away from the backups, or use BACKUP_ENCRYPTION_KEY_FILE.');
+    }
+  }
+  if (key.length < MINIMUM_KEY_LENGTH) {
+    warnings.push(`The encryption key is shorter than ${MINIMUM_KEY_LENGTH} characters; use a long random one (e.g. \`openssl rand -base64 48\`).`);
+  }
+  if (iterations < 100_000) warnings.push(`BACKUP_ENCRYPTION_ITERATIONS=${iterations} is low for PBKDF2-SHA256; ${DEFAULT_KDF_ITERATIONS} is the default.`);
+  return {key, provider, iterations};
+}
+
+/** Reads the whole configuration; every bad value is an E_CONFIG error naming the variable. */
+export function resolveSettings(sources: EnvSources): Settings {
+  const env: Env = {...sources.dotenv, ...sources.process};
+  const warnings: string[] = [];
+  const encryption = resolveEncryption(sources, env, warnings);
+  const level = nonNegativeInteger(env, 'BACKUP_COMPRESSION_LEVEL', DEFAULT_COMPRESSION.level, 1);
+  if (level > 9) throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_COMPRESSION_LEVEL '${level}': gzip levels run from 1 to 9`});
+  const compressionName = env.BACKUP_COMPRESSION?.trim() || 'gzip';
+  if (compressionName !== 'gzip') {
+    throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_COMPRESSION '${compressionName}': supported is gzip`});
+  }
+  return {
+    env,
+    storage: {
+      scheme: env.BACKUP_STORAGE?.trim() || 'local',
+      location: path.resolve(sources.cwd, env.BACKUP_DIR?.trim() || './backups'),
+    },
+    encryption,
+    compression: {algorithm: 'gzip', level},
+    retention: {
+      hourly: nonNegativeInteger(env, 'BACKUP_RETENTION_HOURLY', DEFAULT_RETENTION_POLICY.hourly),
+      daily: nonNegativeInteger(env, 'BACKUP_RETENTION_DAILY', DEFAULT_RETENTION_POLICY.daily),
+      monthly: nonNegativeInteger(env, 'BACKUP_RETENTION_MONTHLY', DEFAULT_RETENTION_POLICY.monthly),
+    },
+    pgBinDir: env.PG_BIN_DIR?.trim() || undefined,
+    warnings,
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * Every failure a user can meet, with a stable code and the process exit status it maps to.
+ * Codes and exit statuses are part of the public contract: scripts branch on them. Add new
+ * entries; never renumber existing ones.
+ */
+export const ERROR_CATALOGUE = {
+  E_INTERNAL: {exitCode: 1, suggestion: 'This is a bug in synapse-backup. Re-run with DEBUG=synapse-backup* and report the output.'},
+  E_CONFIG: {exitCode: 2, suggestion: 'Fix the configuration value named in the message (environment or .env) and try again.'},
+  E_USAGE: {exitCode: 2, suggestion: 'Run the command with --help to see its arguments and flags.'},
+  E_DB_UNREACHABLE: {exitCode: 3, suggestion: 'Check that PostgreSQL is running and that DATABASE_URL (or PGHOST/PGPORT) points at it.'},
+  E_DB_AUTH: {exitCode: 3, suggestion: 'Check the user and password in DATABASE_URL (or PGUSER/PGPASSWORD) and the server\'s pg_hba.conf.'},
+  E_DB_PRIVILEGE: {exitCode: 3, suggestion: 'Grant the role the privilege named in the message, or run as a role that has it.'},
+  E_TOOL_MISSING: {exitCode: 4, suggestion: 'Install the PostgreSQL client tools (Debian/Ubuntu: apt-get install postgresql-client) or set PG_BIN_DIR to the directory that holds pg_dump and psql.'},
+  E_TOOL_VERSION: {exitCode: 4, suggestion: 'Install a pg_dump whose major version is at least the server\'s (e.g. apt-get install postgresql-client-<server major>) or point PG_BIN_DIR at it.'},
+  E_DUMP_FAILED: {exitCode: 5, suggestion: 'Read pg_dump\'s message above; earlier backups are untouched. Fix the cause and run the backup again.'},
+  E_RESTORE_FAILED: {exitCode: 6, suggestion: 'The target database was left as it was. Read psql\'s message above, fix the cause and run the restore again.'},
+  E_STORAGE_UNWRITABLE: {exitCode: 7, suggestion: 'Make the backup location writable by this user (check BACKUP_DIR, its owner and its mode).'},
+  E_STORAGE_FULL: {exitCode: 7, suggestion: 'Free space at the backup location (run `synapse-backup backup cleanup`) or point BACKUP_DIR elsewhere. Earlier backups are untouched.'},
+  E_STORAGE: {exitCode: 7, suggestion: 'Check that the backup location is reachable and healthy, then try again.'},
+  E_PLUGIN: {exitCode: 8, suggestion: 'Check the installed plugins with `synapse-backup plugins` and reinstall or remove the one named in the message.'},
+  E_BACKUP_NOT_FOUND: {exitCode: 10, suggestion: 'Run `synapse-backup backup list` to see the backups that exist and pass one of those names.'},
+  E_LOCKED: {exitCode: 11, suggestion: 'Another synapse-backup run holds the lock on this backup location. Wait for it to finish; if no run is active, the lock is stale and the message says which file to remove.'},
+  E_WRONG_KEY: {exitCode: 12, suggestion: 'Set BACKUP_ENCRYPTION_KEY (or BACKUP_ENCRYPTION_KEY_FILE) to the key that was in use when the backup was made.'},
+  E_KEY_REQUIRED: {exitCode: 12, suggestion: 'The backup is encrypted: set BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE.'},
+  E_INTEGRITY: {exitCode: 13, suggestion: 'The stored file is damaged or incomplete. Restore a different backup (`synapse-backup backup list`) and check the storage for faults.'},
+  E_METADATA: {exitCode: 13, suggestion: 'The backup\'s metadata is missing or unreadable, so its integrity cannot be checked. Restore another backup, or use the stock-tools recipe in the README if you must.'},
+  E_CANCELLED: {exitCode: 130, suggestion: 'The operation was cancelled; nothing was changed.'},
+} as const satisfies Record<string, {exitCode: number; suggestion: string}>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,0 +1,73 @@
+import {hostname} from 'node:os';
+
+import type {StorageBackend} from '../../contracts/storage.js';
+import {SynapseError, errnoCode} from '../errors/index.js';
+import {LOCK_KEY} from '../naming/index.js';
+import {readSmallObject, storageError, writeSmallObject} from '../storage/index.js';
+
+export interface LockHolder {
+  readonly pid: number;
+  readonly hostname: string;
+  readonly operation: string;
+  readonly acquiredAt: string;
+}
+
+export interface HeldLock {
+  readonly holder: LockHolder;
+  release(): Promise<void>;
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoCode(error) === 'EPERM';
+  }
+}
+
+async function readHolder(storage: StorageBackend): Promise<LockHolder | undefined> {
+  try {
+    return JSON.parse(await readSmallObject(storage, LOCK_KEY, 64 * 1024)) as LockHolder;
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined;
+    // An unreadable lock is still a lock: treat it as held by an unknown run.
+    return {pid: 0, hostname: 'unknown', operation: 'unknown', acquiredAt: 'unknown'};
+  }
+}
+
+/**
+ * Takes the lock object in the backup storage itself, so that two runs against the same storage
+ * exclude each other (overlapping cron jobs), with a conditional put as the atomic step. A lock
+ * left by a crashed run on this host is recognised by its dead PID and taken over.
+ */
+export async function acquireStorageLock(storage: StorageBackend, operation: string): Promise<HeldLock> {
+  const holder: LockHolder = {pid: process.pid, hostname: hostname(), operation, acquiredAt: new Date().toISOString()};
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeSmallObject(storage, LOCK_KEY, `${JSON.stringify(holder)}\n`, {ifNotExists: true, private: true});
+      return {
+        holder,
+        async release() {
+          const current = await readHolder(storage);
+          if (current && current.pid === holder.pid && current.hostname === holder.hostname) await storage.delete(LOCK_KEY);
+        },
+      };
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') throw storageError(error, storage, 'create lock', LOCK_KEY);
+    }
+    const existing = await readHolder(storage);
+    if (existing === undefined) continue; // released between our put and our read
+    const staleHere = existing.hostname === holder.hostname && existing.pid > 0 && !isProcessAlive(existing.pid);
+    if (staleHere && attempt === 0) {
+      await storage.delete(LOCK_KEY);
+      continue;
+    }
+    throw new SynapseError('E_LOCKED', {
+      message: `unable to ${operation}: the backup storage '${storage.location}' is locked by ${existing.operation} (pid ${existing.pid} on ${existing.hostname}, since ${existing.acquiredAt})`,
+      suggestion: `Wait for that run to finish. If it is not running any more (for example on another host that crashed), remove '${LOCK_KEY}' from '${storage.location}'.`,
+      details: {lock: existing},
+    });
+  }
+  throw new SynapseError('E_LOCKED', {message: `unable to ${operation}: the lock on '${storage.location}' kept changing hands`});
+}

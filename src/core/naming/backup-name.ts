@@ -1,0 +1,100 @@
+import {STAGING_SUFFIX} from '../../contracts/storage.js';
+
+export const BACKUP_TYPES = ['hourly', 'daily', 'monthly'] as const;
+export type BackupType = (typeof BACKUP_TYPES)[number];
+
+export const METADATA_SUFFIX = '.meta.json';
+export const LOCK_KEY = 'synapse-backup.lock';
+
+const COMPRESSION_EXTENSIONS = {gzip: '.gz'} as const;
+export type CompressionAlgorithm = keyof typeof COMPRESSION_EXTENSIONS;
+
+export interface BackupNameParts {
+  readonly type: BackupType;
+  /** When the backup started, UTC, whole seconds. */
+  readonly startedAt: Date;
+  /** 0 for the first backup of its type in that second; 1, 2... for later ones. */
+  readonly sequence: number;
+  readonly compression: CompressionAlgorithm;
+  readonly encrypted: boolean;
+}
+
+const BACKUP_NAME_PATTERN =
+  /^backup_(hourly|daily|monthly)_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})(?:_(\d{1,4}))?\.sql\.(gz)(\.enc)?$/;
+
+function pad(value: number, width = 2): string {
+  return String(value).padStart(width, '0');
+}
+
+/** `backup_<type>_<YYYYMMDD>_<HHMMSS>[_<n>].sql.gz[.enc]`, in UTC. */
+export function formatBackupName(parts: BackupNameParts): string {
+  const at = parts.startedAt;
+  const date = `${at.getUTCFullYear()}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}`;
+  const time = `${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`;
+  const sequence = parts.sequence > 0 ? `_${parts.sequence}` : '';
+  const encryption = parts.encrypted ? '.enc' : '';
+  return `backup_${parts.type}_${date}_${time}${sequence}.sql${COMPRESSION_EXTENSIONS[parts.compression]}${encryption}`;
+}
+
+export function parseBackupName(name: string): BackupNameParts | undefined {
+  const match = BACKUP_NAME_PATTERN.exec(name);
+  if (!match) return undefined;
+  const [, type, year, month, day, hour, minute, second, sequence, , encrypted] = match;
+  const startedAt = new Date(Date.UTC(+year!, +month! - 1, +day!, +hour!, +minute!, +second!));
+  // Reject names such as 20260230 that Date would silently roll over into March.
+  if (startedAt.getUTCDate() !== +day! || startedAt.getUTCMonth() !== +month! - 1 || +hour! > 23 || +minute! > 59 || +second! > 59) {
+    return undefined;
+  }
+  return {
+    type: type as BackupType,
+    startedAt,
+    sequence: sequence ? Number(sequence) : 0,
+    compression: 'gzip',
+    encrypted: encrypted !== undefined,
+  };
+}
+
+export function isBackupName(name: string): boolean {
+  return parseBackupName(name) !== undefined;
+}
+
+export function metadataKeyFor(backupName: string): string {
+  return `${backupName}${METADATA_SUFFIX}`;
+}
+
+export type StoredKeyKind =
+  | {readonly kind: 'backup'; readonly name: string; readonly parts: BackupNameParts}
+  | {readonly kind: 'metadata'; readonly backupName: string}
+  | {readonly kind: 'staging'; readonly finalKey: string}
+  | {readonly kind: 'lock'}
+  | {readonly kind: 'foreign'};
+
+/**
+ * What a key found in storage is. Only keys this tool writes are ever classified as anything but
+ * 'foreign', which is what keeps cleanup from deleting files it did not create.
+ */
+export function classifyKey(key: string): StoredKeyKind {
+  if (key === LOCK_KEY) return {kind: 'lock'};
+  if (key.endsWith(STAGING_SUFFIX)) {
+    const withoutSuffix = key.slice(0, -STAGING_SUFFIX.length);
+    const tokenStart = withoutSuffix.lastIndexOf('.');
+    const finalKey = tokenStart > 0 ? withoutSuffix.slice(0, tokenStart) : '';
+    const ours = finalKey === LOCK_KEY || isBackupName(finalKey) || (finalKey.endsWith(METADATA_SUFFIX) && isBackupName(finalKey.slice(0, -METADATA_SUFFIX.length)));
+    return ours ? {kind: 'staging', finalKey} : {kind: 'foreign'};
+  }
+  if (key.endsWith(METADATA_SUFFIX)) {
+    const backupName = key.slice(0, -METADATA_SUFFIX.length);
+    return isBackupName(backupName) ? {kind: 'metadata', backupName} : {kind: 'foreign'};
+  }
+  const parts = parseBackupName(key);
+  return parts ? {kind: 'backup', name: key, parts} : {kind: 'foreign'};
+}
+
+/** The first name not in `taken` for a backup of this type started at `startedAt`. */
+export function nextFreeBackupName(base: Omit<BackupNameParts, 'sequence'>, taken: ReadonlySet<string>): string {
+  for (let sequence = 0; sequence < 10_000; sequence++) {
+    const name = formatBackupName({...base, sequence});
+    if (!taken.has(name) && !taken.has(metadataKeyFor(name))) return name;
+  }
+  throw new Error('no free backup name left in this second');
+}

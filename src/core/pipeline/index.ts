@@ -1,0 +1,3 @@
+export * from './compression.js';
+export * from './failure-recorder.js';
+export * from './observers.js';

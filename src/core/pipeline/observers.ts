@@ -1,0 +1,43 @@
+import {createHash, type Hash} from 'node:crypto';
+import {Transform, type TransformCallback} from 'node:stream';
+
+/**
+ * Passes bytes through unchanged and counts them; `onProgress` sees the running total. The count
+ * is final once the stream has finished.
+ */
+export class ByteCounter extends Transform {
+  bytes = 0;
+  readonly #onProgress: ((bytes: number) => void) | undefined;
+
+  constructor(onProgress?: (bytes: number) => void) {
+    super();
+    this.#onProgress = onProgress;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.#onProgress?.(this.bytes);
+    callback(null, chunk);
+  }
+}
+
+/** Passes bytes through unchanged; `digest` holds their SHA-256 (hex) once the stream has finished. */
+export class Sha256Observer extends Transform {
+  readonly #hash: Hash = createHash('sha256');
+  #digest: string | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#digest = this.#hash.digest('hex');
+    callback();
+  }
+
+  get digest(): string {
+    if (this.#digest === undefined) throw new Error('SHA-256 read before the stream finished');
+    return this.#digest;
+  }
+}

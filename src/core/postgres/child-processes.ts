@@ -1,0 +1,120 @@
+import {execa, type ResultPromise} from 'execa';
+import {Transform, type Readable, type TransformCallback, type Writable} from 'node:stream';
+
+import {SynapseError, type ErrorCode} from '../errors/index.js';
+import {StderrTail} from '../process/index.js';
+import {redact} from '../secrets/index.js';
+import type {ClientToolInfo} from './client-tools.js';
+import type {DatabaseTarget} from './database-target.js';
+
+type Subprocess = ResultPromise<{stdin: 'ignore' | 'pipe'; stdout: 'pipe' | 'ignore'; stderr: 'pipe'; buffer: false; reject: false}>;
+
+export interface ChildOutcome {
+  /** Resolves when the child exited 0 with no signal; rejects with a catalogue error otherwise. */
+  readonly completion: Promise<void>;
+  /** Stops the child at once (SIGTERM, then SIGKILL). */
+  kill(): void;
+}
+
+function describeExit(result: {exitCode?: number; signal?: string; isCanceled?: boolean}): string {
+  if (result.signal) return `killed by ${result.signal}`;
+  return `exited with status ${result.exitCode ?? 'unknown'}`;
+}
+
+function watchChild(
+  subprocess: Subprocess,
+  tool: ClientToolInfo,
+  target: DatabaseTarget,
+  failure: {code: ErrorCode; action: string},
+  stderr: StderrTail,
+): ChildOutcome {
+  const completion = subprocess.then((result) => {
+    if (result.isCanceled) throw new SynapseError('E_CANCELLED', {message: `${tool.tool} was cancelled`});
+    if (result.exitCode === 0 && !result.signal && !result.failed) return;
+    const tail = redact(stderr.text(), [target.password]);
+    const spawnError = (result as {code?: string}).code === 'ENOENT';
+    if (spawnError) {
+      throw new SynapseError('E_TOOL_MISSING', {message: `unable to ${failure.action}: '${tool.command}' is not installed`});
+    }
+    throw new SynapseError(failure.code, {
+      message: `unable to ${failure.action}: ${tool.tool} ${describeExit(result)}${tail ? `\n${tail}` : ''}`,
+      details: {tool: tool.tool, exitCode: result.exitCode, signal: result.signal, stderr: tail},
+    });
+  });
+  // The completion is always awaited by the caller; this keeps an early rejection from being reported as unhandled.
+  completion.catch(() => {});
+  return {completion, kill: () => subprocess.kill()};
+}
+
+/**
+ * Passes pg_dump's output through and, at its end, waits for pg_dump to exit: the stream only
+ * finishes if pg_dump succeeded, so a storage backend never publishes a dump cut short.
+ */
+class ExitGate extends Transform {
+  readonly #completion: Promise<void>;
+
+  constructor(completion: Promise<void>) {
+    super();
+    this.#completion = completion;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#completion.then(() => callback(), (error: unknown) => callback(error as Error));
+  }
+}
+
+export interface DumpProcess extends ChildOutcome {
+  /** The plain SQL dump; errors if pg_dump fails. */
+  readonly output: Readable;
+  readonly gate: Transform;
+}
+
+export function startPgDump(tool: ClientToolInfo, target: DatabaseTarget, signal: AbortSignal): DumpProcess {
+  const stderr = new StderrTail();
+  const subprocess: Subprocess = execa(tool.command, ['--format=plain', '--no-password', ...target.childConnectionArgs()], {
+    env: target.childEnvironment(),
+    extendEnv: false,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    cancelSignal: signal,
+    forceKillAfterDelay: 5000,
+  });
+  stderr.attach(subprocess.stderr);
+  const outcome = watchChild(subprocess, tool, target, {code: 'E_DUMP_FAILED', action: `dump database '${target.database}'`}, stderr);
+  const gate = new ExitGate(outcome.completion);
+  return {...outcome, output: subprocess.stdout!, gate};
+}
+
+export interface PsqlProcess extends ChildOutcome {
+  readonly input: Writable;
+}
+
+/** psql reading a plain dump from stdin, stopping at the first error. */
+export function startPsql(tool: ClientToolInfo, target: DatabaseTarget, signal: AbortSignal): PsqlProcess {
+  const stderr = new StderrTail();
+  const subprocess: Subprocess = execa(
+    tool.command,
+    ['--no-psqlrc', '--quiet', '--no-password', '--set=ON_ERROR_STOP=1', ...target.childConnectionArgs()],
+    {
+      env: target.childEnvironment(),
+      extendEnv: false,
+      stdin: 'pipe',
+      stdout: 'ignore',
+      stderr: 'pipe',
+      buffer: false,
+      reject: false,
+      cancelSignal: signal,
+      forceKillAfterDelay: 5000,
+    },
+  );
+  stderr.attach(subprocess.stderr);
+  const outcome = watchChild(subprocess, tool, target, {code: 'E_RESTORE_FAILED', action: `load the backup into database '${target.database}'`}, stderr);
+  return {...outcome, input: subprocess.stdin!};
+}

@@ -1,0 +1,109 @@
+import {existsSync} from 'node:fs';
+import {userInfo} from 'node:os';
+import path from 'node:path';
+import type {ClientConfig} from 'pg';
+
+import {SynapseError} from '../errors/index.js';
+import {Secret} from '../secrets/index.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const DEFAULT_SOCKET_DIRECTORIES = ['/var/run/postgresql', '/tmp'];
+
+/**
+ * The database to back up or restore into, resolved once so that pg_dump, psql and the pg client
+ * all reach the same server as the same user. The password travels to child processes only in
+ * their environment (PGPASSWORD), never in argv.
+ */
+export class DatabaseTarget {
+  readonly database: string;
+  readonly password: Secret | undefined;
+  readonly #url: URL | undefined;
+  readonly #env: Env;
+
+  private constructor(url: URL | undefined, env: Env, database: string, password: Secret | undefined) {
+    this.#url = url;
+    this.#env = env;
+    this.database = database;
+    this.password = password;
+  }
+
+  /** From DATABASE_URL when set, otherwise the libpq defaults pg_dump itself would use. */
+  static fromEnvironment(env: Env): DatabaseTarget {
+    const raw = env.DATABASE_URL?.trim();
+    if (raw) {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch (error) {
+        throw new SynapseError('E_CONFIG', {
+          message: "unable to parse DATABASE_URL: it is not a valid URL",
+          suggestion: 'Write DATABASE_URL as postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]; percent-encode special characters in the password.',
+          cause: error instanceof Error ? new Error(error.message.replace(raw, '<DATABASE_URL>')) : undefined,
+        });
+      }
+      if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
+        throw new SynapseError('E_CONFIG', {message: `unable to use DATABASE_URL: scheme '${url.protocol}' is not postgresql:`});
+      }
+      const password = url.password ? new Secret(decodeURIComponent(url.password)) : env.PGPASSWORD ? new Secret(env.PGPASSWORD) : undefined;
+      url.password = '';
+      const user = decodeURIComponent(url.username) || env.PGUSER || userInfo().username;
+      const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || url.searchParams.get('dbname') || env.PGDATABASE || user;
+      return new DatabaseTarget(url, env, database, password);
+    }
+    const user = env.PGUSER || userInfo().username;
+    return new DatabaseTarget(undefined, env, env.PGDATABASE || user, env.PGPASSWORD ? new Secret(env.PGPASSWORD) : undefined);
+  }
+
+  /** The same server and credentials, another database. */
+  withDatabase(database: string): DatabaseTarget {
+    if (!this.#url) return new DatabaseTarget(undefined, this.#env, database, this.password);
+    const url = new URL(this.#url.href);
+    url.pathname = `/${encodeURIComponent(database)}`;
+    url.searchParams.delete('dbname');
+    return new DatabaseTarget(url, this.#env, database, this.password);
+  }
+
+  /** `--dbname` for pg_dump and psql: a URL without its password, or a bare database name. */
+  childConnectionArgs(): string[] {
+    return [`--dbname=${this.#url ? this.#url.href : this.database}`];
+  }
+
+  /** Environment for pg_dump and psql: the caller's, plus the password when there is one. */
+  childEnvironment(): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [name, value] of Object.entries(this.#env)) if (value !== undefined) env[name] = value;
+    if (this.password) env.PGPASSWORD = this.password.reveal();
+    env.PGAPPNAME ??= 'synapse-backup';
+    return env;
+  }
+
+  clientConfig(): ClientConfig {
+    const config: ClientConfig = {database: this.database, application_name: 'synapse-backup'};
+    if (this.#url) {
+      const url = new URL(this.#url.href);
+      url.searchParams.delete('dbname');
+      // Let pg read host, port, user and TLS options from the URL; the database and password are set apart.
+      config.connectionString = url.href;
+    } else {
+      config.host = this.#env.PGHOST || defaultSocketDirectory(this.#env.PGPORT) || 'localhost';
+      config.port = this.#env.PGPORT ? Number(this.#env.PGPORT) : 5432;
+      config.user = this.#env.PGUSER || userInfo().username;
+    }
+    config.database = this.database;
+    if (this.password) config.password = this.password.reveal();
+    return config;
+  }
+
+  /** Where this points, for messages: no password. */
+  describe(): string {
+    if (this.#url) return this.#url.href;
+    const host = this.#env.PGHOST || defaultSocketDirectory(this.#env.PGPORT) || 'localhost';
+    return `database '${this.database}' as '${this.#env.PGUSER || userInfo().username}' via ${host}`;
+  }
+}
+
+/** libpq's compiled-in default is a Unix socket; find the directory that holds one. */
+function defaultSocketDirectory(port: string | undefined): string | undefined {
+  return DEFAULT_SOCKET_DIRECTORIES.find((directory) => existsSync(path.join(directory, `.s.PGSQL.${port || 5432}`)));
+}

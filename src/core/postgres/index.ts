@@ -1,0 +1,5 @@
+export * from './client-tools.js';
+export * from './connect.js';
+export * from './database-target.js';
+export * from './child-processes.js';
+export * from './database-admin.js';

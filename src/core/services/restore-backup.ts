@@ -1,0 +1,285 @@
+import {Writable, type Transform} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
+
+import type {EncryptionProvider} from '../../contracts/encryption.js';
+import type {StorageBackend} from '../../contracts/storage.js';
+import type {Settings} from '../config/index.js';
+import {SynapseError, errnoCode, isSynapseError} from '../errors/index.js';
+import type {ProgressEvents, RestoreStage} from '../events/index.js';
+import {parseMetadata, type BackupMetadata} from '../metadata/index.js';
+import {isBackupName, metadataKeyFor} from '../naming/index.js';
+import {ByteCounter, FailureRecorder, Sha256Observer, compressedMagic, createDecompressStream} from '../pipeline/index.js';
+import {DatabaseAdmin, DatabaseTarget, derivedDatabaseName, probeClientTool, startPsql, type ExistingDatabase} from '../postgres/index.js';
+import {readSmallObject, storageError} from '../storage/index.js';
+
+export interface RestoreContext {
+  readonly settings: Settings;
+  readonly storage: StorageBackend;
+  readonly encryptionProviders: ReadonlyMap<string, EncryptionProvider>;
+  readonly events: ProgressEvents;
+  readonly signal: AbortSignal;
+  readonly now?: () => Date;
+}
+
+export interface RestorePlan {
+  readonly backupName: string;
+  readonly database: string;
+  readonly targetExists: boolean;
+  /** Where the current database is kept after the swap. */
+  readonly previousDatabase: string | undefined;
+  readonly metadata: BackupMetadata;
+}
+
+export interface RestoreRequest {
+  readonly name: string;
+  /** Last chance to stop before the database is touched; rejects to cancel. */
+  readonly confirm: (plan: RestorePlan) => Promise<void>;
+}
+
+export interface RestoreResult extends RestorePlan {
+  readonly plaintextBytes: number;
+  readonly durationMs: number;
+}
+
+function cancelled(): SynapseError {
+  return new SynapseError('E_CANCELLED', {message: 'unable to finish the restore: cancelled', suggestion: 'The target database was left as it was.'});
+}
+
+function timestamp(at: Date): string {
+  return at.toISOString().replaceAll(/[-:]/g, '').replace('T', '_').slice(0, 15);
+}
+
+async function loadMetadata(storage: StorageBackend, name: string): Promise<BackupMetadata> {
+  if (!isBackupName(name)) {
+    throw new SynapseError('E_USAGE', {
+      message: `unable to restore '${name}': not a backup name`,
+      suggestion: 'Pass a backup name exactly as `synapse-backup backup list` shows it, without a directory.',
+    });
+  }
+  let exists;
+  try {
+    exists = await storage.stat(name);
+  } catch (error) {
+    throw storageError(error, storage, 'find backup', name);
+  }
+  if (!exists) throw new SynapseError('E_BACKUP_NOT_FOUND', {message: `unable to restore '${name}': no such backup in '${storage.location}'`});
+  let text: string;
+  try {
+    text = await readSmallObject(storage, metadataKeyFor(name));
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') {
+      throw new SynapseError('E_METADATA', {message: `unable to restore '${name}': its metadata '${metadataKeyFor(name)}' is missing, so its integrity cannot be checked`});
+    }
+    throw storageError(error, storage, 'read metadata', metadataKeyFor(name));
+  }
+  return parseMetadata(name, text);
+}
+
+function decryptionFor(context: RestoreContext, metadata: BackupMetadata): {provider: EncryptionProvider; key: string} | undefined {
+  if (!metadata.encryption) return undefined;
+  if (!context.settings.encryption) {
+    throw new SynapseError('E_KEY_REQUIRED', {message: `unable to restore '${metadata.backupName}': it is encrypted and no key is configured`});
+  }
+  const provider = context.encryptionProviders.get(metadata.encryption.provider);
+  if (!provider) {
+    throw new SynapseError('E_PLUGIN', {message: `unable to decrypt '${metadata.backupName}': no installed plugin provides cipher '${metadata.encryption.provider}'`});
+  }
+  return {provider, key: context.settings.encryption.key.reveal()};
+}
+
+/** Reads the whole stored file and checks its size and SHA-256 against the metadata. */
+async function verifyStoredFile(context: RestoreContext, metadata: BackupMetadata): Promise<void> {
+  const {storage, events} = context;
+  const name = metadata.backupName;
+  events.stage('verify', 'started');
+  const counter = new ByteCounter((bytes) => events.stage('verify', 'progress', {bytes}));
+  const hash = new Sha256Observer();
+  try {
+    const sink = new Writable({write: (_chunk, _encoding, callback) => callback()});
+    await pipeline(await storage.get(name, {signal: context.signal}), counter, hash, sink, {signal: context.signal});
+  } catch (error) {
+    events.stage('verify', 'failed');
+    if (context.signal.aborted) throw cancelled();
+    throw storageError(error, storage, 'read backup', name);
+  }
+  const problem =
+    counter.bytes === metadata.sizes.storedBytes
+      ? hash.digest === metadata.checksums.stored
+        ? undefined
+        : `SHA-256 ${hash.digest} does not match ${metadata.checksums.stored} recorded at backup time`
+      : `it has ${counter.bytes} bytes, the metadata records ${metadata.sizes.storedBytes}${counter.bytes < metadata.sizes.storedBytes ? ' (truncated)' : ''}`;
+  if (problem) {
+    events.stage('verify', 'failed');
+    throw new SynapseError('E_INTEGRITY', {message: `unable to restore '${name}': the stored file is damaged: ${problem}`, details: {expected: metadata.checksums.stored, actual: hash.digest}});
+  }
+  events.stage('verify', 'finished', {bytes: counter.bytes, detail: `sha256 ${hash.digest}`});
+}
+
+/**
+ * Decrypts the first bytes and looks for the compressor's magic number. The file's checksum is
+ * already known to be right, so garbage here means the key is wrong, not that the file is damaged.
+ */
+async function assertKeyFits(context: RestoreContext, metadata: BackupMetadata, decryption: {provider: EncryptionProvider; key: string}): Promise<void> {
+  const decipher = decryption.provider.createDecryptStream(decryption.key, metadata.encryption!);
+  const headLength = Math.min(metadata.sizes.storedBytes, 4096);
+  const head: Buffer[] = [];
+  decipher.on('data', (chunk: Buffer) => head.push(chunk));
+  const source = await context.storage.get(metadata.backupName, {offset: 0, length: headLength});
+  const input = Buffer.concat(await source.toArray());
+  const decrypted = new Promise<void>((resolve, reject) => {
+    decipher.once('error', reject);
+    decipher.once('end', resolve);
+    // A whole small file can be finished; for a larger one the blocks before the last suffice.
+    if (headLength === metadata.sizes.storedBytes) decipher.end(input);
+    else decipher.write(input, () => resolve());
+  });
+  let decryptError: unknown;
+  await decrypted.catch((error: unknown) => {
+    decryptError = error;
+  });
+  decipher.destroy();
+  const magic = compressedMagic(metadata.compression.algorithm);
+  const plain = Buffer.concat(head);
+  if (decryptError !== undefined || plain.length < magic.length || !plain.subarray(0, magic.length).equals(magic)) {
+    throw new SynapseError('E_WRONG_KEY', {
+      message: `unable to decrypt '${metadata.backupName}': the configured key is not the one it was encrypted with (its checksum is intact)`,
+    });
+  }
+}
+
+function explainLoadFailure(stage: RestoreStage, error: unknown, metadata: BackupMetadata, context: RestoreContext): SynapseError {
+  if (isSynapseError(error)) return error;
+  const reason = (error as Error)?.message ?? String(error);
+  switch (stage) {
+    case 'decrypt': {
+      return new SynapseError('E_WRONG_KEY', {message: `unable to decrypt '${metadata.backupName}': ${reason}; its checksum is intact, so the key is wrong`, cause: error});
+    }
+    case 'decompress': {
+      return new SynapseError('E_INTEGRITY', {message: `unable to decompress '${metadata.backupName}': ${reason}`, cause: error});
+    }
+    case 'verify': {
+      return storageError(error, context.storage, 'read backup', metadata.backupName);
+    }
+    default: {
+      return new SynapseError('E_RESTORE_FAILED', {message: `unable to load '${metadata.backupName}': ${reason}`, cause: error});
+    }
+  }
+}
+
+/** Streams the backup into `scratch`: storage -> hash -> decrypt -> gunzip -> hash -> psql. */
+async function loadInto(context: RestoreContext, metadata: BackupMetadata, scratch: DatabaseTarget, decryption: {provider: EncryptionProvider; key: string} | undefined): Promise<number> {
+  const {events, settings} = context;
+  const psqlTool = await probeClientTool('psql', settings.pgBinDir);
+  const controller = new AbortController();
+  const abortFromOutside = (): void => controller.abort();
+  context.signal.addEventListener('abort', abortFromOutside, {once: true});
+  const failures = new FailureRecorder();
+  const psql = startPsql(psqlTool, scratch, controller.signal);
+
+  const storedHash = new Sha256Observer();
+  const decrypt: Transform | undefined = decryption?.provider.createDecryptStream(decryption.key, metadata.encryption!);
+  const gunzip = createDecompressStream(metadata.compression.algorithm);
+  const plaintextHash = new Sha256Observer();
+  const plaintextCount = new ByteCounter((bytes) => events.stage('load', 'progress', {bytes}));
+  decrypt?.on('error', (error: unknown) => failures.record('decrypt', error));
+  gunzip.on('error', (error: unknown) => failures.record('decompress', error));
+  psql.input.on('error', (error: unknown) => failures.record('load', error));
+
+  events.stage('load', 'started', {detail: scratch.database});
+  try {
+    const source = await context.storage.get(metadata.backupName, {signal: controller.signal});
+    source.on('error', (error: unknown) => failures.record('verify', error));
+    const flowing = failures.watch('load', pipeline([source, storedHash, ...(decrypt ? [decrypt] : []), gunzip, plaintextHash, plaintextCount, psql.input], {signal: controller.signal}));
+    const settled = await Promise.allSettled([flowing, failures.watch('load', psql.completion)]);
+    if (settled.some((outcome) => outcome.status === 'rejected')) {
+      controller.abort();
+      psql.kill();
+      await psql.completion.catch(() => {});
+      if (context.signal.aborted) throw cancelled();
+      const culprit = failures.first ?? {stage: 'load', error: (settled.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult).reason};
+      throw explainLoadFailure(culprit.stage as RestoreStage, culprit.error, metadata, context);
+    }
+  } catch (error) {
+    events.stage('load', 'failed');
+    throw error;
+  } finally {
+    context.signal.removeEventListener('abort', abortFromOutside);
+  }
+  if (storedHash.digest !== metadata.checksums.stored || plaintextHash.digest !== metadata.checksums.plaintext) {
+    events.stage('load', 'failed');
+    throw new SynapseError('E_INTEGRITY', {message: `unable to restore '${metadata.backupName}': the file changed while it was being restored (checksum mismatch on the second read)`});
+  }
+  events.stage('load', 'finished', {bytes: plaintextCount.bytes});
+  return plaintextCount.bytes;
+}
+
+/**
+ * Restores a backup so that the target database holds exactly its content, or, on any failure or
+ * cancellation, is left exactly as it was: the dump is loaded into a fresh database that replaces
+ * the target by renaming only once everything succeeded. The old database is kept as
+ * `<name>_pre_restore_<timestamp>` for the user to drop.
+ */
+export async function restoreBackup(context: RestoreContext, request: RestoreRequest): Promise<RestoreResult> {
+  const now = context.now ?? (() => new Date());
+  const startedAt = now();
+  const {storage, events, settings} = context;
+
+  const metadata = await loadMetadata(storage, request.name);
+  const decryption = decryptionFor(context, metadata);
+  await verifyStoredFile(context, metadata);
+  if (decryption) {
+    events.stage('decrypt', 'started');
+    try {
+      await assertKeyFits(context, metadata, decryption);
+    } catch (error) {
+      events.stage('decrypt', 'failed');
+      throw error;
+    }
+    events.stage('decrypt', 'finished', {detail: 'key accepted'});
+  } else events.stage('decrypt', 'skipped', {detail: 'backup is not encrypted'});
+
+  const target = DatabaseTarget.fromEnvironment(settings.env);
+  await probeClientTool('psql', settings.pgBinDir);
+  const admin = await DatabaseAdmin.open(target);
+  let scratchName: string | undefined;
+  let swapped = false;
+  try {
+    const existing: ExistingDatabase | undefined = await admin.inspect(target.database);
+    const stamp = timestamp(startedAt);
+    const plan: RestorePlan = {
+      backupName: metadata.backupName,
+      database: target.database,
+      targetExists: existing !== undefined,
+      previousDatabase: existing ? derivedDatabaseName(target.database, `pre_restore_${stamp}`) : undefined,
+      metadata,
+    };
+    await request.confirm(plan);
+    if (context.signal.aborted) throw cancelled();
+
+    events.stage('prepare', 'started');
+    scratchName = derivedDatabaseName(target.database, `restoring_${stamp}`);
+    if (await admin.exists(scratchName)) throw new SynapseError('E_RESTORE_FAILED', {message: `unable to restore: database '${scratchName}' already exists`, suggestion: 'Another restore is running, or one crashed: drop that database and try again.'});
+    if (plan.previousDatabase && (await admin.exists(plan.previousDatabase))) {
+      throw new SynapseError('E_RESTORE_FAILED', {message: `unable to restore: database '${plan.previousDatabase}' already exists`, suggestion: 'Wait a second and try again, or drop that database.'});
+    }
+    await admin.createEmpty(scratchName, existing);
+    events.stage('prepare', 'finished', {detail: scratchName});
+
+    events.stage('decompress', 'started');
+    const plaintextBytes = await loadInto(context, metadata, target.withDatabase(scratchName), decryption);
+    events.stage('decompress', 'finished');
+
+    if (context.signal.aborted) throw cancelled();
+    events.stage('swap', 'started');
+    await admin.swap(target.database, scratchName, plan.previousDatabase ?? '', existing);
+    swapped = true;
+    events.stage('swap', 'finished', {detail: plan.previousDatabase ? `previous database kept as '${plan.previousDatabase}'` : target.database});
+    return {...plan, plaintextBytes, durationMs: now().getTime() - startedAt.getTime()};
+  } catch (error) {
+    for (const stage of ['prepare', 'decompress', 'swap'] as const) events.stage(stage, 'skipped', {detail: 'stopped'});
+    throw context.signal.aborted && !(isSynapseError(error) && error.code === 'E_CANCELLED') ? cancelled() : error;
+  } finally {
+    if (scratchName && !swapped) await admin.drop(scratchName).catch(() => {});
+    await admin.close();
+  }
+}

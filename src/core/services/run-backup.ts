@@ -1,0 +1,197 @@
+import {PassThrough, type Transform} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
+
+import type {EncryptionProvider} from '../../contracts/encryption.js';
+import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
+import type {Settings} from '../config/index.js';
+import {SynapseError, isSynapseError} from '../errors/index.js';
+import type {BackupStage, ProgressEvents} from '../events/index.js';
+import {acquireStorageLock} from '../lock/index.js';
+import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata} from '../metadata/index.js';
+import {metadataKeyFor, nextFreeBackupName, type BackupType} from '../naming/index.js';
+import {ByteCounter, FailureRecorder, Sha256Observer, createCompressStream} from '../pipeline/index.js';
+import {DatabaseTarget, assertDumpCanReadServer, probeClientTool, readServerInfo, startPgDump} from '../postgres/index.js';
+import {storageError, writeSmallObject} from '../storage/index.js';
+
+export interface BackupContext {
+  readonly settings: Settings;
+  readonly storage: StorageBackend;
+  /** Required when settings.encryption is set. */
+  readonly encryption: EncryptionProvider | undefined;
+  readonly events: ProgressEvents;
+  readonly signal: AbortSignal;
+  readonly toolVersion: string;
+  readonly now?: () => Date;
+}
+
+export interface BackupResult {
+  readonly name: string;
+  readonly metadataKey: string;
+  readonly location: string;
+  readonly metadata: BackupMetadata;
+}
+
+interface StreamedDump {
+  readonly object: ObjectInfo;
+  readonly plaintextBytes: number;
+  readonly storedBytes: number;
+  readonly plaintextSha256: string;
+  readonly storedSha256: string;
+}
+
+function cancelled(): SynapseError {
+  return new SynapseError('E_CANCELLED', {message: 'unable to finish the backup: cancelled', suggestion: 'Nothing was published; earlier backups are untouched.'});
+}
+
+function explainStageFailure(stage: BackupStage, error: unknown, context: BackupContext, name: string): SynapseError {
+  if (isSynapseError(error)) return error;
+  switch (stage) {
+    case 'store': {
+      return storageError(error, context.storage, 'store backup', name);
+    }
+    case 'encrypt': {
+      return new SynapseError('E_PLUGIN', {message: `unable to encrypt backup '${name}' with '${context.encryption?.id}': ${(error as Error).message}`, cause: error});
+    }
+    default: {
+      return new SynapseError('E_INTERNAL', {message: `unable to ${stage} backup '${name}': ${(error as Error).message}`, cause: error});
+    }
+  }
+}
+
+/**
+ * pg_dump -> count, hash -> gzip -> encrypt -> count, hash -> storage, as one stream pipeline.
+ * Resolves only when pg_dump exited 0, every stage finished and the storage published the object.
+ */
+async function streamDump(context: BackupContext, target: DatabaseTarget, pgDumpCommand: Awaited<ReturnType<typeof probeClientTool>>, name: string): Promise<StreamedDump> {
+  const {events, settings, storage} = context;
+  const controller = new AbortController();
+  const abortFromOutside = (): void => controller.abort();
+  context.signal.addEventListener('abort', abortFromOutside, {once: true});
+  const failures = new FailureRecorder();
+  const stagesInOrder: BackupStage[] = ['dump', 'compress', 'encrypt', 'checksum', 'store'];
+  const finished = new Set<BackupStage>();
+  const finish = (stage: BackupStage, facts: {bytes?: number; detail?: string} = {}): void => {
+    finished.add(stage);
+    events.stage(stage, 'finished', facts);
+  };
+
+  const dump = startPgDump(pgDumpCommand, target, controller.signal);
+  for (const stage of stagesInOrder) {
+    if (stage === 'encrypt' && !context.encryption) {
+      finished.add(stage);
+      events.stage(stage, 'skipped', {detail: 'no key configured'});
+    } else events.stage(stage, 'started');
+  }
+
+  const plaintextCount = new ByteCounter((bytes) => events.stage('dump', 'progress', {bytes}));
+  const plaintextHash = new Sha256Observer();
+  const compressedCount = new ByteCounter((bytes) => events.stage('compress', 'progress', {bytes}));
+  const encrypt: Transform | undefined = context.encryption?.createEncryptStream(settings.encryption!.key.reveal(), {iterations: settings.encryption!.iterations});
+  const encryptedCount = encrypt ? new ByteCounter((bytes) => events.stage('encrypt', 'progress', {bytes})) : undefined;
+  const storedHash = new Sha256Observer();
+  const storedCount = new ByteCounter((bytes) => events.stage('store', 'progress', {bytes}));
+  const body = new PassThrough();
+
+  const watched: Array<[BackupStage, NodeJS.EventEmitter | undefined]> = [
+    ['dump', dump.output], ['dump', dump.gate], ['compress', compressedCount], ['encrypt', encrypt], ['checksum', storedHash],
+  ];
+  for (const [stage, stream] of watched) stream?.on('error', (error: unknown) => failures.record(stage, error));
+  const gzip = createCompressStream(settings.compression);
+  gzip.on('error', (error: unknown) => failures.record('compress', error));
+  dump.gate.once('end', () => finish('dump', {bytes: plaintextCount.bytes}));
+  gzip.once('end', () => finish('compress', {bytes: compressedCount.bytes}));
+  encrypt?.once('end', () => finish('encrypt', {bytes: encryptedCount!.bytes}));
+
+  const stages = [dump.output, dump.gate, plaintextCount, plaintextHash, gzip, compressedCount, ...(encrypt ? [encrypt, encryptedCount!] : []), storedHash, storedCount, body];
+  const flowing = failures.watch('dump', pipeline(stages, {signal: controller.signal}));
+  const stored = failures.watch('store', storage.put(name, body, {ifNotExists: true, private: true, signal: controller.signal}));
+  const settled = await Promise.allSettled([flowing, stored, failures.watch('dump', dump.completion)]);
+  context.signal.removeEventListener('abort', abortFromOutside);
+
+  if (settled.every((outcome) => outcome.status === 'fulfilled')) {
+    finish('checksum', {detail: `sha256 ${storedHash.digest}`});
+    finish('store', {bytes: storedCount.bytes, detail: `${storage.location}/${name}`});
+    return {
+      object: (settled[1] as PromiseFulfilledResult<ObjectInfo>).value,
+      plaintextBytes: plaintextCount.bytes,
+      storedBytes: storedCount.bytes,
+      plaintextSha256: plaintextHash.digest,
+      storedSha256: storedHash.digest,
+    };
+  }
+
+  controller.abort();
+  dump.kill();
+  await dump.completion.catch(() => {});
+  // put() removes its own staging object on failure; this covers a put that finished while another stage failed.
+  if (settled[1].status === 'fulfilled') await storage.delete(name).catch(() => {});
+  if (context.signal.aborted) throw cancelled();
+  const culprit = failures.first ?? {stage: 'dump' as const, error: (settled.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult).reason};
+  const stage = culprit.stage as BackupStage;
+  for (const other of stagesInOrder) {
+    if (!finished.has(other)) events.stage(other, other === stage ? 'failed' : 'skipped', {detail: other === stage ? undefined : 'stopped'});
+  }
+  const error = explainStageFailure(stage, culprit.error, context, name);
+  throw new SynapseError(error.code, {message: error.message, suggestion: error.suggestion, cause: error.cause, details: {...error.details, stage}});
+}
+
+/** Runs one backup end to end; a failure at any point leaves no backup behind and earlier ones untouched. */
+export async function runBackup(context: BackupContext, request: {type: BackupType}): Promise<BackupResult> {
+  const {settings, storage, events} = context;
+  const now = context.now ?? (() => new Date());
+  const startedAt = now();
+  if (settings.encryption && !context.encryption) {
+    throw new SynapseError('E_PLUGIN', {message: `unable to encrypt: no encryption plugin provides '${settings.encryption.provider}'`});
+  }
+  const target = DatabaseTarget.fromEnvironment(settings.env);
+  const [pgDump, server] = await Promise.all([probeClientTool('pg_dump', settings.pgBinDir), readServerInfo(target)]);
+  assertDumpCanReadServer(pgDump, server.major, server.version);
+  if (context.signal.aborted) throw cancelled();
+
+  const lock = await acquireStorageLock(storage, 'backup run');
+  try {
+    let taken: Set<string>;
+    try {
+      taken = new Set((await storage.list('backup_')).map((object) => object.key));
+    } catch (error) {
+      throw storageError(error, storage, 'list backups in');
+    }
+    const name = nextFreeBackupName(
+      {type: request.type, startedAt: new Date(Math.floor(startedAt.getTime() / 1000) * 1000), compression: settings.compression.algorithm, encrypted: Boolean(context.encryption)},
+      taken,
+    );
+    const streamed = await streamDump(context, target, pgDump, name);
+
+    events.stage('metadata', 'started');
+    const completedAt = now();
+    const metadata: BackupMetadata = {
+      formatVersion: METADATA_FORMAT_VERSION,
+      backupName: name,
+      backupType: request.type,
+      createdAt: startedAt.toISOString(),
+      completedAt: completedAt.toISOString(),
+      durationMs: completedAt.getTime() - startedAt.getTime(),
+      database: {name: server.database, serverVersion: server.version, serverVersionNum: server.versionNum},
+      dump: {tool: 'pg_dump', version: pgDump.version, format: 'plain'},
+      sizes: {plaintextBytes: streamed.plaintextBytes, storedBytes: streamed.storedBytes},
+      checksums: {algorithm: 'sha256', stored: streamed.storedSha256, plaintext: streamed.plaintextSha256},
+      compression: {algorithm: settings.compression.algorithm, level: settings.compression.level},
+      encryption: context.encryption ? context.encryption.describe({iterations: settings.encryption!.iterations}) : null,
+      tool: {name: 'synapse-backup', version: context.toolVersion},
+    };
+    const metadataKey = metadataKeyFor(name);
+    try {
+      // Written last: a backup exists once its metadata does.
+      await writeSmallObject(storage, metadataKey, serializeMetadata(metadata), {ifNotExists: true, private: true});
+    } catch (error) {
+      events.stage('metadata', 'failed');
+      await storage.delete(metadataKey).catch(() => {});
+      await storage.delete(name).catch(() => {});
+      throw storageError(error, storage, 'write metadata', metadataKey);
+    }
+    events.stage('metadata', 'finished', {detail: metadataKey});
+    return {name, metadataKey, location: storage.location, metadata};
+  } finally {
+    await lock.release().catch(() => {});
+  }
+}

@@ -1,0 +1,2 @@
+export * from './object-io.js';
+export * from './storage-errors.js';
