@@ -5,6 +5,7 @@ import {SynapseError} from '../errors/index.js';
 import {DEFAULT_RETENTION_POLICY, type RetentionPolicy} from '../retention/index.js';
 import {Secret} from '../secrets/index.js';
 import {DEFAULT_COMPRESSION, type CompressionSettings} from '../pipeline/compression.js';
+import {DatabaseTarget, withoutSecrets} from '../postgres/database-target.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -18,8 +19,10 @@ export interface EncryptionSettings {
 }
 
 export interface Settings {
-  /** The full configuration environment: process environment over .env. */
+  /** The configuration environment (process environment over .env) less the secrets, for plugins. */
   readonly env: Env;
+  /** Where to dump from and restore to; holds the password as a Secret. */
+  readonly database: DatabaseTarget;
   readonly storage: {readonly scheme: string; readonly location: string};
   readonly encryption: EncryptionSettings | undefined;
   readonly compression: CompressionSettings;
@@ -109,7 +112,8 @@ export function resolveSettings(sources: EnvSources): Settings {
     throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_COMPRESSION '${compressionName}': supported is gzip`});
   }
   return {
-    env,
+    env: withoutSecrets(env),
+    database: DatabaseTarget.fromEnvironment(env),
     storage: {
       scheme: env.BACKUP_STORAGE?.trim() || 'local',
       location: path.resolve(sources.cwd, env.BACKUP_DIR?.trim() || './backups'),

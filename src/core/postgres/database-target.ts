@@ -10,6 +10,15 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const DEFAULT_SOCKET_DIRECTORIES = ['/var/run/postgresql', '/tmp'];
 
+/** Variables that carry secrets: never handed on to child processes or plugins as they are. */
+export const SECRET_VARIABLES = ['DATABASE_URL', 'PGPASSWORD', 'BACKUP_ENCRYPTION_KEY'] as const;
+
+export function withoutSecrets(env: Env): Env {
+  const clean: Record<string, string | undefined> = {...env};
+  for (const name of SECRET_VARIABLES) delete clean[name];
+  return clean;
+}
+
 /**
  * The database to back up or restore into, resolved once so that pg_dump, psql and the pg client
  * all reach the same server as the same user. The password travels to child processes only in
@@ -23,7 +32,7 @@ export class DatabaseTarget {
 
   private constructor(url: URL | undefined, env: Env, database: string, password: Secret | undefined) {
     this.#url = url;
-    this.#env = env;
+    this.#env = withoutSecrets(env);
     this.database = database;
     this.password = password;
   }

@@ -238,7 +238,7 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     events.stage('decrypt', 'finished', {detail: 'key accepted'});
   } else events.stage('decrypt', 'skipped', {detail: 'backup is not encrypted'});
 
-  const target = DatabaseTarget.fromEnvironment(settings.env);
+  const target = settings.database;
   await probeClientTool('psql', settings.pgBinDir);
   const admin = await DatabaseAdmin.open(target);
   let scratchName: string | undefined;

@@ -143,7 +143,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
   if (settings.encryption && !context.encryption) {
     throw new SynapseError('E_PLUGIN', {message: `unable to encrypt: no encryption plugin provides '${settings.encryption.provider}'`});
   }
-  const target = DatabaseTarget.fromEnvironment(settings.env);
+  const target = settings.database;
   const [pgDump, server] = await Promise.all([probeClientTool('pg_dump', settings.pgBinDir), readServerInfo(target)]);
   assertDumpCanReadServer(pgDump, server.major, server.version);
   if (context.signal.aborted) throw cancelled();

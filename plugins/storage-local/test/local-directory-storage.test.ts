@@ -1,0 +1,90 @@
+import {expect} from 'chai';
+import {mkdtemp, readdir, rm, stat} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import path from 'node:path';
+import {Readable} from 'node:stream';
+
+import {describeStorageContract} from '../../../src/testing/index.js';
+import {mountTmpfs, unmount} from '../../../test/helpers/mounts.js';
+import {LocalDirectoryStorage} from '../src/local-directory-storage.js';
+
+const created = new Map<string, string>();
+
+describeStorageContract('local directory', {
+  async create() {
+    const directory = await mkdtemp(path.join(tmpdir(), 'synapse-local-'));
+    const storage = await LocalDirectoryStorage.open(path.join(directory, 'backups'));
+    created.set(storage.location, directory);
+    return storage;
+  },
+  async dispose(storage) {
+    await rm(created.get(storage.location)!, {recursive: true, force: true});
+  },
+});
+
+describe('local directory storage', function () {
+  let directory: string;
+
+  beforeEach(async function () {
+    directory = await mkdtemp(path.join(tmpdir(), 'synapse-local-'));
+  });
+
+  afterEach(async function () {
+    await rm(directory, {recursive: true, force: true});
+  });
+
+  it('creates the backup directory 0700 and private objects 0600', async function () {
+    const storage = await LocalDirectoryStorage.open(path.join(directory, 'nested', 'backups'));
+    expect((await stat(storage.location)).mode & 0o777).to.equal(0o700);
+    await storage.put('secret', Readable.from([Buffer.from('x')]), {private: true});
+    expect((await stat(path.join(storage.location, 'secret'))).mode & 0o777).to.equal(0o600);
+  });
+
+  it('lists staging files of a put in progress with the .partial suffix', async function () {
+    const storage = await LocalDirectoryStorage.open(directory);
+    const body = new Readable({
+      read() {},
+    });
+    body.push(Buffer.from('partial data'));
+    const putting = storage.put('object', body);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const during = await readdir(directory);
+    expect(during).to.have.length(1);
+    expect(during[0]).to.match(/^object\.[0-9a-f]{12}\.partial$/);
+    expect(await storage.stat('object')).to.equal(undefined);
+    body.push(null);
+    await putting;
+    expect(await readdir(directory)).to.deep.equal(['object']);
+  });
+
+  it('rejects keys that would escape the directory', async function () {
+    const storage = await LocalDirectoryStorage.open(directory);
+    for (const key of ['../evil', 'a/b', '..', '']) {
+      let failure: unknown;
+      try {
+        await storage.put(key, Readable.from([Buffer.from('x')]));
+      } catch (error) {
+        failure = error;
+      }
+      expect((failure as NodeJS.ErrnoException).code, key).to.equal('EINVAL');
+    }
+  });
+
+  it('refuses a directory on a read-only file system (EROFS)', async function () {
+    const mountPoint = path.join(directory, 'readonly');
+    const {mkdir} = await import('node:fs/promises');
+    await mkdir(mountPoint);
+    await mountTmpfs(mountPoint, {sizeBytes: 1024 * 1024, readOnly: true});
+    try {
+      let failure: unknown;
+      try {
+        await LocalDirectoryStorage.open(mountPoint);
+      } catch (error) {
+        failure = error;
+      }
+      expect((failure as NodeJS.ErrnoException).code).to.equal('EROFS');
+    } finally {
+      await unmount(mountPoint);
+    }
+  });
+});

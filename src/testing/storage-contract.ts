@@ -1,0 +1,172 @@
+import {expect} from 'chai';
+import {createHash, randomBytes} from 'node:crypto';
+import {Readable} from 'node:stream';
+
+import type {StorageBackend} from '../contracts/storage.js';
+
+export interface StorageContractOptions {
+  /** A new, empty backend for each test. */
+  readonly create: () => Promise<StorageBackend>;
+  /** Removes what `create` made; called after each test. */
+  readonly dispose?: (storage: StorageBackend) => Promise<void>;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  return Buffer.concat(await stream.toArray());
+}
+
+function failingStream(prefix: Buffer): Readable {
+  let sent = false;
+  return new Readable({
+    read() {
+      if (sent) {
+        this.destroy(new Error('source failed midway'));
+        return;
+      }
+      sent = true;
+      this.push(prefix);
+    },
+  });
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * The behaviour every storage backend must show, as a mocha suite. A storage plugin's tests call
+ * it with a factory for its backend against a real server or mount:
+ *
+ *   describeStorageContract('local directory', {create: () => LocalDirectoryStorage.open(dir)});
+ */
+export function describeStorageContract(name: string, options: StorageContractOptions): void {
+  describe(`storage contract: ${name}`, function () {
+    let storage: StorageBackend;
+
+    beforeEach(async function () {
+      storage = await options.create();
+    });
+
+    afterEach(async function () {
+      if (storage) {
+        await storage.close?.();
+        await options.dispose?.(storage);
+      }
+    });
+
+    it('declares its capabilities and a location', function () {
+      expect(storage.scheme).to.be.a('string').and.not.empty;
+      expect(storage.location).to.be.a('string').and.not.empty;
+      for (const capability of ['atomicPut', 'conditionalPut', 'rangeReads'] as const) expect(storage.capabilities[capability]).to.be.a('boolean');
+    });
+
+    it('stores a stream and returns the same bytes', async function () {
+      const data = randomBytes(3 * 1024 * 1024 + 17);
+      const info = await storage.put('object.bin', Readable.from([data.subarray(0, 1000), data.subarray(1000)]));
+      expect(info.key).to.equal('object.bin');
+      expect(info.size).to.equal(data.length);
+      const back = await readAll(await storage.get('object.bin'));
+      expect(createHash('sha256').update(back).digest('hex')).to.equal(createHash('sha256').update(data).digest('hex'));
+    });
+
+    it('stores an empty object', async function () {
+      await storage.put('empty', Readable.from([]));
+      expect((await storage.stat('empty'))?.size).to.equal(0);
+      expect((await readAll(await storage.get('empty'))).length).to.equal(0);
+    });
+
+    it('reads a range', async function () {
+      const data = Buffer.from('0123456789abcdefghij');
+      await storage.put('range', Readable.from([data]));
+      expect((await readAll(await storage.get('range', {offset: 5, length: 4}))).toString()).to.equal('5678');
+      expect((await readAll(await storage.get('range', {offset: 18}))).toString()).to.equal('ij');
+      expect((await readAll(await storage.get('range', {offset: 0, length: 3}))).toString()).to.equal('012');
+    });
+
+    it('stats objects, and says undefined for a missing one', async function () {
+      await storage.put('present', Readable.from([Buffer.from('abc')]));
+      const info = await storage.stat('present');
+      expect(info?.size).to.equal(3);
+      expect(info?.modifiedAt).to.be.instanceOf(Date);
+      expect(await storage.stat('absent')).to.equal(undefined);
+    });
+
+    it("rejects get() of a missing key with code 'ENOENT'", async function () {
+      let failure: unknown;
+      try {
+        await readAll(await storage.get('absent'));
+      } catch (error) {
+        failure = error;
+      }
+      expect(errorCode(failure)).to.equal('ENOENT');
+    });
+
+    it('lists objects by prefix', async function () {
+      for (const key of ['backup_a', 'backup_b', 'other']) await storage.put(key, Readable.from([Buffer.from(key)]));
+      expect((await storage.list('backup_')).map((object) => object.key).sort()).to.deep.equal(['backup_a', 'backup_b']);
+      expect((await storage.list()).map((object) => object.key).sort()).to.deep.equal(['backup_a', 'backup_b', 'other']);
+      const listed = (await storage.list('other'))[0];
+      expect(listed?.size).to.equal(5);
+    });
+
+    it('replaces an object by default', async function () {
+      await storage.put('replace', Readable.from([Buffer.from('first')]));
+      await storage.put('replace', Readable.from([Buffer.from('second')]));
+      expect((await readAll(await storage.get('replace'))).toString()).to.equal('second');
+    });
+
+    it("refuses to replace with ifNotExists, with code 'EEXIST', leaving the original", async function () {
+      await storage.put('once', Readable.from([Buffer.from('original')]));
+      let failure: unknown;
+      try {
+        await storage.put('once', Readable.from([Buffer.from('intruder')]), {ifNotExists: true});
+      } catch (error) {
+        failure = error;
+      }
+      expect(errorCode(failure)).to.equal('EEXIST');
+      expect((await readAll(await storage.get('once'))).toString()).to.equal('original');
+      expect((await storage.list()).map((object) => object.key)).to.deep.equal(['once']);
+    });
+
+    it('publishes nothing when the source stream fails midway, and leaves other objects alone', async function () {
+      await storage.put('earlier', Readable.from([Buffer.from('keep me')]));
+      let failure: unknown;
+      try {
+        await storage.put('broken', failingStream(randomBytes(256 * 1024)));
+      } catch (error) {
+        failure = error;
+      }
+      expect(failure).to.be.instanceOf(Error);
+      expect(await storage.stat('broken')).to.equal(undefined);
+      expect((await storage.list()).map((object) => object.key)).to.deep.equal(['earlier']);
+      expect((await readAll(await storage.get('earlier'))).toString()).to.equal('keep me');
+    });
+
+    it('stops a put when its signal is aborted, publishing nothing', async function () {
+      const controller = new AbortController();
+      const endless = new Readable({
+        read() {
+          this.push(randomBytes(64 * 1024));
+        },
+      });
+      const putting = storage.put('aborted', endless, {signal: controller.signal});
+      setTimeout(() => controller.abort(), 50);
+      let failure: unknown;
+      try {
+        await putting;
+      } catch (error) {
+        failure = error;
+      }
+      expect(failure).to.be.instanceOf(Error);
+      expect(await storage.stat('aborted')).to.equal(undefined);
+      expect((await storage.list()).map((object) => object.key)).to.deep.equal([]);
+    });
+
+    it('deletes objects, and deleting a missing key is not an error', async function () {
+      await storage.put('doomed', Readable.from([Buffer.from('x')]));
+      await storage.delete('doomed');
+      expect(await storage.stat('doomed')).to.equal(undefined);
+      await storage.delete('doomed');
+    });
+  });
+}

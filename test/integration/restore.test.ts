@@ -1,0 +1,226 @@
+import {expect} from 'chai';
+import {execa} from 'execa';
+import {open, readFile, rm, truncate} from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+
+import {CLI, baseEnvironment} from '../helpers/cli.js';
+import {databaseNames, seedSampleData, snapshotDatabase, sql} from '../helpers/database.js';
+import {fakeBinDir, versionAware} from '../helpers/fake-tools.js';
+import {createWorkspace, type Workspace} from '../helpers/workspace.js';
+
+async function flipByte(file: string, position: number): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, position);
+    byte[0] = byte[0]! ^ 0xff;
+    await handle.write(byte, 0, 1, position);
+  } finally {
+    await handle.close();
+  }
+}
+
+describe('backup restore', function () {
+  let workspace: Workspace;
+  let before: Record<string, string[]>;
+
+  beforeEach(async function () {
+    workspace = await createWorkspace();
+    await seedSampleData(workspace.database, 300);
+    before = await snapshotDatabase(workspace.database);
+  });
+
+  afterEach(async function () {
+    await workspace.dispose();
+  });
+
+  /** The database must be exactly as it was and no scratch database may be left behind. */
+  async function expectUntouched(changed: Record<string, string[]>): Promise<void> {
+    expect(await snapshotDatabase(workspace.database)).to.deep.equal(changed);
+    expect(await databaseNames(workspace.database)).to.deep.equal([workspace.database]);
+  }
+
+  async function changeDatabase(): Promise<Record<string, string[]>> {
+    await sql(workspace.database, "create table created_after_backup (id int); insert into created_after_backup values (1); delete from orders where id % 2 = 0; update customers set name = 'changed'");
+    return snapshotDatabase(workspace.database);
+  }
+
+  it('restores exactly the backup content and keeps the previous database', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    expect(changed).not.to.deep.equal(before);
+
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+    expect(result.exitCode, result.stdout + result.stderr).to.equal(0);
+    expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+    const previous = result.json.result.previousDatabase;
+    expect(previous).to.match(new RegExp(`^${workspace.database}_pre_restore_\\d{8}_\\d{6}$`));
+    expect(await snapshotDatabase(previous)).to.deep.equal(changed);
+    expect(await databaseNames(workspace.database)).to.deep.equal([workspace.database, previous].sort());
+  });
+
+  it('restores an unencrypted backup', async function () {
+    const name = await workspace.backup({BACKUP_ENCRYPTION_KEY: undefined});
+    await changeDatabase();
+    const result = await workspace.run(['backup', 'restore', name, '--yes'], {BACKUP_ENCRYPTION_KEY: undefined});
+    expect(result.exitCode, result.stderr).to.equal(0);
+    expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+  });
+
+  it('creates the target database when it does not exist', async function () {
+    const name = await workspace.backup();
+    await sql('postgres', `drop database "${workspace.database}" with (force)`);
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+    expect(result.exitCode, result.stderr).to.equal(0);
+    expect(result.json.result.previousDatabase).to.equal(undefined);
+    expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+  });
+
+  it('ends sessions connected to the target at the swap', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    const session = new pg.Client({connectionString: workspace.databaseUrl});
+    const ended = new Promise<Error>((resolve) => session.on('error', resolve));
+    await session.connect();
+    const result = await workspace.run(['backup', 'restore', name, '--yes']);
+    expect(result.exitCode, result.stderr).to.equal(0);
+    expect((await ended).message).to.match(/terminat/i);
+    await session.end().catch(() => {});
+    expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+    expect(changed).not.to.deep.equal(before);
+  });
+
+  const damages: Array<[string, (file: string) => Promise<void>, string, number]> = [
+    ['a flipped byte', (file) => flipByte(file, 100), 'E_INTEGRITY', 13],
+    ['a truncated file', async (file) => truncate(file, 64), 'E_INTEGRITY', 13],
+  ];
+  for (const [label, damage, code, exitCode] of damages) {
+    it(`refuses ${label} before touching the database`, async function () {
+      const name = await workspace.backup();
+      const changed = await changeDatabase();
+      await damage(path.join(workspace.backupDir, name));
+      const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+      expect(result.exitCode).to.equal(exitCode);
+      expect(result.json.error.code).to.equal(code);
+      expect(result.json.error.message).to.match(/damaged/);
+      await expectUntouched(changed);
+    });
+  }
+
+  it('reports a wrong key as a wrong key, before touching the database', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json'], {BACKUP_ENCRYPTION_KEY: 'another-key-that-is-long-enough-0123456789'});
+    expect(result.exitCode).to.equal(12);
+    expect(result.json.error.code).to.equal('E_WRONG_KEY');
+    expect(result.stdout).not.to.include('another-key-that-is-long-enough');
+    await expectUntouched(changed);
+  });
+
+  it('asks for a key when the backup is encrypted and none is configured', async function () {
+    const name = await workspace.backup();
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json'], {BACKUP_ENCRYPTION_KEY: undefined});
+    expect(result.exitCode).to.equal(12);
+    expect(result.json.error.code).to.equal('E_KEY_REQUIRED');
+  });
+
+  it('refuses a backup whose metadata is missing', async function () {
+    const name = await workspace.backup();
+    await rm(path.join(workspace.backupDir, `${name}.meta.json`));
+    const changed = await changeDatabase();
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+    expect(result.exitCode).to.equal(13);
+    expect(result.json.error.code).to.equal('E_METADATA');
+    await expectUntouched(changed);
+    const listed = await workspace.run(['backup', 'list']);
+    expect(listed.stdout).to.match(new RegExp(`${name.replaceAll('.', '\\.')}.*\\[metadata missing`));
+  });
+
+  const badNames: Array<[string, number, string]> = [
+    ['../../etc/passwd', 2, 'E_USAGE'],
+    ['/tmp/backup_hourly_20260101_000000.sql.gz', 2, 'E_USAGE'],
+    ['backup_hourly_20200101_000000.sql.gz.enc', 10, 'E_BACKUP_NOT_FOUND'],
+  ];
+  for (const [name, exitCode, code] of badNames) {
+    it(`refuses '${name}' (${code})`, async function () {
+      const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+      expect(result.exitCode).to.equal(exitCode);
+      expect(result.json.error.code).to.equal(code);
+    });
+  }
+
+  it('leaves the database as it was when psql hits an SQL error', async function () {
+    const role = `${workspace.database}_owner`;
+    await sql(workspace.database, `create role ${role}; create table owned_elsewhere (id int); alter table owned_elsewhere owner to ${role}`);
+    const name = await workspace.backup();
+    await sql(workspace.database, `drop table owned_elsewhere; drop role ${role}`);
+    const changed = await snapshotDatabase(workspace.database);
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+    expect(result.exitCode).to.equal(6);
+    expect(result.json.error.code).to.equal('E_RESTORE_FAILED');
+    expect(result.json.error.message).to.match(/role .* does not exist/);
+    await expectUntouched(changed);
+  });
+
+  it('leaves the database as it was when psql is killed midway', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {
+      psql: versionAware('psql', 'head -c 20000 | psql "$@" >/dev/null 2>&1; kill -KILL $$'),
+    });
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json'], {PG_BIN_DIR: binDir});
+    expect(result.exitCode).to.equal(6);
+    expect(result.json.error.message).to.match(/psql killed by SIGKILL/);
+    await expectUntouched(changed);
+  });
+
+  it('is cancelled by Ctrl-C during the countdown, with exit 130, changing nothing', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    const child = execa(process.execPath, [CLI, 'backup', 'restore', name], {
+      cwd: workspace.cwd,
+      env: {...baseEnvironment(), ...workspace.env} as Record<string, string>,
+      extendEnv: false,
+      reject: false,
+    });
+    let stderr = '';
+    await new Promise<void>((resolve) => {
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('press Ctrl-C to cancel')) resolve();
+      });
+    });
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).to.equal(130);
+    expect(result.stderr).to.match(/E_CANCELLED/);
+    await expectUntouched(changed);
+  });
+
+  it('is cancelled by SIGINT while loading, dropping the scratch database', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    // The real psql loads everything, then the load stays open long enough to be interrupted.
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: versionAware('psql', 'psql "$@"; exec sleep 30')});
+    const child = execa(process.execPath, [CLI, 'backup', 'restore', name, '--yes'], {
+      cwd: workspace.cwd,
+      env: {...baseEnvironment(), ...workspace.env, PG_BIN_DIR: binDir} as Record<string, string>,
+      extendEnv: false,
+      reject: false,
+    });
+    await new Promise<void>((resolve) => {
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('load: started')) resolve();
+      });
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode, result.stderr).to.equal(130);
+    await expectUntouched(changed);
+    expect(JSON.stringify(await readFile(path.join(workspace.backupDir, `${name}.meta.json`), 'utf8'))).to.include(name);
+  });
+});

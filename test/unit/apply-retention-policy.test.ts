@@ -1,0 +1,90 @@
+import {expect} from 'chai';
+
+import type {BackupType} from '../../src/core/naming/index.js';
+import {applyRetentionPolicy, type BackupHealth, type RetentionCandidate, type RetentionPolicy} from '../../src/core/retention/index.js';
+
+function backup(type: BackupType, hoursAgo: number, health: BackupHealth = 'good', sequence = 0): RetentionCandidate {
+  const startedAt = new Date(Date.UTC(2026, 5, 1) - hoursAgo * 3_600_000);
+  return {name: `${type}-${hoursAgo}${sequence ? `-${sequence}` : ''}`, type, startedAt, sequence, health};
+}
+
+function series(type: BackupType, count: number): RetentionCandidate[] {
+  return Array.from({length: count}, (_, index) => backup(type, index));
+}
+
+interface Case {
+  readonly title: string;
+  readonly candidates: RetentionCandidate[];
+  readonly policy: RetentionPolicy;
+  readonly removed: string[];
+}
+
+const standard: RetentionPolicy = {hourly: 24, daily: 30, monthly: 12};
+
+const cases: Case[] = [
+  {title: 'nothing to do on an empty storage', candidates: [], policy: standard, removed: []},
+  {title: 'keeps all while under quota', candidates: series('hourly', 24), policy: standard, removed: []},
+  {title: 'removes the oldest hourly beyond 24', candidates: series('hourly', 26), policy: standard, removed: ['hourly-24', 'hourly-25']},
+  {
+    title: 'counts each type on its own',
+    candidates: [...series('hourly', 3), ...series('daily', 3), ...series('monthly', 3)],
+    policy: {hourly: 1, daily: 2, monthly: 3},
+    removed: ['hourly-1', 'hourly-2', 'daily-2'],
+  },
+  {
+    title: 'orders by time, not by input order',
+    candidates: [backup('daily', 5), backup('daily', 1), backup('daily', 9), backup('daily', 3)],
+    policy: {...standard, daily: 2},
+    removed: ['daily-5', 'daily-9'],
+  },
+  {
+    title: 'orders two backups of the same second by sequence',
+    candidates: [backup('hourly', 0, 'good', 0), backup('hourly', 0, 'good', 1)],
+    policy: {...standard, hourly: 1},
+    removed: ['hourly-0'],
+  },
+  {
+    title: 'always keeps the newest good backup, even with a quota of 0',
+    candidates: series('monthly', 3),
+    policy: {...standard, monthly: 0},
+    removed: ['monthly-1', 'monthly-2'],
+  },
+  {
+    title: 'never removes a backup whose metadata is missing or unreadable, nor counts it',
+    candidates: [backup('hourly', 0, 'metadata-missing'), backup('hourly', 1), backup('hourly', 2, 'metadata-unreadable'), backup('hourly', 3)],
+    policy: {...standard, hourly: 1},
+    removed: ['hourly-3'],
+  },
+  {
+    title: 'keeps the newest good backup when newer ones are broken',
+    candidates: [backup('daily', 0, 'metadata-missing'), backup('daily', 1, 'metadata-missing'), backup('daily', 2)],
+    policy: {...standard, daily: 0},
+    removed: [],
+  },
+  {
+    title: 'removes metadata left without its backup file, without counting it',
+    candidates: [backup('hourly', 0, 'data-missing'), backup('hourly', 1), backup('hourly', 2)],
+    policy: {...standard, hourly: 2},
+    removed: ['hourly-0'],
+  },
+];
+
+describe('applyRetentionPolicy', function () {
+  for (const testCase of cases) {
+    it(testCase.title, function () {
+      const decisions = applyRetentionPolicy(testCase.candidates, testCase.policy);
+      expect(decisions).to.have.length(testCase.candidates.length);
+      expect(decisions.filter((decision) => decision.action === 'remove').map((decision) => decision.name).sort()).to.deep.equal([...testCase.removed].sort());
+      for (const decision of decisions) expect(decision.reason).to.be.a('string').and.not.empty;
+    });
+  }
+
+  it('explains each decision', function () {
+    const decisions = applyRetentionPolicy(series('hourly', 3), {...standard, hourly: 2});
+    expect(decisions.map((decision) => decision.reason)).to.deep.equal([
+      'within the newest 2 hourly backups (#1)',
+      'within the newest 2 hourly backups (#2)',
+      'beyond the newest 2 hourly backups (#3)',
+    ]);
+  });
+});

@@ -1,0 +1,57 @@
+import {expect} from 'chai';
+
+import {formatBackupTable, formatBytes} from '../../src/cli/format/index.js';
+import {parseClientToolVersion} from '../../src/core/postgres/client-tools.js';
+import type {ListedBackup} from '../../src/core/services/index.js';
+
+describe('formatting', function () {
+  const sizes: Array<[number, string]> = [
+    [0, '0 B'],
+    [999, '999 B'],
+    [1000, '1.00 KB'],
+    [2_450_000, '2.45 MB'],
+    [3_100_000_000, '3.10 GB'],
+  ];
+  for (const [bytes, text] of sizes) {
+    it(`formats ${bytes} bytes as '${text}'`, function () {
+      expect(formatBytes(bytes)).to.equal(text);
+    });
+  }
+
+  it('prints the backup table of the product description', function () {
+    const backup: ListedBackup = {
+      name: 'backup_hourly_20260222_143000.sql.gz.enc',
+      type: 'hourly',
+      createdAt: '2026-02-22T14:30:00.000Z',
+      size: 2_450_000,
+      encrypted: true,
+      health: 'good',
+      problem: undefined,
+      database: 'app',
+      sha256: 'x',
+    };
+    const broken: ListedBackup = {...backup, name: 'backup_daily_20260221_020000.sql.gz.enc', type: 'daily', createdAt: '2026-02-21T02:00:00.000Z', health: 'metadata-missing', problem: 'metadata missing', size: 10};
+    expect(formatBackupTable([backup, broken])).to.equal(
+      [
+        'Available backups:',
+        'Filename                                 Type       Timestamp            Size',
+        '-------------------------------------------------------------------------------------',
+        'backup_hourly_20260222_143000.sql.gz.enc Hourly     2026-02-22 14:30:00  2.45 MB',
+        'backup_daily_20260221_020000.sql.gz.enc  Daily      2026-02-21 02:00:00  10 B  [metadata missing]',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  const versions: Array<[string, {version: string; major: number} | undefined]> = [
+    ['pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)', {version: '15.20', major: 15}],
+    ['psql (PostgreSQL) 17.2', {version: '17.2', major: 17}],
+    ['pg_dump (PostgreSQL) 18beta1', {version: '18beta1', major: 18}],
+    ['something else', undefined],
+  ];
+  for (const [output, expected] of versions) {
+    it(`reads the client version from '${output}'`, function () {
+      expect(parseClientToolVersion(output)).to.deep.equal(expected);
+    });
+  }
+});

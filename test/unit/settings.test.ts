@@ -1,0 +1,89 @@
+import {expect} from 'chai';
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import path from 'node:path';
+
+import {resolveSettings, type Env} from '../../src/core/config/index.js';
+import {SynapseError} from '../../src/core/errors/index.js';
+
+const longKey = 'k'.repeat(40);
+
+function settingsOf(processEnv: Env, dotenv: Env = {}, cwd = '/srv/app') {
+  return resolveSettings({process: processEnv, dotenv, cwd});
+}
+
+function configError(processEnv: Env, dotenv: Env = {}): SynapseError {
+  try {
+    settingsOf(processEnv, dotenv);
+  } catch (error) {
+    expect(error).to.be.instanceOf(SynapseError);
+    expect((error as SynapseError).code).to.equal('E_CONFIG');
+    return error as SynapseError;
+  }
+  throw new Error('expected a configuration error');
+}
+
+describe('resolveSettings', function () {
+  it('uses the defaults: ./backups, gzip 6, retention 24/30/12, no key (with a warning)', function () {
+    const settings = settingsOf({});
+    expect(settings.storage).to.deep.equal({scheme: 'local', location: '/srv/app/backups'});
+    expect(settings.compression).to.deep.equal({algorithm: 'gzip', level: 6});
+    expect(settings.retention).to.deep.equal({hourly: 24, daily: 30, monthly: 12});
+    expect(settings.encryption).to.equal(undefined);
+    expect(settings.warnings.join('\n')).to.match(/UNENCRYPTED/);
+  });
+
+  it('reads retention counts and BACKUP_DIR', function () {
+    const settings = settingsOf({BACKUP_RETENTION_HOURLY: '48', BACKUP_RETENTION_DAILY: '0', BACKUP_RETENTION_MONTHLY: '6', BACKUP_DIR: '/var/backups/pg', BACKUP_ENCRYPTION_KEY: longKey});
+    expect(settings.retention).to.deep.equal({hourly: 48, daily: 0, monthly: 6});
+    expect(settings.storage.location).to.equal('/var/backups/pg');
+    expect(settings.warnings).to.deep.equal([]);
+  });
+
+  const invalid: Array<[string, Env, RegExp]> = [
+    ['a negative retention count', {BACKUP_RETENTION_HOURLY: '-1'}, /BACKUP_RETENTION_HOURLY '-1'/],
+    ['a retention count that is not a number', {BACKUP_RETENTION_DAILY: 'many'}, /BACKUP_RETENTION_DAILY 'many'/],
+    ['zero PBKDF2 iterations', {BACKUP_ENCRYPTION_KEY: longKey, BACKUP_ENCRYPTION_ITERATIONS: '0'}, /BACKUP_ENCRYPTION_ITERATIONS '0'/],
+    ['a gzip level of 12', {BACKUP_COMPRESSION_LEVEL: '12'}, /BACKUP_COMPRESSION_LEVEL/],
+    ['an unknown compression', {BACKUP_COMPRESSION: 'lzma'}, /BACKUP_COMPRESSION 'lzma'/],
+    ['both a key and a key file', {BACKUP_ENCRYPTION_KEY: longKey, BACKUP_ENCRYPTION_KEY_FILE: '/k'}, /both BACKUP_ENCRYPTION_KEY and BACKUP_ENCRYPTION_KEY_FILE/],
+    ['a key file that does not exist', {BACKUP_ENCRYPTION_KEY_FILE: '/nonexistent/key'}, /BACKUP_ENCRYPTION_KEY_FILE '\/nonexistent\/key'/],
+  ];
+  for (const [label, env, message] of invalid) {
+    it(`refuses ${label}`, function () {
+      expect(configError(env).message).to.match(message);
+    });
+  }
+
+  it('warns about a short key, and never shows the key', function () {
+    const settings = settingsOf({BACKUP_ENCRYPTION_KEY: 'short-secret'});
+    expect(settings.warnings.join('\n')).to.match(/shorter than 32 characters/);
+    expect(JSON.stringify(settings)).not.to.include('short-secret');
+    expect(String(settings.encryption?.key)).to.equal('[redacted]');
+    expect(settings.encryption?.key.reveal()).to.equal('short-secret');
+  });
+
+  it('warns when the key comes from .env, and the process environment wins over .env', function () {
+    const fromDotenv = settingsOf({}, {BACKUP_ENCRYPTION_KEY: longKey});
+    expect(fromDotenv.warnings.join('\n')).to.match(/comes from a \.env file/);
+    const overridden = settingsOf({BACKUP_ENCRYPTION_KEY: `${longKey}-process`, BACKUP_DIR: '/a'}, {BACKUP_ENCRYPTION_KEY: longKey, BACKUP_DIR: '/b'});
+    expect(overridden.encryption?.key.reveal()).to.equal(`${longKey}-process`);
+    expect(overridden.storage.location).to.equal('/a');
+    expect(overridden.warnings).to.deep.equal([]);
+  });
+
+  it('reads the key from a file, without its trailing newline, and warns when others can read it', async function () {
+    const directory = await mkdtemp(path.join(tmpdir(), 'synapse-key-'));
+    try {
+      const file = path.join(directory, 'key');
+      await writeFile(file, `${longKey}\n`, {mode: 0o644});
+      const settings = settingsOf({BACKUP_ENCRYPTION_KEY_FILE: file});
+      expect(settings.encryption?.key.reveal()).to.equal(longKey);
+      expect(settings.warnings.join('\n')).to.match(/readable by other users/);
+      await writeFile(path.join(directory, 'empty'), '');
+      expect(configError({BACKUP_ENCRYPTION_KEY_FILE: path.join(directory, 'empty')}).message).to.match(/empty/);
+    } finally {
+      await rm(directory, {recursive: true, force: true});
+    }
+  });
+});
