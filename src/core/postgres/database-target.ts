@@ -92,14 +92,16 @@ export class DatabaseTarget {
     if (this.#url) {
       const url = new URL(this.#url.href);
       url.searchParams.delete('dbname');
-      // Let pg read host, port, user and TLS options from the URL; the database and password are set apart.
+      url.pathname = `/${encodeURIComponent(this.database)}`;
+      // pg lets what it parses from connectionString override the other fields, so the password goes
+      // into the string too. It stays in this process: pg never spawns anything.
+      if (this.password) url.password = encodeURIComponent(this.password.reveal());
       config.connectionString = url.href;
-    } else {
-      config.host = this.#env.PGHOST || defaultSocketDirectory(this.#env.PGPORT) || 'localhost';
-      config.port = this.#env.PGPORT ? Number(this.#env.PGPORT) : 5432;
-      config.user = this.#env.PGUSER || userInfo().username;
+      return config;
     }
-    config.database = this.database;
+    config.host = this.#env.PGHOST || defaultSocketDirectory(this.#env.PGPORT) || 'localhost';
+    config.port = this.#env.PGPORT ? Number(this.#env.PGPORT) : 5432;
+    config.user = this.#env.PGUSER || userInfo().username;
     if (this.password) config.password = this.password.reveal();
     return config;
   }

@@ -189,7 +189,7 @@ async function loadInto(context: RestoreContext, metadata: BackupMetadata, scrat
   try {
     const source = await context.storage.get(metadata.backupName, {signal: controller.signal});
     source.on('error', (error: unknown) => failures.record('verify', error));
-    const flowing = failures.watch('load', pipeline([source, storedHash, ...(decrypt ? [decrypt] : []), gunzip, plaintextHash, plaintextCount, psql.input], {signal: controller.signal}));
+    const flowing = pipeline([source, storedHash, ...(decrypt ? [decrypt] : []), gunzip, plaintextHash, plaintextCount, psql.input], {signal: controller.signal});
     const settled = await Promise.allSettled([flowing, failures.watch('load', psql.completion)]);
     if (settled.some((outcome) => outcome.status === 'rejected')) {
       controller.abort();

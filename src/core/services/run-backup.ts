@@ -92,8 +92,10 @@ async function streamDump(context: BackupContext, target: DatabaseTarget, pgDump
   const storedCount = new ByteCounter((bytes) => events.stage('store', 'progress', {bytes}));
   const body = new PassThrough();
 
+  // Each stream reports its own failure; the pipeline promise only mirrors whichever came first.
   const watched: Array<[BackupStage, NodeJS.EventEmitter | undefined]> = [
-    ['dump', dump.output], ['dump', dump.gate], ['compress', compressedCount], ['encrypt', encrypt], ['checksum', storedHash],
+    ['dump', dump.output], ['dump', dump.gate], ['dump', plaintextCount], ['checksum', plaintextHash], ['compress', compressedCount],
+    ['encrypt', encrypt], ['encrypt', encryptedCount], ['checksum', storedHash], ['store', storedCount], ['store', body],
   ];
   for (const [stage, stream] of watched) stream?.on('error', (error: unknown) => failures.record(stage, error));
   const gzip = createCompressStream(settings.compression);
@@ -103,7 +105,7 @@ async function streamDump(context: BackupContext, target: DatabaseTarget, pgDump
   encrypt?.once('end', () => finish('encrypt', {bytes: encryptedCount!.bytes}));
 
   const stages = [dump.output, dump.gate, plaintextCount, plaintextHash, gzip, compressedCount, ...(encrypt ? [encrypt, encryptedCount!] : []), storedHash, storedCount, body];
-  const flowing = failures.watch('dump', pipeline(stages, {signal: controller.signal}));
+  const flowing = pipeline(stages, {signal: controller.signal});
   const stored = failures.watch('store', storage.put(name, body, {ifNotExists: true, private: true, signal: controller.signal}));
   const settled = await Promise.allSettled([flowing, stored, failures.watch('dump', dump.completion)]);
   context.signal.removeEventListener('abort', abortFromOutside);

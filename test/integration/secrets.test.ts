@@ -1,0 +1,93 @@
+import {expect} from 'chai';
+import {readFile, readdir, writeFile} from 'node:fs/promises';
+import path from 'node:path';
+
+import {runCli} from '../helpers/cli.js';
+import {startThrowawayCluster, type ThrowawayCluster} from '../helpers/cluster.js';
+import {fakeBinDir, versionAware} from '../helpers/fake-tools.js';
+import {makeTempDir} from '../helpers/temp.js';
+
+const PASSWORD = 'pw-Zq8#s3cr3t/with:odd@chars';
+const KEY = 'encryption-key-that-must-never-leak-0123456789';
+
+describe('secrets with password authentication (throwaway cluster)', function () {
+  this.timeout(120_000);
+  let cluster: ThrowawayCluster;
+  let temp: {path: string; remove: () => Promise<void>};
+  let binDir: string;
+  let argvLog: string;
+
+  before(async function () {
+    cluster = await startThrowawayCluster({passwordAuth: true});
+    await cluster.psql(`create role app login createdb password '${PASSWORD.replaceAll("'", "''")}'`);
+    await cluster.psql('create database appdb owner app');
+    await cluster.psql("create table items (id int primary key, label text); insert into items select g, 'item ' || g from generate_series(1, 50) g; alter table items owner to app", 'appdb');
+  });
+
+  after(async function () {
+    await cluster?.stop();
+  });
+
+  beforeEach(async function () {
+    temp = await makeTempDir('synapse-secrets-');
+    argvLog = path.join(temp.path, 'argv.log');
+    // Wrappers that record the argv and whether a password arrived through the environment.
+    const record = (tool: string) => versionAware(tool as 'psql', `echo "${tool} $* PGPASSWORD=\${PGPASSWORD:+set}" >> ${argvLog}\nexec ${tool} "$@"`);
+    binDir = await fakeBinDir(path.join(temp.path, 'bin'), {pg_dump: record('pg_dump'), psql: record('psql')});
+  });
+
+  afterEach(async function () {
+    await temp.remove();
+  });
+
+  function env(password: string) {
+    return {
+      DATABASE_URL: cluster.url('app', 'appdb', password),
+      BACKUP_DIR: path.join(temp.path, 'backups'),
+      BACKUP_ENCRYPTION_KEY: KEY,
+      BACKUP_ENCRYPTION_ITERATIONS: '20000',
+      PG_BIN_DIR: binDir,
+    };
+  }
+
+  async function everythingWritten(): Promise<string> {
+    const backups = path.join(temp.path, 'backups');
+    const files = await readdir(backups).catch(() => [] as string[]);
+    const metadata = await Promise.all(files.filter((file) => file.endsWith('.json')).map((file) => readFile(path.join(backups, file), 'utf8')));
+    return [await readFile(argvLog, 'utf8').catch(() => ''), ...metadata].join('\n');
+  }
+
+  it('backs up and restores with a password that reaches pg_dump and psql only through the environment', async function () {
+    const backup = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: env(PASSWORD)});
+    expect(backup.exitCode, backup.stdout + backup.stderr).to.equal(0);
+    await cluster.psql("insert into items values (1000, 'after backup')", 'appdb');
+    const restore = await runCli(['backup', 'restore', backup.json.result.name, '--yes', '--json'], {cwd: temp.path, env: env(PASSWORD)});
+    expect(restore.exitCode, restore.stdout + restore.stderr).to.equal(0);
+    expect(await cluster.psql('select count(*) from items', 'appdb')).to.equal('50');
+
+    const log = await readFile(argvLog, 'utf8');
+    expect(log).to.match(/^pg_dump --format=plain .*PGPASSWORD=set$/m);
+    expect(log).to.match(/^psql .*PGPASSWORD=set$/m);
+    const written = [backup.stdout, backup.stderr, restore.stdout, restore.stderr, await everythingWritten()].join('\n');
+    for (const secret of [PASSWORD, encodeURIComponent(PASSWORD), KEY]) expect(written).not.to.include(secret);
+  });
+
+  it('reports a wrong password as an authentication failure without showing it', async function () {
+    const wrong = 'wrong-password-visible?';
+    const result = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: env(wrong)});
+    expect(result.exitCode).to.equal(3);
+    expect(result.json.error.code).to.equal('E_DB_AUTH');
+    expect(result.json.error.message).to.match(/password authentication failed/);
+    for (const secret of [wrong, encodeURIComponent(wrong), KEY]) expect(result.stdout + result.stderr).not.to.include(secret);
+  });
+
+  it('reads DATABASE_URL and the key from .env, warning that the key sits in a file', async function () {
+    const {BACKUP_ENCRYPTION_KEY, DATABASE_URL, ...rest} = env(PASSWORD);
+    await writeFile(path.join(temp.path, '.env'), `DATABASE_URL=${DATABASE_URL}\nBACKUP_ENCRYPTION_KEY=${BACKUP_ENCRYPTION_KEY}\n`);
+    const result = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: rest});
+    expect(result.exitCode, result.stdout).to.equal(0);
+    expect(result.json.warnings.join('\n')).to.match(/comes from a \.env file/);
+    expect(result.json.result.name).to.match(/\.enc$/);
+    expect(result.stdout + result.stderr + (await everythingWritten())).not.to.include(PASSWORD);
+  });
+});

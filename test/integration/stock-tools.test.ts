@@ -1,0 +1,68 @@
+import {expect} from 'chai';
+import {execa} from 'execa';
+import {createHash} from 'node:crypto';
+import {readFile, writeFile} from 'node:fs/promises';
+import path from 'node:path';
+
+import {createTestDatabase, seedSampleData, snapshotDatabase} from '../helpers/database.js';
+import {TEST_KEY, createWorkspace, type Workspace} from '../helpers/workspace.js';
+
+/** The emergency recipe from the README, with nothing but openssl, gunzip and psql. */
+const STOCK_RESTORE = 'openssl enc -d -aes-256-cbc -pbkdf2 -md sha256 -iter "$ITER" -pass env:BACKUP_ENCRYPTION_KEY -in "$FILE" | gunzip | psql -X -q -v ON_ERROR_STOP=1 "$TARGET"';
+
+describe('stock-tools compatibility (real openssl)', function () {
+  let workspace: Workspace;
+
+  beforeEach(async function () {
+    workspace = await createWorkspace();
+    await seedSampleData(workspace.database, 200);
+  });
+
+  afterEach(async function () {
+    await workspace.dispose();
+  });
+
+  it('restores a backup made with the default 600000 iterations using only openssl | gunzip | psql', async function () {
+    const name = await workspace.backup({BACKUP_ENCRYPTION_ITERATIONS: undefined});
+    const metadata = await workspace.readMetadata(name);
+    expect(metadata.encryption.kdfIterations).to.equal(600000);
+    const target = await createTestDatabase();
+    try {
+      const result = await execa('bash', ['-o', 'pipefail', '-c', STOCK_RESTORE], {
+        env: {ITER: '600000', FILE: path.join(workspace.backupDir, name), TARGET: target.url, BACKUP_ENCRYPTION_KEY: TEST_KEY},
+        reject: false,
+      });
+      expect(result.exitCode, result.stderr).to.equal(0);
+      expect(await snapshotDatabase(target.name)).to.deep.equal(await snapshotDatabase(workspace.database));
+    } finally {
+      await target.drop();
+    }
+  });
+
+  it('restores, with synapse-backup, a file that openssl encrypted', async function () {
+    const name = await workspace.backup();
+    const original = await snapshotDatabase(workspace.database);
+    const file = path.join(workspace.backupDir, name);
+    const compressed = await execa('bash', ['-o', 'pipefail', '-c', 'openssl enc -d -aes-256-cbc -pbkdf2 -md sha256 -iter 20000 -pass env:BACKUP_ENCRYPTION_KEY -in "$FILE"'], {
+      env: {FILE: file, BACKUP_ENCRYPTION_KEY: TEST_KEY},
+      encoding: 'buffer',
+    });
+    const reencrypted = await execa('openssl', ['enc', '-e', '-aes-256-cbc', '-pbkdf2', '-md', 'sha256', '-iter', '20000', '-salt', '-pass', 'env:BACKUP_ENCRYPTION_KEY'], {
+      input: compressed.stdout as unknown as Buffer,
+      encoding: 'buffer',
+      env: {BACKUP_ENCRYPTION_KEY: TEST_KEY},
+    });
+    const bytes = reencrypted.stdout as unknown as Buffer;
+    await writeFile(file, bytes);
+    const metadata = await workspace.readMetadata(name);
+    metadata.sizes.storedBytes = bytes.length;
+    metadata.checksums.stored = createHash('sha256').update(bytes).digest('hex');
+    await writeFile(`${file}.meta.json`, JSON.stringify(metadata));
+    await execa('psql', ['-X', '-q', '-d', workspace.databaseUrl, '-c', 'drop table orders cascade']);
+
+    const result = await workspace.run(['backup', 'restore', name, '--yes']);
+    expect(result.exitCode, result.stderr).to.equal(0);
+    expect(await snapshotDatabase(workspace.database)).to.deep.equal(original);
+    expect(createHash('sha256').update(await readFile(file)).digest('hex')).to.equal(metadata.checksums.stored);
+  });
+});
