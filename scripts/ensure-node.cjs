@@ -44,6 +44,14 @@ function removeStaleLink() {
   }
 }
 
+function runningUnderProjectRuntime() {
+  try {
+    return fs.realpathSync(process.execPath).startsWith(fs.realpathSync(runtimeDir) + path.sep);
+  } catch (error) {
+    return false;
+  }
+}
+
 function versionOf(binary) {
   const result = childProcess.spawnSync(binary, ['--version'], { encoding: 'utf8' });
   return result.status === 0 ? result.stdout.trim() : undefined;
@@ -51,6 +59,10 @@ function versionOf(binary) {
 
 function main() {
   if (process.env.SYNAPSE_BACKUP_SKIP_NODE_BOOTSTRAP === '1') return;
+  if (runningUnderProjectRuntime()) {
+    // npm found our own link first on PATH: the machine's Node is the old one we replaced.
+    return;
+  }
   if (isSupported(process.versions.node)) {
     removeStaleLink();
     return;
