@@ -3,7 +3,7 @@ import {Command, Errors} from '@oclif/core';
 import {ProgressEvents} from '../core/events/index.js';
 import {SynapseError, isSynapseError} from '../core/errors/index.js';
 import {formatErrorText} from './format/index.js';
-import {chooseDisplayMode, withStageDisplay, type StageTitle} from './views/index.js';
+import {chooseDisplayMode, withStageDisplay, type DisplayMode, type StageTitle} from './views/index.js';
 
 export interface SuccessEnvelope<T> {
   readonly status: 0;
@@ -69,8 +69,12 @@ export abstract class SynapseCommand<T> extends Command {
     return this.abortController.signal;
   }
 
+  protected get displayMode(): DisplayMode {
+    return chooseDisplayMode(this.jsonEnabled());
+  }
+
   protected display<R>(operation: string, stages: readonly StageTitle[], work: () => Promise<R>): Promise<R> {
-    return withStageDisplay(chooseDisplayMode(this.jsonEnabled()), this.events, operation, stages, work);
+    return withStageDisplay(this.displayMode, this.events, operation, stages, work);
   }
 
   /** Human output on stdout; suppressed under --json, where only the envelope is printed. */

@@ -65,7 +65,7 @@ export class ListrStageView implements StageView {
       case 'progress': {
         if (Date.now() - pending.lastShown < REFRESH_MS) return;
         pending.lastShown = Date.now();
-        task.output = bytes;
+        task.output = [bytes, event.detail].filter(Boolean).join('  ');
         break;
       }
       case 'finished': {

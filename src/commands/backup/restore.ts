@@ -35,6 +35,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
       [
         {stage: 'verify', title: 'Verify checksum (SHA-256)'},
         {stage: 'decrypt', title: 'Check key'},
+        {stage: 'confirm', title: `Countdown (${COUNTDOWN_SECONDS} s)`},
         {stage: 'prepare', title: 'Create scratch database'},
         {stage: 'load', title: 'Load (psql)'},
         {stage: 'decompress', title: 'Decompress'},
@@ -46,9 +47,21 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
           {
             name: args.file,
             confirm: async (plan) => {
-              if (flags.yes) return;
+              if (flags.yes) {
+                this.events.stage('confirm', 'skipped', {detail: '--yes'});
+                return;
+              }
               const replacing = plan.targetExists ? `replace the content of database '${plan.database}' (kept as '${plan.previousDatabase}')` : `create database '${plan.database}'`;
-              await countdown(`Restoring ${plan.backupName} will ${replacing}.`, COUNTDOWN_SECONDS, this.signal);
+              const message = `Restoring ${plan.backupName} will ${replacing}.`;
+              this.events.stage('confirm', 'started');
+              const onTick = this.displayMode === 'interactive' ? (left: number) => this.events.stage('confirm', 'progress', {detail: `${message} Starting in ${left} s; press Ctrl-C to cancel.`}) : undefined;
+              try {
+                await countdown(message, COUNTDOWN_SECONDS, this.signal, onTick);
+              } catch (error) {
+                this.events.stage('confirm', 'skipped', {detail: 'cancelled'});
+                throw error;
+              }
+              this.events.stage('confirm', 'finished', {detail: 'not cancelled'});
             },
           },
         ),

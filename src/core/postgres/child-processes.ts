@@ -73,19 +73,23 @@ export interface DumpProcess extends ChildOutcome {
   readonly gate: Transform;
 }
 
-export function startPgDump(tool: ClientToolInfo, target: DatabaseTarget, signal: AbortSignal): DumpProcess {
-  const stderr = new StderrTail();
-  const subprocess: Subprocess = execa(tool.command, ['--format=plain', '--no-password', ...target.childConnectionArgs()], {
+/** pg_dump or psql, connected to `target` through argv (no password) and environment (password). */
+function spawnClientTool(tool: ClientToolInfo, args: string[], target: DatabaseTarget, signal: AbortSignal, stdio: {stdin: 'ignore' | 'pipe'; stdout: 'pipe' | 'ignore'}): Subprocess {
+  return execa(tool.command, [...args, '--no-password', ...target.childConnectionArgs()], {
     env: target.childEnvironment(),
     extendEnv: false,
-    stdin: 'ignore',
-    stdout: 'pipe',
+    ...stdio,
     stderr: 'pipe',
     buffer: false,
     reject: false,
     cancelSignal: signal,
     forceKillAfterDelay: 5000,
   });
+}
+
+export function startPgDump(tool: ClientToolInfo, target: DatabaseTarget, signal: AbortSignal): DumpProcess {
+  const stderr = new StderrTail();
+  const subprocess = spawnClientTool(tool, ['--format=plain'], target, signal, {stdin: 'ignore', stdout: 'pipe'});
   stderr.attach(subprocess.stderr);
   const outcome = watchChild(subprocess, tool, target, {code: 'E_DUMP_FAILED', action: `dump database '${target.database}'`}, stderr);
   const gate = new ExitGate(outcome.completion);
@@ -99,21 +103,7 @@ export interface PsqlProcess extends ChildOutcome {
 /** psql reading a plain dump from stdin, stopping at the first error. */
 export function startPsql(tool: ClientToolInfo, target: DatabaseTarget, signal: AbortSignal): PsqlProcess {
   const stderr = new StderrTail();
-  const subprocess: Subprocess = execa(
-    tool.command,
-    ['--no-psqlrc', '--quiet', '--no-password', '--set=ON_ERROR_STOP=1', ...target.childConnectionArgs()],
-    {
-      env: target.childEnvironment(),
-      extendEnv: false,
-      stdin: 'pipe',
-      stdout: 'ignore',
-      stderr: 'pipe',
-      buffer: false,
-      reject: false,
-      cancelSignal: signal,
-      forceKillAfterDelay: 5000,
-    },
-  );
+  const subprocess = spawnClientTool(tool, ['--no-psqlrc', '--quiet', '--set=ON_ERROR_STOP=1'], target, signal, {stdin: 'pipe', stdout: 'ignore'});
   stderr.attach(subprocess.stderr);
   const outcome = watchChild(subprocess, tool, target, {code: 'E_RESTORE_FAILED', action: `load the backup into database '${target.database}'`}, stderr);
   return {...outcome, input: subprocess.stdin!};
