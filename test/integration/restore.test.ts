@@ -60,6 +60,48 @@ describe('backup restore', function () {
     expect(await databaseNames(workspace.database)).to.deep.equal([workspace.database, previous].sort());
   });
 
+  it('carries database-level grants, settings, connection limit and comment over to the restored database', async function () {
+    const role = `${workspace.database}_app`;
+    await sql(
+      'postgres',
+      `create role ${role} login;
+       revoke all on database "${workspace.database}" from public;
+       grant connect, temporary on database "${workspace.database}" to ${role};
+       alter database "${workspace.database}" set work_mem = '7MB';
+       alter database "${workspace.database}" set search_path = "$user", public, "Odd Schema";
+       alter role ${role} in database "${workspace.database}" set statement_timeout = '5s';
+       alter database "${workspace.database}" connection limit 42;
+       comment on database "${workspace.database}" is 'the app''s database'`,
+    );
+    const properties = `select datacl::text as acl, datconnlimit, shobj_description(d.oid, 'pg_database') as comment,
+        (select array_agg(coalesce(r.rolname, '-') || ':' || cfg order by 1) from pg_db_role_setting s left join pg_roles r on r.oid = s.setrole, unnest(s.setconfig) cfg where s.setdatabase = d.oid) as settings
+      from pg_database d where datname = '${workspace.database}'`;
+    try {
+      const expected = (await sql('postgres', properties)).rows[0];
+      const name = await workspace.backup();
+      await changeDatabase();
+      const result = await workspace.run(['backup', 'restore', name, '--yes']);
+      expect(result.exitCode, result.stderr).to.equal(0);
+      expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+      const actual = (await sql('postgres', properties)).rows[0];
+      expect(actual.settings).to.deep.equal(expected.settings);
+      expect(actual.datconnlimit).to.equal(42);
+      expect(actual.comment).to.equal("the app's database");
+      const privileges = async (who: string) =>
+        (await sql('postgres', `select has_database_privilege('${who}', '${workspace.database}', 'CONNECT') as c, has_database_privilege('${who}', '${workspace.database}', 'TEMPORARY') as t`)).rows[0];
+      expect(await privileges(role)).to.deep.equal({c: true, t: true});
+      const publicRole = `${workspace.database}_other`;
+      await sql('postgres', `create role ${publicRole}`);
+      expect(await privileges(publicRole)).to.deep.equal({c: false, t: false});
+      await sql('postgres', `drop role ${publicRole}`);
+    } finally {
+      await workspace.dispose();
+      workspace = await createWorkspace();
+      await sql('postgres', `drop owned by ${role} cascade`).catch(() => {});
+      await sql('postgres', `drop role if exists ${role}`);
+    }
+  });
+
   it('restores an unencrypted backup', async function () {
     const name = await workspace.backup({BACKUP_ENCRYPTION_KEY: undefined});
     await changeDatabase();
@@ -172,6 +214,17 @@ describe('backup restore', function () {
     const result = await workspace.run(['backup', 'restore', name, '--yes', '--json'], {PG_BIN_DIR: binDir});
     expect(result.exitCode).to.equal(6);
     expect(result.json.error.message).to.match(/psql killed by SIGKILL/);
+    expect(result.json.error.details.stage).to.equal('load');
+    await expectUntouched(changed);
+  });
+
+  it('says how to install psql when it is missing, before touching the database', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json'], {PG_BIN_DIR: '/nonexistent/bin'});
+    expect(result.exitCode).to.equal(4);
+    expect(result.json.error.code).to.equal('E_TOOL_MISSING');
+    expect(result.json.error.message).to.include("psql '/nonexistent/bin/psql'");
     await expectUntouched(changed);
   });
 

@@ -37,8 +37,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
         {stage: 'decrypt', title: 'Check key'},
         {stage: 'confirm', title: `Countdown (${COUNTDOWN_SECONDS} s)`},
         {stage: 'prepare', title: 'Create scratch database'},
-        {stage: 'load', title: 'Load (psql)'},
-        {stage: 'decompress', title: 'Decompress'},
+        {stage: 'load', title: 'Decrypt, decompress, load (psql)'},
         {stage: 'swap', title: 'Swap in restored database'},
       ],
       () =>

@@ -6,6 +6,42 @@ import type {DatabaseTarget} from './database-target.js';
 
 const MAX_IDENTIFIER_BYTES = 63;
 
+/** Settings whose values are lists of quoted items; pg_dump splits and quotes them one by one too. */
+const LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries', 'shared_preload_libraries']);
+
+/**
+ * Splits a list setting as PostgreSQL stores it (`"$user", public, "My Schema"`) into its items,
+ * honouring double quotes ("" inside quotes is one quote).
+ */
+export function splitSettingList(value: string): string[] {
+  const items: string[] = [];
+  let current = '';
+  let quoted = false;
+  let wasQuoted = false;
+  for (let index = 0; index < value.length; index++) {
+    const char = value[index]!;
+    if (quoted) {
+      if (char === '"' && value[index + 1] === '"') {
+        current += '"';
+        index++;
+      } else if (char === '"') quoted = false;
+      else current += char;
+    } else if (char === '"') {
+      quoted = true;
+      wasQuoted = true;
+    } else if (char === ',') {
+      items.push(wasQuoted ? current : current.trim());
+      current = '';
+      wasQuoted = false;
+    } else if (/\s/.test(char)) {
+      // Blanks count only inside an unquoted item; trailing ones are trimmed when it ends.
+      if (!wasQuoted && current !== '') current += char;
+    } else current += char;
+  }
+  if (current !== '' || wasQuoted || items.length > 0) items.push(wasQuoted ? current : current.trim());
+  return items;
+}
+
 export interface ExistingDatabase {
   readonly owner: string;
   readonly encoding: string;
@@ -81,6 +117,54 @@ export class DatabaseAdmin {
       ? ` owner ${this.#quote(like.owner)} encoding ${this.#client.escapeLiteral(like.encoding)} lc_collate ${this.#client.escapeLiteral(like.collate)} lc_ctype ${this.#client.escapeLiteral(like.ctype)}`
       : '';
     await this.#query(`create database ${this.#quote(name)} template template0${options}`, [], `create database '${name}' in`);
+  }
+
+  /**
+   * Gives `to` the database-level properties of `from` that a plain pg_dump does not carry:
+   * GRANTs on the database, per-database settings (ALTER DATABASE ... SET, also per role), the
+   * connection limit and the comment. Without them a restored database could refuse the very
+   * application it belongs to.
+   */
+  async copyDatabaseProperties(from: string, to: string): Promise<void> {
+    const target = this.#quote(to);
+    const action = `copy the properties of database '${from}' to`;
+    const {rows: databases} = await this.#query(
+      "select oid, datconnlimit, datacl is null as default_acl, shobj_description(oid, 'pg_database') as comment from pg_database where datname = $1",
+      [from],
+      action,
+    );
+    const source = databases[0] as {oid: number; datconnlimit: number; default_acl: boolean; comment: string | null} | undefined;
+    if (!source) return;
+    if (source.datconnlimit !== -1) await this.#query(`alter database ${target} connection limit ${Number(source.datconnlimit)}`, [], action);
+    if (source.comment !== null) await this.#query(`comment on database ${target} is ${this.#client.escapeLiteral(source.comment)}`, [], action);
+    if (!source.default_acl) {
+      const {rows: grants} = await this.#query(
+        `select case when a.grantee = 0 then null else pg_get_userbyid(a.grantee) end as grantee, a.privilege_type, a.is_grantable
+           from pg_database d, aclexplode(d.datacl) a where d.oid = $1`,
+        [source.oid],
+        action,
+      );
+      await this.#query(`revoke all on database ${target} from public`, [], action);
+      for (const grant of grants as Array<{grantee: string | null; privilege_type: string; is_grantable: boolean}>) {
+        const grantee = grant.grantee === null ? 'public' : this.#quote(grant.grantee);
+        await this.#query(`grant ${grant.privilege_type} on database ${target} to ${grantee}${grant.is_grantable ? ' with grant option' : ''}`, [], action);
+      }
+    }
+    const {rows: settings} = await this.#query(
+      `select case when s.setrole = 0 then null else pg_get_userbyid(s.setrole) end as role, unnest(s.setconfig) as setting
+         from pg_db_role_setting s where s.setdatabase = $1`,
+      [source.oid],
+      action,
+    );
+    for (const {role, setting} of settings as Array<{role: string | null; setting: string}>) {
+      const separator = setting.indexOf('=');
+      const name = setting.slice(0, separator);
+      const value = setting.slice(separator + 1);
+      const values = LIST_SETTINGS.has(name.toLowerCase()) ? splitSettingList(value) : [value];
+      const assignment = `set ${this.#quote(name)} to ${values.map((item) => this.#client.escapeLiteral(item)).join(', ')}`;
+      const statement = role === null ? `alter database ${target} ${assignment}` : `alter role ${this.#quote(role)} in database ${target} ${assignment}`;
+      await this.#query(statement, [], action);
+    }
   }
 
   async drop(name: string): Promise<void> {

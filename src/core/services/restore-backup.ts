@@ -197,7 +197,8 @@ async function loadInto(context: RestoreContext, metadata: BackupMetadata, scrat
       await psql.completion.catch(() => {});
       if (context.signal.aborted) throw cancelled();
       const culprit = failures.first ?? {stage: 'load', error: (settled.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult).reason};
-      throw explainLoadFailure(culprit.stage as RestoreStage, culprit.error, metadata, context);
+      const failure = explainLoadFailure(culprit.stage as RestoreStage, culprit.error, metadata, context);
+      throw new SynapseError(failure.code, {message: failure.message, suggestion: failure.suggestion, cause: failure.cause, details: {...failure.details, stage: culprit.stage}});
     }
   } catch (error) {
     events.stage('load', 'failed');
@@ -265,9 +266,8 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     await admin.createEmpty(scratchName, existing);
     events.stage('prepare', 'finished', {detail: scratchName});
 
-    events.stage('decompress', 'started');
     const plaintextBytes = await loadInto(context, metadata, target.withDatabase(scratchName), decryption);
-    events.stage('decompress', 'finished');
+    if (existing) await admin.copyDatabaseProperties(target.database, scratchName);
 
     if (context.signal.aborted) throw cancelled();
     events.stage('swap', 'started');
@@ -276,7 +276,7 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     events.stage('swap', 'finished', {detail: plan.previousDatabase ? `previous database kept as '${plan.previousDatabase}'` : target.database});
     return {...plan, plaintextBytes, durationMs: now().getTime() - startedAt.getTime()};
   } catch (error) {
-    for (const stage of ['prepare', 'decompress', 'swap'] as const) events.stage(stage, 'skipped', {detail: 'stopped'});
+    for (const stage of ['prepare', 'load', 'swap'] as const) events.stage(stage, 'skipped', {detail: 'stopped'});
     throw context.signal.aborted && !(isSynapseError(error) && error.code === 'E_CANCELLED') ? cancelled() : error;
   } finally {
     if (scratchName && !swapped) await admin.drop(scratchName).catch(() => {});
