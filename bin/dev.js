@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --import tsx --no-warnings
+#!/usr/bin/env node
 // Runs the TypeScript sources directly (no build), for development.
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 13)) {
@@ -6,5 +6,8 @@ if (major < 22 || (major === 22 && minor < 13)) {
   process.exit(1);
 }
 
+// Registered from here rather than with `node --import tsx`, which resolves tsx from the caller's directory.
+const {register} = await import('tsx/esm/api');
+register();
 const {execute} = await import('@oclif/core');
 await execute({development: true, dir: import.meta.url});

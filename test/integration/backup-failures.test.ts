@@ -95,6 +95,33 @@ describe('backup run failures', function () {
     expect(await workspace.backupFiles()).to.deep.equal([earlier, `${earlier}.meta.json`, next, `${next}.meta.json`].sort());
   });
 
+  it('stops on SIGINT with exit 130, removing its temporary file and its lock', async function () {
+    const pidFile = path.join(workspace.cwd, 'dump.pid');
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {pg_dump: versionAware('pg_dump', `echo $$ > ${pidFile}\npg_dump "$@"\nexec sleep 60`)});
+    const child = execa(process.execPath, [CLI, 'backup', 'run'], {
+      cwd: workspace.cwd,
+      env: {...baseEnvironment(), ...workspace.env, PG_BIN_DIR: binDir} as Record<string, string>,
+      extendEnv: false,
+      reject: false,
+    });
+    for (let wait = 0; wait < 200; wait++) {
+      if ((await workspace.backupFiles()).some((file) => file.endsWith('.partial')) && (await readFile(pidFile, 'utf8').catch(() => ''))) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode, result.stderr).to.equal(130);
+    expect(result.stderr).to.include('E_CANCELLED');
+    await expectOnlyEarlierBackup();
+    let dumpAlive = true;
+    try {
+      process.kill(Number(await readFile(pidFile, 'utf8')), 0);
+    } catch {
+      dumpAlive = false;
+    }
+    expect(dumpAlive, 'pg_dump was stopped').to.equal(false);
+  });
+
   it('exits at once with status 11 while another run holds the lock', async function () {
     const lock = {pid: process.pid, hostname: hostname(), operation: 'backup run', acquiredAt: new Date().toISOString()};
     await writeFile(path.join(workspace.backupDir, 'synapse-backup.lock'), JSON.stringify(lock));

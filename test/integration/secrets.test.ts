@@ -81,6 +81,22 @@ describe('secrets with password authentication (throwaway cluster)', function ()
     for (const secret of [wrong, encodeURIComponent(wrong), KEY]) expect(result.stdout + result.stderr).not.to.include(secret);
   });
 
+  it('explains that a restore needs CREATEDB, leaving the database as it was', async function () {
+    await cluster.psql("create role plain login password 'plain-pw'");
+    await cluster.psql('create database plaindb owner plain');
+    await cluster.psql("create table t (id int); insert into t values (1), (2); alter table t owner to plain", 'plaindb');
+    const plainEnv = {...env(PASSWORD), DATABASE_URL: cluster.url('plain', 'plaindb', 'plain-pw')};
+    const backup = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: plainEnv});
+    expect(backup.exitCode, backup.stdout).to.equal(0);
+    await cluster.psql('insert into t values (3)', 'plaindb');
+    const restore = await runCli(['backup', 'restore', backup.json.result.name, '--yes', '--json'], {cwd: temp.path, env: plainEnv});
+    expect(restore.exitCode).to.equal(3);
+    expect(restore.json.error.code).to.equal('E_DB_PRIVILEGE');
+    expect(restore.json.error.suggestion).to.include('CREATEDB');
+    expect(await cluster.psql('select count(*) from t', 'plaindb')).to.equal('3');
+    expect(await cluster.psql("select count(*) from pg_database where datname like 'plaindb_%'")).to.equal('0');
+  });
+
   it('reads DATABASE_URL and the key from .env, warning that the key sits in a file', async function () {
     const {BACKUP_ENCRYPTION_KEY, DATABASE_URL, ...rest} = env(PASSWORD);
     await writeFile(path.join(temp.path, '.env'), `DATABASE_URL=${DATABASE_URL}\nBACKUP_ENCRYPTION_KEY=${BACKUP_ENCRYPTION_KEY}\n`);

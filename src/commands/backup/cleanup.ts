@@ -33,7 +33,8 @@ export default class BackupCleanup extends SynapseCommand<CleanupResult> {
       ...result.leftovers.map((key) => `${verb.padEnd(6)} ${key}  (temporary file left by an interrupted run)`),
     ];
     const removed = result.decisions.filter((decision) => decision.action === 'remove').length;
-    this.print(`${lines.join('\n')}${lines.length > 0 ? '\n' : ''}${result.dryRun ? 'Dry run: ' : ''}${removed} backups and ${result.leftovers.length} leftovers ${verb}; ${result.decisions.length - removed} backups kept.`);
+    const outcome = result.dryRun ? 'would be removed' : 'removed';
+    this.print(`${lines.join('\n')}${lines.length > 0 ? '\n' : ''}${result.dryRun ? 'Dry run: ' : ''}${removed} backups and ${result.leftovers.length} leftovers ${outcome}; ${result.decisions.length - removed} backups kept.`);
     return result;
   }
 }

@@ -263,7 +263,18 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     if (plan.previousDatabase && (await admin.exists(plan.previousDatabase))) {
       throw new SynapseError('E_RESTORE_FAILED', {message: `unable to restore: database '${plan.previousDatabase}' already exists`, suggestion: 'Wait a second and try again, or drop that database.'});
     }
-    await admin.createEmpty(scratchName, existing);
+    try {
+      await admin.createEmpty(scratchName, existing);
+    } catch (error) {
+      if (isSynapseError(error) && error.code === 'E_DB_PRIVILEGE') {
+        throw new SynapseError('E_DB_PRIVILEGE', {
+          message: error.message,
+          suggestion: `A restore loads into a new database first: grant the role CREATEDB (ALTER ROLE <role> CREATEDB) and make it the owner of '${target.database}'.`,
+          cause: error.cause,
+        });
+      }
+      throw error;
+    }
     events.stage('prepare', 'finished', {detail: scratchName});
 
     const plaintextBytes = await loadInto(context, metadata, target.withDatabase(scratchName), decryption);
