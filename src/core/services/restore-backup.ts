@@ -9,7 +9,7 @@ import type {ProgressEvents, RestoreStage} from '../events/index.js';
 import {parseMetadata, type BackupMetadata} from '../metadata/index.js';
 import {isBackupName, metadataKeyFor} from '../naming/index.js';
 import {ByteCounter, FailureRecorder, Sha256Observer, compressedMagic, createDecompressStream} from '../pipeline/index.js';
-import {DatabaseAdmin, DatabaseTarget, derivedDatabaseName, probeClientTool, startPsql, type ExistingDatabase} from '../postgres/index.js';
+import {DatabaseAdmin, DatabaseTarget, derivedDatabaseName, probeClientTool, startPsql, type ClientToolInfo, type ExistingDatabase} from '../postgres/index.js';
 import {readSmallObject, storageError} from '../storage/index.js';
 
 export interface RestoreContext {
@@ -167,28 +167,47 @@ function explainLoadFailure(stage: RestoreStage, error: unknown, metadata: Backu
 }
 
 /** Streams the backup into `scratch`: storage -> hash -> decrypt -> gunzip -> hash -> psql. */
-async function loadInto(context: RestoreContext, metadata: BackupMetadata, scratch: DatabaseTarget, decryption: {provider: EncryptionProvider; key: string} | undefined): Promise<number> {
-  const {events, settings} = context;
-  const psqlTool = await probeClientTool('psql', settings.pgBinDir);
+async function loadInto(
+  context: RestoreContext,
+  metadata: BackupMetadata,
+  psqlTool: ClientToolInfo,
+  scratch: DatabaseTarget,
+  decryption: {provider: EncryptionProvider; key: string} | undefined,
+): Promise<number> {
+  const {events} = context;
+  let source;
+  try {
+    source = await context.storage.get(metadata.backupName, {signal: context.signal});
+  } catch (error) {
+    events.stage('load', 'failed');
+    throw storageError(error, context.storage, 'read backup', metadata.backupName);
+  }
   const controller = new AbortController();
   const abortFromOutside = (): void => controller.abort();
   context.signal.addEventListener('abort', abortFromOutside, {once: true});
   const failures = new FailureRecorder();
-  const psql = startPsql(psqlTool, scratch, controller.signal);
-
   const storedHash = new Sha256Observer();
-  const decrypt: Transform | undefined = decryption?.provider.createDecryptStream(decryption.key, metadata.encryption!);
   const gunzip = createDecompressStream(metadata.compression.algorithm);
   const plaintextHash = new Sha256Observer();
   const plaintextCount = new ByteCounter((bytes) => events.stage('load', 'progress', {bytes}));
+  let decrypt: Transform | undefined;
+  try {
+    decrypt = decryption?.provider.createDecryptStream(decryption.key, metadata.encryption!);
+  } catch (error) {
+    source.destroy();
+    context.signal.removeEventListener('abort', abortFromOutside);
+    throw new SynapseError('E_PLUGIN', {message: `unable to decrypt '${metadata.backupName}': ${(error as Error).message}`, cause: error});
+  }
+
+  // Started last, once every stage exists, so nothing can fail between its start and the pipeline.
+  const psql = startPsql(psqlTool, scratch, controller.signal);
+  source.on('error', (error: unknown) => failures.record('verify', error));
   decrypt?.on('error', (error: unknown) => failures.record('decrypt', error));
   gunzip.on('error', (error: unknown) => failures.record('decompress', error));
   psql.input.on('error', (error: unknown) => failures.record('load', error));
 
   events.stage('load', 'started', {detail: scratch.database});
   try {
-    const source = await context.storage.get(metadata.backupName, {signal: controller.signal});
-    source.on('error', (error: unknown) => failures.record('verify', error));
     const flowing = pipeline([source, storedHash, ...(decrypt ? [decrypt] : []), gunzip, plaintextHash, plaintextCount, psql.input], {signal: controller.signal});
     const settled = await Promise.allSettled([flowing, failures.watch('load', psql.completion)]);
     if (settled.some((outcome) => outcome.status === 'rejected')) {
@@ -240,7 +259,7 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
   } else events.stage('decrypt', 'skipped', {detail: 'backup is not encrypted'});
 
   const target = settings.database;
-  await probeClientTool('psql', settings.pgBinDir);
+  const psqlTool = await probeClientTool('psql', settings.pgBinDir);
   const admin = await DatabaseAdmin.open(target);
   let scratchName: string | undefined;
   let swapped = false;
@@ -277,7 +296,7 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     }
     events.stage('prepare', 'finished', {detail: scratchName});
 
-    const plaintextBytes = await loadInto(context, metadata, target.withDatabase(scratchName), decryption);
+    const plaintextBytes = await loadInto(context, metadata, psqlTool, target.withDatabase(scratchName), decryption);
     if (existing) await admin.copyDatabaseProperties(target.database, scratchName);
 
     if (context.signal.aborted) throw cancelled();

@@ -75,14 +75,6 @@ async function streamDump(context: BackupContext, target: DatabaseTarget, pgDump
     events.stage(stage, 'finished', facts);
   };
 
-  const dump = startPgDump(pgDumpCommand, target, controller.signal);
-  for (const stage of stagesInOrder) {
-    if (stage === 'encrypt' && !context.encryption) {
-      finished.add(stage);
-      events.stage(stage, 'skipped', {detail: 'no key configured'});
-    } else events.stage(stage, 'started');
-  }
-
   const plaintextCount = new ByteCounter((bytes) => events.stage('dump', 'progress', {bytes}));
   const plaintextHash = new Sha256Observer();
   const compressedCount = new ByteCounter((bytes) => events.stage('compress', 'progress', {bytes}));
@@ -91,6 +83,16 @@ async function streamDump(context: BackupContext, target: DatabaseTarget, pgDump
   const storedHash = new Sha256Observer();
   const storedCount = new ByteCounter((bytes) => events.stage('store', 'progress', {bytes}));
   const body = new PassThrough();
+  const gzip = createCompressStream(settings.compression);
+
+  // Started only once every stage exists, so a stage that cannot be built leaves no pg_dump behind.
+  const dump = startPgDump(pgDumpCommand, target, controller.signal);
+  for (const stage of stagesInOrder) {
+    if (stage === 'encrypt' && !context.encryption) {
+      finished.add(stage);
+      events.stage(stage, 'skipped', {detail: 'no key configured'});
+    } else events.stage(stage, 'started');
+  }
 
   // Each stream reports its own failure; the pipeline promise only mirrors whichever came first.
   const watched: Array<[BackupStage, NodeJS.EventEmitter | undefined]> = [
@@ -98,7 +100,6 @@ async function streamDump(context: BackupContext, target: DatabaseTarget, pgDump
     ['encrypt', encrypt], ['encrypt', encryptedCount], ['checksum', storedHash], ['store', storedCount], ['store', body],
   ];
   for (const [stage, stream] of watched) stream?.on('error', (error: unknown) => failures.record(stage, error));
-  const gzip = createCompressStream(settings.compression);
   gzip.on('error', (error: unknown) => failures.record('compress', error));
   dump.gate.once('end', () => finish('dump', {bytes: plaintextCount.bytes}));
   gzip.once('end', () => finish('compress', {bytes: compressedCount.bytes}));
