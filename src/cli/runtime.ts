@@ -25,7 +25,7 @@ export function loadSettings(): Settings {
   return resolveSettings({process: process.env, dotenv: readDotenvFile(cwd), cwd});
 }
 
-export async function openStorage(config: Config, settings: Settings): Promise<StorageBackend> {
+export async function openStorage(config: Config, settings: Settings, access: 'read' | 'read-write'): Promise<StorageBackend> {
   const backends = await discoverStorageBackends(config);
   const found = backends.get(settings.storage.scheme);
   if (!found) {
@@ -35,13 +35,20 @@ export async function openStorage(config: Config, settings: Settings): Promise<S
     });
   }
   try {
-    return await found.registration.create({location: settings.storage.location, env: settings.env});
+    return await found.registration.create({location: settings.storage.location, env: settings.env, access});
   } catch (error) {
     if (isSynapseError(error)) throw error;
     const code = errnoCode(error);
     const reason = (error as Error).message;
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
       throw new SynapseError('E_STORAGE_UNWRITABLE', {message: `unable to open backup directory '${settings.storage.location}': ${reason}`, cause: error});
+    }
+    if (code === 'ENOENT') {
+      throw new SynapseError('E_STORAGE', {
+        message: `unable to open backup storage '${settings.storage.location}': it does not exist`,
+        suggestion: 'Check BACKUP_DIR (or BACKUP_STORAGE); `backup run` creates the directory on its first backup.',
+        cause: error,
+      });
     }
     throw new SynapseError('E_STORAGE', {message: `unable to open backup storage '${settings.storage.location}': ${reason}`, cause: error});
   }

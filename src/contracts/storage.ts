@@ -70,6 +70,11 @@ export const STAGING_SUFFIX = '.partial';
 export interface StorageBackendOptions {
   /** Backend-specific location: a directory, a bucket URL... */
   readonly location: string;
+  /**
+   * 'read' for commands that only read (list, restore): the backend must not create the location
+   * and must work on read-only media. 'read-write' may create it and should check it is writable.
+   */
+  readonly access: 'read' | 'read-write';
   /** The configuration environment, for backend-specific settings. */
   readonly env: Readonly<Record<string, string | undefined>>;
 }

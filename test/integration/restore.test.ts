@@ -1,12 +1,14 @@
 import {expect} from 'chai';
 import {execa} from 'execa';
-import {open, readFile, rm, truncate} from 'node:fs/promises';
+import {existsSync} from 'node:fs';
+import {mkdir, open, readFile, rm, truncate} from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 
 import {CLI, baseEnvironment} from '../helpers/cli.js';
 import {databaseNames, seedSampleData, snapshotDatabase, sql} from '../helpers/database.js';
 import {fakeBinDir, versionAware} from '../helpers/fake-tools.js';
+import {mountTmpfs, remountReadOnly, unmount} from '../helpers/mounts.js';
 import {createWorkspace, type Workspace} from '../helpers/workspace.js';
 
 async function flipByte(file: string, position: number): Promise<void> {
@@ -102,6 +104,34 @@ describe('backup restore', function () {
     }
   });
 
+  it('restores from a backup directory mounted read-only', async function () {
+    const mountPoint = path.join(workspace.cwd, 'readonly-backups');
+    await mkdir(mountPoint);
+    await mountTmpfs(mountPoint, {sizeBytes: 8 * 1024 * 1024});
+    try {
+      const name = await workspace.backup({BACKUP_DIR: mountPoint});
+      await changeDatabase();
+      await remountReadOnly(mountPoint, true);
+      const listed = await workspace.run(['backup', 'list', '--json'], {BACKUP_DIR: mountPoint});
+      expect(listed.json.result.backups.map((backup: {name: string}) => backup.name)).to.deep.equal([name]);
+      const result = await workspace.run(['backup', 'restore', name, '--yes'], {BACKUP_DIR: mountPoint});
+      expect(result.exitCode, result.stderr).to.equal(0);
+      expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+    } finally {
+      await unmount(mountPoint);
+    }
+  });
+
+  it('reports a backup directory that does not exist, without creating it', async function () {
+    const missing = path.join(workspace.cwd, 'no-such-dir');
+    for (const args of [['backup', 'list', '--json'], ['backup', 'restore', 'backup_hourly_20260101_000000.sql.gz', '--yes', '--json']]) {
+      const result = await workspace.run(args, {BACKUP_DIR: missing});
+      expect(result.exitCode, args.join(' ')).to.equal(7);
+      expect(result.json.error.message).to.include('does not exist');
+    }
+    expect(existsSync(missing)).to.equal(false);
+  });
+
   it('restores an unencrypted backup', async function () {
     const name = await workspace.backup({BACKUP_ENCRYPTION_KEY: undefined});
     await changeDatabase();
@@ -186,6 +216,7 @@ describe('backup restore', function () {
   ];
   for (const [name, exitCode, code] of badNames) {
     it(`refuses '${name}' (${code})`, async function () {
+      await mkdir(workspace.backupDir, {recursive: true});
       const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
       expect(result.exitCode).to.equal(exitCode);
       expect(result.json.error.code).to.equal(code);

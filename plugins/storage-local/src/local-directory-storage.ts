@@ -27,16 +27,26 @@ export class LocalDirectoryStorage implements StorageBackend {
     this.location = directory;
   }
 
-  /** Opens (creating it 0700 if needed) the directory and checks that this user may write to it. */
-  static async open(directory: string): Promise<LocalDirectoryStorage> {
+  /**
+   * Opens the directory. For writing, it is created 0700 if missing and must be writable by this
+   * user; for reading, it must exist and may be read-only (a backup disk mounted ro for a restore).
+   */
+  static async open(directory: string, mode: 'read' | 'read-write' = 'read-write'): Promise<LocalDirectoryStorage> {
     const absolute = path.resolve(directory);
-    await mkdir(absolute, {recursive: true, mode: 0o700});
-    const info = await stat(absolute);
-    if (!info.isDirectory()) throw codedError('ENOTDIR', `'${absolute}' is not a directory`);
+    if (mode === 'read-write') await mkdir(absolute, {recursive: true, mode: 0o700});
+    let info;
     try {
-      await access(absolute, constants.W_OK | constants.X_OK);
+      info = await stat(absolute);
     } catch (error) {
-      throw codedError((error as NodeJS.ErrnoException).code ?? 'EACCES', `'${absolute}' is not writable by this user`);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw codedError('ENOENT', `'${absolute}' does not exist`);
+      throw error;
+    }
+    if (!info.isDirectory()) throw codedError('ENOTDIR', `'${absolute}' is not a directory`);
+    const needed = mode === 'read-write' ? constants.R_OK | constants.W_OK | constants.X_OK : constants.R_OK | constants.X_OK;
+    try {
+      await access(absolute, needed);
+    } catch (error) {
+      throw codedError((error as NodeJS.ErrnoException).code ?? 'EACCES', `'${absolute}' is not ${mode === 'read-write' ? 'writable' : 'readable'} by this user`);
     }
     return new LocalDirectoryStorage(absolute);
   }

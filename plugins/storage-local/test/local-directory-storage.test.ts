@@ -5,7 +5,7 @@ import path from 'node:path';
 import {Readable} from 'node:stream';
 
 import {describeStorageContract} from '../../../src/testing/index.js';
-import {mountTmpfs, unmount} from '../../../test/helpers/mounts.js';
+import {mountTmpfs, remountReadOnly, unmount} from '../../../test/helpers/mounts.js';
 import {LocalDirectoryStorage} from '../src/local-directory-storage.js';
 
 const created = new Map<string, string>();
@@ -67,6 +67,31 @@ describe('local directory storage', function () {
         failure = error;
       }
       expect((failure as NodeJS.ErrnoException).code, key).to.equal('EINVAL');
+    }
+  });
+
+  it('opens for reading without creating the directory, and on a read-only file system', async function () {
+    let failure: unknown;
+    try {
+      await LocalDirectoryStorage.open(path.join(directory, 'missing'), 'read');
+    } catch (error) {
+      failure = error;
+    }
+    expect((failure as NodeJS.ErrnoException).code).to.equal('ENOENT');
+    expect(await readdir(directory)).to.deep.equal([]);
+
+    const mountPoint = path.join(directory, 'readonly');
+    const {mkdir} = await import('node:fs/promises');
+    await mkdir(mountPoint);
+    await mountTmpfs(mountPoint, {sizeBytes: 1024 * 1024});
+    try {
+      await (await LocalDirectoryStorage.open(mountPoint)).put('kept', Readable.from([Buffer.from('data')]));
+      await remountReadOnly(mountPoint, true);
+      const storage = await LocalDirectoryStorage.open(mountPoint, 'read');
+      expect((await storage.list()).map((object) => object.key)).to.deep.equal(['kept']);
+      expect(Buffer.concat(await (await storage.get('kept')).toArray()).toString()).to.equal('data');
+    } finally {
+      await unmount(mountPoint);
     }
   });
 

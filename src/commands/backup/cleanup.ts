@@ -18,7 +18,7 @@ export default class BackupCleanup extends SynapseCommand<CleanupResult> {
   async run(): Promise<CleanupResult> {
     const {flags} = await this.parse(BackupCleanup);
     const settings = loadSettings();
-    const storage = await openStorage(this.config, settings);
+    const storage = await openStorage(this.config, settings, 'read-write');
     const result = await this.display(
       'cleanup',
       [

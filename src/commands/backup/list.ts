@@ -11,7 +11,7 @@ export default class BackupList extends SynapseCommand<{backups: ListedBackup[]}
   async run(): Promise<{backups: ListedBackup[]}> {
     await this.parse(BackupList);
     const settings = loadSettings();
-    const storage = await openStorage(this.config, settings);
+    const storage = await openStorage(this.config, settings, 'read');
     const backups = await listBackups(storage);
     this.print(formatBackupTable(backups));
     return {backups};

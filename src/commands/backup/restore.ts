@@ -4,7 +4,7 @@ import {SynapseCommand} from '../../cli/base-command.js';
 import {countdown} from '../../cli/countdown.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
 import {loadEncryptionProviders, loadSettings, openStorage} from '../../cli/runtime.js';
-import {restoreBackup, type RestoreResult} from '../../core/services/index.js';
+import {assertRestorableName, restoreBackup, type RestoreResult} from '../../core/services/index.js';
 
 const COUNTDOWN_SECONDS = 5;
 
@@ -27,8 +27,9 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
 
   async run(): Promise<RestoreResult> {
     const {args, flags} = await this.parse(BackupRestore);
+    assertRestorableName(args.file);
     const settings = loadSettings();
-    const storage = await openStorage(this.config, settings);
+    const storage = await openStorage(this.config, settings, 'read');
     const encryptionProviders = await loadEncryptionProviders(this.config);
     const result = await this.display(
       'restore',

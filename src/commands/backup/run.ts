@@ -31,7 +31,7 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
     const {flags} = await this.parse(BackupRun);
     const settings = loadSettings();
     this.warnAll(settings.warnings);
-    const storage = await openStorage(this.config, settings);
+    const storage = await openStorage(this.config, settings, 'read-write');
     let encryption: EncryptionProvider | undefined;
     if (settings.encryption) {
       encryption = (await loadEncryptionProviders(this.config)).get(settings.encryption.provider);

@@ -49,13 +49,18 @@ function timestamp(at: Date): string {
   return at.toISOString().replaceAll(/[-:]/g, '').replace('T', '_').slice(0, 15);
 }
 
-async function loadMetadata(storage: StorageBackend, name: string): Promise<BackupMetadata> {
+/** Only a bare backup name is accepted: no paths, no `..`, nothing this tool did not name. */
+export function assertRestorableName(name: string): void {
   if (!isBackupName(name)) {
     throw new SynapseError('E_USAGE', {
       message: `unable to restore '${name}': not a backup name`,
       suggestion: 'Pass a backup name exactly as `synapse-backup backup list` shows it, without a directory.',
     });
   }
+}
+
+async function loadMetadata(storage: StorageBackend, name: string): Promise<BackupMetadata> {
+  assertRestorableName(name);
   let exists;
   try {
     exists = await storage.stat(name);

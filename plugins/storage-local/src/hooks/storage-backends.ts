@@ -5,7 +5,7 @@ import {LocalDirectoryStorage} from '../local-directory-storage.js';
 const localDirectory: StorageBackendFactory = {
   scheme: 'local',
   description: 'A directory on a local or mounted file system (BACKUP_DIR).',
-  create: ({location}) => LocalDirectoryStorage.open(location),
+  create: ({location, access}) => LocalDirectoryStorage.open(location, access),
 };
 
 export default async function registerStorageBackends(): Promise<StorageBackendFactory[]> {
