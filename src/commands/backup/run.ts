@@ -42,6 +42,7 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
     const result = await this.display(
       'backup',
       [
+        {stage: 'preflight', title: 'Check server, pg_dump and lock'},
         {stage: 'dump', title: 'Dump (pg_dump)'},
         {stage: 'compress', title: 'Compress (gzip)'},
         {stage: 'encrypt', title: 'Encrypt (AES-256-CBC)'},

@@ -1,6 +1,6 @@
 import {EventEmitter} from 'node:events';
 
-export type BackupStage = 'dump' | 'compress' | 'encrypt' | 'checksum' | 'store' | 'metadata';
+export type BackupStage = 'preflight' | 'dump' | 'compress' | 'encrypt' | 'checksum' | 'store' | 'metadata';
 export type RestoreStage = 'verify' | 'decrypt' | 'confirm' | 'prepare' | 'decompress' | 'load' | 'swap';
 export type CleanupStage = 'plan' | 'remove';
 export type StageName = BackupStage | RestoreStage | CleanupStage;

@@ -147,11 +147,19 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     throw new SynapseError('E_PLUGIN', {message: `unable to encrypt: no encryption plugin provides '${settings.encryption.provider}'`});
   }
   const target = settings.database;
-  const [pgDump, server] = await Promise.all([probeClientTool('pg_dump', settings.pgBinDir), readServerInfo(target)]);
-  assertDumpCanReadServer(pgDump, server.major, server.version);
-  if (context.signal.aborted) throw cancelled();
-
-  const lock = await acquireStorageLock(storage, 'backup run');
+  events.stage('preflight', 'started');
+  let preflight;
+  try {
+    const [pgDump, server] = await Promise.all([probeClientTool('pg_dump', settings.pgBinDir), readServerInfo(target)]);
+    assertDumpCanReadServer(pgDump, server.major, server.version);
+    if (context.signal.aborted) throw cancelled();
+    preflight = {pgDump, server, lock: await acquireStorageLock(storage, 'backup run')};
+  } catch (error) {
+    events.stage('preflight', 'failed');
+    throw error;
+  }
+  const {pgDump, server, lock} = preflight;
+  events.stage('preflight', 'finished', {detail: `PostgreSQL ${server.version}, pg_dump ${pgDump.version}, lock held`});
   try {
     let taken: Set<string>;
     try {
