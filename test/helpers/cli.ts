@@ -40,3 +40,24 @@ export async function runCli(args: string[], options: {env?: Record<string, stri
   }
   return {exitCode: result.exitCode, signal: result.signal, stdout: result.stdout, stderr: result.stderr, json};
 }
+
+/** The CLI as a child process still running, for tests that signal or kill it midway. */
+export function spawnCli(args: string[], options: {env?: Record<string, string | undefined>; cwd: string}) {
+  return execa(process.execPath, [CLI, ...args], {
+    cwd: options.cwd,
+    env: {...baseEnvironment(), ...options.env} as Record<string, string>,
+    extendEnv: false,
+    reject: false,
+  });
+}
+
+/** Resolves once `text` has appeared on the child's stderr. */
+export function stderrReaches(child: ReturnType<typeof spawnCli>, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(text)) resolve();
+    });
+  });
+}

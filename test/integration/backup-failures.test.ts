@@ -1,11 +1,10 @@
 import {expect} from 'chai';
-import {execa} from 'execa';
 import {createHash} from 'node:crypto';
 import {mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import path from 'node:path';
 
-import {CLI, baseEnvironment} from '../helpers/cli.js';
+import {spawnCli} from '../helpers/cli.js';
 import {seedSampleData, sql} from '../helpers/database.js';
 import {fakeBinDir, versionAware} from '../helpers/fake-tools.js';
 import {mountTmpfs, unmount} from '../helpers/mounts.js';
@@ -66,12 +65,7 @@ describe('backup run failures', function () {
     const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {
       pg_dump: versionAware('pg_dump', `pg_dump "$@"\necho $$ > ${pidFile}\nexec sleep 60`),
     });
-    const child = execa(process.execPath, [CLI, 'backup', 'run'], {
-      cwd: workspace.cwd,
-      env: {...baseEnvironment(), ...workspace.env, PG_BIN_DIR: binDir} as Record<string, string>,
-      extendEnv: false,
-      reject: false,
-    });
+    const child = spawnCli(['backup', 'run'], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
     for (let wait = 0; wait < 200; wait++) {
       const staging = (await readdir(workspace.backupDir)).filter((file) => file.endsWith('.partial'));
       if (staging.length > 0 && (await readFile(pidFile, 'utf8').catch(() => ''))) break;
@@ -98,12 +92,7 @@ describe('backup run failures', function () {
   it('stops on SIGINT with exit 130, removing its temporary file and its lock', async function () {
     const pidFile = path.join(workspace.cwd, 'dump.pid');
     const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {pg_dump: versionAware('pg_dump', `echo $$ > ${pidFile}\npg_dump "$@"\nexec sleep 60`)});
-    const child = execa(process.execPath, [CLI, 'backup', 'run'], {
-      cwd: workspace.cwd,
-      env: {...baseEnvironment(), ...workspace.env, PG_BIN_DIR: binDir} as Record<string, string>,
-      extendEnv: false,
-      reject: false,
-    });
+    const child = spawnCli(['backup', 'run'], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
     for (let wait = 0; wait < 200; wait++) {
       if ((await workspace.backupFiles()).some((file) => file.endsWith('.partial')) && (await readFile(pidFile, 'utf8').catch(() => ''))) break;
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,11 +1,10 @@
 import {expect} from 'chai';
-import {execa} from 'execa';
 import {existsSync} from 'node:fs';
 import {mkdir, open, readFile, rm, truncate} from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 
-import {CLI, baseEnvironment} from '../helpers/cli.js';
+import {spawnCli, stderrReaches} from '../helpers/cli.js';
 import {databaseNames, seedSampleData, snapshotDatabase, sql} from '../helpers/database.js';
 import {fakeBinDir, versionAware} from '../helpers/fake-tools.js';
 import {mountTmpfs, remountReadOnly, unmount} from '../helpers/mounts.js';
@@ -262,19 +261,8 @@ describe('backup restore', function () {
   it('is cancelled by Ctrl-C during the countdown, with exit 130, changing nothing', async function () {
     const name = await workspace.backup();
     const changed = await changeDatabase();
-    const child = execa(process.execPath, [CLI, 'backup', 'restore', name], {
-      cwd: workspace.cwd,
-      env: {...baseEnvironment(), ...workspace.env} as Record<string, string>,
-      extendEnv: false,
-      reject: false,
-    });
-    let stderr = '';
-    await new Promise<void>((resolve) => {
-      child.stderr!.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        if (stderr.includes('press Ctrl-C to cancel')) resolve();
-      });
-    });
+    const child = spawnCli(['backup', 'restore', name], {cwd: workspace.cwd, env: workspace.env});
+    await stderrReaches(child, 'press Ctrl-C to cancel');
     child.kill('SIGINT');
     const result = await child;
     expect(result.exitCode).to.equal(130);
@@ -287,19 +275,8 @@ describe('backup restore', function () {
     const changed = await changeDatabase();
     // The real psql loads everything, then the load stays open long enough to be interrupted.
     const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: versionAware('psql', 'psql "$@"; exec sleep 30')});
-    const child = execa(process.execPath, [CLI, 'backup', 'restore', name, '--yes'], {
-      cwd: workspace.cwd,
-      env: {...baseEnvironment(), ...workspace.env, PG_BIN_DIR: binDir} as Record<string, string>,
-      extendEnv: false,
-      reject: false,
-    });
-    await new Promise<void>((resolve) => {
-      let stderr = '';
-      child.stderr!.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        if (stderr.includes('load: started')) resolve();
-      });
-    });
+    const child = spawnCli(['backup', 'restore', name, '--yes'], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
+    await stderrReaches(child, 'load: started');
     await new Promise((resolve) => setTimeout(resolve, 500));
     child.kill('SIGINT');
     const result = await child;
