@@ -1,6 +1,6 @@
 import {expect} from 'chai';
 import {existsSync} from 'node:fs';
-import {mkdir, open, readFile, rm, truncate} from 'node:fs/promises';
+import {mkdir, open, readFile, rm, truncate, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 
@@ -206,6 +206,23 @@ describe('backup restore', function () {
     await expectUntouched(changed);
     const listed = await workspace.run(['backup', 'list']);
     expect(listed.stdout).to.match(new RegExp(`${name.replaceAll('.', '\\.')}.*\\[metadata missing`));
+  });
+
+  it('refuses a backup whose metadata is unreadable, and lists it as such', async function () {
+    const name = await workspace.backup();
+    const metadataFile = path.join(workspace.backupDir, `${name}.meta.json`);
+    await writeFile(metadataFile, (await readFile(metadataFile, 'utf8')).slice(0, 50));
+    const changed = await changeDatabase();
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+    expect(result.exitCode).to.equal(13);
+    expect(result.json.error.code).to.equal('E_METADATA');
+    expect(result.json.error.message).to.include('not valid JSON');
+    await expectUntouched(changed);
+    const listed = await workspace.run(['backup', 'list', '--json']);
+    expect(listed.json.result.backups[0]).to.include({name, health: 'metadata-unreadable'});
+    const cleanup = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '0'});
+    expect(cleanup.json.result.removedKeys).to.deep.equal([]);
+    expect(await workspace.backupFiles()).to.deep.equal([name, `${name}.meta.json`]);
   });
 
   const badNames: Array<[string, number, string]> = [
