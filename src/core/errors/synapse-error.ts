@@ -26,6 +26,16 @@ export class SynapseError extends Error {
     this.details = options.details ?? {};
   }
 
+  /** The same failure with a more specific suggestion or further details (e.g. the stage it happened in). */
+  with(changes: {suggestion?: string; details?: Readonly<Record<string, unknown>>}): SynapseError {
+    return new SynapseError(this.code, {
+      message: this.message,
+      suggestion: changes.suggestion ?? this.suggestion,
+      cause: this.cause,
+      details: {...this.details, ...changes.details},
+    });
+  }
+
   toJSON(): Record<string, unknown> {
     return {
       code: this.code,

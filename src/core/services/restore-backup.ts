@@ -221,8 +221,7 @@ async function loadInto(
       await psql.completion.catch(() => {});
       if (context.signal.aborted) throw cancelled();
       const culprit = failures.first ?? {stage: 'load', error: (settled.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult).reason};
-      const failure = explainLoadFailure(culprit.stage as RestoreStage, culprit.error, metadata, context);
-      throw new SynapseError(failure.code, {message: failure.message, suggestion: failure.suggestion, cause: failure.cause, details: {...failure.details, stage: culprit.stage}});
+      throw explainLoadFailure(culprit.stage as RestoreStage, culprit.error, metadata, context).with({details: {stage: culprit.stage}});
     }
   } catch (error) {
     events.stage('load', 'failed');
@@ -291,11 +290,7 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
       await admin.createEmpty(scratchName, existing);
     } catch (error) {
       if (isSynapseError(error) && error.code === 'E_DB_PRIVILEGE') {
-        throw new SynapseError('E_DB_PRIVILEGE', {
-          message: error.message,
-          suggestion: `A restore loads into a new database first: grant the role CREATEDB (ALTER ROLE <role> CREATEDB) and make it the owner of '${target.database}'.`,
-          cause: error.cause,
-        });
+        throw error.with({suggestion: `A restore loads into a new database first: grant the role CREATEDB (ALTER ROLE <role> CREATEDB) and make it the owner of '${target.database}'.`});
       }
       throw error;
     }

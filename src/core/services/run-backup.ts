@@ -134,8 +134,7 @@ async function streamDump(context: BackupContext, target: DatabaseTarget, pgDump
   for (const other of stagesInOrder) {
     if (!finished.has(other)) events.stage(other, other === stage ? 'failed' : 'skipped', {detail: other === stage ? undefined : 'stopped'});
   }
-  const error = explainStageFailure(stage, culprit.error, context, name);
-  throw new SynapseError(error.code, {message: error.message, suggestion: error.suggestion, cause: error.cause, details: {...error.details, stage}});
+  throw explainStageFailure(stage, culprit.error, context, name).with({details: {stage}});
 }
 
 /** Runs one backup end to end; a failure at any point leaves no backup behind and earlier ones untouched. */
