@@ -4,7 +4,8 @@ import path from 'node:path';
 import {SynapseError} from '../errors/index.js';
 import {DEFAULT_RETENTION_POLICY, type RetentionPolicy} from '../retention/index.js';
 import {Secret} from '../secrets/index.js';
-import {DEFAULT_COMPRESSION, type CompressionSettings} from '../pipeline/compression.js';
+import {COMPRESSION_FORMATS, type CompressionSettings} from '../pipeline/compression.js';
+import type {CompressionAlgorithm} from '../naming/index.js';
 import {DatabaseTarget, withoutSecrets} from '../postgres/database-target.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -100,17 +101,37 @@ function resolveEncryption(sources: EnvSources, env: Env, warnings: string[]): E
   return {key, provider, iterations};
 }
 
+function resolveCompression(env: Env): CompressionSettings {
+  const name = env.BACKUP_COMPRESSION?.trim().toLowerCase() || 'gzip';
+  if (!Object.hasOwn(COMPRESSION_FORMATS, name)) {
+    throw new SynapseError('E_CONFIG', {
+      message: `unable to use BACKUP_COMPRESSION '${name}': supported are ${Object.keys(COMPRESSION_FORMATS).join(' and ')}`,
+      suggestion: 'Set BACKUP_COMPRESSION=gzip (the default, readable everywhere) or zstd (several times faster).',
+    });
+  }
+  const algorithm = name as CompressionAlgorithm;
+  const format = COMPRESSION_FORMATS[algorithm];
+  const missing = format.unavailable();
+  if (missing) {
+    throw new SynapseError('E_CONFIG', {
+      message: `unable to use BACKUP_COMPRESSION '${algorithm}': ${missing}`,
+      suggestion: 'Run synapse-backup with the Node.js that `npm install` brings (npx synapse-backup), or use BACKUP_COMPRESSION=gzip.',
+    });
+  }
+  const {min, max} = format.levels;
+  const level = nonNegativeInteger(env, 'BACKUP_COMPRESSION_LEVEL', format.levels.default);
+  if (level < min || level > max) {
+    throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_COMPRESSION_LEVEL '${level}': ${algorithm} levels run from ${min} to ${max}`});
+  }
+  return {algorithm, level};
+}
+
 /** Reads the whole configuration; every bad value is an E_CONFIG error naming the variable. */
 export function resolveSettings(sources: EnvSources): Settings {
   const env: Env = {...sources.dotenv, ...sources.process};
   const warnings: string[] = [];
   const encryption = resolveEncryption(sources, env, warnings);
-  const level = nonNegativeInteger(env, 'BACKUP_COMPRESSION_LEVEL', DEFAULT_COMPRESSION.level, 1);
-  if (level > 9) throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_COMPRESSION_LEVEL '${level}': gzip levels run from 1 to 9`});
-  const compressionName = env.BACKUP_COMPRESSION?.trim() || 'gzip';
-  if (compressionName !== 'gzip') {
-    throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_COMPRESSION '${compressionName}': supported is gzip`});
-  }
+  const compression = resolveCompression(env);
   return {
     env: withoutSecrets(env),
     database: DatabaseTarget.fromEnvironment(env),
@@ -119,7 +140,7 @@ export function resolveSettings(sources: EnvSources): Settings {
       location: path.resolve(sources.cwd, env.BACKUP_DIR?.trim() || './backups'),
     },
     encryption,
-    compression: {algorithm: 'gzip', level},
+    compression,
     retention: {
       hourly: nonNegativeInteger(env, 'BACKUP_RETENTION_HOURLY', DEFAULT_RETENTION_POLICY.hourly),
       daily: nonNegativeInteger(env, 'BACKUP_RETENTION_DAILY', DEFAULT_RETENTION_POLICY.daily),

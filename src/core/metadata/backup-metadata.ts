@@ -1,6 +1,6 @@
 import type {CipherParameters} from '../../contracts/encryption.js';
 import {SynapseError} from '../errors/index.js';
-import {BACKUP_TYPES, type BackupType, type CompressionAlgorithm} from '../naming/index.js';
+import {BACKUP_TYPES, COMPRESSION_EXTENSIONS, parseBackupName, type BackupType, type CompressionAlgorithm} from '../naming/index.js';
 
 export const METADATA_FORMAT_VERSION = 1;
 
@@ -81,7 +81,8 @@ export function parseMetadata(backupName: string, text: string): BackupMetadata 
   if (!isRecord(checksums) || !/^[0-9a-f]{64}$/.test(String(checksums.stored)) || !/^[0-9a-f]{64}$/.test(String(checksums.plaintext))) {
     fail(backupName, 'SHA-256 checksums are missing');
   }
-  if (!isRecord(compression) || compression.algorithm !== 'gzip') fail(backupName, 'compression is missing or unknown');
+  if (!isRecord(compression) || !Object.hasOwn(COMPRESSION_EXTENSIONS, String(compression.algorithm))) fail(backupName, 'compression is missing or unknown');
+  if (parseBackupName(backupName)?.compression !== compression.algorithm) fail(backupName, `it records ${String(compression.algorithm)} compression, which the file name contradicts`);
   if (document.encryption !== null && !isRecord(document.encryption)) fail(backupName, 'encryption is malformed');
   if (typeof document.createdAt !== 'string' || Number.isNaN(Date.parse(document.createdAt))) fail(backupName, 'createdAt is missing');
   return document as unknown as BackupMetadata;

@@ -6,7 +6,7 @@ export type BackupType = (typeof BACKUP_TYPES)[number];
 export const METADATA_SUFFIX = '.meta.json';
 export const LOCK_KEY = 'synapse-backup.lock';
 
-const COMPRESSION_EXTENSIONS = {gzip: '.gz'} as const;
+export const COMPRESSION_EXTENSIONS = {gzip: '.gz', zstd: '.zst'} as const;
 export type CompressionAlgorithm = keyof typeof COMPRESSION_EXTENSIONS;
 
 export interface BackupNameParts {
@@ -20,13 +20,13 @@ export interface BackupNameParts {
 }
 
 const BACKUP_NAME_PATTERN =
-  /^backup_(hourly|daily|monthly)_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})(?:_(\d{1,4}))?\.sql\.(gz)(\.enc)?$/;
+  /^backup_(hourly|daily|monthly)_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})(?:_(\d{1,4}))?\.sql\.(gz|zst)(\.enc)?$/;
 
 function pad(value: number, width = 2): string {
   return String(value).padStart(width, '0');
 }
 
-/** `backup_<type>_<YYYYMMDD>_<HHMMSS>[_<n>].sql.gz[.enc]`, in UTC. */
+/** `backup_<type>_<YYYYMMDD>_<HHMMSS>[_<n>].sql.<gz|zst>[.enc]`, in UTC. */
 export function formatBackupName(parts: BackupNameParts): string {
   const at = parts.startedAt;
   const date = `${at.getUTCFullYear()}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}`;
@@ -39,7 +39,7 @@ export function formatBackupName(parts: BackupNameParts): string {
 export function parseBackupName(name: string): BackupNameParts | undefined {
   const match = BACKUP_NAME_PATTERN.exec(name);
   if (!match) return undefined;
-  const [, type, year, month, day, hour, minute, second, sequence, , encrypted] = match;
+  const [, type, year, month, day, hour, minute, second, sequence, extension, encrypted] = match;
   const startedAt = new Date(Date.UTC(+year!, +month! - 1, +day!, +hour!, +minute!, +second!));
   // Reject names such as 20260230 that Date would silently roll over into March.
   if (startedAt.getUTCDate() !== +day! || startedAt.getUTCMonth() !== +month! - 1 || +hour! > 23 || +minute! > 59 || +second! > 59) {
@@ -49,7 +49,7 @@ export function parseBackupName(name: string): BackupNameParts | undefined {
     type: type as BackupType,
     startedAt,
     sequence: sequence ? Number(sequence) : 0,
-    compression: 'gzip',
+    compression: extension === 'zst' ? 'zstd' : 'gzip',
     encrypted: encrypted !== undefined,
   };
 }

@@ -1,3 +1,4 @@
+export * from './block-pool.js';
 export * from './compression.js';
 export * from './failure-recorder.js';
 export * from './observers.js';

@@ -2,12 +2,19 @@ import {execa, type ResultPromise} from 'execa';
 import {Transform, type Readable, type TransformCallback, type Writable} from 'node:stream';
 
 import {SynapseError, type ErrorCode} from '../errors/index.js';
-import {StderrTail} from '../process/index.js';
+import type {BlockPool} from '../pipeline/block-pool.js';
+import {StderrTail, openBlockPipe} from '../process/index.js';
 import {redact} from '../secrets/index.js';
 import type {ClientToolInfo} from './client-tools.js';
 import type {DatabaseTarget} from './database-target.js';
 
-type Subprocess = ResultPromise<{stdin: 'ignore' | 'pipe'; stdout: 'pipe' | 'ignore'; stderr: 'pipe'; buffer: false; reject: false}>;
+/**
+ * A file descriptor of ours for the child's stdout. execa takes any descriptor number at run time,
+ * but its types list only small literals, hence this one named widening.
+ */
+type InheritedFd = 3;
+
+type Subprocess = ResultPromise<{stdin: 'ignore' | 'pipe'; stdout: 'pipe' | 'ignore' | InheritedFd; stderr: 'pipe'; buffer: false; reject: false}>;
 
 export interface ChildOutcome {
   /** Resolves when the child exited 0 with no signal; rejects with a catalogue error otherwise. */
@@ -74,7 +81,7 @@ export interface DumpProcess extends ChildOutcome {
 }
 
 /** pg_dump or psql, connected to `target` through argv (no password) and environment (password). */
-function spawnClientTool(tool: ClientToolInfo, args: string[], target: DatabaseTarget, signal: AbortSignal, stdio: {stdin: 'ignore' | 'pipe'; stdout: 'pipe' | 'ignore'}): Subprocess {
+function spawnClientTool(tool: ClientToolInfo, args: string[], target: DatabaseTarget, signal: AbortSignal, stdio: {stdin: 'ignore' | 'pipe'; stdout: 'pipe' | 'ignore' | InheritedFd}): Subprocess {
   return execa(tool.command, [...args, '--no-password', ...target.childConnectionArgs()], {
     env: target.childEnvironment(),
     extendEnv: false,
@@ -87,13 +94,23 @@ function spawnClientTool(tool: ClientToolInfo, args: string[], target: DatabaseT
   });
 }
 
-export function startPgDump(tool: ClientToolInfo, target: DatabaseTarget, signal: AbortSignal): DumpProcess {
+/**
+ * Starts pg_dump writing the plain dump to its stdout. With a block pool, the dump arrives as full
+ * pool blocks read straight from the pipe (see openBlockPipe); the consumer returns them to the pool.
+ */
+export async function startPgDump(tool: ClientToolInfo, target: DatabaseTarget, signal: AbortSignal, pool?: BlockPool): Promise<DumpProcess> {
   const stderr = new StderrTail();
-  const subprocess = spawnClientTool(tool, ['--format=plain'], target, signal, {stdin: 'ignore', stdout: 'pipe'});
+  const blockPipe = pool ? await openBlockPipe(pool) : undefined;
+  let subprocess: Subprocess;
+  try {
+    subprocess = spawnClientTool(tool, ['--format=plain'], target, signal, {stdin: 'ignore', stdout: blockPipe ? (blockPipe.writeFd as InheritedFd) : 'pipe'});
+  } finally {
+    blockPipe?.closeWriteEnd();
+  }
   stderr.attach(subprocess.stderr);
   const outcome = watchChild(subprocess, tool, target, {code: 'E_DUMP_FAILED', action: `dump database '${target.database}'`}, stderr);
   const gate = new ExitGate(outcome.completion);
-  return {...outcome, output: subprocess.stdout!, gate};
+  return {...outcome, output: blockPipe?.output ?? subprocess.stdout!, gate};
 }
 
 export interface PsqlProcess extends ChildOutcome {

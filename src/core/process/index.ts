@@ -1,1 +1,2 @@
 export * from './stderr-tail.js';
+export * from './block-pipe.js';

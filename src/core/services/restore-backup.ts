@@ -8,7 +8,7 @@ import {SynapseError, errnoCode, isSynapseError} from '../errors/index.js';
 import type {ProgressEvents, RestoreStage} from '../events/index.js';
 import {parseMetadata, type BackupMetadata} from '../metadata/index.js';
 import {isBackupName, metadataKeyFor} from '../naming/index.js';
-import {ByteCounter, FailureRecorder, Sha256Observer, compressedMagic, createDecompressStream} from '../pipeline/index.js';
+import {ByteCounter, COMPRESSION_FORMATS, FailureRecorder, Sha256Observer, compressedMagic, createDecompressStream} from '../pipeline/index.js';
 import {DatabaseAdmin, DatabaseTarget, derivedDatabaseName, probeClientTool, startPsql, type ClientToolInfo, type ExistingDatabase} from '../postgres/index.js';
 import {readSmallObject, storageError} from '../storage/index.js';
 
@@ -171,7 +171,7 @@ function explainLoadFailure(stage: RestoreStage, error: unknown, metadata: Backu
   }
 }
 
-/** Streams the backup into `scratch`: storage -> hash -> decrypt -> gunzip -> hash -> psql. */
+/** Streams the backup into `scratch`: storage -> hash -> decrypt -> decompress -> hash -> psql. */
 async function loadInto(
   context: RestoreContext,
   metadata: BackupMetadata,
@@ -192,7 +192,7 @@ async function loadInto(
   context.signal.addEventListener('abort', abortFromOutside, {once: true});
   const failures = new FailureRecorder();
   const storedHash = new Sha256Observer();
-  const gunzip = createDecompressStream(metadata.compression.algorithm);
+  const decompress = createDecompressStream(metadata.compression.algorithm);
   const plaintextHash = new Sha256Observer();
   const plaintextCount = new ByteCounter((bytes) => events.stage('load', 'progress', {bytes}));
   let decrypt: Transform | undefined;
@@ -208,12 +208,12 @@ async function loadInto(
   const psql = startPsql(psqlTool, scratch, controller.signal);
   source.on('error', (error: unknown) => failures.record('verify', error));
   decrypt?.on('error', (error: unknown) => failures.record('decrypt', error));
-  gunzip.on('error', (error: unknown) => failures.record('decompress', error));
+  decompress.on('error', (error: unknown) => failures.record('decompress', error));
   psql.input.on('error', (error: unknown) => failures.record('load', error));
 
   events.stage('load', 'started', {detail: scratch.database});
   try {
-    const flowing = pipeline([source, storedHash, ...(decrypt ? [decrypt] : []), gunzip, plaintextHash, plaintextCount, psql.input], {signal: controller.signal});
+    const flowing = pipeline([source, storedHash, ...(decrypt ? [decrypt] : []), decompress, plaintextHash, plaintextCount, psql.input], {signal: controller.signal});
     const settled = await Promise.allSettled([flowing, failures.watch('load', psql.completion)]);
     if (settled.some((outcome) => outcome.status === 'rejected')) {
       controller.abort();
@@ -249,6 +249,13 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
   const {storage, events, settings} = context;
 
   const metadata = await loadMetadata(storage, request.name);
+  const missingCodec = COMPRESSION_FORMATS[metadata.compression.algorithm].unavailable();
+  if (missingCodec) {
+    throw new SynapseError('E_CONFIG', {
+      message: `unable to restore '${metadata.backupName}': it is ${metadata.compression.algorithm}-compressed and ${missingCodec}`,
+      suggestion: 'Run synapse-backup with the Node.js that `npm install` brings (npx synapse-backup).',
+    });
+  }
   const decryption = decryptionFor(context, metadata);
   await verifyStoredFile(context, metadata);
   if (decryption) {

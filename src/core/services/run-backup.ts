@@ -9,7 +9,7 @@ import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock} from '../lock/index.js';
 import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata} from '../metadata/index.js';
 import {metadataKeyFor, nextFreeBackupName, type BackupType} from '../naming/index.js';
-import {ByteCounter, FailureRecorder, Sha256Observer, createCompressStream} from '../pipeline/index.js';
+import {BLOCK_SIZE, BlockPool, ByteCounter, FailureRecorder, Sha256Observer, createCompressStream} from '../pipeline/index.js';
 import {DatabaseTarget, assertDumpCanReadServer, probeClientTool, readServerInfo, startPgDump} from '../postgres/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
 
@@ -59,10 +59,16 @@ function explainStageFailure(stage: BackupStage, error: unknown, context: Backup
 }
 
 /**
- * pg_dump -> count, hash -> gzip -> encrypt -> count, hash -> storage, as one stream pipeline.
+ * pg_dump -> count, hash -> compress (gzip or zstd, on all cores) -> encrypt -> count, hash -> storage, as one stream pipeline.
  * Resolves only when pg_dump exited 0, every stage finished and the storage published the object.
  */
-async function streamDump(context: BackupContext, target: DatabaseTarget, pgDumpCommand: Awaited<ReturnType<typeof probeClientTool>>, name: string): Promise<StreamedDump> {
+async function streamDump(
+  context: BackupContext,
+  target: DatabaseTarget,
+  pgDumpCommand: Awaited<ReturnType<typeof probeClientTool>>,
+  name: string,
+  encrypt: Transform | undefined,
+): Promise<StreamedDump> {
   const {events, settings, storage} = context;
   const controller = new AbortController();
   const abortFromOutside = (): void => controller.abort();
@@ -78,15 +84,15 @@ async function streamDump(context: BackupContext, target: DatabaseTarget, pgDump
   const plaintextCount = new ByteCounter((bytes) => events.stage('dump', 'progress', {bytes}));
   const plaintextHash = new Sha256Observer();
   const compressedCount = new ByteCounter((bytes) => events.stage('compress', 'progress', {bytes}));
-  const encrypt: Transform | undefined = context.encryption?.createEncryptStream(settings.encryption!.key.reveal(), {iterations: settings.encryption!.iterations});
   const encryptedCount = encrypt ? new ByteCounter((bytes) => events.stage('encrypt', 'progress', {bytes})) : undefined;
   const storedHash = new Sha256Observer();
   const storedCount = new ByteCounter((bytes) => events.stage('store', 'progress', {bytes}));
   const body = new PassThrough();
-  const gzip = createCompressStream(settings.compression);
+  const blocks = new BlockPool(BLOCK_SIZE);
+  const compress = createCompressStream(settings.compression, {pool: blocks});
 
   // Started only once every stage exists, so a stage that cannot be built leaves no pg_dump behind.
-  const dump = startPgDump(pgDumpCommand, target, controller.signal);
+  const dump = await startPgDump(pgDumpCommand, target, controller.signal, blocks);
   for (const stage of stagesInOrder) {
     if (stage === 'encrypt' && !context.encryption) {
       finished.add(stage);
@@ -100,12 +106,12 @@ async function streamDump(context: BackupContext, target: DatabaseTarget, pgDump
     ['encrypt', encrypt], ['encrypt', encryptedCount], ['checksum', storedHash], ['store', storedCount], ['store', body],
   ];
   for (const [stage, stream] of watched) stream?.on('error', (error: unknown) => failures.record(stage, error));
-  gzip.on('error', (error: unknown) => failures.record('compress', error));
+  compress.on('error', (error: unknown) => failures.record('compress', error));
   dump.gate.once('end', () => finish('dump', {bytes: plaintextCount.bytes}));
-  gzip.once('end', () => finish('compress', {bytes: compressedCount.bytes}));
+  compress.once('end', () => finish('compress', {bytes: compressedCount.bytes}));
   encrypt?.once('end', () => finish('encrypt', {bytes: encryptedCount!.bytes}));
 
-  const stages = [dump.output, dump.gate, plaintextCount, plaintextHash, gzip, compressedCount, ...(encrypt ? [encrypt, encryptedCount!] : []), storedHash, storedCount, body];
+  const stages = [dump.output, dump.gate, plaintextCount, plaintextHash, compress, compressedCount, ...(encrypt ? [encrypt, encryptedCount!] : []), storedHash, storedCount, body];
   const flowing = pipeline(stages, {signal: controller.signal});
   const stored = failures.watch('store', storage.put(name, body, {ifNotExists: true, private: true, signal: controller.signal}));
   const settled = await Promise.allSettled([flowing, stored, failures.watch('dump', dump.completion)]);
@@ -146,6 +152,10 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     throw new SynapseError('E_PLUGIN', {message: `unable to encrypt: no encryption plugin provides '${settings.encryption.provider}'`});
   }
   const target = settings.database;
+  // Built first: its key derivation (PBKDF2, a few hundred ms of CPU) then runs while preflight waits on the server.
+  const encrypt: Transform | undefined = context.encryption?.createEncryptStream(settings.encryption!.key.reveal(), {iterations: settings.encryption!.iterations});
+  // A derivation failure before the pipeline exists must not crash the process; the pipeline reports it.
+  encrypt?.on('error', () => {});
   events.stage('preflight', 'started');
   let preflight;
   try {
@@ -155,6 +165,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     preflight = {pgDump, server, lock: await acquireStorageLock(storage, 'backup run')};
   } catch (error) {
     events.stage('preflight', 'failed');
+    encrypt?.destroy();
     throw error;
   }
   const {pgDump, server, lock} = preflight;
@@ -170,7 +181,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       {type: request.type, startedAt: new Date(Math.floor(startedAt.getTime() / 1000) * 1000), compression: settings.compression.algorithm, encrypted: Boolean(context.encryption)},
       taken,
     );
-    const streamed = await streamDump(context, target, pgDump, name);
+    const streamed = await streamDump(context, target, pgDump, name, encrypt);
 
     events.stage('metadata', 'started');
     const completedAt = now();
@@ -202,6 +213,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     events.stage('metadata', 'finished', {detail: metadataKey});
     return {name, metadataKey, location: storage.location, metadata};
   } finally {
+    encrypt?.destroy();
     await lock.release().catch(() => {});
   }
 }

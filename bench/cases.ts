@@ -1,0 +1,121 @@
+import {existsSync} from 'node:fs';
+import path from 'node:path';
+
+import type {CommandSpec} from './measure.js';
+
+/** What every case needs to build its command line; one run's files live under `runDirectory`. */
+export interface CaseContext {
+  readonly pgBin: string;
+  readonly sourceUrl: string;
+  readonly restoreUrl: string;
+  readonly node: string;
+  readonly cli: string;
+  readonly key: string;
+  readonly runDirectory: string;
+  /** A plain dump of the source and its `gzip -6`, made once before the restore cases. */
+  readonly plainDump: string;
+  readonly plainDumpGz: string;
+  /** Backup directories holding one synapse-backup backup each, made once before the restore cases. */
+  readonly backupSources: Readonly<Record<'gzip' | 'zstd', {directory: string; name: string}>>;
+}
+
+export interface BenchCase {
+  readonly id: string;
+  readonly label: string;
+  readonly kind: 'backup' | 'restore';
+  /** Our CLI, as opposed to a baseline. */
+  readonly ours: boolean;
+  /** Why the case cannot run on this machine, if it cannot. */
+  readonly unavailable?: () => string | undefined;
+  readonly command: (context: CaseContext) => CommandSpec;
+}
+
+// The same format our backups use, so the shell pipeline does the same work: `openssl enc` with
+// PBKDF2-SHA256 at our default 600000 iterations.
+const OPENSSL_ENCRYPT = 'openssl enc -aes-256-cbc -pbkdf2 -md sha256 -iter 600000 -salt -pass env:BENCH_KEY';
+const PSQL = '"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1';
+
+function baseEnv(context: CaseContext): Record<string, string> {
+  return {
+    PATH: `${context.pgBin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    HOME: process.env.HOME ?? '/root',
+    PG_BIN: context.pgBin,
+    SOURCE_URL: context.sourceUrl,
+    RESTORE_URL: context.restoreUrl,
+    RUN_DIR: context.runDirectory,
+    BENCH_KEY: context.key,
+    NODE_BIN: context.node,
+    CLI: context.cli,
+  };
+}
+
+function shell(script: string, extra: Record<string, string> = {}) {
+  return (context: CaseContext): CommandSpec => ({script, env: {...baseEnv(context), ...extra}, cwd: context.runDirectory});
+}
+
+function onPath(tool: string): () => string | undefined {
+  return () => ((process.env.PATH ?? '').split(':').some((directory) => existsSync(path.join(directory, tool))) ? undefined : `${tool} is not installed`);
+}
+
+function synapseBackup(compression: 'gzip' | 'zstd', encrypted: boolean) {
+  return (context: CaseContext): CommandSpec => ({
+    script: '"$NODE_BIN" "$CLI" backup run --json > /dev/null',
+    env: {
+      ...baseEnv(context),
+      DATABASE_URL: context.sourceUrl,
+      PG_BIN_DIR: context.pgBin,
+      BACKUP_DIR: path.join(context.runDirectory, 'synapse'),
+      BACKUP_COMPRESSION: compression,
+      ...(encrypted ? {BACKUP_ENCRYPTION_KEY: context.key} : {}),
+    },
+    cwd: context.runDirectory,
+  });
+}
+
+function synapseRestore(compression: 'gzip' | 'zstd') {
+  return (context: CaseContext): CommandSpec => {
+    const source = context.backupSources[compression];
+    return {
+      script: `"$NODE_BIN" "$CLI" backup restore ${source.name} --yes --json > /dev/null`,
+      env: {...baseEnv(context), DATABASE_URL: context.restoreUrl, PG_BIN_DIR: context.pgBin, BACKUP_DIR: source.directory, BACKUP_ENCRYPTION_KEY: context.key},
+      cwd: context.runDirectory,
+    };
+  };
+}
+
+export const BACKUP_CASES: readonly BenchCase[] = [
+  {id: 'pg_dump-devnull', label: 'pg_dump > /dev/null', kind: 'backup', ours: false, command: shell('"$PG_BIN/pg_dump" -d "$SOURCE_URL" > /dev/null')},
+  {
+    id: 'shell-gzip',
+    label: 'pg_dump | gzip -6 | openssl; sha256sum',
+    kind: 'backup',
+    ours: false,
+    command: shell(`"$PG_BIN/pg_dump" -d "$SOURCE_URL" | gzip -6 | ${OPENSSL_ENCRYPT} > "$RUN_DIR/shell.sql.gz.enc" && sha256sum "$RUN_DIR/shell.sql.gz.enc" > /dev/null`),
+  },
+  {
+    id: 'shell-zstd',
+    label: 'pg_dump | zstd -3 | openssl; sha256sum',
+    kind: 'backup',
+    ours: false,
+    unavailable: onPath('zstd'),
+    command: shell(`"$PG_BIN/pg_dump" -d "$SOURCE_URL" | zstd -3 -q -c | ${OPENSSL_ENCRYPT} > "$RUN_DIR/shell.sql.zst.enc" && sha256sum "$RUN_DIR/shell.sql.zst.enc" > /dev/null`),
+  },
+  {id: 'pg_dump-custom', label: 'pg_dump -Fc', kind: 'backup', ours: false, command: shell('"$PG_BIN/pg_dump" -Fc -d "$SOURCE_URL" -f "$RUN_DIR/custom.dump"')},
+  {id: 'synapse-gzip', label: 'synapse-backup gzip, encrypted', kind: 'backup', ours: true, command: synapseBackup('gzip', true)},
+  {id: 'synapse-gzip-plain', label: 'synapse-backup gzip, not encrypted', kind: 'backup', ours: true, command: synapseBackup('gzip', false)},
+  {id: 'synapse-zstd', label: 'synapse-backup zstd, encrypted', kind: 'backup', ours: true, command: synapseBackup('zstd', true)},
+  {id: 'synapse-zstd-plain', label: 'synapse-backup zstd, not encrypted', kind: 'backup', ours: true, command: synapseBackup('zstd', false)},
+];
+
+export const RESTORE_CASES: readonly BenchCase[] = [
+  {id: 'psql-file', label: 'psql -f plain.sql', kind: 'restore', ours: false, command: (context) => shell(`${PSQL} -d "$RESTORE_URL" -f "${context.plainDump}" > /dev/null`)(context)},
+  {
+    id: 'shell-gunzip',
+    label: 'gunzip -c | psql',
+    kind: 'restore',
+    ours: false,
+    command: (context) => shell(`gunzip -c "${context.plainDumpGz}" | ${PSQL} -d "$RESTORE_URL" > /dev/null`)(context),
+  },
+  {id: 'synapse-restore-gzip', label: 'synapse-backup restore (gzip, encrypted)', kind: 'restore', ours: true, command: synapseRestore('gzip')},
+  {id: 'synapse-restore-zstd', label: 'synapse-backup restore (zstd, encrypted)', kind: 'restore', ours: true, command: synapseRestore('zstd')},
+];
