@@ -10,6 +10,8 @@ describe('backup names', function () {
     ['hourly, encrypted', {type: 'hourly', startedAt: at, sequence: 0, compression: 'gzip', encrypted: true}, 'backup_hourly_20260222_143000.sql.gz.enc'],
     ['daily, plain', {type: 'daily', startedAt: at, sequence: 0, compression: 'gzip', encrypted: false}, 'backup_daily_20260222_143000.sql.gz'],
     ['second in the same second', {type: 'monthly', startedAt: at, sequence: 1, compression: 'gzip', encrypted: true}, 'backup_monthly_20260222_143000_1.sql.gz.enc'],
+    ['zstd, encrypted', {type: 'daily', startedAt: at, sequence: 0, compression: 'zstd', encrypted: true}, 'backup_daily_20260222_143000.sql.zst.enc'],
+    ['zstd, plain, sequence 2', {type: 'hourly', startedAt: at, sequence: 2, compression: 'zstd', encrypted: false}, 'backup_hourly_20260222_143000_2.sql.zst'],
     ['UTC, not local time', {type: 'hourly', startedAt: new Date('2026-12-31T23:59:59.999Z'), sequence: 0, compression: 'gzip', encrypted: false}, 'backup_hourly_20261231_235959.sql.gz'],
   ];
   for (const [label, parts, expected] of formatCases) {
@@ -19,6 +21,7 @@ describe('backup names', function () {
       expect(parsed.type).to.equal(parts.type);
       expect(parsed.sequence).to.equal(parts.sequence);
       expect(parsed.encrypted).to.equal(parts.encrypted);
+      expect(parsed.compression).to.equal(parts.compression);
       expect(parsed.startedAt.getTime()).to.equal(Math.floor(parts.startedAt.getTime() / 1000) * 1000);
     });
   }
@@ -27,6 +30,8 @@ describe('backup names', function () {
     '../backup_hourly_20260222_143000.sql.gz',
     '/var/backups/backup_hourly_20260222_143000.sql.gz',
     'backup_weekly_20260222_143000.sql.gz',
+    'backup_hourly_20260222_143000.sql.xz',
+    'backup_hourly_20260222_143000.sql.zstd',
     'backup_hourly_20260230_143000.sql.gz',
     'backup_hourly_20260222_250000.sql.gz',
     'backup_hourly_20260222_143000.sql',

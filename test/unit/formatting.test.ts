@@ -24,6 +24,7 @@ describe('formatting', function () {
       type: 'hourly',
       createdAt: '2026-02-22T14:30:00.000Z',
       size: 2_450_000,
+      compression: 'gzip',
       encrypted: true,
       health: 'good',
       problem: undefined,

@@ -25,12 +25,20 @@ describe('backup metadata', function () {
     expect(parseMetadata(name, serializeMetadata(valid))).to.deep.equal(valid);
   });
 
+  it('reads a zstd backup', function () {
+    const zstdName = 'backup_daily_20260222_020000.sql.zst.enc';
+    const zstd = {...valid, backupName: zstdName, compression: {algorithm: 'zstd' as const, level: 3}};
+    expect(parseMetadata(zstdName, serializeMetadata(zstd)).compression).to.deep.equal({algorithm: 'zstd', level: 3});
+  });
+
   const broken: Array<[string, string, RegExp]> = [
     ['truncated JSON', serializeMetadata(valid).slice(0, 40), /not valid JSON/],
     ['another backup', JSON.stringify({...valid, backupName: 'backup_daily_20260101_000000.sql.gz'}), /describes/],
     ['a future format', JSON.stringify({...valid, formatVersion: 2}), /format version 2/],
     ['no checksum', JSON.stringify({...valid, checksums: {algorithm: 'sha256'}}), /checksums/],
     ['no sizes', JSON.stringify({...valid, sizes: undefined}), /sizes/],
+    ['an unknown compression', JSON.stringify({...valid, compression: {algorithm: 'lz4', level: 1}}), /compression is missing or unknown/],
+    ['zstd in a .gz file', JSON.stringify({...valid, compression: {algorithm: 'zstd', level: 3}}), /file name contradicts/],
   ];
   for (const [label, text, message] of broken) {
     it(`refuses ${label}`, function () {

@@ -40,12 +40,28 @@ describe('resolveSettings', function () {
     expect(settings.warnings).to.deep.equal([]);
   });
 
+  const compressions: Array<[Env, {algorithm: string; level: number}]> = [
+    [{BACKUP_COMPRESSION: 'zstd'}, {algorithm: 'zstd', level: 3}],
+    [{BACKUP_COMPRESSION: ' ZSTD '}, {algorithm: 'zstd', level: 3}],
+    [{BACKUP_COMPRESSION: 'zstd', BACKUP_COMPRESSION_LEVEL: '19'}, {algorithm: 'zstd', level: 19}],
+    [{BACKUP_COMPRESSION: 'gzip', BACKUP_COMPRESSION_LEVEL: '1'}, {algorithm: 'gzip', level: 1}],
+    [{BACKUP_COMPRESSION_LEVEL: '9'}, {algorithm: 'gzip', level: 9}],
+  ];
+  for (const [env, expected] of compressions) {
+    it(`reads compression ${JSON.stringify(env)}`, function () {
+      expect(settingsOf({...env, BACKUP_ENCRYPTION_KEY: longKey}).compression).to.deep.equal(expected);
+    });
+  }
+
   const invalid: Array<[string, Env, RegExp]> = [
     ['a negative retention count', {BACKUP_RETENTION_HOURLY: '-1'}, /BACKUP_RETENTION_HOURLY '-1'/],
     ['a retention count that is not a number', {BACKUP_RETENTION_DAILY: 'many'}, /BACKUP_RETENTION_DAILY 'many'/],
     ['zero PBKDF2 iterations', {BACKUP_ENCRYPTION_KEY: longKey, BACKUP_ENCRYPTION_ITERATIONS: '0'}, /BACKUP_ENCRYPTION_ITERATIONS '0'/],
     ['a gzip level of 12', {BACKUP_COMPRESSION_LEVEL: '12'}, /BACKUP_COMPRESSION_LEVEL/],
-    ['an unknown compression', {BACKUP_COMPRESSION: 'lzma'}, /BACKUP_COMPRESSION 'lzma'/],
+    ['an unknown compression', {BACKUP_COMPRESSION: 'lzma'}, /BACKUP_COMPRESSION 'lzma'.*gzip and zstd/],
+    ['a gzip level of 0', {BACKUP_COMPRESSION_LEVEL: '0'}, /gzip levels run from 1 to 9/],
+    ['a zstd level of 20', {BACKUP_COMPRESSION: 'zstd', BACKUP_COMPRESSION_LEVEL: '20'}, /zstd levels run from 1 to 19/],
+    ['a level that is not a number', {BACKUP_COMPRESSION: 'zstd', BACKUP_COMPRESSION_LEVEL: 'fast'}, /BACKUP_COMPRESSION_LEVEL 'fast'/],
     ['both a key and a key file', {BACKUP_ENCRYPTION_KEY: longKey, BACKUP_ENCRYPTION_KEY_FILE: '/k'}, /both BACKUP_ENCRYPTION_KEY and BACKUP_ENCRYPTION_KEY_FILE/],
     ['a key file that does not exist', {BACKUP_ENCRYPTION_KEY_FILE: '/nonexistent/key'}, /BACKUP_ENCRYPTION_KEY_FILE '\/nonexistent\/key'/],
   ];

@@ -1,4 +1,4 @@
-import {createCipheriv, createDecipheriv, pbkdf2, randomBytes, type Cipher, type Decipher} from 'node:crypto';
+import {createCipheriv, createDecipheriv, createHash, pbkdf2, randomBytes, type Cipher, type Decipher} from 'node:crypto';
 import {Transform, type TransformCallback} from 'node:stream';
 import {promisify} from 'node:util';
 
@@ -18,10 +18,27 @@ const KDF_DIGEST = 'sha256';
 /** OWASP's 2023 figure for PBKDF2-HMAC-SHA256. */
 export const DEFAULT_ITERATIONS = 600_000;
 
+/**
+ * The last derivation, keyed by a hash of its inputs: a restore decrypts the same file twice (the
+ * key check on its first block, then the load), and PBKDF2 at 600000 iterations costs a few hundred
+ * ms of CPU each time. One entry, so a long-lived process holds at most one derived key.
+ */
+let lastDerivation: {readonly id: string; readonly result: Promise<{key: Buffer; iv: Buffer}>} | undefined;
+
 /** Key and IV exactly as `openssl enc -pbkdf2 -md sha256 -iter N` derives them from the password. */
-async function deriveKeyAndIv(password: string, salt: Buffer, iterations: number): Promise<{key: Buffer; iv: Buffer}> {
-  const material = await derive(Buffer.from(password, 'utf8'), salt, iterations, KEY_LENGTH + IV_LENGTH, KDF_DIGEST);
-  return {key: material.subarray(0, KEY_LENGTH), iv: material.subarray(KEY_LENGTH)};
+function deriveKeyAndIv(password: string, salt: Buffer, iterations: number): Promise<{key: Buffer; iv: Buffer}> {
+  const id = createHash('sha256').update(password, 'utf8').update('\0').update(salt).update(`\0${iterations}`).digest('hex');
+  if (lastDerivation?.id === id) return lastDerivation.result;
+  const result = derive(Buffer.from(password, 'utf8'), salt, iterations, KEY_LENGTH + IV_LENGTH, KDF_DIGEST).then((material) => ({
+    key: material.subarray(0, KEY_LENGTH),
+    iv: material.subarray(KEY_LENGTH),
+  }));
+  lastDerivation = {id, result};
+  // A failed derivation is not remembered.
+  result.catch(() => {
+    if (lastDerivation?.id === id) lastDerivation = undefined;
+  });
+  return result;
 }
 
 function checkIterations(iterations: number): number {

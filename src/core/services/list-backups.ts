@@ -1,7 +1,7 @@
 import type {StorageBackend} from '../../contracts/storage.js';
 import {readCatalog, type CatalogEntry} from '../catalog/index.js';
 import type {BackupHealth} from '../retention/index.js';
-import type {BackupType} from '../naming/index.js';
+import type {BackupType, CompressionAlgorithm} from '../naming/index.js';
 
 export interface ListedBackup {
   readonly name: string;
@@ -10,6 +10,7 @@ export interface ListedBackup {
   readonly createdAt: string;
   /** Bytes of the stored file; undefined when it is missing. */
   readonly size: number | undefined;
+  readonly compression: CompressionAlgorithm;
   readonly encrypted: boolean;
   readonly health: BackupHealth;
   readonly problem: string | undefined;
@@ -23,6 +24,7 @@ function toListed(entry: CatalogEntry): ListedBackup {
     type: entry.parts.type,
     createdAt: entry.metadata?.createdAt ?? entry.parts.startedAt.toISOString(),
     size: entry.metadata?.sizes.storedBytes ?? entry.object?.size,
+    compression: entry.parts.compression,
     encrypted: entry.parts.encrypted,
     health: entry.health,
     problem: entry.problem,

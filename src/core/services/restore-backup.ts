@@ -257,8 +257,11 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     });
   }
   const decryption = decryptionFor(context, metadata);
-  await verifyStoredFile(context, metadata);
-  if (decryption) {
+  const checkKey = async (): Promise<void> => {
+    if (!decryption) {
+      events.stage('decrypt', 'skipped', {detail: 'backup is not encrypted'});
+      return;
+    }
     events.stage('decrypt', 'started');
     try {
       await assertKeyFits(context, metadata, decryption);
@@ -267,11 +270,22 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
       throw error;
     }
     events.stage('decrypt', 'finished', {detail: 'key accepted'});
-  } else events.stage('decrypt', 'skipped', {detail: 'backup is not encrypted'});
+  };
+  // The full read and the key derivation each take a few hundred ms and need nothing of each other;
+  // neither touches a database. A damaged file is the more useful report, so it wins.
+  const [verified, keyChecked] = await Promise.allSettled([verifyStoredFile(context, metadata), checkKey()]);
+  if (verified.status === 'rejected') throw verified.reason;
+  if (keyChecked.status === 'rejected') throw keyChecked.reason;
 
   const target = settings.database;
-  const psqlTool = await probeClientTool('psql', settings.pgBinDir);
-  const admin = await DatabaseAdmin.open(target);
+  const [probed, opened] = await Promise.allSettled([probeClientTool('psql', settings.pgBinDir), DatabaseAdmin.open(target)]);
+  if (probed.status === 'rejected') {
+    if (opened.status === 'fulfilled') await opened.value.close();
+    throw probed.reason;
+  }
+  if (opened.status === 'rejected') throw opened.reason;
+  const psqlTool = probed.value;
+  const admin = opened.value;
   let scratchName: string | undefined;
   let swapped = false;
   try {
