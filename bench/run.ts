@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--size MB] [--runs N] [--rss-sizes MB,MB|none] [--cases id,id] [--out file.json]
- *                  [--cache DIR | --fresh] [--profile]
+ *                  [--cache DIR | --fresh] [--profile] [--skip-levels]
  *
  * Builds (or reuses) a benchmark database on a throwaway cluster, then measures, interleaved, our
  * backup and restore against pg_dump, the shell pipeline and psql. Prints medians and ratios and
@@ -18,6 +18,7 @@ import {PG_BIN, startThrowawayCluster, type ThrowawayCluster} from '../test/help
 import {BACKUP_CASES, RESTORE_CASES, type BenchCase, type CaseContext} from './cases.js';
 import {formatProfile, readProfileIn, summarizeProfile, type ProfileSummary} from './cpu-profile.js';
 import {ensureDataset, fingerprint, planDataset, type DatasetInfo} from './dataset.js';
+import {formatLevels, measureLevels} from './levels.js';
 import {measure, type Measurement} from './measure.js';
 import {evaluateTargets, formatTable, formatTargets, summarize, type CaseSamples, type RssBySize} from './report.js';
 
@@ -34,6 +35,7 @@ const {values: options} = parseArgs({
     cache: {type: 'string', default: '/var/tmp/synapse-backup-bench'},
     fresh: {type: 'boolean', default: false},
     profile: {type: 'boolean', default: false},
+    'skip-levels': {type: 'boolean', default: false},
   },
 });
 
@@ -192,6 +194,8 @@ async function main(): Promise<void> {
       }
     }
 
+    const levels = options['skip-levels'] ? undefined : await measureLevels(plainDump);
+
     let profile: ProfileSummary | undefined;
     if (options.profile) {
       const directory = path.join(work, 'profile');
@@ -207,6 +211,7 @@ async function main(): Promise<void> {
     log(formatTable(summaries));
     log('');
     log(formatTargets(targets));
+    if (levels) log(`\nCompression levels on 1 MiB blocks sampled from this dump (one core, in-process):\n${formatLevels(levels)}`);
     if (profile) log(`\nCPU profile of one synapse-backup gzip backup, ${formatProfile(profile)}`);
 
     const out = options.out ?? path.join(PROJECT, 'bench-results', `bench-${new Date().toISOString().replaceAll(':', '-')}.json`);
@@ -229,6 +234,7 @@ async function main(): Promise<void> {
       targets,
       rssBySize,
       otherDatasets,
+      levels,
       profile,
       samples: caseSamples,
     };

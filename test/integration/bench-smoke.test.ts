@@ -21,7 +21,7 @@ describe('npm run bench (smoke run of the harness on a tiny database)', function
 
   it('measures every case once, checks every restore, and writes the results as JSON', async function () {
     const out = path.join(temp.path, 'bench.json');
-    const result = await execa(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--size', '5', '--runs', '1', '--rss-sizes', '2', '--fresh', '--out', out], {
+    const result = await execa(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--size', '5', '--runs', '1', '--rss-sizes', '2', '--fresh', '--skip-levels', '--out', out], {
       cwd: PROJECT,
       reject: false,
       all: true,
