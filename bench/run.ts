@@ -196,13 +196,16 @@ async function main(): Promise<void> {
 
     const levels = options['skip-levels'] ? undefined : await measureLevels(plainDump);
 
-    let profile: ProfileSummary | undefined;
+    // Main-thread CPU profiles of one gzip and one zstd backup: where the time of our own process goes.
+    const profiles: Record<string, ProfileSummary> = {};
     if (options.profile) {
-      const directory = path.join(work, 'profile');
-      await mkdir(directory);
-      const spec = BACKUP_CASES.find((entry) => entry.id === 'synapse-gzip')!.command(context(directory, dataset.database, noSources));
-      await measure({...spec, script: spec.script.replace('"$NODE_BIN"', `"$NODE_BIN" --cpu-prof --cpu-prof-dir="${directory}/prof"`)}, serverPid);
-      profile = summarizeProfile(await readProfileIn(path.join(directory, 'prof')));
+      for (const id of ['synapse-gzip', 'synapse-zstd']) {
+        const directory = path.join(work, `profile-${id}`);
+        await mkdir(directory);
+        const spec = BACKUP_CASES.find((entry) => entry.id === id)!.command(context(directory, dataset.database, noSources));
+        await measure({...spec, script: spec.script.replace('"$NODE_BIN"', `"$NODE_BIN" --cpu-prof --cpu-prof-dir="${directory}/prof"`)}, serverPid);
+        profiles[id] = summarizeProfile(await readProfileIn(path.join(directory, 'prof')));
+      }
     }
 
     const targets = evaluateTargets(summaries, rssBySize);
@@ -212,7 +215,7 @@ async function main(): Promise<void> {
     log('');
     log(formatTargets(targets));
     if (levels) log(`\nCompression levels on 1 MiB blocks sampled from this dump (one core, in-process):\n${formatLevels(levels)}`);
-    if (profile) log(`\nCPU profile of one synapse-backup gzip backup, ${formatProfile(profile)}`);
+    for (const [id, profile] of Object.entries(profiles)) log(`\nCPU profile of one ${id} backup, ${formatProfile(profile)}`);
 
     const out = options.out ?? path.join(PROJECT, 'bench-results', `bench-${new Date().toISOString().replaceAll(':', '-')}.json`);
     await mkdir(path.dirname(out), {recursive: true});
@@ -235,7 +238,7 @@ async function main(): Promise<void> {
       rssBySize,
       otherDatasets,
       levels,
-      profile,
+      profiles,
       samples: caseSamples,
     };
     await writeFile(out, `${JSON.stringify(document, null, 2)}\n`);

@@ -9,5 +9,10 @@ if (major < 22 || (major === 22 && minor < 13)) {
   process.exit(1);
 }
 
+// Compression runs one block per core on libuv's threadpool, which file I/O and key derivation
+// share; its default of 4 threads would cap a many-core machine at 4. Set before anything uses it.
+const {availableParallelism} = await import('node:os');
+process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism() + 2));
+
 const {execute} = await import('@oclif/core');
 await execute({dir: import.meta.url});
