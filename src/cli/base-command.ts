@@ -2,6 +2,7 @@ import {Command, Errors} from '@oclif/core';
 
 import {ProgressEvents} from '../core/events/index.js';
 import {SynapseError, isSynapseError} from '../core/errors/index.js';
+import {startBufferCollector} from './buffer-collector.js';
 import {formatErrorText} from './format/index.js';
 import {chooseDisplayMode, withStageDisplay, type DisplayMode, type StageTitle} from './views/index.js';
 
@@ -38,6 +39,7 @@ export abstract class SynapseCommand<T> extends Command {
   protected readonly events = new ProgressEvents();
   protected readonly abortController = new AbortController();
   #interrupts = 0;
+  #stopBufferCollector: (() => void) | undefined;
 
   readonly #onSignal = (signal: NodeJS.Signals): void => {
     this.#interrupts++;
@@ -54,6 +56,7 @@ export abstract class SynapseCommand<T> extends Command {
     process.on('SIGINT', this.#onSignal);
     process.on('SIGTERM', this.#onSignal);
     this.events.on('warning', (message) => this.warnUser(message));
+    this.#stopBufferCollector = startBufferCollector();
   }
 
   protected warnUser(message: string): void {
@@ -102,6 +105,7 @@ export abstract class SynapseCommand<T> extends Command {
   override async finally(error: Error | undefined): Promise<void> {
     process.off('SIGINT', this.#onSignal);
     process.off('SIGTERM', this.#onSignal);
+    this.#stopBufferCollector?.();
     await super.finally(error);
   }
 
