@@ -165,3 +165,18 @@ export function formatTargets(results: readonly TargetResult[]): string {
     .map((result) => `${result.met === undefined ? 'n/a ' : result.met ? 'MET ' : 'MISS'}  ${result.target}: ${result.measured} (target ${result.limit})`)
     .join('\n');
 }
+
+/** Median wall time per case now against an earlier results file (same cases, same machine kind). */
+export function formatComparison(current: readonly CaseSummary[], earlier: readonly CaseSummary[], earlierLabel: string): string {
+  const before = new Map(earlier.map((summary) => [summary.id, summary]));
+  const lines = [`case                                      then s    now s   change   (then: ${earlierLabel})`];
+  for (const summary of current) {
+    const old = before.get(summary.id);
+    if (!old) continue;
+    const change = summary.wallSeconds.median / old.wallSeconds.median - 1;
+    lines.push(
+      `${summary.label.padEnd(40)}  ${old.wallSeconds.median.toFixed(2).padStart(6)}  ${summary.wallSeconds.median.toFixed(2).padStart(6)}  ${`${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)}%`.padStart(7)}`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--size MB] [--runs N] [--rss-sizes MB,MB|none] [--cases id,id] [--out file.json]
- *                  [--cache DIR | --fresh] [--profile] [--skip-levels]
+ *                  [--cache DIR | --fresh] [--profile] [--skip-levels] [--compare earlier.json]
  *
  * Builds (or reuses) a benchmark database on a throwaway cluster, then measures, interleaved, our
  * backup and restore against pg_dump, the shell pipeline and psql. Prints medians and ratios and
@@ -20,7 +20,7 @@ import {formatProfile, readProfileIn, summarizeProfile, type ProfileSummary} fro
 import {ensureDataset, fingerprint, planDataset, type DatasetInfo} from './dataset.js';
 import {formatLevels, measureLevels} from './levels.js';
 import {measure, type Measurement} from './measure.js';
-import {evaluateTargets, formatTable, formatTargets, summarize, type CaseSamples, type RssBySize} from './report.js';
+import {evaluateTargets, formatComparison, formatTable, formatTargets, summarize, type CaseSamples, type CaseSummary, type RssBySize} from './report.js';
 
 const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RESTORE_DATABASE = 'bench_restore';
@@ -36,6 +36,7 @@ const {values: options} = parseArgs({
     fresh: {type: 'boolean', default: false},
     profile: {type: 'boolean', default: false},
     'skip-levels': {type: 'boolean', default: false},
+    compare: {type: 'string'},
   },
 });
 
@@ -214,6 +215,10 @@ async function main(): Promise<void> {
     log(formatTable(summaries));
     log('');
     log(formatTargets(targets));
+    if (options.compare) {
+      const earlier = JSON.parse(await readFile(options.compare, 'utf8')) as {summaries: CaseSummary[]; commit?: string; measuredAt?: string};
+      log(`\n${formatComparison(summaries, earlier.summaries, `${earlier.commit?.slice(0, 10) ?? 'unknown commit'} at ${earlier.measuredAt ?? '?'}`)}`);
+    }
     if (levels) log(`\nCompression levels on 1 MiB blocks sampled from this dump (one core, in-process):\n${formatLevels(levels)}`);
     for (const [id, profile] of Object.entries(profiles)) log(`\nCPU profile of one ${id} backup, ${formatProfile(profile)}`);
 

@@ -1,7 +1,7 @@
 import {expect} from 'chai';
 
 import {childCpuSeconds, type Measurement} from '../../bench/measure.js';
-import {evaluateTargets, formatTable, median, summarize, type CaseSamples} from '../../bench/report.js';
+import {evaluateTargets, formatComparison, formatTable, median, summarize, type CaseSamples} from '../../bench/report.js';
 
 function samples(id: string, kind: 'backup' | 'restore', walls: number[], ours = id.startsWith('synapse'), rss = 100e6): CaseSamples {
   const measurements: Measurement[] = walls.map((wallSeconds) => ({wallSeconds, cpuSeconds: 1, serverCpuSeconds: 2, peakRssBytes: rss}));
@@ -69,5 +69,13 @@ describe('bench report', function () {
   it('leaves a target open when a case it needs did not run', function () {
     const results = evaluateTargets(summarize([samples('synapse-gzip', 'backup', [5])], 1e6), []);
     expect(results.find((result) => result.target === 'gzip backup vs shell pipeline')!.met).to.equal(undefined);
+  });
+
+  it('compares medians with an earlier run, case by case', function () {
+    const now = summarize([samples('synapse-zstd', 'backup', [4]), samples('synapse-gzip', 'backup', [9])], 1e6);
+    const then = summarize([samples('synapse-zstd', 'backup', [5])], 1e6);
+    const lines = formatComparison(now, then, 'abc at yesterday').split('\n');
+    expect(lines).to.have.length(2);
+    expect(lines[1]).to.match(/^synapse-zstd\s+5\.00\s+4\.00\s+-20\.0%$/);
   });
 });
