@@ -115,8 +115,9 @@ async function main(): Promise<void> {
     });
     const noSources = {gzip: {directory: '', name: ''}, zstd: {directory: '', name: ''}};
 
-    const runCase = async (entry: BenchCase, runLabel: string, database: string, backupSources: CaseContext['backupSources']): Promise<Measurement> => {
-      const directory = path.join(work, `${entry.id}-${runLabel}`);
+    /** One measured run; a restore goes into a fresh database and must bring back `expected` (the source's fingerprint). */
+    const runCase = async (entry: BenchCase, runLabel: string, database: string, backupSources: CaseContext['backupSources'], expected: string): Promise<Measurement> => {
+      const directory = path.join(work, `${entry.id}-${runLabel.replaceAll(' ', '-')}`);
       await mkdir(directory);
       if (entry.kind === 'restore') {
         await dropRestoreTargets(cluster);
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
       const result = await measure(entry.command(context(directory, database, backupSources)), serverPid);
       if (entry.kind === 'restore') {
         const restored = await fingerprint(cluster, RESTORE_DATABASE);
-        if (restored !== sourceFingerprint) throw new Error(`${entry.id} restored different data: ${restored} instead of ${sourceFingerprint}`);
+        if (restored !== expected) throw new Error(`${entry.id} restored different data from ${database}: ${restored} instead of ${expected}`);
       }
       await rm(directory, {recursive: true, force: true});
       log(`  ${runLabel.padEnd(8)} ${entry.id.padEnd(22)} ${result.wallSeconds.toFixed(2).padStart(7)} s  cpu ${result.cpuSeconds.toFixed(1)} s  server ${result.serverCpuSeconds.toFixed(1)} s  rss ${(result.peakRssBytes / 1e6).toFixed(0)} MB`);
@@ -138,7 +139,7 @@ async function main(): Promise<void> {
     const restoreCases = selected(RESTORE_CASES);
     log(`backups, ${runs} interleaved runs:`);
     for (let run = 1; run <= runs; run++) {
-      for (const entry of rotated(backupCases, run)) samples.set(entry, [...(samples.get(entry) ?? []), await runCase(entry, `run ${run}`, dataset.database, noSources)]);
+      for (const entry of rotated(backupCases, run)) samples.set(entry, [...(samples.get(entry) ?? []), await runCase(entry, `run ${run}`, dataset.database, noSources, sourceFingerprint)]);
     }
 
     const makeSources = async (database: string): Promise<CaseContext['backupSources']> => {
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
       const sources = await makeSources(dataset.database);
       log(`restores, ${runs} interleaved runs (each into a fresh database, checked against the source afterwards):`);
       for (let run = 1; run <= runs; run++) {
-        for (const entry of rotated(restoreCases, run)) samples.set(entry, [...(samples.get(entry) ?? []), await runCase(entry, `run ${run}`, dataset.database, sources)]);
+        for (const entry of rotated(restoreCases, run)) samples.set(entry, [...(samples.get(entry) ?? []), await runCase(entry, `run ${run}`, dataset.database, sources, sourceFingerprint)]);
       }
     }
 
@@ -180,16 +181,7 @@ async function main(): Promise<void> {
         let peak = 0;
         for (const id of rssCases) {
           const entry = [...BACKUP_CASES, ...RESTORE_CASES].find((candidate) => candidate.id === id)!;
-          const directory = path.join(work, `${id}-rss-${extra}`);
-          await mkdir(directory);
-          if (entry.kind === 'restore') {
-            await dropRestoreTargets(cluster);
-            await cluster.psql(`CREATE DATABASE ${RESTORE_DATABASE}`);
-          }
-          const result = await measure(entry.command(context(directory, other.database, sources)), serverPid);
-          if (entry.kind === 'restore' && (await fingerprint(cluster, RESTORE_DATABASE)) !== otherFingerprint) throw new Error(`${id} restored different data at ${extra} MB`);
-          log(`  ${id.padEnd(22)} ${result.wallSeconds.toFixed(2).padStart(7)} s  rss ${(result.peakRssBytes / 1e6).toFixed(0)} MB`);
-          peak = Math.max(peak, result.peakRssBytes);
+          peak = Math.max(peak, (await runCase(entry, `${extra} MB`, other.database, sources, otherFingerprint)).peakRssBytes);
         }
         rssBySize.push({databaseMegabytes: extra, peakRssBytes: peak});
       }
