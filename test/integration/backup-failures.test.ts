@@ -1,6 +1,7 @@
 import {expect} from 'chai';
+import {spawnSync} from 'node:child_process';
 import {createHash} from 'node:crypto';
-import {mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
+import {mkdir, readFile, readdir, rm, writeFile} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import path from 'node:path';
 
@@ -122,6 +123,22 @@ describe('backup run failures', function () {
     expect(Date.now() - started).to.be.lessThan(10_000);
     expect(JSON.parse(await readFile(path.join(workspace.backupDir, 'synapse-backup.lock'), 'utf8'))).to.deep.equal(lock);
     expect((await workspace.run(['backup', 'cleanup', '--json'])).exitCode).to.equal(11);
+  });
+
+  it('stops the pg_dump it started alongside preflight when preflight fails', async function () {
+    // pg_dump starts while preflight checks the server and the lock; a failed check must not leave it running.
+    const marker = `${Date.now() % 100_000}.${process.pid % 1000}`;
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {pg_dump: versionAware('pg_dump', `exec sleep ${marker}`)});
+    const lock = {pid: process.pid, hostname: hostname(), operation: 'backup run', acquiredAt: new Date().toISOString()};
+    await writeFile(path.join(workspace.backupDir, 'synapse-backup.lock'), JSON.stringify(lock));
+    const result = await workspace.run(['backup', 'run', '--json'], {PG_BIN_DIR: binDir});
+    expect(result.exitCode).to.equal(11);
+    expect(result.json.error.code).to.equal('E_LOCKED');
+    const leftover = spawnSync('pgrep', ['-f', `sleep ${marker}`], {encoding: 'utf8'});
+    expect(leftover.stdout.trim(), 'pg_dump left running').to.equal('');
+    expect(JSON.parse(await readFile(path.join(workspace.backupDir, 'synapse-backup.lock'), 'utf8'))).to.deep.equal(lock);
+    await rm(path.join(workspace.backupDir, 'synapse-backup.lock'));
+    await expectOnlyEarlierBackup();
   });
 
   it('excludes a second run started while the first is dumping', async function () {

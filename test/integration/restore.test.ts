@@ -179,6 +179,30 @@ describe('backup restore', function () {
     });
   }
 
+  it('stops the countdown as soon as the checksum fails, leaving no scratch database', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    await flipByte(path.join(workspace.backupDir, name), 100);
+    const started = Date.now();
+    const result = await workspace.run(['backup', 'restore', name, '--json']);
+    expect(result.exitCode).to.equal(13);
+    expect(result.json.error.code).to.equal('E_INTEGRITY');
+    // The countdown is 5 s; the verification ends it well before.
+    expect(Date.now() - started).to.be.lessThan(4500);
+    expect(await databaseNames(`${workspace.database}_restoring`)).to.deep.equal([]);
+    await expectUntouched(changed);
+  });
+
+  it('stops the countdown as soon as the key fails, leaving no scratch database', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    const result = await workspace.run(['backup', 'restore', name, '--json'], {BACKUP_ENCRYPTION_KEY: 'another-key-that-is-long-enough-0123456789'});
+    expect(result.exitCode).to.equal(12);
+    expect(result.json.error.code).to.equal('E_WRONG_KEY');
+    expect(await databaseNames(`${workspace.database}_restoring`)).to.deep.equal([]);
+    await expectUntouched(changed);
+  });
+
   it('reports a wrong key as a wrong key, before touching the database', async function () {
     const name = await workspace.backup();
     const changed = await changeDatabase();

@@ -8,6 +8,7 @@ import zlib from 'node:zlib';
 
 import {COMPRESSION_FORMATS, compressedMagic, createCompressStream, createDecompressStream} from '../../src/core/pipeline/compression.js';
 import {ParallelBlockCompressor} from '../../src/core/pipeline/parallel-block-compressor.js';
+import {ReusableBlockCodec} from '../../src/core/pipeline/reusable-block-codec.js';
 import {ZstdFrameScanner} from '../../src/core/pipeline/zstd-frames.js';
 import type {CompressionAlgorithm} from '../../src/core/naming/index.js';
 
@@ -182,5 +183,57 @@ describe('ParallelBlockCompressor', function () {
     expect(compressed).to.be.lessThan(64);
     source.destroy();
     compressor.destroy();
+  });
+});
+
+describe('ReusableBlockCodec', function () {
+  const blocks = chunksOf(dumpLikeText(12 * 100_000), 100_000);
+  const codecs = {
+    gzip: () => COMPRESSION_FORMATS.gzip.blockCodec(6),
+    zstd: () => COMPRESSION_FORMATS.zstd.blockCodec(3),
+  };
+  const decodeAlone = {gzip: (member: Buffer) => zlib.gunzipSync(member), zstd: (frame: Buffer) => zlib.zstdDecompressSync(frame)};
+
+  for (const algorithm of ['gzip', 'zstd'] as const) {
+    it(`${algorithm}: each block becomes a member or frame that decodes on its own, with one engine per block in flight`, async function () {
+      const codec = new ReusableBlockCodec(codecOptions(algorithm));
+      const compressed: Buffer[] = [];
+      // Three at a time, as the parallel compressor does on two cores.
+      for (let start = 0; start < blocks.length; start += 3) compressed.push(...(await Promise.all(blocks.slice(start, start + 3).map((block) => codec.compress(block)))));
+      expect(codec.engines).to.equal(3);
+      compressed.forEach((piece, index) => expect(decodeAlone[algorithm](piece).equals(blocks[index]!), `block ${index}`).to.equal(true));
+      codec.close();
+      let failure: unknown;
+      await codec.compress(blocks[0]!).catch((error: unknown) => (failure = error));
+      expect(failure).to.be.instanceOf(Error);
+    });
+
+    it(`${algorithm}: the format's codec writes what the stock tool reads`, async function () {
+      const codec = codecs[algorithm]();
+      const joined = Buffer.concat(await Promise.all(blocks.map((block) => codec.compress(block))));
+      codec.close();
+      const tool = algorithm === 'gzip' ? ['gzip', ['-d', '-c']] : ['zstd', ['-d', '-c', '-q']];
+      expect(execFileSync(tool[0] as string, tool[1] as string[], {input: joined, maxBuffer: 64 * 1024 * 1024}).equals(Buffer.concat(blocks))).to.equal(true);
+    });
+  }
+
+  function codecOptions(algorithm: 'gzip' | 'zstd'): ConstructorParameters<typeof ReusableBlockCodec>[0] {
+    return algorithm === 'gzip'
+      ? {create: () => zlib.createGzip({level: 6}), endFlag: zlib.constants.Z_FINISH, prepareNext: (engine) => (engine as unknown as zlib.ZlibReset).reset()}
+      : {create: () => zlib.createZstdCompress(), endFlag: zlib.constants.ZSTD_e_end};
+  }
+});
+
+describe('ZstdMultiFrameDecompressor', function () {
+  it('fails on a damaged frame between good ones, through its checksum', async function () {
+    const frames = ['first '.repeat(5000), 'second '.repeat(5000), 'third '.repeat(5000)].map((text) =>
+      zlib.zstdCompressSync(Buffer.from(text), {params: {[zlib.constants.ZSTD_c_checksumFlag]: 1}}),
+    );
+    const damaged = Buffer.from(frames[1]!);
+    damaged[damaged.length - 2]! ^= 0xff;
+    let failure: unknown;
+    await collect(chunksOf(Buffer.concat([frames[0]!, damaged, frames[2]!]), 1000), createDecompressStream('zstd')).catch((error: unknown) => (failure = error));
+    expect(failure).to.be.instanceOf(Error);
+    expect((failure as Error).message).to.match(/checksum/i);
   });
 });

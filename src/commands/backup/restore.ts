@@ -10,7 +10,7 @@ const COUNTDOWN_SECONDS = 5;
 
 export default class BackupRestore extends SynapseCommand<RestoreResult> {
   static override summary = 'Restore a backup into the configured database, replacing its content.';
-  static override description = `Checks the backup's SHA-256 against its metadata and the key against its first block before touching any database, then loads it with psql into a new database and swaps names with the target in one transaction. The previous database is kept as <name>_pre_restore_<timestamp> until you drop it. Sessions connected to the target are ended at the swap. On any failure or Ctrl-C the target is left exactly as it was. Needs CREATEDB and ownership of the target database.`;
+  static override description = `Checks the backup's SHA-256 against its metadata and the key against its first block while the countdown runs, and loads nothing until both passed: it loads the backup with psql into a new database and swaps names with the target in one transaction. The previous database is kept as <name>_pre_restore_<timestamp> until you drop it. Sessions connected to the target are ended at the swap. On any failure or Ctrl-C the target is left exactly as it was. Needs CREATEDB and ownership of the target database.`;
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> backup_daily_20260222_020000.sql.gz.enc',
@@ -46,7 +46,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
           {settings, storage, encryptionProviders, events: this.events, signal: this.signal},
           {
             name: args.file,
-            confirm: async (plan) => {
+            confirm: async (plan, checksFailed) => {
               if (flags.yes) {
                 this.events.stage('confirm', 'skipped', {detail: '--yes'});
                 return;
@@ -56,7 +56,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
               this.events.stage('confirm', 'started');
               const onTick = this.displayMode === 'interactive' ? (left: number) => this.events.stage('confirm', 'progress', {detail: `${message} Starting in ${left} s; press Ctrl-C to cancel.`}) : undefined;
               try {
-                await countdown(message, COUNTDOWN_SECONDS, this.signal, onTick);
+                await countdown(message, COUNTDOWN_SECONDS, AbortSignal.any([this.signal, checksFailed]), onTick);
               } catch (error) {
                 this.events.stage('confirm', 'skipped', {detail: 'cancelled'});
                 throw error;

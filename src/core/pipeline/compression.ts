@@ -1,11 +1,11 @@
 import {availableParallelism} from 'node:os';
 import type {Transform} from 'node:stream';
-import {promisify} from 'node:util';
 import zlib from 'node:zlib';
 
 import type {CompressionAlgorithm} from '../naming/index.js';
 import type {BlockPool} from './block-pool.js';
-import {ParallelBlockCompressor, type BlockCodec} from './parallel-block-compressor.js';
+import {ParallelBlockCompressor} from './parallel-block-compressor.js';
+import {ReusableBlockCodec} from './reusable-block-codec.js';
 import {ZstdMultiFrameDecompressor} from './zstd-frames.js';
 
 export interface CompressionSettings {
@@ -19,7 +19,8 @@ interface CompressionFormat {
   readonly magic: Buffer;
   /** Why this Node cannot use the format, or undefined when it can. */
   readonly unavailable: () => string | undefined;
-  readonly blockCodec: (level: number) => BlockCodec;
+  /** Compresses blocks into independent members or frames, reusing contexts across blocks. */
+  readonly blockCodec: (level: number) => {compress(block: Buffer): Promise<Buffer>; close(): void};
   readonly createDecompressStream: () => Transform;
 }
 
@@ -33,17 +34,20 @@ const CHUNK_SIZE = 64 * 1024;
  */
 const BLOCK_OUTPUT_CHUNK = 256 * 1024;
 
-const gzipAsync = promisify(zlib.gzip);
-
 // zstd arrived in Node 23.8 and 22.15; the project's own Node (24) has it, a system Node may not.
-const zstdCompressAsync = typeof zlib.zstdCompress === 'function' ? promisify(zlib.zstdCompress) : undefined;
+const HAS_ZSTD = typeof zlib.createZstdCompress === 'function';
 
 export const COMPRESSION_FORMATS: Readonly<Record<CompressionAlgorithm, CompressionFormat>> = {
   gzip: {
     levels: {min: 1, max: 9, default: 6},
     magic: Buffer.from([0x1f, 0x8b]),
     unavailable: () => undefined,
-    blockCodec: (level) => (block) => gzipAsync(block, {level, chunkSize: BLOCK_OUTPUT_CHUNK}),
+    blockCodec: (level) =>
+      new ReusableBlockCodec<zlib.Gzip & zlib.ZlibReset>({
+        create: () => zlib.createGzip({level, chunkSize: BLOCK_OUTPUT_CHUNK}) as zlib.Gzip & zlib.ZlibReset,
+        endFlag: zlib.constants.Z_FINISH,
+        prepareNext: (engine) => engine.reset(),
+      }),
     // Node's gunzip reads multi-member files and, with the default finish flush, rejects a stream
     // that ends early: a truncated backup must fail, not restore half a dump.
     createDecompressStream: () => zlib.createGunzip({chunkSize: CHUNK_SIZE}),
@@ -52,17 +56,17 @@ export const COMPRESSION_FORMATS: Readonly<Record<CompressionAlgorithm, Compress
     // 20-22 are zstd's "ultra" levels, which need hundreds of MB of memory per block in flight.
     levels: {min: 1, max: 19, default: 3},
     magic: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]),
-    unavailable: () => (zstdCompressAsync ? undefined : `Node.js ${process.versions.node} has no zstd (it needs 22.15, 23.8 or newer)`),
-    blockCodec: (level) => (block) =>
-      zstdCompressAsync!(block, {
-        chunkSize: BLOCK_OUTPUT_CHUNK,
-        params: {
-          [zlib.constants.ZSTD_c_compressionLevel]: level,
-          // A checksum per frame, as the zstd command line writes by default: `zstd -d` then catches damage on its own.
-          [zlib.constants.ZSTD_c_checksumFlag]: 1,
-          [zlib.constants.ZSTD_c_contentSizeFlag]: 1,
-        },
-        pledgedSrcSize: block.length,
+    unavailable: () => (HAS_ZSTD ? undefined : `Node.js ${process.versions.node} has no zstd (it needs 22.15, 23.8 or newer)`),
+    blockCodec: (level) =>
+      new ReusableBlockCodec({
+        create: () =>
+          zlib.createZstdCompress({
+            chunkSize: BLOCK_OUTPUT_CHUNK,
+            // A checksum per frame, as the zstd command line writes by default: `zstd -d` then catches damage on its own.
+            // No content size in the frame header: it can only be pledged once per context, and decoders do not need it.
+            params: {[zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1},
+          }),
+        endFlag: zlib.constants.ZSTD_e_end,
       }),
     // Node's own zstd decoder stops after the first frame; ours has one frame per block.
     createDecompressStream: () => new ZstdMultiFrameDecompressor({chunkSize: CHUNK_SIZE}),
@@ -93,8 +97,10 @@ export function blocksInFlight(threads = availableParallelism()): number {
 }
 
 export function createCompressStream(settings: CompressionSettings, options: ParallelismOptions = {}): Transform {
+  const codec = COMPRESSION_FORMATS[settings.algorithm].blockCodec(settings.level);
   return new ParallelBlockCompressor({
-    compressBlock: COMPRESSION_FORMATS[settings.algorithm].blockCodec(settings.level),
+    compressBlock: (block) => codec.compress(block),
+    closeCodec: () => codec.close(),
     blockSize: BLOCK_SIZE,
     maxInFlight: blocksInFlight(options.threads),
     releaseInput: options.pool ? (chunk) => options.pool!.release(chunk) : undefined,

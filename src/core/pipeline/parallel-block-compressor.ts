@@ -11,6 +11,8 @@ export interface ParallelCompressorOptions {
   readonly maxInFlight: number;
   /** Called with each input chunk once the compressor no longer reads it (to return pooled blocks). */
   readonly releaseInput?: (chunk: Buffer) => void;
+  /** Called once, when the last block is written or the stream is destroyed, to free the codec's contexts. */
+  readonly closeCodec?: () => void;
 }
 
 /**
@@ -23,7 +25,7 @@ export interface ParallelCompressorOptions {
  * producer (pg_dump) slows down instead of memory growing.
  */
 export class ParallelBlockCompressor extends Transform {
-  readonly #options: ParallelCompressorOptions;
+  #options: ParallelCompressorOptions;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   /** Compression jobs in input order; the head is written as soon as it is done. */
@@ -54,7 +56,10 @@ export class ParallelBlockCompressor extends Transform {
   override _flush(callback: TransformCallback): void {
     // An empty input still becomes one member: zero bytes are not a valid .gz or .zst file.
     if (this.#pendingBytes > 0 || this.#blocksSubmitted === 0) this.#submitBlock();
-    void this.#drain().then(() => (this.#failed ? undefined : callback()));
+    void this.#drain().then(() => {
+      this.#closeCodec();
+      if (!this.#failed) callback();
+    });
   }
 
   override _read(size: number): void {
@@ -67,7 +72,14 @@ export class ParallelBlockCompressor extends Transform {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#failed = true;
     this.#pending = [];
+    this.#closeCodec();
     callback(error);
+  }
+
+  #closeCodec(): void {
+    const close = this.#options.closeCodec;
+    this.#options = {...this.#options, closeCodec: undefined};
+    close?.();
   }
 
   #submitBlock(): void {

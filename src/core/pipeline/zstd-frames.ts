@@ -12,6 +12,9 @@ export interface FramePiece {
   readonly endsFrame: boolean;
 }
 
+/** Node's zstd decoder has reset(), which its type declarations list only for zlib's own formats. */
+type ZstdDecoder = zlib.ZstdDecompress & zlib.ZlibReset;
+
 type ScanState =
   | {readonly kind: 'magic'}
   | {readonly kind: 'frame-header'; readonly have: number}
@@ -153,14 +156,16 @@ export class ZstdFrameScanner {
 }
 
 /**
- * Decodes a stream of one or more zstd frames, one frame at a time through Node's decoder. Fails
- * if the stream ends inside a frame, so a truncated backup cannot pass for a complete one.
+ * Decodes a stream of one or more zstd frames, one frame at a time through one Node decoder that
+ * is reset between frames (a decoder per frame churned a megabyte of context per frame through V8's
+ * external-memory accounting, and with it full garbage collections). Fails if the stream ends
+ * inside a frame, so a truncated backup cannot pass for a complete one.
  */
 export class ZstdMultiFrameDecompressor extends Transform {
   readonly #scanner = new ZstdFrameScanner();
   readonly #chunkSize: number;
-  #decoder: zlib.ZstdDecompress | undefined;
-  #decoderDone: Promise<void> | undefined;
+  #decoder: ZstdDecoder | undefined;
+  #failure: Error | undefined;
   #frames = 0;
 
   constructor(options: {chunkSize: number}) {
@@ -181,6 +186,7 @@ export class ZstdMultiFrameDecompressor extends Transform {
       callback(Object.assign(new Error('unexpected end of file: no zstd frame'), {code: 'Z_BUF_ERROR'}));
       return;
     }
+    this.#decoder?.close();
     callback();
   }
 
@@ -200,29 +206,49 @@ export class ZstdMultiFrameDecompressor extends Transform {
         if (piece.endsFrame) this.#frames++;
         continue;
       }
+      if (this.#failure) throw this.#failure;
       const decoder = this.#decoder ?? this.#openDecoder();
-      if (piece.bytes.length > 0 && !decoder.write(piece.bytes)) await new Promise<void>((resolve) => decoder.once('drain', resolve));
+      if (piece.bytes.length > 0 && !decoder.write(piece.bytes)) await this.#settled(decoder, (done) => decoder.once('drain', done));
       if (piece.endsFrame) {
-        decoder.end();
-        await this.#decoderDone;
-        this.#decoder = undefined;
+        // The flush's callback runs once every byte written before it is decoded and pushed; a
+        // decoder that fails on the frame (a damaged block, a checksum mismatch) never calls it.
+        await this.#settled(decoder, (done) => decoder.flush(() => done()));
+        decoder.reset();
         this.#frames++;
       }
     }
   }
 
-  #openDecoder(): zlib.ZstdDecompress {
-    const decoder = zlib.createZstdDecompress({chunkSize: this.#chunkSize});
+  /** Waits until `start` calls back, or rejects with the decoder's failure, whichever comes first. */
+  #settled(decoder: ZstdDecoder, start: (done: () => void) => void): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const onError = (error: Error): void => {
+        if (settled) return;
+        settled = true;
+        reject(error);
+      };
+      decoder.once('error', onError);
+      start(() => {
+        decoder.off('error', onError);
+        if (settled) return;
+        settled = true;
+        if (this.#failure) reject(this.#failure);
+        else resolve();
+      });
+    });
+  }
+
+  #openDecoder(): ZstdDecoder {
+    const decoder = zlib.createZstdDecompress({chunkSize: this.#chunkSize}) as ZstdDecoder;
     // Paused while our reader is behind (psql is slower than zstd), resumed by _read.
     decoder.on('data', (data: Buffer) => {
       if (!this.push(data)) decoder.pause();
     });
-    this.#decoderDone = new Promise<void>((resolve, reject) => {
-      decoder.once('end', resolve);
-      decoder.once('error', reject);
+    decoder.on('error', (error: Error) => {
+      this.#failure ??= error;
     });
-    // Awaited in #feed when the frame ends; a failure before then surfaces there too.
-    this.#decoderDone.catch((error: unknown) => this.destroy(error as Error));
     this.#decoder = decoder;
     return decoder;
   }

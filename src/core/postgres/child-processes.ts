@@ -28,9 +28,12 @@ function describeExit(result: {exitCode?: number; signal?: string; isCanceled?: 
   return `exited with status ${result.exitCode ?? 'unknown'}`;
 }
 
+/** Enough to start and name a tool; its version may not be known yet. */
+type ToolCommand = Pick<ClientToolInfo, 'tool' | 'command'>;
+
 function watchChild(
   subprocess: Subprocess,
-  tool: ClientToolInfo,
+  tool: ToolCommand,
   target: DatabaseTarget,
   failure: {code: ErrorCode; action: string},
   stderr: StderrTail,
@@ -81,7 +84,7 @@ export interface DumpProcess extends ChildOutcome {
 }
 
 /** pg_dump or psql, connected to `target` through argv (no password) and environment (password). */
-function spawnClientTool(tool: ClientToolInfo, args: string[], target: DatabaseTarget, signal: AbortSignal, stdio: {stdin: 'ignore' | 'pipe'; stdout: 'pipe' | 'ignore' | InheritedFd}): Subprocess {
+function spawnClientTool(tool: ToolCommand, args: string[], target: DatabaseTarget, signal: AbortSignal, stdio: {stdin: 'ignore' | 'pipe'; stdout: 'pipe' | 'ignore' | InheritedFd}): Subprocess {
   return execa(tool.command, [...args, '--no-password', ...target.childConnectionArgs()], {
     env: target.childEnvironment(),
     extendEnv: false,
@@ -98,7 +101,7 @@ function spawnClientTool(tool: ClientToolInfo, args: string[], target: DatabaseT
  * Starts pg_dump writing the plain dump to its stdout. With a block pool, the dump arrives as full
  * pool blocks read straight from the pipe (see openBlockPipe); the consumer returns them to the pool.
  */
-export async function startPgDump(tool: ClientToolInfo, target: DatabaseTarget, signal: AbortSignal, pool?: BlockPool): Promise<DumpProcess> {
+export async function startPgDump(tool: ToolCommand, target: DatabaseTarget, signal: AbortSignal, pool?: BlockPool): Promise<DumpProcess> {
   const stderr = new StderrTail();
   const blockPipe = pool ? await openBlockPipe(pool) : undefined;
   let subprocess: Subprocess;

@@ -32,8 +32,11 @@ export interface RestorePlan {
 
 export interface RestoreRequest {
   readonly name: string;
-  /** Last chance to stop before the database is touched; rejects to cancel. */
-  readonly confirm: (plan: RestorePlan) => Promise<void>;
+  /**
+   * Last chance to stop before any database is touched; rejects to cancel. It runs while the
+   * backup's checksum and key are being checked; `signal` aborts it when one of those fails.
+   */
+  readonly confirm: (plan: RestorePlan, signal: AbortSignal) => Promise<void>;
 }
 
 export interface RestoreResult extends RestorePlan {
@@ -271,19 +274,24 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     }
     events.stage('decrypt', 'finished', {detail: 'key accepted'});
   };
-  // The full read and the key derivation each take a few hundred ms and need nothing of each other;
-  // neither touches a database. A damaged file is the more useful report, so it wins.
-  const [verified, keyChecked] = await Promise.allSettled([verifyStoredFile(context, metadata), checkKey()]);
-  if (verified.status === 'rejected') throw verified.reason;
-  if (keyChecked.status === 'rejected') throw keyChecked.reason;
+  // The full read and the key derivation each take a few hundred ms; they run while the client
+  // tool is probed, the plan is confirmed and the scratch database is created, but the load waits
+  // for both, so nothing is ever loaded from a damaged file or with a wrong key. A damaged file is
+  // the more useful report, so it wins; either one wins over anything the setup ran into meanwhile.
+  const checksFailed = new AbortController();
+  const checks = Promise.allSettled([verifyStoredFile(context, metadata), checkKey()]).then(([verified, keyChecked]) => {
+    if (verified.status === 'rejected') throw verified.reason;
+    if (keyChecked.status === 'rejected') throw keyChecked.reason;
+  });
+  checks.catch(() => checksFailed.abort());
+  const checkFailure = async (): Promise<unknown> => checks.then(() => undefined, (error: unknown) => error);
 
   const target = settings.database;
   const [probed, opened] = await Promise.allSettled([probeClientTool('psql', settings.pgBinDir), DatabaseAdmin.open(target)]);
-  if (probed.status === 'rejected') {
+  if (probed.status === 'rejected' || opened.status === 'rejected') {
     if (opened.status === 'fulfilled') await opened.value.close();
-    throw probed.reason;
+    throw (await checkFailure()) ?? (probed.status === 'rejected' ? probed.reason : (opened as PromiseRejectedResult).reason);
   }
-  if (opened.status === 'rejected') throw opened.reason;
   const psqlTool = probed.value;
   const admin = opened.value;
   let scratchName: string | undefined;
@@ -298,7 +306,7 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
       previousDatabase: existing ? derivedDatabaseName(target.database, `pre_restore_${stamp}`) : undefined,
       metadata,
     };
-    await request.confirm(plan);
+    await request.confirm(plan, checksFailed.signal);
     if (context.signal.aborted) throw cancelled();
 
     events.stage('prepare', 'started');
@@ -316,6 +324,7 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
       throw error;
     }
     events.stage('prepare', 'finished', {detail: scratchName});
+    await checks;
 
     const plaintextBytes = await loadInto(context, metadata, psqlTool, target.withDatabase(scratchName), decryption);
     if (existing) await admin.copyDatabaseProperties(target.database, scratchName);
@@ -328,6 +337,8 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     return {...plan, plaintextBytes, durationMs: now().getTime() - startedAt.getTime()};
   } catch (error) {
     for (const stage of ['prepare', 'load', 'swap'] as const) events.stage(stage, 'skipped', {detail: 'stopped'});
+    const failedCheck = await checkFailure();
+    if (failedCheck !== undefined) throw failedCheck;
     throw context.signal.aborted && !(isSynapseError(error) && error.code === 'E_CANCELLED') ? cancelled() : error;
   } finally {
     if (scratchName && !swapped) await admin.drop(scratchName).catch(() => {});

@@ -10,7 +10,7 @@ import {acquireStorageLock} from '../lock/index.js';
 import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata} from '../metadata/index.js';
 import {metadataKeyFor, nextFreeBackupName, type BackupType} from '../naming/index.js';
 import {BLOCK_SIZE, BlockPool, ByteCounter, FailureRecorder, Sha256Observer, createCompressStream} from '../pipeline/index.js';
-import {DatabaseTarget, assertDumpCanReadServer, probeClientTool, readServerInfo, startPgDump} from '../postgres/index.js';
+import {DatabaseTarget, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type DumpProcess} from '../postgres/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
 
 export interface BackupContext {
@@ -58,21 +58,60 @@ function explainStageFailure(stage: BackupStage, error: unknown, context: Backup
   }
 }
 
+/** pg_dump, started before preflight finishes, with the means to stop it. */
+interface EarlyDump {
+  readonly process: DumpProcess;
+  readonly blocks: BlockPool;
+  /** Aborts the pipeline and pg_dump; linked to the caller's signal. */
+  readonly controller: AbortController;
+  /** Frees the pipe and stops pg_dump if it still runs; harmless after a finished pipeline. */
+  abandon(): Promise<void>;
+}
+
+/**
+ * Starts pg_dump before preflight has passed: its connection and catalogue reads take as long as
+ * preflight's own checks, and it writes only into our pipe, which nothing reads until preflight
+ * has passed. Preflight's verdict still decides: a failed check stops pg_dump and is what is reported.
+ */
+async function startDumpEarly(context: BackupContext, target: DatabaseTarget): Promise<EarlyDump> {
+  const controller = new AbortController();
+  const abortFromOutside = (): void => controller.abort();
+  context.signal.addEventListener('abort', abortFromOutside, {once: true});
+  const blocks = new BlockPool(BLOCK_SIZE);
+  let dump: DumpProcess;
+  try {
+    dump = await startPgDump({tool: 'pg_dump', command: clientToolCommand('pg_dump', context.settings.pgBinDir)}, target, controller.signal, blocks);
+  } catch (error) {
+    context.signal.removeEventListener('abort', abortFromOutside);
+    throw error;
+  }
+  // Until a pipeline owns the output, a failing pg_dump must not crash the process; preflight or the pipeline reports it.
+  dump.output.on('error', () => {});
+  let exited = false;
+  dump.completion.then(() => (exited = true), () => (exited = true));
+  return {
+    process: dump,
+    blocks,
+    controller,
+    async abandon() {
+      context.signal.removeEventListener('abort', abortFromOutside);
+      // An output nobody read would keep its pipe, and the process, open.
+      dump.output.destroy();
+      if (exited) return;
+      controller.abort();
+      dump.kill();
+      await dump.completion.catch(() => {});
+    },
+  };
+}
+
 /**
  * pg_dump -> count, hash -> compress (gzip or zstd, on all cores) -> encrypt -> count, hash -> storage, as one stream pipeline.
  * Resolves only when pg_dump exited 0, every stage finished and the storage published the object.
  */
-async function streamDump(
-  context: BackupContext,
-  target: DatabaseTarget,
-  pgDumpCommand: Awaited<ReturnType<typeof probeClientTool>>,
-  name: string,
-  encrypt: Transform | undefined,
-): Promise<StreamedDump> {
+async function streamDump(context: BackupContext, early: EarlyDump, name: string, encrypt: Transform | undefined): Promise<StreamedDump> {
   const {events, settings, storage} = context;
-  const controller = new AbortController();
-  const abortFromOutside = (): void => controller.abort();
-  context.signal.addEventListener('abort', abortFromOutside, {once: true});
+  const {process: dump, blocks, controller} = early;
   const failures = new FailureRecorder();
   const stagesInOrder: BackupStage[] = ['dump', 'compress', 'encrypt', 'checksum', 'store'];
   const finished = new Set<BackupStage>();
@@ -88,11 +127,8 @@ async function streamDump(
   const storedHash = new Sha256Observer();
   const storedCount = new ByteCounter((bytes) => events.stage('store', 'progress', {bytes}));
   const body = new PassThrough();
-  const blocks = new BlockPool(BLOCK_SIZE);
   const compress = createCompressStream(settings.compression, {pool: blocks});
 
-  // Started only once every stage exists, so a stage that cannot be built leaves no pg_dump behind.
-  const dump = await startPgDump(pgDumpCommand, target, controller.signal, blocks);
   for (const stage of stagesInOrder) {
     if (stage === 'encrypt' && !context.encryption) {
       finished.add(stage);
@@ -115,7 +151,6 @@ async function streamDump(
   const flowing = pipeline(stages, {signal: controller.signal});
   const stored = failures.watch('store', storage.put(name, body, {ifNotExists: true, private: true, signal: controller.signal}));
   const settled = await Promise.allSettled([flowing, stored, failures.watch('dump', dump.completion)]);
-  context.signal.removeEventListener('abort', abortFromOutside);
 
   if (settled.every((outcome) => outcome.status === 'fulfilled')) {
     finish('checksum', {detail: `sha256 ${storedHash.digest}`});
@@ -129,9 +164,7 @@ async function streamDump(
     };
   }
 
-  controller.abort();
-  dump.kill();
-  await dump.completion.catch(() => {});
+  await early.abandon();
   // put() removes its own staging object on failure; this covers a put that finished while another stage failed.
   if (settled[1].status === 'fulfilled') await storage.delete(name).catch(() => {});
   if (context.signal.aborted) throw cancelled();
@@ -157,18 +190,28 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
   // A derivation failure before the pipeline exists must not crash the process; the pipeline reports it.
   encrypt?.on('error', () => {});
   events.stage('preflight', 'started');
+  const starting = startDumpEarly(context, target);
+  // Observed at once, so that a failure to start is not reported as unhandled while preflight runs.
+  starting.catch(() => {});
   let preflight;
   try {
     const [pgDump, server] = await Promise.all([probeClientTool('pg_dump', settings.pgBinDir), readServerInfo(target)]);
     assertDumpCanReadServer(pgDump, server.major, server.version);
     if (context.signal.aborted) throw cancelled();
-    preflight = {pgDump, server, lock: await acquireStorageLock(storage, 'backup run')};
+    const lock = await acquireStorageLock(storage, 'backup run');
+    try {
+      preflight = {pgDump, server, lock, early: await starting};
+    } catch (error) {
+      await lock.release().catch(() => {});
+      throw error;
+    }
   } catch (error) {
     events.stage('preflight', 'failed');
     encrypt?.destroy();
+    await (await starting.catch(() => undefined))?.abandon();
     throw error;
   }
-  const {pgDump, server, lock} = preflight;
+  const {pgDump, server, lock, early} = preflight;
   events.stage('preflight', 'finished', {detail: `PostgreSQL ${server.version}, pg_dump ${pgDump.version}, lock held`});
   try {
     let taken: Set<string>;
@@ -181,7 +224,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       {type: request.type, startedAt: new Date(Math.floor(startedAt.getTime() / 1000) * 1000), compression: settings.compression.algorithm, encrypted: Boolean(context.encryption)},
       taken,
     );
-    const streamed = await streamDump(context, target, pgDump, name, encrypt);
+    const streamed = await streamDump(context, early, name, encrypt);
 
     events.stage('metadata', 'started');
     const completedAt = now();
@@ -214,6 +257,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     return {name, metadataKey, location: storage.location, metadata};
   } finally {
     encrypt?.destroy();
+    await early.abandon();
     await lock.release().catch(() => {});
   }
 }
