@@ -35,7 +35,7 @@ describe('openBlockPipe', function () {
     const pipe = (await openBlockPipe(pool))!;
     expect(pipe).to.not.equal(undefined);
     // perl is on every Debian, so the pipe is grown and read paced: this checks the paced path.
-    expect(pipe.grown).to.equal(true);
+    expect(await pipe.grown).to.equal(true);
     const child = writer(pipe.writeFd, 1_000_003);
     pipe.closeWriteEnd();
     const sizes: number[] = [];

@@ -1,5 +1,4 @@
 import type {ProgressEvents, StageEvent, StageName} from '../../core/events/index.js';
-import {ListrStageView} from './listr-stage-view.js';
 import {LineStageLog} from './line-stage-log.js';
 
 export interface StageTitle {
@@ -33,8 +32,13 @@ export async function withStageDisplay<T>(
   stages: readonly StageTitle[],
   work: () => Promise<T>,
 ): Promise<T> {
+  // listr2 is loaded only for a terminal: cron and --json runs start that much sooner.
   const view: StageView | undefined =
-    mode === 'interactive' ? new ListrStageView(events, stages) : mode === 'lines' ? new LineStageLog(events, operation, process.stderr) : undefined;
+    mode === 'interactive'
+      ? new (await import('./listr-stage-view.js')).ListrStageView(events, stages)
+      : mode === 'lines'
+        ? new LineStageLog(events, operation, process.stderr)
+        : undefined;
   view?.start();
   try {
     return await work();

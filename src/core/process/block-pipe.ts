@@ -19,12 +19,14 @@ const PACE_DELAY_MS = 1;
 const F_SETPIPE_SZ = 1031;
 
 /**
- * Grows a FIFO's buffer with fcntl(F_SETPIPE_SZ), which Node does not expose; perl is part of
- * every Debian and most other systems, and without it the pipe keeps its 64 KiB.
+ * Grows a pipe's buffer with fcntl(F_SETPIPE_SZ), which Node does not expose; perl is part of
+ * every Debian and most other systems, and without it the pipe keeps its 64 KiB. It reopens our
+ * read end through /proc, so the FIFO's name can be gone already and the writer already writing.
  */
-async function growPipe(fifo: string): Promise<boolean> {
+async function growPipe(readFd: number): Promise<boolean> {
   try {
-    await run('perl', ['-e', `open(my $pipe, '+<', $ARGV[0]) or exit 1; fcntl($pipe, ${F_SETPIPE_SZ}, ${GROWN_PIPE_BYTES}) or exit 2;`, fifo], {timeout: 5000});
+    const ourEnd = `/proc/${process.pid}/fd/${readFd}`;
+    await run('perl', ['-e', `open(my $pipe, '+<', $ARGV[0]) or exit 1; fcntl($pipe, ${F_SETPIPE_SZ}, ${GROWN_PIPE_BYTES}) or exit 2;`, ourEnd], {timeout: 5000});
     return true;
   } catch {
     return false;
@@ -44,7 +46,7 @@ async function growPipe(fifo: string): Promise<boolean> {
 class PipeBlockReader extends Readable {
   readonly #socket: Socket;
   readonly #pool: BlockPool;
-  readonly #paced: boolean;
+  #paced = false;
   #block: Buffer;
   #filled = 0;
   /** False while the consumer has enough (backpressure); a pacing timer must not resume then. */
@@ -52,11 +54,10 @@ class PipeBlockReader extends Readable {
   #paceTimer: NodeJS.Timeout | undefined;
   #offered = 0;
 
-  constructor(fd: number, pool: BlockPool, paced: boolean) {
+  constructor(fd: number, pool: BlockPool) {
     // Room for one finished block while the next fills.
     super({highWaterMark: pool.blockSize});
     this.#pool = pool;
-    this.#paced = paced;
     this.#block = pool.acquire();
     this.#socket = new Socket({
       fd,
@@ -94,6 +95,11 @@ class PipeBlockReader extends Readable {
     return pace ? this.#pause() : true;
   }
 
+  /** Paces reads from now on; only for a grown pipe, as pacing a 64 KiB pipe would throttle the writer. */
+  pace(): void {
+    this.#paced = true;
+  }
+
   #pause(): false {
     this.#paceTimer ??= setTimeout(() => {
       this.#paceTimer = undefined;
@@ -117,8 +123,8 @@ class PipeBlockReader extends Readable {
 export interface BlockPipe {
   /** The write end, to hand to a child as its stdout; call closeWriteEnd() once the child has it. */
   readonly writeFd: number;
-  /** Whether the pipe holds GROWN_PIPE_BYTES, so that reads are paced; else it is the usual 64 KiB. */
-  readonly grown: boolean;
+  /** Whether the pipe was grown to GROWN_PIPE_BYTES (reads are paced from then on); else it keeps the usual 64 KiB. */
+  readonly grown: Promise<boolean>;
   readonly output: Readable;
   closeWriteEnd(): void;
 }
@@ -143,13 +149,17 @@ export async function openBlockPipe(pool: BlockPool): Promise<BlockPipe | undefi
       closeSync(readFd);
       throw error;
     }
-    // Pacing a 64 KiB pipe would throttle the writer, so only a grown pipe is read paced.
-    const grown = await growPipe(fifo);
+    const output = new PipeBlockReader(readFd, pool);
+    // Not awaited: the child can start writing meanwhile.
+    const grown = growPipe(readFd).then((done) => {
+      if (done) output.pace();
+      return done;
+    });
     let writeOpen = true;
     return {
       writeFd,
       grown,
-      output: new PipeBlockReader(readFd, pool, grown),
+      output,
       closeWriteEnd() {
         // Until the parent's copy is closed, the reader would never see end-of-file.
         if (writeOpen) closeSync(writeFd);
