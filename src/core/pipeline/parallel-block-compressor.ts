@@ -11,7 +11,7 @@ export interface ParallelCompressorOptions {
   readonly maxInFlight: number;
   /** Called with each input chunk once the compressor no longer reads it (to return pooled blocks). */
   readonly releaseInput?: (chunk: Buffer) => void;
-  /** Called once, when the last block is written or the stream is destroyed, to free the codec's contexts. */
+  /** Frees the codec's contexts: called when the last block is written and when the stream is destroyed, so it may run twice. */
   readonly closeCodec?: () => void;
 }
 
@@ -25,7 +25,7 @@ export interface ParallelCompressorOptions {
  * producer (pg_dump) slows down instead of memory growing.
  */
 export class ParallelBlockCompressor extends Transform {
-  #options: ParallelCompressorOptions;
+  readonly #options: ParallelCompressorOptions;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   /** Compression jobs in input order; the head is written as soon as it is done. */
@@ -57,7 +57,7 @@ export class ParallelBlockCompressor extends Transform {
     // An empty input still becomes one member: zero bytes are not a valid .gz or .zst file.
     if (this.#pendingBytes > 0 || this.#blocksSubmitted === 0) this.#submitBlock();
     void this.#drain().then(() => {
-      this.#closeCodec();
+      this.#options.closeCodec?.();
       if (!this.#failed) callback();
     });
   }
@@ -72,14 +72,8 @@ export class ParallelBlockCompressor extends Transform {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#failed = true;
     this.#pending = [];
-    this.#closeCodec();
+    this.#options.closeCodec?.();
     callback(error);
-  }
-
-  #closeCodec(): void {
-    const close = this.#options.closeCodec;
-    this.#options = {...this.#options, closeCodec: undefined};
-    close?.();
   }
 
   #submitBlock(): void {

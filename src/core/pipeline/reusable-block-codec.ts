@@ -72,7 +72,7 @@ export class ReusableBlockCodec<Engine extends CompressorEngine = CompressorEngi
     });
   }
 
-  /** Frees every compressor's context now rather than at the next full GC. */
+  /** Frees every compressor's context now rather than at the next full GC; calling it again does nothing. */
   close(): void {
     this.#closed = true;
     for (const engine of this.#idle) engine.close();

@@ -198,13 +198,8 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     const [pgDump, server] = await Promise.all([probeClientTool('pg_dump', settings.pgBinDir), readServerInfo(target)]);
     assertDumpCanReadServer(pgDump, server.major, server.version);
     if (context.signal.aborted) throw cancelled();
-    const lock = await acquireStorageLock(storage, 'backup run');
-    try {
-      preflight = {pgDump, server, lock, early: await starting};
-    } catch (error) {
-      await lock.release().catch(() => {});
-      throw error;
-    }
+    const early = await starting;
+    preflight = {pgDump, server, early, lock: await acquireStorageLock(storage, 'backup run')};
   } catch (error) {
     events.stage('preflight', 'failed');
     encrypt?.destroy();
