@@ -179,6 +179,21 @@ describe('backup restore', function () {
     });
   }
 
+  it('refuses to swap in a dump that decodes differently from the one backed up, though the file is intact', async function () {
+    const name = await workspace.backup();
+    const changed = await changeDatabase();
+    const metadataFile = path.join(workspace.backupDir, `${name}.meta.json`);
+    const metadata = JSON.parse(await readFile(metadataFile, 'utf8'));
+    metadata.checksums.plaintext = metadata.checksums.plaintext.replace(/^./, (digit: string) => (digit === '0' ? '1' : '0'));
+    await writeFile(metadataFile, JSON.stringify(metadata));
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+    expect(result.exitCode).to.equal(13);
+    expect(result.json.error.code).to.equal('E_INTEGRITY');
+    expect(result.json.error.message).to.match(/stored file is intact, but decoding it gave \d+ bytes of dump that do not match/);
+    expect(result.json.error.suggestion).to.match(/stock-tools recipe/);
+    await expectUntouched(changed);
+  });
+
   it('stops the countdown as soon as the checksum fails, leaving no scratch database', async function () {
     const name = await workspace.backup();
     const changed = await changeDatabase();

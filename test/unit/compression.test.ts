@@ -58,6 +58,25 @@ describe('compression', function () {
         expect(decoded.equals(input)).to.equal(true);
       });
 
+      it('delivers every byte to a reader slower than the decoder, the last frame included', async function () {
+        const compressed = await collect(chunksOf(input, 65536), createCompressStream({algorithm, level: 3}));
+        // psql reads more slowly than the decoder writes, so the decoder is often paused when the input ends.
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const out: Buffer[] = [];
+          const slowReader = new Writable({
+            highWaterMark: 16 * 1024,
+            write: (chunk: Buffer, _encoding, callback) => {
+              out.push(chunk);
+              setTimeout(callback, 1);
+            },
+          });
+          await pipeline([Readable.from(chunksOf(compressed, 256 * 1024)), createDecompressStream(algorithm), slowReader]);
+          const decoded = Buffer.concat(out);
+          expect(decoded.length, `attempt ${attempt}`).to.equal(input.length);
+          expect(decoded.equals(input), `attempt ${attempt}`).to.equal(true);
+        }
+      });
+
       it('turns an empty input into a valid empty file', async function () {
         const compressed = await collect([], createCompressStream({algorithm, level: 6}));
         expect(compressed.length).to.be.greaterThan(0);

@@ -186,7 +186,14 @@ export class ZstdMultiFrameDecompressor extends Transform {
       callback(Object.assign(new Error('unexpected end of file: no zstd frame'), {code: 'Z_BUF_ERROR'}));
       return;
     }
-    this.#decoder?.close();
+    const decoder = this.#decoder;
+    if (decoder) {
+      // While our reader is behind, the decoder is paused and still holds the last frame's output;
+      // closing it with that output inside cut the restored dump short (psql loaded it anyway).
+      decoder.off('data', this.#forward);
+      for (let chunk: Buffer | null = decoder.read(); chunk !== null; chunk = decoder.read()) this.push(chunk);
+      decoder.close();
+    }
     callback();
   }
 
@@ -240,12 +247,14 @@ export class ZstdMultiFrameDecompressor extends Transform {
     });
   }
 
+  /** Paused while our reader is behind (psql is slower than zstd), resumed by _read. */
+  readonly #forward = (data: Buffer): void => {
+    if (!this.push(data)) this.#decoder?.pause();
+  };
+
   #openDecoder(): ZstdDecoder {
     const decoder = zlib.createZstdDecompress({chunkSize: this.#chunkSize}) as ZstdDecoder;
-    // Paused while our reader is behind (psql is slower than zstd), resumed by _read.
-    decoder.on('data', (data: Buffer) => {
-      if (!this.push(data)) decoder.pause();
-    });
+    decoder.on('data', this.#forward);
     decoder.on('error', (error: Error) => {
       this.#failure ??= error;
     });

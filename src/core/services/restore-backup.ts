@@ -232,9 +232,21 @@ async function loadInto(
   } finally {
     context.signal.removeEventListener('abort', abortFromOutside);
   }
-  if (storedHash.digest !== metadata.checksums.stored || plaintextHash.digest !== metadata.checksums.plaintext) {
+  if (storedHash.digest !== metadata.checksums.stored) {
     events.stage('load', 'failed');
-    throw new SynapseError('E_INTEGRITY', {message: `unable to restore '${metadata.backupName}': the file changed while it was being restored (checksum mismatch on the second read)`});
+    throw new SynapseError('E_INTEGRITY', {
+      message: `unable to restore '${metadata.backupName}': the file changed after it was verified (its checksum differs on the second read); the target was not touched`,
+      details: {expected: metadata.checksums.stored, actual: storedHash.digest},
+    });
+  }
+  if (plaintextHash.digest !== metadata.checksums.plaintext) {
+    // The stored bytes are the ones written at backup time, so decrypting or decompressing them went wrong here.
+    events.stage('load', 'failed');
+    throw new SynapseError('E_INTEGRITY', {
+      message: `unable to restore '${metadata.backupName}': the stored file is intact, but decoding it gave ${plaintextCount.bytes} bytes of dump that do not match the ${metadata.sizes.plaintextBytes} bytes backed up; the target was not touched`,
+      suggestion: 'Restore this backup with the stock-tools recipe in the README (openssl, gunzip or zstd, psql) and report this as a synapse-backup bug.',
+      details: {expected: metadata.checksums.plaintext, actual: plaintextHash.digest},
+    });
   }
   events.stage('load', 'finished', {bytes: plaintextCount.bytes});
   return plaintextCount.bytes;
