@@ -53,13 +53,18 @@ function shell(script: string, extra: Record<string, string> = {}) {
   return (context: CaseContext): CommandSpec => ({script, env: {...baseEnv(context), ...extra}, cwd: context.runDirectory});
 }
 
+/** Our CLI reports a failure as JSON on stdout; a failed run shows it, where /dev/null would have hidden it. */
+function ourCli(args: string): string {
+  return `"$NODE_BIN" "$CLI" ${args} > "$RUN_DIR/synapse-output.json" || { status=$?; cat "$RUN_DIR/synapse-output.json" >&2; exit $status; }`;
+}
+
 function onPath(tool: string): () => string | undefined {
   return () => ((process.env.PATH ?? '').split(':').some((directory) => existsSync(path.join(directory, tool))) ? undefined : `${tool} is not installed`);
 }
 
 function synapseBackup(compression: 'gzip' | 'zstd', encrypted: boolean) {
   return (context: CaseContext): CommandSpec => ({
-    script: '"$NODE_BIN" "$CLI" backup run --json > /dev/null',
+    script: ourCli('backup run --json'),
     env: {
       ...baseEnv(context),
       DATABASE_URL: context.sourceUrl,
@@ -76,7 +81,7 @@ function synapseRestore(compression: 'gzip' | 'zstd') {
   return (context: CaseContext): CommandSpec => {
     const source = context.backupSources[compression];
     return {
-      script: `"$NODE_BIN" "$CLI" backup restore ${source.name} --yes --json > /dev/null`,
+      script: ourCli(`backup restore ${source.name} --yes --json`),
       env: {...baseEnv(context), DATABASE_URL: context.restoreUrl, PG_BIN_DIR: context.pgBin, BACKUP_DIR: source.directory, BACKUP_ENCRYPTION_KEY: context.key},
       cwd: context.runDirectory,
     };
