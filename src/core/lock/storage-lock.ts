@@ -2,6 +2,7 @@ import {hostname} from 'node:os';
 
 import type {StorageBackend} from '../../contracts/storage.js';
 import {SynapseError, errnoCode} from '../errors/index.js';
+import {runExclusivelyOnThisHost} from './host-mutex.js';
 import {LOCK_KEY} from '../naming/index.js';
 import {readSmallObject, storageError, writeSmallObject} from '../storage/index.js';
 
@@ -15,6 +16,13 @@ export interface LockHolder {
 export interface HeldLock {
   readonly holder: LockHolder;
   release(): Promise<void>;
+}
+
+/** How long a run waits while another run on this host checks the same stale lock. */
+const TAKEOVER_WAIT_MS = 10_000;
+
+function sameHolder(one: LockHolder, other: LockHolder): boolean {
+  return one.pid === other.pid && one.hostname === other.hostname && one.operation === other.operation && one.acquiredAt === other.acquiredAt;
 }
 
 function isProcessAlive(pid: number): boolean {
@@ -60,8 +68,14 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
     if (existing === undefined) continue; // released between our put and our read
     const staleHere = existing.hostname === holder.hostname && existing.pid > 0 && !isProcessAlive(existing.pid);
     if (staleHere && attempt === 0) {
-      await storage.delete(LOCK_KEY);
-      continue;
+      // Runs started together after a crash (an hourly and a daily cron job) all find the same
+      // stale lock. Each removing it unchecked let a late delete remove the lock another had
+      // just taken, and both went on. Only one at a time checks it is still the crashed run's.
+      const checked = await runExclusivelyOnThisHost(`${storage.scheme}:${storage.location}:${LOCK_KEY}`, TAKEOVER_WAIT_MS, async () => {
+        const still = await readHolder(storage);
+        if (still !== undefined && sameHolder(still, existing)) await storage.delete(LOCK_KEY);
+      });
+      if (checked) continue;
     }
     throw new SynapseError('E_LOCKED', {
       message: `unable to ${operation}: the backup storage '${storage.location}' is locked by ${existing.operation} (pid ${existing.pid} on ${existing.hostname}, since ${existing.acquiredAt})`,

@@ -1,0 +1,117 @@
+import {expect} from 'chai';
+import {execFileSync, spawn} from 'node:child_process';
+import {once} from 'node:events';
+import {readFile, writeFile} from 'node:fs/promises';
+import {hostname} from 'node:os';
+import path from 'node:path';
+import {setTimeout as sleep} from 'node:timers/promises';
+
+import type {StorageBackend} from '../../src/contracts/storage.js';
+import {LocalDirectoryStorage} from '../../plugins/storage-local/src/local-directory-storage.js';
+import {isSynapseError} from '../../src/core/errors/index.js';
+import {runExclusivelyOnThisHost} from '../../src/core/lock/host-mutex.js';
+import {acquireStorageLock, type HeldLock} from '../../src/core/lock/index.js';
+import {makeTempDir} from '../helpers/temp.js';
+
+/** The PID of a process that has exited, as a crashed run leaves it in its lock. */
+function deadPid(): number {
+  return Number(execFileSync('sh', ['-c', 'sh -c "echo \\$\\$"'], {encoding: 'utf8'}).trim());
+}
+
+/**
+ * The same directory storage, but each delete lands a little later than the one before, as on a
+ * network mount or S3 where runs started in the same second see their requests complete in any
+ * order: a slow run's delete of the crashed run's lock then arrives after a faster run took over.
+ */
+function slowDeletes(storage: StorageBackend): StorageBackend {
+  let deletes = 0;
+  return {
+    scheme: storage.scheme,
+    location: storage.location,
+    capabilities: storage.capabilities,
+    put: (key, body, options) => storage.put(key, body, options),
+    get: (key, options) => storage.get(key, options),
+    stat: (key) => storage.stat(key),
+    list: (prefix) => storage.list(prefix),
+    async delete(key) {
+      await sleep(20 * deletes++);
+      return storage.delete(key);
+    },
+  };
+}
+
+describe('storage lock', function () {
+  let temp: Awaited<ReturnType<typeof makeTempDir>>;
+
+  beforeEach(async function () {
+    temp = await makeTempDir('synapse-lock-');
+  });
+
+  afterEach(async function () {
+    await temp.remove();
+  });
+
+  it('lets exactly one of several runs on this host take over a lock left by a crashed run', async function () {
+    const lockFile = path.join(temp.path, 'synapse-backup.lock');
+    for (let round = 0; round < 20; round++) {
+      const storage = slowDeletes(await LocalDirectoryStorage.open(temp.path));
+      const crashed = {pid: deadPid(), hostname: hostname(), operation: 'backup run', acquiredAt: new Date().toISOString()};
+      await writeFile(lockFile, JSON.stringify(crashed));
+      // An hourly and a daily cron job firing in the same minute after the crash.
+      const outcomes = await Promise.allSettled([acquireStorageLock(storage, 'backup run'), acquireStorageLock(storage, 'cleanup'), acquireStorageLock(storage, 'backup run')]);
+      const winners = outcomes.filter((outcome): outcome is PromiseFulfilledResult<HeldLock> => outcome.status === 'fulfilled');
+      expect(winners, `round ${round}`).to.have.length(1);
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected') expect(isSynapseError(outcome.reason) && outcome.reason.code, `round ${round}: ${String(outcome.reason)}`).to.equal('E_LOCKED');
+      }
+      expect(JSON.parse(await readFile(lockFile, 'utf8'))).to.deep.equal(winners[0]!.value.holder);
+      await winners[0]!.value.release();
+    }
+  });
+});
+
+describe('host mutex', function () {
+  this.timeout(30_000);
+  const name = `test-${process.pid}-${Date.now()}`;
+  const module = path.resolve(import.meta.dirname, '../../src/core/lock/host-mutex.ts');
+
+  /** Another process that takes the mutex and keeps it until it is killed. */
+  async function holdInAnotherProcess() {
+    const script = `import {runExclusivelyOnThisHost} from ${JSON.stringify(module)};
+      await runExclusivelyOnThisHost(${JSON.stringify(name)}, 5000, async () => { console.log('held'); await new Promise((resolve) => setTimeout(resolve, 60000)); });`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {stdio: ['ignore', 'pipe', 'inherit']});
+    const [line] = (await once(child.stdout, 'data')) as [Buffer];
+    expect(line.toString().trim()).to.equal('held');
+    return child;
+  }
+
+  it('keeps out other processes while held, and is free the moment its holder is killed', async function () {
+    const holder = await holdInAnotherProcess();
+    try {
+      let ran = false;
+      expect(await runExclusivelyOnThisHost(name, 300, async () => void (ran = true))).to.equal(false);
+      expect(ran).to.equal(false);
+      holder.kill('SIGKILL');
+      await once(holder, 'exit');
+      // A crashed holder leaves nothing behind that a later run would have to clean up.
+      expect(await runExclusivelyOnThisHost(name, 0, async () => void (ran = true))).to.equal(true);
+      expect(ran).to.equal(true);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('runs the work of callers in one process one at a time', async function () {
+    let inside = 0;
+    let mostInside = 0;
+    const work = async (): Promise<void> => {
+      inside++;
+      mostInside = Math.max(mostInside, inside);
+      await sleep(20);
+      inside--;
+    };
+    const outcomes = await Promise.all(Array.from({length: 5}, () => runExclusivelyOnThisHost(name, 5000, work)));
+    expect(outcomes).to.deep.equal([true, true, true, true, true]);
+    expect(mostInside).to.equal(1);
+  });
+});
