@@ -18,6 +18,22 @@ function bind(address: string): Promise<Server | undefined> {
 }
 
 /**
+ * The bound name once it is free; 'unguarded' where no abstract socket can be bound (macOS, a
+ * sandbox without Unix sockets); undefined if another holder kept it past the deadline.
+ */
+async function holdName(name: string, timeoutMs: number): Promise<Server | 'unguarded' | undefined> {
+  if (process.platform !== 'linux') return 'unguarded';
+  const address = `\0synapse-backup/${createHash('sha256').update(name).digest('hex')}`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const server = await bind(address).catch(() => 'unguarded' as const);
+    if (server !== undefined) return server;
+    if (Date.now() >= deadline) return undefined;
+    await sleep(RETRY_DELAY_MS);
+  }
+}
+
+/**
  * Runs `work` while no other process of this host (nor another caller in this one) runs work under
  * the same name, for critical sections of a few milliseconds. The mutex is a Unix socket in Linux's
  * abstract namespace: binding the name fails while another holder has it, and the kernel frees it
@@ -26,28 +42,12 @@ function bind(address: string): Promise<Server | undefined> {
  * Resolves false, without running `work`, if the mutex was not free within `timeoutMs`.
  */
 export async function runExclusivelyOnThisHost(name: string, timeoutMs: number, work: () => Promise<void>): Promise<boolean> {
-  if (process.platform !== 'linux') {
-    await work();
-    return true;
-  }
-  const address = `\0synapse-backup/${createHash('sha256').update(name).digest('hex')}`;
-  const deadline = Date.now() + timeoutMs;
-  let server: Server | undefined;
-  for (;;) {
-    try {
-      server = await bind(address);
-    } catch {
-      await work();
-      return true;
-    }
-    if (server) break;
-    if (Date.now() >= deadline) return false;
-    await sleep(RETRY_DELAY_MS);
-  }
+  const held = await holdName(name, timeoutMs);
+  if (held === undefined) return false;
   try {
     await work();
     return true;
   } finally {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (held !== 'unguarded') await new Promise<void>((resolve) => held.close(() => resolve()));
   }
 }

@@ -58,7 +58,7 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
         holder,
         async release() {
           const current = await readHolder(storage);
-          if (current && current.pid === holder.pid && current.hostname === holder.hostname) await storage.delete(LOCK_KEY);
+          if (current && sameHolder(current, holder)) await storage.delete(LOCK_KEY);
         },
       };
     } catch (error) {
