@@ -81,7 +81,7 @@ function synapseRestore(compression: 'gzip' | 'zstd') {
   return (context: CaseContext): CommandSpec => {
     const source = context.backupSources[compression];
     return {
-      script: ourCli(`backup restore ${source.name} --yes --json`),
+      script: ourCli(`backup restore ${source.name} --yes --allow-other-database --json`),
       env: {...baseEnv(context), DATABASE_URL: context.restoreUrl, PG_BIN_DIR: context.pgBin, BACKUP_DIR: source.directory, BACKUP_ENCRYPTION_KEY: context.key},
       cwd: context.runDirectory,
     };

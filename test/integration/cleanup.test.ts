@@ -1,7 +1,8 @@
 import {expect} from 'chai';
-import {copyFile, readFile, rm, writeFile} from 'node:fs/promises';
+import {copyFile, rm, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
+import {rewriteMetadata} from '../helpers/metadata.js';
 import {createWorkspace, type Workspace} from '../helpers/workspace.js';
 
 function nameAt(type: string, hoursAgo: number, base: Date): string {
@@ -27,8 +28,8 @@ describe('backup cleanup', function () {
   /** A real backup under another name, as if it had been made at another time. */
   async function cloneAs(name: string): Promise<void> {
     await copyFile(path.join(workspace.backupDir, source), path.join(workspace.backupDir, name));
-    const metadata = JSON.parse(await readFile(path.join(workspace.backupDir, `${source}.meta.json`), 'utf8'));
-    await writeFile(path.join(workspace.backupDir, `${name}.meta.json`), JSON.stringify({...metadata, backupName: name}));
+    const type = /^backup_([a-z]+)_/.exec(name)![1];
+    await rewriteMetadata(workspace.backupDir, source, (metadata) => (metadata.backupType = type), {as: name});
   }
 
   /** Hourly and daily backups made at known times; `orphans` lose their metadata. The source goes. */
@@ -59,12 +60,13 @@ describe('backup cleanup', function () {
     expect(await workspace.backupFiles()).to.deep.equal(before);
 
     const text = await workspace.run(['backup', 'cleanup', '--dry-run'], env);
-    expect(text.stdout).to.include(`would remove ${hourly[4]}  (beyond the newest 2 hourly backups (#5))`);
-    expect(text.stdout).to.include(`keep   ${orphan}  (metadata missing: integrity unknown, never removed automatically)`);
+    expect(text.stdout).to.include(`would remove ${hourly[4]}  (${workspace.database}: beyond the newest 2 hourly backups (#5), which are verified)`);
+    expect(text.stdout).to.include(`keep         ${orphan}  (?: metadata missing: integrity unknown, never removed automatically)`);
 
     const real = await workspace.run(['backup', 'cleanup', '--json'], env);
     expect(real.exitCode, real.stderr).to.equal(0);
-    const kept = [...hourly.slice(0, 2), ...daily.slice(0, 1)].flatMap((name) => [name, `${name}.meta.json`]);
+    // The backups that replace the removed ones were read back first, and that is remembered.
+    const kept = [...hourly.slice(0, 2), ...daily.slice(0, 1)].flatMap((name) => [name, `${name}.meta.json`, `${name}.verified.json`]);
     expect(await workspace.backupFiles()).to.deep.equal([...kept, orphan, ...foreign].sort());
 
     const restorable = await workspace.run(['backup', 'restore', hourly[0]!, '--yes']);
@@ -75,7 +77,7 @@ describe('backup cleanup', function () {
     const {hourly, daily} = await populate();
     const result = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_DAILY: '0', BACKUP_RETENTION_HOURLY: '0'});
     expect(result.exitCode).to.equal(0);
-    expect(await workspace.backupFiles()).to.deep.equal([hourly[0]!, `${hourly[0]}.meta.json`, daily[0]!, `${daily[0]}.meta.json`].sort());
+    expect(await workspace.backupFiles()).to.deep.equal([hourly[0]!, daily[0]!].flatMap((name) => [name, `${name}.meta.json`, `${name}.verified.json`]).sort());
     const defaults = await workspace.run(['backup', 'cleanup', '--json']);
     expect(defaults.json.result.policy).to.deep.equal({hourly: 24, daily: 30, monthly: 12});
     expect(defaults.json.result.removedKeys).to.deep.equal([]);

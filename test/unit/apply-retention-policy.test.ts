@@ -3,9 +3,13 @@ import {expect} from 'chai';
 import type {BackupType} from '../../src/core/naming/index.js';
 import {applyRetentionPolicy, type BackupHealth, type RetentionCandidate, type RetentionPolicy} from '../../src/core/retention/index.js';
 
-function backup(type: BackupType, hoursAgo: number, health: BackupHealth = 'good', sequence = 0): RetentionCandidate {
+function backup(type: BackupType, hoursAgo: number, health: BackupHealth = 'good', sequence = 0, extra: Partial<RetentionCandidate> = {}): RetentionCandidate {
   const startedAt = new Date(Date.UTC(2026, 5, 1) - hoursAgo * 3_600_000);
-  return {name: `${type}-${hoursAgo}${sequence ? `-${sequence}` : ''}`, type, startedAt, sequence, health};
+  return {name: `${type}-${hoursAgo}${sequence ? `-${sequence}` : ''}`, type, database: 'app', startedAt, sequence, health, verified: true, ...extra};
+}
+
+function of(database: string, candidate: RetentionCandidate): RetentionCandidate {
+  return {...candidate, database, name: `${database}:${candidate.name}`};
 }
 
 function series(type: BackupType, count: number): RetentionCandidate[] {
@@ -67,6 +71,42 @@ const cases: Case[] = [
     policy: {...standard, hourly: 2},
     removed: ['hourly-0'],
   },
+  {
+    title: 'counts each database on its own: one database never pushes out another',
+    candidates: [of('app', backup('hourly', 0)), of('big', backup('hourly', 1)), of('big', backup('hourly', 2)), of('app', backup('hourly', 3))],
+    policy: {...standard, hourly: 1},
+    removed: ['big:hourly-2', 'app:hourly-3'],
+  },
+  {
+    title: 'keeps an older backup until the newer ones that replace it are verified',
+    candidates: [backup('hourly', 0, 'good', 0, {verified: false}), backup('hourly', 1), backup('hourly', 2)],
+    policy: {...standard, hourly: 2},
+    removed: [],
+  },
+  {
+    title: 'an unverified backup beyond the quota does not hold back older ones',
+    candidates: [backup('hourly', 0), backup('hourly', 1, 'good', 0, {verified: false}), backup('hourly', 2)],
+    policy: {...standard, hourly: 1},
+    removed: ['hourly-1', 'hourly-2'],
+  },
+  {
+    title: 'a damaged newer backup is not counted, so the older intact one stays',
+    candidates: [backup('hourly', 0, 'damaged'), backup('hourly', 1)],
+    policy: {...standard, hourly: 1},
+    removed: [],
+  },
+  {
+    title: 'never removes or counts a forged or unsigned backup',
+    candidates: [backup('daily', 0, 'forged'), backup('daily', 1, 'unsigned'), backup('daily', 2), backup('daily', 3)],
+    policy: {...standard, daily: 1},
+    removed: ['daily-3'],
+  },
+  {
+    title: 'removes what a killed run left, without counting it',
+    candidates: [backup('hourly', 0, 'incomplete'), backup('hourly', 1)],
+    policy: {...standard, hourly: 1},
+    removed: ['hourly-0'],
+  },
 ];
 
 describe('applyRetentionPolicy', function () {
@@ -84,7 +124,14 @@ describe('applyRetentionPolicy', function () {
     expect(decisions.map((decision) => decision.reason)).to.deep.equal([
       'within the newest 2 hourly backups (#1)',
       'within the newest 2 hourly backups (#2)',
-      'beyond the newest 2 hourly backups (#3)',
+      'beyond the newest 2 hourly backups (#3), which are verified',
     ]);
+  });
+
+  it('names the backups that must be verified before an older one may go', function () {
+    const candidates = [backup('hourly', 0, 'good', 0, {verified: false}), backup('hourly', 1, 'good', 0, {verified: false}), backup('hourly', 2)];
+    const decisions = applyRetentionPolicy(candidates, {...standard, hourly: 2});
+    expect(decisions[2]).to.include({action: 'keep', reason: 'beyond the newest 2 hourly backups (#3), but kept until 2 newer backups are verified'});
+    expect(decisions[2]!.awaitingVerification).to.deep.equal(['hourly-0', 'hourly-1']);
   });
 });

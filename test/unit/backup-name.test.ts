@@ -50,7 +50,16 @@ describe('backup names', function () {
     ['backup_hourly_20260222_143000.sql.gz.enc.meta.json', 'metadata'],
     [`backup_hourly_20260222_143000.sql.gz.enc.a1b2c3d4e5f6${STAGING_SUFFIX}`, 'staging'],
     [`backup_hourly_20260222_143000.sql.gz.enc.meta.json.a1b2c3d4e5f6${STAGING_SUFFIX}`, 'staging'],
-    [`synapse-backup.lock.a1b2${STAGING_SUFFIX}`, 'staging'],
+    [`synapse-backup.lock.a1b2c3d4${STAGING_SUFFIX}`, 'staging'],
+    ['backup_hourly_20260222_143000.sql.gz.enc.verified.json', 'verification'],
+    ['backup_hourly_20260222_143000.sql.gz.enc.pending', 'pending'],
+    [`backup_hourly_20260222_143000.sql.gz.enc.pending.a1b2c3d4e5f6${STAGING_SUFFIX}`, 'staging'],
+    // A staging name must carry the random token a put() gives it; without one, it is not ours.
+    [`backup_hourly_20260222_143000.sql.gz.enc${STAGING_SUFFIX}`, 'foreign'],
+    [`backup_hourly_20260222_143000.sql.gz.enc.x${STAGING_SUFFIX}`, 'foreign'],
+    [`synapse-backup.lock.a1b2${STAGING_SUFFIX}`, 'foreign'],
+    ['other.verified.json', 'foreign'],
+    ['other.pending', 'foreign'],
     ['synapse-backup.lock', 'lock'],
     ['notes.txt', 'foreign'],
     [`someone-elses-file.1234${STAGING_SUFFIX}`, 'foreign'],
@@ -70,5 +79,7 @@ describe('backup names', function () {
     expect(nextFreeBackupName(base, new Set(['backup_hourly_20260222_143000.sql.gz.meta.json', 'backup_hourly_20260222_143000_1.sql.gz']))).to.equal(
       'backup_hourly_20260222_143000_2.sql.gz',
     );
+    // A killed run's marker holds its name until cleanup has removed what it left.
+    expect(nextFreeBackupName(base, new Set(['backup_hourly_20260222_143000.sql.gz.pending']))).to.equal('backup_hourly_20260222_143000_1.sql.gz');
   });
 });

@@ -30,15 +30,25 @@ describe('formatting', function () {
       problem: undefined,
       database: 'app',
       sha256: 'x',
+      verifiedAt: undefined,
     };
-    const broken: ListedBackup = {...backup, name: 'backup_daily_20260221_020000.sql.gz.enc', type: 'daily', createdAt: '2026-02-21T02:00:00.000Z', health: 'metadata-missing', problem: 'metadata missing', size: 10};
+    const broken: ListedBackup = {
+      ...backup,
+      name: 'backup_daily_20260221_020000.sql.gz.enc',
+      type: 'daily',
+      createdAt: '2026-02-21T02:00:00.000Z',
+      health: 'metadata-missing',
+      problem: 'metadata missing',
+      size: 10,
+      database: undefined,
+    };
     expect(formatBackupTable([backup, broken])).to.equal(
       [
         'Available backups:',
-        'Filename                                 Type       Timestamp            Size',
-        '-------------------------------------------------------------------------------------',
-        'backup_hourly_20260222_143000.sql.gz.enc Hourly     2026-02-22 14:30:00  2.45 MB',
-        'backup_daily_20260221_020000.sql.gz.enc  Daily      2026-02-21 02:00:00  10 B  [metadata missing]',
+        'Filename                                 Database Type       Timestamp                  Size',
+        '-'.repeat(92),
+        'backup_hourly_20260222_143000.sql.gz.enc app      Hourly     2026-02-22 14:30:00     2.45 MB',
+        'backup_daily_20260221_020000.sql.gz.enc  ?        Daily      2026-02-21 02:00:00        10 B  [metadata missing]',
         '',
       ].join('\n'),
     );

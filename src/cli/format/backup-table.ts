@@ -11,18 +11,21 @@ export function formatTimestamp(iso: string): string {
 }
 
 /** The `backup list` table: newest first, broken backups marked at the end of their row. */
-export function formatBackupTable(backups: readonly ListedBackup[]): string {
-  if (backups.length === 0) return 'No backups found.\n';
+export function formatBackupTable(backups: readonly ListedBackup[], heading = 'Available backups:'): string {
+  if (backups.length === 0) return `${heading}\nNo backups found.\n`;
   const nameWidth = Math.max(40, ...backups.map((backup) => backup.name.length));
-  const row = (name: string, type: string, timestamp: string, size: string, note = ''): string =>
-    `${name.padEnd(nameWidth)} ${type.padEnd(10)} ${timestamp.padEnd(20)} ${size}${note ? `  ${note}` : ''}`.trimEnd();
+  const databaseWidth = Math.max(8, ...backups.map((backup) => (backup.database ?? '?').length));
+  const row = (name: string, database: string, type: string, timestamp: string, size: string, note = ''): string =>
+    `${name.padEnd(nameWidth)} ${database.padEnd(databaseWidth)} ${type.padEnd(10)} ${timestamp.padEnd(20)} ${size.padStart(10)}${note ? `  ${note}` : ''}`.trimEnd();
+  const header = row('Filename', 'Database', 'Type', 'Timestamp', 'Size');
   const lines = [
-    'Available backups:',
-    row('Filename', 'Type', 'Timestamp', 'Size'),
-    '-'.repeat(nameWidth + 45),
+    heading,
+    header,
+    '-'.repeat(header.length),
     ...backups.map((backup) =>
       row(
         backup.name,
+        backup.database ?? '?',
         capitalise(backup.type),
         formatTimestamp(backup.createdAt),
         backup.size === undefined ? '-' : formatBytes(backup.size),

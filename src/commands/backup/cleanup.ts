@@ -2,12 +2,12 @@ import {Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
 import {loadSettings, openStorage} from '../../cli/runtime.js';
-import {cleanupBackups, type CleanupResult} from '../../core/services/index.js';
+import {cleanupBackups, documentAuthenticatorFor, type CleanupResult} from '../../core/services/index.js';
 
 export default class BackupCleanup extends SynapseCommand<CleanupResult> {
   static override summary = 'Delete backups beyond the retention policy (24 hourly, 30 daily, 12 monthly).';
   static override description =
-    'Keeps the newest BACKUP_RETENTION_HOURLY, _DAILY and _MONTHLY good backups of each type and deletes the rest, each with its metadata, plus temporary files left by crashed runs. Never deletes a file synapse-backup did not write, a backup whose metadata is missing, or the newest good backup of a type.';
+    'Keeps the newest BACKUP_RETENTION_HOURLY, _DAILY and _MONTHLY good backups of each database and type and deletes the rest, each with its metadata, plus what crashed runs left. A backup is deleted only once the newer backups that replace it have been read back whole and matched their checksums (once per backup; the result is remembered). Never deletes a file synapse-backup did not write, a backup whose metadata is missing, not authentic or damaged, or the newest good backup of a type.';
 
   static override examples = ['<%= config.bin %> <%= command.id %> --dry-run', 'BACKUP_RETENTION_HOURLY=48 <%= config.bin %> <%= command.id %>'];
 
@@ -23,14 +23,16 @@ export default class BackupCleanup extends SynapseCommand<CleanupResult> {
       'cleanup',
       [
         {stage: 'plan', title: 'Apply retention policy'},
+        {stage: 'verify', title: 'Verify the backups that replace older ones'},
         {stage: 'remove', title: 'Delete'},
       ],
-      () => cleanupBackups({storage, policy: settings.retention, events: this.events}, {dryRun: flags['dry-run']}),
+      () => cleanupBackups({storage, policy: settings.retention, events: this.events, authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: flags['dry-run']}),
     );
     const verb = result.dryRun ? 'would remove' : 'removed';
+    const width = verb.length;
     const lines = [
-      ...result.decisions.map((decision) => `${decision.action === 'keep' ? 'keep  ' : verb.padEnd(6)} ${decision.name}  (${decision.reason})`),
-      ...result.leftovers.map((key) => `${verb.padEnd(6)} ${key}  (temporary file left by an interrupted run)`),
+      ...result.decisions.map((decision) => `${(decision.action === 'keep' ? 'keep' : verb).padEnd(width)} ${decision.name}  (${decision.database ?? '?'}: ${decision.reason})`),
+      ...result.leftovers.map((key) => `${verb.padEnd(width)} ${key}  (left by an interrupted run)`),
     ];
     const removed = result.decisions.filter((decision) => decision.action === 'remove').length;
     const outcome = result.dryRun ? 'would be removed' : 'removed';

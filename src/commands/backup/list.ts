@@ -1,19 +1,28 @@
+import {Flags} from '@oclif/core';
+
 import {SynapseCommand} from '../../cli/base-command.js';
 import {formatBackupTable} from '../../cli/format/index.js';
 import {loadSettings, openStorage} from '../../cli/runtime.js';
-import {listBackups, type ListedBackup} from '../../core/services/index.js';
+import {documentAuthenticatorFor, listBackups, type ListedBackup} from '../../core/services/index.js';
 
-export default class BackupList extends SynapseCommand<{backups: ListedBackup[]}> {
-  static override summary = 'List the backups in the backup storage, newest first.';
-  static override description = 'Backups whose metadata is missing or unreadable are listed and marked; they are not good backups. Files that synapse-backup did not write are not listed.';
-  static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --json'];
+export default class BackupList extends SynapseCommand<{database: string | null; backups: ListedBackup[]}> {
+  static override summary = 'List the backups of the configured database, newest first.';
+  static override description =
+    'Shows the backups of the database DATABASE_URL names (with --all-databases, of every database in the storage). A backup counts as good only when its stored file has the recorded size and its metadata is complete and, with a key configured, authentic; the others are listed and marked. Files that synapse-backup did not write and runs that have not finished are not listed.';
 
-  async run(): Promise<{backups: ListedBackup[]}> {
-    await this.parse(BackupList);
+  static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --all-databases --json'];
+
+  static override flags = {
+    'all-databases': Flags.boolean({summary: 'List the backups of every database in the storage.', default: false}),
+  };
+
+  async run(): Promise<{database: string | null; backups: ListedBackup[]}> {
+    const {flags} = await this.parse(BackupList);
     const settings = loadSettings();
     const storage = await openStorage(this.config, settings, 'read');
-    const backups = await listBackups(storage);
-    this.print(formatBackupTable(backups));
-    return {backups};
+    const database = flags['all-databases'] ? undefined : settings.database.database;
+    const backups = await listBackups(storage, {authenticator: documentAuthenticatorFor(settings.encryption), database});
+    this.print(formatBackupTable(backups, database === undefined ? 'Available backups of every database:' : `Available backups of database '${database}':`));
+    return {database: database ?? null, backups};
   }
 }

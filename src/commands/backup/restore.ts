@@ -4,6 +4,7 @@ import {SynapseCommand} from '../../cli/base-command.js';
 import {countdown} from '../../cli/countdown.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
 import {loadEncryptionProviders, loadSettings, openStorage} from '../../cli/runtime.js';
+import {quoteIdentifier} from '../../core/postgres/index.js';
 import {assertRestorableName, restoreBackup, type RestoreResult} from '../../core/services/index.js';
 
 const COUNTDOWN_SECONDS = 5;
@@ -23,6 +24,8 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
 
   static override flags = {
     yes: Flags.boolean({char: 'y', summary: `Start at once, without the ${COUNTDOWN_SECONDS}-second countdown.`, default: false}),
+    'allow-unencrypted': Flags.boolean({summary: 'Restore an unencrypted backup although a key is configured (refused otherwise: it may have been planted).', default: false}),
+    'allow-other-database': Flags.boolean({summary: 'Restore a backup taken from a database of another name over the configured one.', default: false}),
   };
 
   async run(): Promise<RestoreResult> {
@@ -46,13 +49,15 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
           {settings, storage, encryptionProviders, events: this.events, signal: this.signal},
           {
             name: args.file,
+            allowUnencrypted: flags['allow-unencrypted'],
+            allowOtherDatabase: flags['allow-other-database'],
             confirm: async (plan, checksFailed) => {
+              const replacing = plan.targetExists ? `replace the content of database '${plan.database}' (kept as '${plan.previousDatabase}')` : `create database '${plan.database}'`;
+              const message = `Restoring ${plan.backupName} (a backup of database '${plan.sourceDatabase}') will ${replacing}.`;
               if (flags.yes) {
-                this.events.stage('confirm', 'skipped', {detail: '--yes'});
+                this.events.stage('confirm', 'skipped', {detail: `--yes: ${message}`});
                 return;
               }
-              const replacing = plan.targetExists ? `replace the content of database '${plan.database}' (kept as '${plan.previousDatabase}')` : `create database '${plan.database}'`;
-              const message = `Restoring ${plan.backupName} will ${replacing}.`;
               this.events.stage('confirm', 'started');
               const onTick = this.displayMode === 'interactive' ? (left: number) => this.events.stage('confirm', 'progress', {detail: `${message} Starting in ${left} s; press Ctrl-C to cancel.`}) : undefined;
               try {
@@ -67,8 +72,8 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
         ),
     );
     this.print(
-      `Restored ${result.backupName} into database '${result.database}' (${formatBytes(result.plaintextBytes)} of SQL in ${formatDuration(result.durationMs)}).` +
-        (result.previousDatabase ? `\nThe previous database is kept as '${result.previousDatabase}'; drop it when you no longer need it: DROP DATABASE "${result.previousDatabase}";` : ''),
+      `Restored ${result.backupName} (a backup of database '${result.sourceDatabase}') into database '${result.database}' (${formatBytes(result.plaintextBytes)} of SQL in ${formatDuration(result.durationMs)}).` +
+        (result.previousDatabase ? `\nThe previous database is kept as '${result.previousDatabase}'; drop it when you no longer need it: DROP DATABASE ${quoteIdentifier(result.previousDatabase)};` : ''),
     );
     return result;
   }

@@ -1,20 +1,27 @@
 import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
 import {errnoCode, isSynapseError} from '../errors/index.js';
-import {parseMetadata, type BackupMetadata} from '../metadata/index.js';
+import {MAX_METADATA_BYTES, parseMetadata, type BackupMetadata, type DocumentAuthenticator} from '../metadata/index.js';
 import {classifyKey, metadataKeyFor, type BackupNameParts} from '../naming/index.js';
 import type {BackupHealth} from '../retention/index.js';
 import {readSmallObject, storageError} from '../storage/index.js';
+import {readCurrentVerification, type VerificationRecord} from '../verification/index.js';
 
 export interface CatalogEntry {
   readonly name: string;
   readonly parts: BackupNameParts;
   readonly health: BackupHealth;
-  /** Present when health is 'good'. */
+  /** Present when the metadata is complete, and authentic or unsigned: never for a forged document. */
   readonly metadata?: BackupMetadata;
   /** The stored file, absent when health is 'data-missing'. */
   readonly object?: ObjectInfo;
   /** Why the backup is not good, for display. */
   readonly problem?: string;
+  /** A verification record that still vouches for the stored file as it is. */
+  readonly verification?: VerificationRecord;
+  /** A marker of a run that had not finished: its metadata was not written yet. */
+  readonly pending: boolean;
+  /** A verification record is stored, current or not. */
+  readonly hasVerificationRecord: boolean;
 }
 
 export interface Catalog {
@@ -24,12 +31,46 @@ export interface Catalog {
   readonly leftovers: readonly ObjectInfo[];
 }
 
+export interface CatalogOptions {
+  /** With a key configured: metadata without a right MAC is never taken for good. */
+  readonly authenticator?: DocumentAuthenticator;
+}
+
 function newestFirst(a: CatalogEntry, b: CatalogEntry): number {
   return b.parts.startedAt.getTime() - a.parts.startedAt.getTime() || b.parts.sequence - a.parts.sequence || (a.name < b.name ? 1 : -1);
 }
 
-/** Everything this tool wrote to the storage, sorted out; foreign objects are left out entirely. */
-export async function readCatalog(storage: StorageBackend): Promise<Catalog> {
+type Judged = Omit<CatalogEntry, 'name' | 'parts' | 'object' | 'pending' | 'hasVerificationRecord'>;
+
+async function judgeMetadata(storage: StorageBackend, name: string, object: ObjectInfo, options: CatalogOptions): Promise<Judged> {
+  let metadata: BackupMetadata;
+  try {
+    metadata = parseMetadata(name, await readSmallObject(storage, metadataKeyFor(name), MAX_METADATA_BYTES));
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return {health: 'metadata-missing', problem: 'metadata missing'};
+    const reason = isSynapseError(error) ? error.message : `metadata unreadable: ${(error as Error).message}`;
+    return {health: 'metadata-unreadable', problem: reason};
+  }
+  if (options.authenticator) {
+    const authenticity = await options.authenticator.verify(metadata);
+    if (authenticity.status === 'forged') return {health: 'forged', problem: `metadata not authentic: ${authenticity.reason}`};
+    if (authenticity.status === 'unsigned') {
+      return {health: 'unsigned', metadata, problem: 'metadata has no MAC (written before metadata was authenticated): restorable, but not counted as a good backup'};
+    }
+  }
+  if (object.size !== metadata.sizes.storedBytes) {
+    return {health: 'damaged', metadata, problem: `the stored file has ${object.size} bytes, the metadata records ${metadata.sizes.storedBytes}`};
+  }
+  const verification = await readCurrentVerification(storage, metadata, object, options.authenticator);
+  return {health: 'good', metadata, ...(verification ? {verification} : {})};
+}
+
+/**
+ * Everything this tool wrote to the storage, sorted out; foreign objects are left out entirely.
+ * A backup is 'good' only when its stored file is a regular file of the recorded size and its
+ * metadata is complete and (with a key) authentic; nothing is taken on the metadata's word alone.
+ */
+export async function readCatalog(storage: StorageBackend, options: CatalogOptions = {}): Promise<Catalog> {
   let objects: ObjectInfo[];
   try {
     objects = await storage.list();
@@ -37,29 +78,30 @@ export async function readCatalog(storage: StorageBackend): Promise<Catalog> {
     throw storageError(error, storage, 'list backups in');
   }
   const data = new Map<string, {object: ObjectInfo; parts: BackupNameParts}>();
-  const metadataKeys = new Map<string, ObjectInfo>();
+  const metadataKeys = new Set<string>();
+  const pending = new Set<string>();
+  const verificationRecords = new Set<string>();
   const leftovers: ObjectInfo[] = [];
   for (const object of objects) {
     const kind = classifyKey(object.key);
     if (kind.kind === 'backup') data.set(kind.name, {object, parts: kind.parts});
-    else if (kind.kind === 'metadata') metadataKeys.set(kind.backupName, object);
+    else if (kind.kind === 'metadata') metadataKeys.add(kind.backupName);
+    else if (kind.kind === 'pending') pending.add(kind.backupName);
+    else if (kind.kind === 'verification') verificationRecords.add(kind.backupName);
     else if (kind.kind === 'staging') leftovers.push(object);
   }
 
   const entries = await Promise.all(
-    [...new Set([...data.keys(), ...metadataKeys.keys()])].map(async (name): Promise<CatalogEntry> => {
+    [...new Set([...data.keys(), ...metadataKeys, ...pending])].map(async (name): Promise<CatalogEntry> => {
       const stored = data.get(name);
       const parts = stored?.parts ?? (classifyKey(name) as {parts: BackupNameParts}).parts;
-      if (!stored) return {name, parts, health: 'data-missing', problem: 'backup file missing'};
-      if (!metadataKeys.has(name)) return {name, parts, object: stored.object, health: 'metadata-missing', problem: 'metadata missing (incomplete or damaged)'};
-      try {
-        const metadata = parseMetadata(name, await readSmallObject(storage, metadataKeyFor(name)));
-        return {name, parts, object: stored.object, metadata, health: 'good'};
-      } catch (error) {
-        if (errnoCode(error) === 'ENOENT') return {name, parts, object: stored.object, health: 'metadata-missing', problem: 'metadata missing'};
-        const reason = isSynapseError(error) ? error.message : `metadata unreadable: ${(error as Error).message}`;
-        return {name, parts, object: stored.object, health: 'metadata-unreadable', problem: reason};
+      const base = {name, parts, pending: pending.has(name), hasVerificationRecord: verificationRecords.has(name)};
+      if (!metadataKeys.has(name) && base.pending) {
+        return {...base, ...(stored ? {object: stored.object} : {}), health: 'incomplete', problem: 'unfinished: its run was killed or is still running'};
       }
+      if (!stored) return {...base, health: 'data-missing', problem: 'backup file missing'};
+      if (!metadataKeys.has(name)) return {...base, object: stored.object, health: 'metadata-missing', problem: 'metadata missing (lost or damaged)'};
+      return {...base, object: stored.object, ...(await judgeMetadata(storage, name, stored.object, options))};
     }),
   );
   return {backups: entries.sort(newestFirst), leftovers};

@@ -9,6 +9,8 @@ export const ERROR_CATALOGUE = {
   E_USAGE: {exitCode: 2, suggestion: 'Run the command with --help to see its arguments and flags.'},
   E_DB_UNREACHABLE: {exitCode: 3, suggestion: 'Check that PostgreSQL is running and that DATABASE_URL (or PGHOST/PGPORT) points at it.'},
   E_DB_AUTH: {exitCode: 3, suggestion: 'Check the user and password in DATABASE_URL (or PGUSER/PGPASSWORD) and the server\'s pg_hba.conf.'},
+  E_DB_READ_ONLY: {exitCode: 3, suggestion: 'The server only accepts reads (a standby, or default_transaction_read_only): point DATABASE_URL at the primary.'},
+  E_DB_QUERY: {exitCode: 3, suggestion: 'Read the server\'s message above; the database was left as it was.'},
   E_DB_PRIVILEGE: {exitCode: 3, suggestion: 'Grant the role the privilege named in the message, or run as a role that has it.'},
   E_TOOL_MISSING: {exitCode: 4, suggestion: 'Install the PostgreSQL client tools (Debian/Ubuntu: apt-get install postgresql-client) or set PG_BIN_DIR to the directory that holds pg_dump and psql.'},
   E_TOOL_VERSION: {exitCode: 4, suggestion: 'Install a pg_dump whose major version is at least the server\'s (e.g. apt-get install postgresql-client-<server major>) or point PG_BIN_DIR at it.'},
@@ -24,6 +26,9 @@ export const ERROR_CATALOGUE = {
   E_KEY_REQUIRED: {exitCode: 12, suggestion: 'The backup is encrypted: set BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE.'},
   E_INTEGRITY: {exitCode: 13, suggestion: 'The stored file is damaged or incomplete. Restore a different backup (`synapse-backup backup list`) and check the storage for faults.'},
   E_METADATA: {exitCode: 13, suggestion: 'The backup\'s metadata is missing or unreadable, so its integrity cannot be checked. Restore another backup, or use the stock-tools recipe in the README if you must.'},
+  E_NOT_AUTHENTIC: {exitCode: 14, suggestion: 'Someone who can write to the backup storage may have planted or changed this backup. Restore another backup (`synapse-backup backup list`), check who can write to the storage, and check that the configured key is the one in use when the backup was made.'},
+  E_UNENCRYPTED: {exitCode: 14, suggestion: 'A key is configured, so every backup this storage should hold is encrypted; an unencrypted one may have been planted. If you made it yourself, pass --allow-unencrypted.'},
+  E_OTHER_DATABASE: {exitCode: 2, suggestion: 'Point DATABASE_URL at the database the backup was taken from, or pass --allow-other-database to restore it over this one.'},
   E_CANCELLED: {exitCode: 130, suggestion: 'The operation was cancelled; nothing was changed.'},
 } as const satisfies Record<string, {exitCode: number; suggestion: string}>;
 

@@ -2,7 +2,7 @@ import {EventEmitter} from 'node:events';
 
 export type BackupStage = 'preflight' | 'dump' | 'compress' | 'encrypt' | 'checksum' | 'store' | 'metadata';
 export type RestoreStage = 'verify' | 'decrypt' | 'confirm' | 'prepare' | 'decompress' | 'load' | 'swap';
-export type CleanupStage = 'plan' | 'remove';
+export type CleanupStage = 'plan' | 'verify' | 'remove';
 export type StageName = BackupStage | RestoreStage | CleanupStage;
 
 export type StageStatus = 'started' | 'progress' | 'finished' | 'failed' | 'skipped';

@@ -4,6 +4,16 @@ import {BACKUP_TYPES, COMPRESSION_EXTENSIONS, parseBackupName, type BackupType, 
 
 export const METADATA_FORMAT_VERSION = 1;
 
+/** The MAC over a metadata document (or a verification record), keyed from the passphrase. */
+export interface DocumentAuthentication {
+  readonly algorithm: 'hmac-sha256';
+  /** How the MAC key comes from the passphrase: PBKDF2-HMAC-SHA256 with its own salt label, never the file's key. */
+  readonly kdf: 'pbkdf2-sha256';
+  readonly kdfIterations: number;
+  /** Hex HMAC over the canonical JSON of the document with this `mac` left out. */
+  readonly mac: string;
+}
+
 /**
  * The document written beside every backup, last, as the mark that the backup is complete.
  * It holds everything needed to verify and restore the backup except the key.
@@ -48,7 +58,12 @@ export interface BackupMetadata {
     readonly name: 'synapse-backup';
     readonly version: string;
   };
+  /** Present on backups written with a key configured; absent on older ones and on unencrypted storages. */
+  readonly authentication?: DocumentAuthentication;
 }
+
+/** The most a metadata document may weigh; anything larger is not ours. */
+export const MAX_METADATA_BYTES = 64 * 1024;
 
 export function serializeMetadata(metadata: BackupMetadata): string {
   return `${JSON.stringify(metadata, null, 2)}\n`;
@@ -58,11 +73,30 @@ function fail(name: string, reason: string): never {
   throw new SynapseError('E_METADATA', {message: `unable to read metadata of backup '${name}': ${reason}`});
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Parses and checks a metadata document; anything off is an E_METADATA error naming the field. */
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const isText = (value: unknown): value is string => typeof value === 'string' && value !== '' && value.length <= 1024;
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const isInstant = (value: unknown): value is string => typeof value === 'string' && !Number.isNaN(Date.parse(value));
+
+/** Upper bound on a recorded PBKDF2 iteration count: a forged document must not make us spin for hours. */
+export const MAX_KDF_ITERATIONS = 10_000_000;
+
+export function parseAuthentication(value: unknown): DocumentAuthentication | string {
+  if (!isRecord(value)) return 'authentication is malformed';
+  if (value.algorithm !== 'hmac-sha256' || value.kdf !== 'pbkdf2-sha256') return `authentication ${String(value.algorithm)}/${String(value.kdf)} is not supported`;
+  if (!Number.isSafeInteger(value.kdfIterations) || (value.kdfIterations as number) < 1 || (value.kdfIterations as number) > MAX_KDF_ITERATIONS) return 'authentication iterations are out of range';
+  if (typeof value.mac !== 'string' || !SHA256_HEX.test(value.mac)) return 'authentication MAC is malformed';
+  return value as unknown as DocumentAuthentication;
+}
+
+/**
+ * Parses and checks a metadata document field by field; anything off is an E_METADATA error
+ * naming the field, so one bad document never reaches code that trusts its shape.
+ */
 export function parseMetadata(backupName: string, text: string): BackupMetadata {
   let document: unknown;
   try {
@@ -75,15 +109,37 @@ export function parseMetadata(backupName: string, text: string): BackupMetadata 
     fail(backupName, `format version ${String(document.formatVersion)} is not supported (this synapse-backup reads version ${METADATA_FORMAT_VERSION})`);
   }
   if (document.backupName !== backupName) fail(backupName, `it describes '${String(document.backupName)}'`);
+  const parts = parseBackupName(backupName);
+  if (!parts) fail(backupName, 'not a backup name');
   if (!BACKUP_TYPES.includes(document.backupType as BackupType)) fail(backupName, 'backupType is missing or unknown');
-  const {sizes, checksums, compression} = document;
-  if (!isRecord(sizes) || !Number.isSafeInteger(sizes.storedBytes) || !Number.isSafeInteger(sizes.plaintextBytes)) fail(backupName, 'sizes are missing');
-  if (!isRecord(checksums) || !/^[0-9a-f]{64}$/.test(String(checksums.stored)) || !/^[0-9a-f]{64}$/.test(String(checksums.plaintext))) {
+  if (parts.type !== document.backupType) fail(backupName, `it records a ${String(document.backupType)} backup, which the file name contradicts`);
+  if (!isInstant(document.createdAt)) fail(backupName, 'createdAt is missing');
+  if (!isInstant(document.completedAt)) fail(backupName, 'completedAt is missing');
+  if (!isCount(document.durationMs)) fail(backupName, 'durationMs is missing');
+  const {database, dump, sizes, checksums, compression, encryption, tool} = document;
+  if (!isRecord(database) || !isText(database.name) || !isText(database.serverVersion) || !isCount(database.serverVersionNum)) fail(backupName, 'database is missing or incomplete');
+  if (!isRecord(dump) || dump.tool !== 'pg_dump' || !isText(dump.version) || dump.format !== 'plain') fail(backupName, 'dump is missing or not a plain pg_dump');
+  if (!isRecord(sizes) || !isCount(sizes.storedBytes) || !isCount(sizes.plaintextBytes)) fail(backupName, 'sizes are missing');
+  if (!isRecord(checksums) || checksums.algorithm !== 'sha256' || !SHA256_HEX.test(String(checksums.stored)) || !SHA256_HEX.test(String(checksums.plaintext))) {
     fail(backupName, 'SHA-256 checksums are missing');
   }
   if (!isRecord(compression) || !Object.hasOwn(COMPRESSION_EXTENSIONS, String(compression.algorithm))) fail(backupName, 'compression is missing or unknown');
-  if (parseBackupName(backupName)?.compression !== compression.algorithm) fail(backupName, `it records ${String(compression.algorithm)} compression, which the file name contradicts`);
-  if (document.encryption !== null && !isRecord(document.encryption)) fail(backupName, 'encryption is malformed');
-  if (typeof document.createdAt !== 'string' || Number.isNaN(Date.parse(document.createdAt))) fail(backupName, 'createdAt is missing');
+  if (!Number.isSafeInteger(compression.level)) fail(backupName, 'compression level is missing');
+  if (parts.compression !== compression.algorithm) fail(backupName, `it records ${String(compression.algorithm)} compression, which the file name contradicts`);
+  if (encryption !== null) {
+    if (!isRecord(encryption) || !['provider', 'cipher', 'kdf', 'kdfDigest', 'container'].every((field) => isText(encryption[field]))) fail(backupName, 'encryption is malformed');
+    if (!Number.isSafeInteger(encryption.kdfIterations) || (encryption.kdfIterations as number) < 1 || (encryption.kdfIterations as number) > MAX_KDF_ITERATIONS) {
+      fail(backupName, 'encryption iterations are out of range');
+    }
+  }
+  // The name is what list shows and what the stock-tools recipe trusts; the two must agree.
+  if (parts.encrypted !== (encryption !== null)) {
+    fail(backupName, parts.encrypted ? 'the file name says encrypted, but the metadata says it is not' : 'the metadata says encrypted, but the file name says it is not');
+  }
+  if (!isRecord(tool) || tool.name !== 'synapse-backup' || !isText(tool.version)) fail(backupName, 'tool is missing');
+  if (document.authentication !== undefined) {
+    const authentication = parseAuthentication(document.authentication);
+    if (typeof authentication === 'string') fail(backupName, authentication);
+  }
   return document as unknown as BackupMetadata;
 }

@@ -4,7 +4,13 @@ export const BACKUP_TYPES = ['hourly', 'daily', 'monthly'] as const;
 export type BackupType = (typeof BACKUP_TYPES)[number];
 
 export const METADATA_SUFFIX = '.meta.json';
+/** The record that a backup's stored file was read back whole and matched its checksum. */
+export const VERIFICATION_SUFFIX = '.verified.json';
+/** Written before a backup's file is published and removed after its metadata: marks a run in progress (or killed). */
+export const PENDING_SUFFIX = '.pending';
 export const LOCK_KEY = 'synapse-backup.lock';
+/** The random part of a staging key, `<key>.<token>.partial`: without one, a key is not a staging object of ours. */
+export const STAGING_TOKEN_PATTERN = /^[0-9a-f]{8,64}$/;
 
 export const COMPRESSION_EXTENSIONS = {gzip: '.gz', zstd: '.zst'} as const;
 export type CompressionAlgorithm = keyof typeof COMPRESSION_EXTENSIONS;
@@ -62,9 +68,26 @@ export function metadataKeyFor(backupName: string): string {
   return `${backupName}${METADATA_SUFFIX}`;
 }
 
+export function verificationKeyFor(backupName: string): string {
+  return `${backupName}${VERIFICATION_SUFFIX}`;
+}
+
+export function pendingKeyFor(backupName: string): string {
+  return `${backupName}${PENDING_SUFFIX}`;
+}
+
+/** The backup a companion key (metadata, verification record, pending marker) belongs to, if any. */
+function companionOf(key: string, suffix: string): string | undefined {
+  if (!key.endsWith(suffix)) return undefined;
+  const backupName = key.slice(0, -suffix.length);
+  return isBackupName(backupName) ? backupName : undefined;
+}
+
 export type StoredKeyKind =
   | {readonly kind: 'backup'; readonly name: string; readonly parts: BackupNameParts}
   | {readonly kind: 'metadata'; readonly backupName: string}
+  | {readonly kind: 'verification'; readonly backupName: string}
+  | {readonly kind: 'pending'; readonly backupName: string}
   | {readonly kind: 'staging'; readonly finalKey: string}
   | {readonly kind: 'lock'}
   | {readonly kind: 'foreign'};
@@ -79,12 +102,14 @@ export function classifyKey(key: string): StoredKeyKind {
     const withoutSuffix = key.slice(0, -STAGING_SUFFIX.length);
     const tokenStart = withoutSuffix.lastIndexOf('.');
     const finalKey = tokenStart > 0 ? withoutSuffix.slice(0, tokenStart) : '';
-    const ours = finalKey === LOCK_KEY || isBackupName(finalKey) || (finalKey.endsWith(METADATA_SUFFIX) && isBackupName(finalKey.slice(0, -METADATA_SUFFIX.length)));
+    const token = withoutSuffix.slice(tokenStart + 1);
+    const ours = STAGING_TOKEN_PATTERN.test(token) && (finalKey === LOCK_KEY || classifyKey(finalKey).kind !== 'foreign');
     return ours ? {kind: 'staging', finalKey} : {kind: 'foreign'};
   }
-  if (key.endsWith(METADATA_SUFFIX)) {
-    const backupName = key.slice(0, -METADATA_SUFFIX.length);
-    return isBackupName(backupName) ? {kind: 'metadata', backupName} : {kind: 'foreign'};
+  for (const [suffix, kind] of [[METADATA_SUFFIX, 'metadata'], [VERIFICATION_SUFFIX, 'verification'], [PENDING_SUFFIX, 'pending']] as const) {
+    if (!key.endsWith(suffix)) continue;
+    const backupName = companionOf(key, suffix);
+    return backupName ? {kind, backupName} : {kind: 'foreign'};
   }
   const parts = parseBackupName(key);
   return parts ? {kind: 'backup', name: key, parts} : {kind: 'foreign'};
@@ -94,7 +119,7 @@ export function classifyKey(key: string): StoredKeyKind {
 export function nextFreeBackupName(base: Omit<BackupNameParts, 'sequence'>, taken: ReadonlySet<string>): string {
   for (let sequence = 0; sequence < 10_000; sequence++) {
     const name = formatBackupName({...base, sequence});
-    if (!taken.has(name) && !taken.has(metadataKeyFor(name))) return name;
+    if (!taken.has(name) && !taken.has(metadataKeyFor(name)) && !taken.has(pendingKeyFor(name))) return name;
   }
   throw new Error('no free backup name left in this second');
 }

@@ -6,28 +6,30 @@ import type {DatabaseTarget} from './database-target.js';
 
 const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOENT', 'ECONNRESET']);
 
-/** Maps a pg (or libpq-reported) failure to the catalogue, with any password removed. */
+/**
+ * Maps a pg (or libpq-reported) failure to the catalogue by errno or SQLSTATE class, with any
+ * password removed: a missing database, a read-only server or a failed statement are not "unreachable".
+ */
 export function databaseError(error: unknown, target: DatabaseTarget, action: string): SynapseError {
-  const code = errnoCode(error);
+  const code = errnoCode(error) ?? '';
   const reason = redact(error instanceof Error ? error.message : String(error), [target.password]);
   const cause = new Error(reason);
-  if (code && UNREACHABLE_ERRNO.has(code)) {
-    return new SynapseError('E_DB_UNREACHABLE', {message: `unable to ${action} '${target.describe()}': server unreachable (${code}: ${reason})`, cause});
+  const where = `unable to ${action} '${target.describe()}'`;
+  if (UNREACHABLE_ERRNO.has(code) || code.startsWith('08') || code === '57P03') {
+    return new SynapseError('E_DB_UNREACHABLE', {message: `${where}: server unreachable (${code ? `${code}: ` : ''}${reason})`, cause});
   }
-  if (code === '28P01' || code === '28000') {
-    return new SynapseError('E_DB_AUTH', {message: `unable to ${action} '${target.describe()}': authentication failed (${reason})`, cause});
-  }
+  if (code.startsWith('28')) return new SynapseError('E_DB_AUTH', {message: `${where}: authentication failed (${reason})`, cause});
   if (code === '3D000') {
     return new SynapseError('E_DB_UNREACHABLE', {
-      message: `unable to ${action} '${target.describe()}': ${reason}`,
+      message: `${where}: ${reason}`,
       suggestion: 'Check the database name in DATABASE_URL (or PGDATABASE); create the database first if it is new.',
       cause,
     });
   }
-  if (code === '42501') {
-    return new SynapseError('E_DB_PRIVILEGE', {message: `unable to ${action} '${target.describe()}': ${reason}`, cause});
-  }
-  return new SynapseError('E_DB_UNREACHABLE', {message: `unable to ${action} '${target.describe()}': ${reason}`, cause});
+  if (code === '25006') return new SynapseError('E_DB_READ_ONLY', {message: `${where}: the server is read-only (${reason})`, cause});
+  if (code === '42501') return new SynapseError('E_DB_PRIVILEGE', {message: `${where}: ${reason}`, cause});
+  if (/^[0-9A-Z]{5}$/.test(code)) return new SynapseError('E_DB_QUERY', {message: `${where}: ${reason} (SQLSTATE ${code})`, cause, details: {sqlstate: code}});
+  return new SynapseError('E_DB_UNREACHABLE', {message: `${where}: ${reason}`, cause});
 }
 
 export async function connect(target: DatabaseTarget, action: string): Promise<pg.Client> {

@@ -1,3 +1,5 @@
+import {randomBytes} from 'node:crypto';
+import {setTimeout as sleep} from 'node:timers/promises';
 import type pg from 'pg';
 
 import {SynapseError} from '../errors/index.js';
@@ -50,6 +52,34 @@ export interface ExistingDatabase {
   readonly allowConnections: boolean;
 }
 
+/** An SQL identifier in double quotes, as PostgreSQL reads it: for hints a user pastes into psql. */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** `YYYYMMDD_HHMMSS` in UTC, as backup names and restore databases carry it. */
+export function compactTimestamp(at: Date): string {
+  return at.toISOString().replaceAll(/[-:]/g, '').replace('T', '_').slice(0, 15);
+}
+
+const SCRATCH_SUFFIX = /_restoring_\d{8}_\d{6}_[0-9a-f]{6}$/;
+
+/** A scratch database name for a restore of `target`: a random part, so two names never collide. */
+export function scratchDatabaseName(target: string, at: Date): string {
+  return derivedDatabaseName(target, `restoring_${compactTimestamp(at)}_${randomBytes(3).toString('hex')}`);
+}
+
+/** Where a restore keeps the target's previous content; `unique` adds a random part for a second restore in the same second. */
+export function previousDatabaseName(target: string, at: Date, unique = false): string {
+  return derivedDatabaseName(target, `pre_restore_${compactTimestamp(at)}${unique ? `_${randomBytes(3).toString('hex')}` : ''}`);
+}
+
+/** Whether `name` is a scratch database that a restore of `target` made. */
+export function isScratchOf(name: string, target: string): boolean {
+  const suffix = SCRATCH_SUFFIX.exec(name)?.[0];
+  return suffix !== undefined && derivedDatabaseName(target, suffix.slice(1)) === name;
+}
+
 /** `<base>_<suffix>`, shortening `base` so the whole fits PostgreSQL's 63-byte identifier limit. */
 export function derivedDatabaseName(base: string, suffix: string): string {
   let prefix = base;
@@ -70,14 +100,46 @@ export class DatabaseAdmin {
     this.#target = target;
   }
 
-  static async open(target: DatabaseTarget): Promise<DatabaseAdmin> {
+  /**
+   * Connects to the maintenance database. Every lock wait of this session is bounded by
+   * `lockTimeoutMs`, so nothing unrelated can make a restore hang; and the server checks every
+   * second that we are still there, so a killed restore's statements are abandoned, not finished.
+   */
+  static async open(target: DatabaseTarget, options: {lockTimeoutMs: number}): Promise<DatabaseAdmin> {
     const maintenance = target.database === 'postgres' ? 'template1' : 'postgres';
+    let client: pg.Client;
     try {
-      return new DatabaseAdmin(await connect(target.withDatabase(maintenance), 'connect to'), target);
+      client = await connect(target.withDatabase(maintenance), 'connect to');
     } catch (error) {
       if (!(error instanceof SynapseError) || !/does not exist/.test(error.message)) throw error;
-      return new DatabaseAdmin(await connect(target.withDatabase('template1'), 'connect to'), target);
+      client = await connect(target.withDatabase('template1'), 'connect to');
     }
+    const admin = new DatabaseAdmin(client, target);
+    try {
+      await admin.#query(`set lock_timeout = ${Math.max(1, Math.floor(options.lockTimeoutMs))}`, [], 'configure the session on');
+      // PostgreSQL 14 and later; older servers notice a dead client only when they next write to it.
+      await client.query("set client_connection_check_interval = '1s'").catch(() => {});
+    } catch (error) {
+      await admin.close();
+      throw error;
+    }
+    return admin;
+  }
+
+  /**
+   * Takes the one-restore-per-target lock: a session-level advisory lock in the maintenance
+   * database, which the server frees when this connection ends, however it ends. False when
+   * another restore of the same target holds it.
+   */
+  async tryLockRestoreOf(target: string): Promise<boolean> {
+    const {rows} = await this.#query("select pg_try_advisory_lock(hashtextextended('synapse-backup restore of ' || $1, 0)) as locked", [target], 'lock the restore of');
+    return (rows[0] as {locked: boolean}).locked;
+  }
+
+  /** Scratch databases of earlier restores of `target`; with the restore lock held, their runs are dead. */
+  async scratchDatabasesOf(target: string): Promise<string[]> {
+    const {rows} = await this.#query("select datname from pg_database where datname like '%\\_restoring\\_%' order by 1", [], 'list databases in');
+    return (rows as Array<{datname: string}>).map((row) => row.datname).filter((name) => isScratchOf(name, target));
   }
 
   async close(): Promise<void> {
@@ -173,35 +235,56 @@ export class DatabaseAdmin {
 
   /**
    * Puts `replacement` in the place of `target` and keeps the old one as `previous`, in one
-   * transaction so that `target` is never missing. Sessions connected to `target` are ended;
-   * new ones are refused until the swap is done.
+   * transaction: a restore killed at any moment leaves `target` either as it was or fully swapped,
+   * and never closed to connections. Sessions on `target` are ended inside the transaction; once the
+   * first rename holds the database's lock, new ones wait and then find it renamed. A session
+   * still leaving is waited for by PostgreSQL itself, then the rename is retried from a savepoint.
    */
   async swap(target: string, replacement: string, previous: string, existing: ExistingDatabase | undefined): Promise<void> {
+    const action = `swap in the restored database '${target}' on`;
     if (!existing) {
       await this.#query(`alter database ${this.#quote(replacement)} rename to ${this.#quote(target)}`, [], `rename database '${replacement}' in`);
       return;
     }
-    await this.#query(`alter database ${this.#quote(target)} allow_connections false`, [], `close database '${target}' to new sessions in`);
+    await this.#query('begin', [], action);
     try {
       for (let attempt = 1; ; attempt++) {
-        await this.#query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [target], `end sessions on '${target}' in`);
+        await this.#query('savepoint swap', [], action);
         try {
-          await this.#client.query('begin');
+          await this.#client.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [target]);
           await this.#client.query(`alter database ${this.#quote(target)} rename to ${this.#quote(previous)}`);
-          await this.#client.query(`alter database ${this.#quote(replacement)} rename to ${this.#quote(target)}`);
-          await this.#client.query('commit');
           break;
         } catch (error) {
-          await this.#client.query('rollback').catch(() => {});
-          // 55006: a session was still connected (terminating is asynchronous); try again shortly.
-          if ((error as {code?: string}).code !== '55006' || attempt >= 20) throw databaseError(error, this.#target, `swap in the restored database '${target}' on`);
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          await this.#client.query('rollback to savepoint swap');
+          // 55006: sessions reconnected faster than PostgreSQL's own five-second wait for them to leave.
+          if ((error as {code?: string}).code !== '55006' || attempt >= 4) throw error;
+          await sleep(200);
         }
       }
+      await this.#client.query(`alter database ${this.#quote(replacement)} rename to ${this.#quote(target)}`);
+      await this.#client.query('commit');
     } catch (error) {
-      await this.#query(`alter database ${this.#quote(target)} allow_connections ${existing.allowConnections}`, [], 'reopen database').catch(() => {});
-      throw error;
+      await this.#client.query('rollback').catch(() => {});
+      throw this.#swapError(error, target, action);
     }
-    await this.#query(`alter database ${this.#quote(previous)} allow_connections ${existing.allowConnections}`, [], `reopen database '${previous}' in`);
+  }
+
+  #swapError(error: unknown, target: string, action: string): SynapseError {
+    const code = (error as {code?: string}).code;
+    if (code === '55P03') {
+      return new SynapseError('E_RESTORE_FAILED', {
+        message: `unable to swap in the restored database '${target}': another session holds a lock on database '${target}' (lock_timeout reached); the target was left as it was`,
+        suggestion: `Find the session with: select pid, datname, query from pg_stat_activity where pid in (select pid from pg_locks where locktype = 'object' and classid = 'pg_database'::regclass); end it, then run the restore again.`,
+        cause: error,
+      });
+    }
+    if (code === '55006') {
+      return new SynapseError('E_RESTORE_FAILED', {
+        message: `unable to swap in the restored database '${target}': sessions kept reconnecting to it; the target was left as it was`,
+        suggestion: 'Stop the applications that connect to the database (or set its connection limit to 0) and run the restore again.',
+        cause: error,
+      });
+    }
+    return databaseError(error, this.#target, action);
   }
 }

@@ -3,3 +3,4 @@ export * from './connect.js';
 export * from './database-target.js';
 export * from './child-processes.js';
 export * from './database-admin.js';
+export * from './restricted-dump.js';

@@ -1,13 +1,25 @@
 import {BACKUP_TYPES, type BackupType} from '../naming/backup-name.js';
 
-export type BackupHealth = 'good' | 'metadata-missing' | 'metadata-unreadable' | 'data-missing';
+/**
+ * - good: complete, authentic (with a key) metadata and a stored file of the recorded size;
+ * - unsigned: complete metadata without a MAC although a key is configured (older backups);
+ * - forged: metadata whose MAC is wrong or unreadable;
+ * - damaged: the stored file does not match its metadata (size, or checksum when read back);
+ * - incomplete: a run's marker and no metadata: the run was killed before it finished;
+ * - metadata-missing / metadata-unreadable / data-missing: one half of a backup is gone or unreadable.
+ */
+export type BackupHealth = 'good' | 'unsigned' | 'forged' | 'damaged' | 'incomplete' | 'metadata-missing' | 'metadata-unreadable' | 'data-missing';
 
 export interface RetentionCandidate {
   readonly name: string;
   readonly type: BackupType;
+  /** From the backup's (authentic) metadata; undefined when it cannot be trusted or read. */
+  readonly database: string | undefined;
   readonly startedAt: Date;
   readonly sequence: number;
   readonly health: BackupHealth;
+  /** Its stored file was read back whole and matched its checksum (a current verification record). */
+  readonly verified: boolean;
 }
 
 /** How many good backups of each type to keep. */
@@ -18,49 +30,71 @@ export const DEFAULT_RETENTION_POLICY: RetentionPolicy = {hourly: 24, daily: 30,
 export interface RetentionDecision {
   readonly name: string;
   readonly type: BackupType;
+  readonly database: string | undefined;
   readonly action: 'keep' | 'remove';
   readonly reason: string;
+  /**
+   * Good backups that must be read back and found intact before this one may go: it is kept
+   * until then, so a silently damaged newer backup never costs an older intact one.
+   */
+  readonly awaitingVerification?: readonly string[];
 }
 
 function newestFirst(a: RetentionCandidate, b: RetentionCandidate): number {
   return b.startedAt.getTime() - a.startedAt.getTime() || b.sequence - a.sequence || (a.name < b.name ? 1 : -1);
 }
 
+const NEVER_REMOVED: Partial<Record<BackupHealth, string>> = {
+  'metadata-missing': 'metadata missing: integrity unknown, never removed automatically',
+  'metadata-unreadable': 'metadata unreadable: integrity unknown, never removed automatically',
+  unsigned: 'metadata has no MAC: not counted as good, never removed automatically',
+  forged: 'metadata not authentic: not counted, never removed automatically',
+  damaged: 'damaged: not counted, never removed automatically',
+};
+
 /**
  * Decides which backups `cleanup` keeps, with the reason for each, from nothing but the list of
- * backups and the policy. Candidates come back newest first within each type.
+ * backups and the policy. Quotas apply per database and type: backups of one database never push
+ * out another's. Candidates come back newest first within each group.
  *
- * Only good backups count toward a type's quota. A backup whose metadata is missing or unreadable
- * is never removed automatically: its integrity is unknown and it may be the last copy someone
- * needs. The newest good backup of each type is always kept, even with a quota of 0.
+ * Only good backups count toward a quota, and a good backup beyond the quota is removed only when
+ * the good backups that take its place are verified. Anything whose integrity or authenticity is
+ * unknown or bad is never removed automatically: it may be the last copy someone needs. The newest
+ * good backup of each group is always kept, even with a quota of 0.
  */
 export function applyRetentionPolicy(candidates: readonly RetentionCandidate[], policy: RetentionPolicy): RetentionDecision[] {
   const decisions: RetentionDecision[] = [];
-  for (const type of BACKUP_TYPES) {
-    const quota = policy[type];
-    const ofType = candidates.filter((candidate) => candidate.type === type).sort(newestFirst);
-    let goodSeen = 0;
-    for (const candidate of ofType) {
-      const decide = (action: 'keep' | 'remove', reason: string): void => {
-        decisions.push({name: candidate.name, type, action, reason});
-      };
-      switch (candidate.health) {
-        case 'metadata-missing':
-        case 'metadata-unreadable': {
-          decide('keep', `${candidate.health === 'metadata-missing' ? 'metadata missing' : 'metadata unreadable'}: integrity unknown, never removed automatically`);
-          break;
+  const databases = [...new Set(candidates.map((candidate) => candidate.database ?? ''))].sort();
+  for (const database of databases) {
+    for (const type of BACKUP_TYPES) {
+      const quota = policy[type];
+      const kept = Math.max(quota, 1);
+      const group = candidates.filter((candidate) => candidate.type === type && (candidate.database ?? '') === database).sort(newestFirst);
+      const counted = group.filter((candidate) => candidate.health === 'good').slice(0, kept);
+      const unverified = counted.filter((candidate) => !candidate.verified).map((candidate) => candidate.name);
+      let goodSeen = 0;
+      for (const candidate of group) {
+        const decide = (action: 'keep' | 'remove', reason: string, awaitingVerification?: string[]): void => {
+          decisions.push({name: candidate.name, type, database: candidate.database, action, reason, ...(awaitingVerification ? {awaitingVerification} : {})});
+        };
+        const never = NEVER_REMOVED[candidate.health];
+        if (never) {
+          decide('keep', never);
+          continue;
         }
-        case 'data-missing': {
+        if (candidate.health === 'data-missing') {
           decide('remove', 'metadata left without its backup file');
-          break;
+          continue;
         }
-        case 'good': {
-          goodSeen++;
-          if (goodSeen === 1 && quota === 0) decide('keep', `newest good ${type} backup is always kept`);
-          else if (goodSeen <= quota) decide('keep', `within the newest ${quota} ${type} backups (#${goodSeen})`);
-          else decide('remove', `beyond the newest ${quota} ${type} backups (#${goodSeen})`);
-          break;
+        if (candidate.health === 'incomplete') {
+          decide('remove', 'left by a run that was killed before its metadata was written');
+          continue;
         }
+        goodSeen++;
+        if (goodSeen === 1 && quota === 0) decide('keep', `newest good ${type} backup is always kept`);
+        else if (goodSeen <= quota) decide('keep', `within the newest ${quota} ${type} backups (#${goodSeen})`);
+        else if (unverified.length > 0) decide('keep', `beyond the newest ${quota} ${type} backups (#${goodSeen}), but kept until ${unverified.length === 1 ? 'the newer backup is' : `${unverified.length} newer backups are`} verified`, unverified);
+        else decide('remove', `beyond the newest ${quota} ${type} backups (#${goodSeen}), which are verified`);
       }
     }
   }

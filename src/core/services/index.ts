@@ -2,3 +2,4 @@ export * from './cleanup-backups.js';
 export * from './list-backups.js';
 export * from './restore-backup.js';
 export * from './run-backup.js';
+export * from './document-trust.js';

@@ -1,11 +1,14 @@
 import type {StorageBackend} from '../../contracts/storage.js';
 import {readCatalog, type CatalogEntry} from '../catalog/index.js';
+import type {DocumentAuthenticator} from '../metadata/index.js';
 import type {BackupHealth} from '../retention/index.js';
 import type {BackupType, CompressionAlgorithm} from '../naming/index.js';
 
 export interface ListedBackup {
   readonly name: string;
   readonly type: BackupType;
+  /** The database it was taken from, per its metadata; undefined when the metadata cannot be trusted or read. */
+  readonly database: string | undefined;
   /** When the backup started (UTC), from its metadata or else its name. */
   readonly createdAt: string;
   /** Bytes of the stored file; undefined when it is missing. */
@@ -14,26 +17,41 @@ export interface ListedBackup {
   readonly encrypted: boolean;
   readonly health: BackupHealth;
   readonly problem: string | undefined;
-  readonly database: string | undefined;
   readonly sha256: string | undefined;
+  /** When its stored file was last read back whole and found intact, if it was. */
+  readonly verifiedAt: string | undefined;
+}
+
+export interface ListOptions {
+  readonly authenticator?: DocumentAuthenticator;
+  /** Only this database's backups (and those whose database cannot be told); all when undefined. */
+  readonly database?: string;
 }
 
 function toListed(entry: CatalogEntry): ListedBackup {
   return {
     name: entry.name,
     type: entry.parts.type,
+    database: entry.metadata?.database.name,
     createdAt: entry.metadata?.createdAt ?? entry.parts.startedAt.toISOString(),
-    size: entry.metadata?.sizes.storedBytes ?? entry.object?.size,
+    size: entry.object?.size,
     compression: entry.parts.compression,
     encrypted: entry.parts.encrypted,
     health: entry.health,
     problem: entry.problem,
-    database: entry.metadata?.database.name,
     sha256: entry.metadata?.checksums.stored,
+    verifiedAt: entry.verification?.verifiedAt,
   };
 }
 
-/** Every backup in the storage, newest first, including the broken ones, marked as such. */
-export async function listBackups(storage: StorageBackend): Promise<ListedBackup[]> {
-  return (await readCatalog(storage)).backups.map(toListed);
+/**
+ * The backups in the storage, newest first, including the broken ones, marked as such. Runs that
+ * have not finished (or were killed) are left out, like their staging files.
+ */
+export async function listBackups(storage: StorageBackend, options: ListOptions = {}): Promise<ListedBackup[]> {
+  const {backups} = await readCatalog(storage, {authenticator: options.authenticator});
+  return backups
+    .filter((entry) => entry.health !== 'incomplete')
+    .map(toListed)
+    .filter((backup) => options.database === undefined || backup.database === undefined || backup.database === options.database);
 }

@@ -1,4 +1,4 @@
-import {Writable, type Transform} from 'node:stream';
+import type {Transform} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
 
 import type {EncryptionProvider} from '../../contracts/encryption.js';
@@ -6,11 +6,24 @@ import type {StorageBackend} from '../../contracts/storage.js';
 import type {Settings} from '../config/index.js';
 import {SynapseError, errnoCode, isSynapseError} from '../errors/index.js';
 import type {ProgressEvents, RestoreStage} from '../events/index.js';
-import {parseMetadata, type BackupMetadata} from '../metadata/index.js';
+import {MAX_METADATA_BYTES, parseMetadata, type BackupMetadata} from '../metadata/index.js';
 import {isBackupName, metadataKeyFor} from '../naming/index.js';
 import {ByteCounter, COMPRESSION_FORMATS, FailureRecorder, Sha256Observer, compressedMagic, createDecompressStream} from '../pipeline/index.js';
-import {DatabaseAdmin, DatabaseTarget, derivedDatabaseName, probeClientTool, startPsql, type ClientToolInfo, type ExistingDatabase} from '../postgres/index.js';
+import {
+  DatabaseAdmin,
+  DatabaseTarget,
+  RestrictedDumpStream,
+  previousDatabaseName,
+  probeClientTool,
+  psqlSupportsRestrict,
+  scratchDatabaseName,
+  startPsql,
+  type ClientToolInfo,
+  type ExistingDatabase,
+} from '../postgres/index.js';
 import {readSmallObject, storageError} from '../storage/index.js';
+import {checkStoredFile} from '../verification/index.js';
+import {documentAuthenticatorFor} from './document-trust.js';
 
 export interface RestoreContext {
   readonly settings: Settings;
@@ -23,15 +36,24 @@ export interface RestoreContext {
 
 export interface RestorePlan {
   readonly backupName: string;
+  /** The database the backup was taken from, per its metadata. */
+  readonly sourceDatabase: string;
+  /** The database that will hold the backup's content: the target. */
   readonly database: string;
   readonly targetExists: boolean;
   /** Where the current database is kept after the swap. */
   readonly previousDatabase: string | undefined;
+  /** Scratch databases of earlier restores that died, dropped before this one began. */
+  readonly reclaimedDatabases: readonly string[];
   readonly metadata: BackupMetadata;
 }
 
 export interface RestoreRequest {
   readonly name: string;
+  /** Restore an unencrypted backup although a key is configured. */
+  readonly allowUnencrypted?: boolean;
+  /** Restore a backup of another database over the target. */
+  readonly allowOtherDatabase?: boolean;
   /**
    * Last chance to stop before any database is touched; rejects to cancel. It runs while the
    * backup's checksum and key are being checked; `signal` aborts it when one of those fails.
@@ -44,12 +66,14 @@ export interface RestoreResult extends RestorePlan {
   readonly durationMs: number;
 }
 
-function cancelled(): SynapseError {
-  return new SynapseError('E_CANCELLED', {message: 'unable to finish the restore: cancelled', suggestion: 'The target database was left as it was.'});
+interface Decryption {
+  readonly provider: EncryptionProvider;
+  readonly key: string;
 }
 
-function timestamp(at: Date): string {
-  return at.toISOString().replaceAll(/[-:]/g, '').replace('T', '_').slice(0, 15);
+/** One wording for every cancelled restore. */
+function cancelled(): SynapseError {
+  return new SynapseError('E_CANCELLED', {message: 'unable to finish the restore: cancelled', suggestion: 'The target database was left as it was.'});
 }
 
 /** Only a bare backup name is accepted: no paths, no `..`, nothing this tool did not name. */
@@ -62,7 +86,9 @@ export function assertRestorableName(name: string): void {
   }
 }
 
-async function loadMetadata(storage: StorageBackend, name: string): Promise<BackupMetadata> {
+// ---- Step 1: read the backup's metadata and decide whether it may be restored at all ----
+
+async function readMetadata(storage: StorageBackend, name: string): Promise<BackupMetadata> {
   assertRestorableName(name);
   let exists;
   try {
@@ -73,17 +99,64 @@ async function loadMetadata(storage: StorageBackend, name: string): Promise<Back
   if (!exists) throw new SynapseError('E_BACKUP_NOT_FOUND', {message: `unable to restore '${name}': no such backup in '${storage.location}'`});
   let text: string;
   try {
-    text = await readSmallObject(storage, metadataKeyFor(name));
+    text = await readSmallObject(storage, metadataKeyFor(name), MAX_METADATA_BYTES);
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') {
       throw new SynapseError('E_METADATA', {message: `unable to restore '${name}': its metadata '${metadataKeyFor(name)}' is missing, so its integrity cannot be checked`});
+    }
+    if (errnoCode(error) === 'EFBIG') {
+      throw new SynapseError('E_METADATA', {message: `unable to restore '${name}': its metadata '${metadataKeyFor(name)}' is larger than ${MAX_METADATA_BYTES} bytes, which synapse-backup never writes`});
     }
     throw storageError(error, storage, 'read metadata', metadataKeyFor(name));
   }
   return parseMetadata(name, text);
 }
 
-function decryptionFor(context: RestoreContext, metadata: BackupMetadata): {provider: EncryptionProvider; key: string} | undefined {
+/**
+ * Everything in the storage is untrusted: with a key configured, the metadata must carry a right
+ * MAC (older backups without one are restored with a warning), and an unencrypted backup is
+ * refused unless asked for; a backup of another database is refused unless asked for.
+ */
+async function assertRestoreAllowed(context: RestoreContext, request: RestoreRequest, metadata: BackupMetadata): Promise<void> {
+  const {settings, events} = context;
+  const name = metadata.backupName;
+  const authenticator = documentAuthenticatorFor(settings.encryption);
+  if (authenticator) {
+    const authenticity = await authenticator.verify(metadata);
+    if (authenticity.status === 'forged') {
+      // A wrong key fails every MAC too; the file's first block tells which it is.
+      const decryption = metadata.encryption ? decryptionFor(context, metadata) : undefined;
+      if (decryption && !(await keyFits(context, metadata, decryption))) {
+        throw new SynapseError('E_WRONG_KEY', {
+          message: `unable to restore '${name}': the configured key is not the one it was made with (neither its metadata's MAC nor its first block match the key)`,
+        });
+      }
+      throw new SynapseError('E_NOT_AUTHENTIC', {message: `unable to restore '${name}': its metadata is not authentic: ${authenticity.reason}`});
+    }
+    if (metadata.encryption === null && !request.allowUnencrypted) {
+      throw new SynapseError('E_UNENCRYPTED', {message: `unable to restore '${name}': it is not encrypted, but a key is configured, so it was not written by a run with this configuration`});
+    }
+    if (authenticity.status === 'unsigned') {
+      events.warning(`the metadata of '${name}' has no MAC (it was written before synapse-backup authenticated metadata), so it cannot be proved authentic; restoring it on the strength of its checksum${metadata.encryption ? ' and key' : ''}.`);
+    }
+  }
+  const target = settings.database.database;
+  if (metadata.database.name !== target && !request.allowOtherDatabase) {
+    throw new SynapseError('E_OTHER_DATABASE', {
+      message: `unable to restore '${name}' into database '${target}': it is a backup of database '${metadata.database.name}'`,
+      details: {sourceDatabase: metadata.database.name, targetDatabase: target},
+    });
+  }
+  const missingCodec = COMPRESSION_FORMATS[metadata.compression.algorithm].unavailable();
+  if (missingCodec) {
+    throw new SynapseError('E_CONFIG', {
+      message: `unable to restore '${name}': it is ${metadata.compression.algorithm}-compressed and ${missingCodec}`,
+      suggestion: 'Run synapse-backup with the Node.js that `npm install` brings (npx synapse-backup).',
+    });
+  }
+}
+
+function decryptionFor(context: RestoreContext, metadata: BackupMetadata): Decryption | undefined {
   if (!metadata.encryption) return undefined;
   if (!context.settings.encryption) {
     throw new SynapseError('E_KEY_REQUIRED', {message: `unable to restore '${metadata.backupName}': it is encrypted and no key is configured`});
@@ -95,39 +168,33 @@ function decryptionFor(context: RestoreContext, metadata: BackupMetadata): {prov
   return {provider, key: context.settings.encryption.key.reveal()};
 }
 
+// ---- Step 2: check the stored file and the key, while the rest is set up ----
+
 /** Reads the whole stored file and checks its size and SHA-256 against the metadata. */
 async function verifyStoredFile(context: RestoreContext, metadata: BackupMetadata): Promise<void> {
   const {storage, events} = context;
   const name = metadata.backupName;
   events.stage('verify', 'started');
-  const counter = new ByteCounter((bytes) => events.stage('verify', 'progress', {bytes}));
-  const hash = new Sha256Observer();
+  let check;
   try {
-    const sink = new Writable({write: (_chunk, _encoding, callback) => callback()});
-    await pipeline(await storage.get(name, {signal: context.signal}), counter, hash, sink, {signal: context.signal});
+    check = await checkStoredFile(storage, metadata, {signal: context.signal, onProgress: (bytes) => events.stage('verify', 'progress', {bytes})});
   } catch (error) {
     events.stage('verify', 'failed');
     if (context.signal.aborted) throw cancelled();
     throw storageError(error, storage, 'read backup', name);
   }
-  const problem =
-    counter.bytes === metadata.sizes.storedBytes
-      ? hash.digest === metadata.checksums.stored
-        ? undefined
-        : `SHA-256 ${hash.digest} does not match ${metadata.checksums.stored} recorded at backup time`
-      : `it has ${counter.bytes} bytes, the metadata records ${metadata.sizes.storedBytes}${counter.bytes < metadata.sizes.storedBytes ? ' (truncated)' : ''}`;
-  if (problem) {
+  if (check.problem) {
     events.stage('verify', 'failed');
-    throw new SynapseError('E_INTEGRITY', {message: `unable to restore '${name}': the stored file is damaged: ${problem}`, details: {expected: metadata.checksums.stored, actual: hash.digest}});
+    throw new SynapseError('E_INTEGRITY', {message: `unable to restore '${name}': the stored file is damaged: ${check.problem}`, details: {expected: metadata.checksums.stored, actual: check.sha256}});
   }
-  events.stage('verify', 'finished', {bytes: counter.bytes, detail: `sha256 ${hash.digest}`});
+  events.stage('verify', 'finished', {bytes: check.bytes, detail: `sha256 ${check.sha256}`});
 }
 
 /**
- * Decrypts the first bytes and looks for the compressor's magic number. The file's checksum is
- * already known to be right, so garbage here means the key is wrong, not that the file is damaged.
+ * Decrypts the first bytes and looks for the compressor's magic number. Once the file's checksum
+ * is known to be right, garbage here means the key is wrong, not that the file is damaged.
  */
-async function assertKeyFits(context: RestoreContext, metadata: BackupMetadata, decryption: {provider: EncryptionProvider; key: string}): Promise<void> {
+async function keyFits(context: RestoreContext, metadata: BackupMetadata, decryption: Decryption): Promise<boolean> {
   const decipher = decryption.provider.createDecryptStream(decryption.key, metadata.encryption!);
   const headLength = Math.min(metadata.sizes.storedBytes, 4096);
   const head: Buffer[] = [];
@@ -148,12 +215,118 @@ async function assertKeyFits(context: RestoreContext, metadata: BackupMetadata, 
   decipher.destroy();
   const magic = compressedMagic(metadata.compression.algorithm);
   const plain = Buffer.concat(head);
-  if (decryptError !== undefined || plain.length < magic.length || !plain.subarray(0, magic.length).equals(magic)) {
+  return decryptError === undefined && plain.length >= magic.length && plain.subarray(0, magic.length).equals(magic);
+}
+
+async function assertKeyFits(context: RestoreContext, metadata: BackupMetadata, decryption: Decryption): Promise<void> {
+  if (!(await keyFits(context, metadata, decryption))) {
     throw new SynapseError('E_WRONG_KEY', {
       message: `unable to decrypt '${metadata.backupName}': the configured key is not the one it was encrypted with (its checksum is intact)`,
     });
   }
 }
+
+interface IntegrityChecks {
+  /** Aborted as soon as one check fails, to end the countdown at once. */
+  readonly failed: AbortSignal;
+  /** Resolves when both checks passed; rejects with the more useful failure. */
+  readonly passed: Promise<void>;
+  /** The checks' failure, if they failed; undefined if they passed. */
+  failure(): Promise<unknown>;
+}
+
+/**
+ * The full read and the key derivation each take a few hundred ms; they run while psql is probed,
+ * the plan is confirmed and the scratch database is created, but the load waits for both, so
+ * nothing is ever loaded from a damaged file or with a wrong key. A damaged file is the more
+ * useful report, so it wins over a wrong key.
+ */
+function startIntegrityChecks(context: RestoreContext, metadata: BackupMetadata, decryption: Decryption | undefined): IntegrityChecks {
+  const {events} = context;
+  const checkKey = async (): Promise<void> => {
+    if (!decryption) {
+      events.stage('decrypt', 'skipped', {detail: 'backup is not encrypted'});
+      return;
+    }
+    events.stage('decrypt', 'started');
+    try {
+      await assertKeyFits(context, metadata, decryption);
+    } catch (error) {
+      events.stage('decrypt', 'failed');
+      throw error;
+    }
+    events.stage('decrypt', 'finished', {detail: 'key accepted'});
+  };
+  const failed = new AbortController();
+  const passed = Promise.allSettled([verifyStoredFile(context, metadata), checkKey()]).then(([verified, keyChecked]) => {
+    if (verified.status === 'rejected') throw verified.reason;
+    if (keyChecked.status === 'rejected') throw keyChecked.reason;
+  });
+  passed.catch(() => failed.abort());
+  return {failed: failed.signal, passed, failure: () => passed.then(() => undefined, (error: unknown) => error)};
+}
+
+// ---- Step 3: a session on the server that owns the target for the restore's whole length ----
+
+const DEFAULT_LOCK_TIMEOUT_MS = 10_000;
+
+interface RestoreSession {
+  readonly admin: DatabaseAdmin;
+  readonly psql: ClientToolInfo;
+  readonly existing: ExistingDatabase | undefined;
+  readonly reclaimed: readonly string[];
+}
+
+function lockTimeoutMs(settings: Settings): number {
+  const raw = settings.env.SYNAPSE_BACKUP_LOCK_TIMEOUT_MS;
+  return raw && /^\d+$/.test(raw) && Number(raw) > 0 ? Number(raw) : DEFAULT_LOCK_TIMEOUT_MS;
+}
+
+async function probeRestrictingPsql(settings: Settings): Promise<ClientToolInfo> {
+  const psql = await probeClientTool('psql', settings.pgBinDir);
+  if (!psqlSupportsRestrict(psql.version)) {
+    throw new SynapseError('E_TOOL_VERSION', {
+      message: `unable to restore with psql '${psql.command}': psql ${psql.version} has no \\restrict, so it could not refuse shell or \\connect commands planted in a backup`,
+      suggestion: 'Install a psql of release 13.22, 14.19, 15.14, 16.10, 17.6 or later (apt-get install postgresql-client) or point PG_BIN_DIR at one.',
+      details: {psqlVersion: psql.version},
+    });
+  }
+  return psql;
+}
+
+/**
+ * Opens the maintenance connection, takes the one-restore-per-target lock (a second restore of
+ * the same target exits 11 at once) and drops the scratch databases of earlier restores of this
+ * target that died: with the lock held, no live restore can own them.
+ */
+async function openRestoreSession(context: RestoreContext, target: DatabaseTarget): Promise<RestoreSession> {
+  const {settings, events} = context;
+  const [probed, opened] = await Promise.allSettled([probeRestrictingPsql(settings), DatabaseAdmin.open(target, {lockTimeoutMs: lockTimeoutMs(settings)})]);
+  if (probed.status === 'rejected' || opened.status === 'rejected') {
+    if (opened.status === 'fulfilled') await opened.value.close();
+    throw probed.status === 'rejected' ? probed.reason : (opened as PromiseRejectedResult).reason;
+  }
+  const admin = opened.value;
+  try {
+    if (!(await admin.tryLockRestoreOf(target.database))) {
+      throw new SynapseError('E_LOCKED', {
+        message: `unable to restore into database '${target.database}': another restore of it is running`,
+        suggestion: 'Wait for that restore to finish; only one restore per database runs at a time.',
+      });
+    }
+    const reclaimed = await admin.scratchDatabasesOf(target.database);
+    for (const name of reclaimed) {
+      await admin.drop(name);
+      events.warning(`dropped database '${name}', left by an earlier restore of '${target.database}' that did not finish`);
+    }
+    return {admin, psql: probed.value, existing: await admin.inspect(target.database), reclaimed};
+  } catch (error) {
+    await admin.close();
+    throw error;
+  }
+}
+
+// ---- Step 4: load into the scratch database ----
 
 function explainLoadFailure(stage: RestoreStage, error: unknown, metadata: BackupMetadata, context: RestoreContext): SynapseError {
   if (isSynapseError(error)) return error;
@@ -174,14 +347,11 @@ function explainLoadFailure(stage: RestoreStage, error: unknown, metadata: Backu
   }
 }
 
-/** Streams the backup into `scratch`: storage -> hash -> decrypt -> decompress -> hash -> psql. */
-async function loadInto(
-  context: RestoreContext,
-  metadata: BackupMetadata,
-  psqlTool: ClientToolInfo,
-  scratch: DatabaseTarget,
-  decryption: {provider: EncryptionProvider; key: string} | undefined,
-): Promise<number> {
+/**
+ * Streams the backup into `scratch`: storage -> hash -> decrypt -> decompress -> hash ->
+ * `\restrict` -> psql. Succeeds only when psql exited 0 and both checksums match again.
+ */
+async function loadInto(context: RestoreContext, metadata: BackupMetadata, psqlTool: ClientToolInfo, scratch: DatabaseTarget, decryption: Decryption | undefined): Promise<number> {
   const {events} = context;
   let source;
   try {
@@ -198,6 +368,7 @@ async function loadInto(
   const decompress = createDecompressStream(metadata.compression.algorithm);
   const plaintextHash = new Sha256Observer();
   const plaintextCount = new ByteCounter((bytes) => events.stage('load', 'progress', {bytes}));
+  const restricted = new RestrictedDumpStream();
   let decrypt: Transform | undefined;
   try {
     decrypt = decryption?.provider.createDecryptStream(decryption.key, metadata.encryption!);
@@ -216,7 +387,8 @@ async function loadInto(
 
   events.stage('load', 'started', {detail: scratch.database});
   try {
-    const flowing = pipeline([source, storedHash, ...(decrypt ? [decrypt] : []), decompress, plaintextHash, plaintextCount, psql.input], {signal: controller.signal});
+    const flowing = pipeline([source, storedHash, ...(decrypt ? [decrypt] : []), decompress, plaintextHash, plaintextCount, restricted, psql.input], {signal: controller.signal});
+    // psql's exit status decides too: a psql that read everything and then failed must stop the swap.
     const settled = await Promise.allSettled([flowing, failures.watch('load', psql.completion)]);
     if (settled.some((outcome) => outcome.status === 'rejected')) {
       controller.abort();
@@ -252,81 +424,71 @@ async function loadInto(
   return plaintextCount.bytes;
 }
 
+// ---- The whole restore ----
+
+/**
+ * The error to report: a failed integrity check explains everything after it; a cancellation is
+ * reported as one, whatever it tore down; otherwise the failure itself.
+ */
+async function reportedError(error: unknown, checks: IntegrityChecks | undefined, signal: AbortSignal): Promise<unknown> {
+  const failedCheck = await checks?.failure();
+  if (failedCheck !== undefined) return failedCheck;
+  if (signal.aborted && !(isSynapseError(error) && error.code === 'E_CANCELLED')) return cancelled();
+  return error;
+}
+
 /**
  * Restores a backup so that the target database holds exactly its content, or, on any failure or
- * cancellation, is left exactly as it was: the dump is loaded into a fresh database that replaces
- * the target by renaming only once everything succeeded. The old database is kept as
- * `<name>_pre_restore_<timestamp>` for the user to drop.
+ * cancellation, is left exactly as it was:
+ *  1. read the metadata and refuse what cannot be trusted (not authentic, unencrypted, another database);
+ *  2. check the stored file's checksum and the key, in the background;
+ *  3. open a session that owns the target's restore lock, and drop what dead restores left;
+ *  4. confirm (the countdown), create the scratch database, wait for the checks;
+ *  5. load the dump into the scratch database with psql, refusing every meta-command;
+ *  6. copy the database-level properties and swap the scratch database in, in one transaction.
+ * The old database is kept as `<name>_pre_restore_<timestamp>` for the user to drop.
  */
 export async function restoreBackup(context: RestoreContext, request: RestoreRequest): Promise<RestoreResult> {
   const now = context.now ?? (() => new Date());
   const startedAt = now();
-  const {storage, events, settings} = context;
-
-  const metadata = await loadMetadata(storage, request.name);
-  const missingCodec = COMPRESSION_FORMATS[metadata.compression.algorithm].unavailable();
-  if (missingCodec) {
-    throw new SynapseError('E_CONFIG', {
-      message: `unable to restore '${metadata.backupName}': it is ${metadata.compression.algorithm}-compressed and ${missingCodec}`,
-      suggestion: 'Run synapse-backup with the Node.js that `npm install` brings (npx synapse-backup).',
-    });
-  }
-  const decryption = decryptionFor(context, metadata);
-  const checkKey = async (): Promise<void> => {
-    if (!decryption) {
-      events.stage('decrypt', 'skipped', {detail: 'backup is not encrypted'});
-      return;
-    }
-    events.stage('decrypt', 'started');
-    try {
-      await assertKeyFits(context, metadata, decryption);
-    } catch (error) {
-      events.stage('decrypt', 'failed');
-      throw error;
-    }
-    events.stage('decrypt', 'finished', {detail: 'key accepted'});
-  };
-  // The full read and the key derivation each take a few hundred ms; they run while the client
-  // tool is probed, the plan is confirmed and the scratch database is created, but the load waits
-  // for both, so nothing is ever loaded from a damaged file or with a wrong key. A damaged file is
-  // the more useful report, so it wins; either one wins over anything the setup ran into meanwhile.
-  const checksFailed = new AbortController();
-  const checks = Promise.allSettled([verifyStoredFile(context, metadata), checkKey()]).then(([verified, keyChecked]) => {
-    if (verified.status === 'rejected') throw verified.reason;
-    if (keyChecked.status === 'rejected') throw keyChecked.reason;
-  });
-  checks.catch(() => checksFailed.abort());
-  const checkFailure = async (): Promise<unknown> => checks.then(() => undefined, (error: unknown) => error);
-
+  const {events, settings} = context;
   const target = settings.database;
-  const [probed, opened] = await Promise.allSettled([probeClientTool('psql', settings.pgBinDir), DatabaseAdmin.open(target)]);
-  if (probed.status === 'rejected' || opened.status === 'rejected') {
-    if (opened.status === 'fulfilled') await opened.value.close();
-    throw (await checkFailure()) ?? (probed.status === 'rejected' ? probed.reason : (opened as PromiseRejectedResult).reason);
+
+  const metadata = await readMetadata(context.storage, request.name);
+  await assertRestoreAllowed(context, request, metadata);
+  const decryption = decryptionFor(context, metadata);
+  const checks = startIntegrityChecks(context, metadata, decryption);
+
+  let session: RestoreSession;
+  try {
+    session = await openRestoreSession(context, target);
+  } catch (error) {
+    throw await reportedError(error, checks, context.signal);
   }
-  const psqlTool = probed.value;
-  const admin = opened.value;
+  const {admin, existing} = session;
   let scratchName: string | undefined;
   let swapped = false;
   try {
-    const existing: ExistingDatabase | undefined = await admin.inspect(target.database);
-    const stamp = timestamp(startedAt);
+    let previousDatabase: string | undefined;
+    if (existing) {
+      previousDatabase = previousDatabaseName(target.database, startedAt);
+      // Two restores in one second: the second keeps its previous database under a name of its own.
+      if (await admin.exists(previousDatabase)) previousDatabase = previousDatabaseName(target.database, startedAt, true);
+    }
     const plan: RestorePlan = {
       backupName: metadata.backupName,
+      sourceDatabase: metadata.database.name,
       database: target.database,
       targetExists: existing !== undefined,
-      previousDatabase: existing ? derivedDatabaseName(target.database, `pre_restore_${stamp}`) : undefined,
+      previousDatabase,
+      reclaimedDatabases: session.reclaimed,
       metadata,
     };
-    await request.confirm(plan, checksFailed.signal);
+    await request.confirm(plan, checks.failed);
     if (context.signal.aborted) throw cancelled();
 
     events.stage('prepare', 'started');
-    scratchName = derivedDatabaseName(target.database, `restoring_${stamp}`);
-    if (await admin.exists(scratchName)) throw new SynapseError('E_RESTORE_FAILED', {message: `unable to restore: database '${scratchName}' already exists`, suggestion: 'Another restore is running, or one crashed: drop that database and try again.'});
-    if (plan.previousDatabase && (await admin.exists(plan.previousDatabase))) {
-      throw new SynapseError('E_RESTORE_FAILED', {message: `unable to restore: database '${plan.previousDatabase}' already exists`, suggestion: 'Wait a second and try again, or drop that database.'});
-    }
+    scratchName = scratchDatabaseName(target.database, startedAt);
     try {
       await admin.createEmpty(scratchName, existing);
     } catch (error) {
@@ -336,24 +498,23 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
       throw error;
     }
     events.stage('prepare', 'finished', {detail: scratchName});
-    await checks;
+    await checks.passed;
 
-    const plaintextBytes = await loadInto(context, metadata, psqlTool, target.withDatabase(scratchName), decryption);
+    const plaintextBytes = await loadInto(context, metadata, session.psql, target.withDatabase(scratchName), decryption);
     if (existing) await admin.copyDatabaseProperties(target.database, scratchName);
 
     if (context.signal.aborted) throw cancelled();
     events.stage('swap', 'started');
-    await admin.swap(target.database, scratchName, plan.previousDatabase ?? '', existing);
+    await admin.swap(target.database, scratchName, previousDatabase ?? '', existing);
     swapped = true;
-    events.stage('swap', 'finished', {detail: plan.previousDatabase ? `previous database kept as '${plan.previousDatabase}'` : target.database});
+    events.stage('swap', 'finished', {detail: previousDatabase ? `previous database kept as '${previousDatabase}'` : target.database});
     return {...plan, plaintextBytes, durationMs: now().getTime() - startedAt.getTime()};
   } catch (error) {
     for (const stage of ['prepare', 'load', 'swap'] as const) events.stage(stage, 'skipped', {detail: 'stopped'});
-    const failedCheck = await checkFailure();
-    if (failedCheck !== undefined) throw failedCheck;
-    throw context.signal.aborted && !(isSynapseError(error) && error.code === 'E_CANCELLED') ? cancelled() : error;
+    throw await reportedError(error, checks, context.signal);
   } finally {
     if (scratchName && !swapped) await admin.drop(scratchName).catch(() => {});
+    // Ends the session, and with it the restore lock.
     await admin.close();
   }
 }

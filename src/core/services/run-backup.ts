@@ -8,10 +8,12 @@ import {SynapseError, isSynapseError} from '../errors/index.js';
 import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock} from '../lock/index.js';
 import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata} from '../metadata/index.js';
-import {metadataKeyFor, nextFreeBackupName, type BackupType} from '../naming/index.js';
+import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from '../naming/index.js';
 import {BLOCK_SIZE, BlockPool, ByteCounter, FailureRecorder, Sha256Observer, createCompressStream} from '../pipeline/index.js';
 import {DatabaseTarget, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type DumpProcess} from '../postgres/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
+import {documentAuthenticatorFor} from './document-trust.js';
+import {hostname} from 'node:os';
 
 export interface BackupContext {
   readonly settings: Settings;
@@ -189,6 +191,9 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
   const encrypt: Transform | undefined = context.encryption?.createEncryptStream(settings.encryption!.key.reveal(), {iterations: settings.encryption!.iterations});
   // A derivation failure before the pipeline exists must not crash the process; the pipeline reports it.
   encrypt?.on('error', () => {});
+  // The metadata's MAC key takes a PBKDF2 of its own; derived meanwhile too.
+  const authenticator = documentAuthenticatorFor(settings.encryption);
+  authenticator?.prepare();
   events.stage('preflight', 'started');
   const starting = startDumpEarly(context, target);
   // Observed at once, so that a failure to start is not reported as unhandled while preflight runs.
@@ -219,11 +224,25 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       {type: request.type, startedAt: new Date(Math.floor(startedAt.getTime() / 1000) * 1000), compression: settings.compression.algorithm, encrypted: Boolean(context.encryption)},
       taken,
     );
-    const streamed = await streamDump(context, early, name, encrypt);
+    // Written before anything is published: a data file with this marker and no metadata is what a
+    // killed run left, which cleanup removes; one without either lost its metadata and is kept.
+    const pendingKey = pendingKeyFor(name);
+    try {
+      await writeSmallObject(storage, pendingKey, `${JSON.stringify({backupName: name, pid: process.pid, hostname: hostname(), startedAt: startedAt.toISOString()})}\n`, {ifNotExists: true, private: true});
+    } catch (error) {
+      throw storageError(error, storage, 'mark the start of backup', name);
+    }
+    let streamed: StreamedDump;
+    try {
+      streamed = await streamDump(context, early, name, encrypt);
+    } catch (error) {
+      await storage.delete(pendingKey).catch(() => {});
+      throw error;
+    }
 
     events.stage('metadata', 'started');
     const completedAt = now();
-    const metadata: BackupMetadata = {
+    const unsigned: BackupMetadata = {
       formatVersion: METADATA_FORMAT_VERSION,
       backupName: name,
       backupType: request.type,
@@ -239,15 +258,21 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       tool: {name: 'synapse-backup', version: context.toolVersion},
     };
     const metadataKey = metadataKeyFor(name);
+    let metadata: BackupMetadata;
     try {
+      metadata = authenticator ? await authenticator.sign(unsigned) : unsigned;
       // Written last: a backup exists once its metadata does.
       await writeSmallObject(storage, metadataKey, serializeMetadata(metadata), {ifNotExists: true, private: true});
     } catch (error) {
       events.stage('metadata', 'failed');
       await storage.delete(metadataKey).catch(() => {});
       await storage.delete(name).catch(() => {});
+      await storage.delete(pendingKey).catch(() => {});
       throw storageError(error, storage, 'write metadata', metadataKey);
     }
+    await storage.delete(pendingKey).catch((error: unknown) => {
+      events.warning(`unable to remove the run marker '${pendingKey}': ${(error as Error).message}; the next cleanup removes it`);
+    });
     events.stage('metadata', 'finished', {detail: metadataKey});
     return {name, metadataKey, location: storage.location, metadata};
   } finally {

@@ -11,7 +11,7 @@ export async function readSmallObject(storage: StorageBackend, key: string, maxB
     size += chunk.length;
     if (size > maxBytes) {
       stream.destroy();
-      throw new Error(`object '${key}' is larger than ${maxBytes} bytes`);
+      throw Object.assign(new Error(`object '${key}' is larger than ${maxBytes} bytes, more than synapse-backup ever writes there`), {code: 'EFBIG'});
     }
     chunks.push(chunk);
   }

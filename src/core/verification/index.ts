@@ -1,0 +1,2 @@
+export * from './verification-record.js';
+export * from './verify-stored-file.js';

@@ -1,0 +1,293 @@
+import {expect} from 'chai';
+import {execa} from 'execa';
+import {createHash} from 'node:crypto';
+import {existsSync} from 'node:fs';
+import {copyFile, readFile, rm, truncate, writeFile} from 'node:fs/promises';
+import path from 'node:path';
+import {gzipSync, gunzipSync} from 'node:zlib';
+
+import {databaseNames, seedSampleData, snapshotDatabase, sql} from '../../helpers/database.js';
+import {rewriteMetadata} from '../../helpers/metadata.js';
+import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
+
+/** Older backups as if made earlier: same file, metadata signed for the new name. */
+async function cloneAs(workspace: Workspace, source: string, name: string, options: {sign?: boolean} = {}): Promise<void> {
+  await copyFile(path.join(workspace.backupDir, source), path.join(workspace.backupDir, name));
+  await rewriteMetadata(workspace.backupDir, source, () => {}, {as: name, ...options});
+}
+
+describe('hostile storage content', function () {
+  let workspace: Workspace;
+
+  beforeEach(async function () {
+    workspace = await createWorkspace();
+    await seedSampleData(workspace.database, 50);
+  });
+
+  afterEach(async function () {
+    await workspace.dispose();
+  });
+
+  describe('cleanup never trades an intact backup for a damaged newer one', function () {
+    const older = 'backup_hourly_20260601_100000.sql.gz.enc';
+    const newer = 'backup_hourly_20260601_110000.sql.gz.enc';
+
+    beforeEach(async function () {
+      const made = await workspace.backup();
+      await cloneAs(workspace, made, older);
+      await cloneAs(workspace, made, newer);
+      await rm(path.join(workspace.backupDir, made));
+      await rm(path.join(workspace.backupDir, `${made}.meta.json`));
+    });
+
+    const damages: Array<[string, (file: string) => Promise<void>]> = [
+      ['truncated', (file) => truncate(file, 100)],
+      [
+        'with a flipped byte',
+        async (file) => {
+          const bytes = await readFile(file);
+          bytes[200] = bytes[200]! ^ 0xff;
+          await writeFile(file, bytes);
+        },
+      ],
+    ];
+    for (const [label, damage] of damages) {
+      it(`keeps the older backup when the newer one is ${label}, and says so`, async function () {
+        await damage(path.join(workspace.backupDir, newer));
+        const listed = await workspace.run(['backup', 'list', '--json']);
+        const cleanup = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+        expect(cleanup.exitCode, cleanup.stdout).to.equal(0);
+        expect(cleanup.json.result.removedKeys).to.deep.equal([]);
+        expect(await workspace.backupFiles()).to.include.members([older, newer]);
+        const restored = await workspace.run(['backup', 'restore', older, '--yes', '--json']);
+        expect(restored.exitCode, restored.stdout).to.equal(0);
+        if (label === 'truncated') {
+          // The size alone gives it away: list does not call it good.
+          expect(listed.json.result.backups.find((backup: {name: string}) => backup.name === newer)).to.include({health: 'damaged'});
+        } else {
+          expect(cleanup.json.result.verified).to.deep.include({name: newer, status: 'damaged', problem: cleanup.json.result.verified[0].problem});
+          expect(cleanup.json.warnings.join('\n')).to.match(/is damaged: SHA-256/);
+        }
+      });
+    }
+
+    it('keeps the older backup when the newer one\'s checksum was changed in its metadata', async function () {
+      // Without the key, the attacker's edit breaks the MAC.
+      await rewriteMetadata(workspace.backupDir, newer, (metadata) => (metadata.checksums.stored = 'f'.repeat(64)), {sign: false});
+      const cleanup = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+      expect(cleanup.json.result.removedKeys).to.deep.equal([]);
+      // With the key (or on a storage without one), the read-back catches it.
+      await rewriteMetadata(workspace.backupDir, newer, (metadata) => (metadata.checksums.stored = 'f'.repeat(64)));
+      const again = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+      expect(again.json.result.removedKeys).to.deep.equal([]);
+      expect(again.json.result.verified).to.have.length(1);
+    });
+
+    it('removes the older backup once the newer one has been read back intact, and reads it only once', async function () {
+      const first = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+      expect(first.json.result.removedKeys).to.deep.equal([`${older}.meta.json`, older]);
+      expect(first.json.result.verified).to.deep.equal([{name: newer, status: 'intact'}]);
+      await cloneAs(workspace, newer, older);
+      const second = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+      expect(second.json.result.verified).to.deep.equal([]);
+      expect(second.json.result.removedKeys).to.include(older);
+    });
+
+    it('does not believe a verification record for a file changed since, nor one forged without the key', async function () {
+      await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '5'});
+      const forced = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '0'});
+      expect(forced.json.result.verified).to.deep.equal([{name: newer, status: 'intact'}]);
+      // Recreate the older one, damage the newer one after its verification: the record is stale by mtime/size.
+      await cloneAs(workspace, newer, older);
+      const file = path.join(workspace.backupDir, newer);
+      const bytes = await readFile(file);
+      bytes[200] = bytes[200]! ^ 0xff;
+      await writeFile(file, bytes);
+      const afterChange = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+      expect(afterChange.json.result.removedKeys).to.deep.equal([]);
+      // A record forged without the key for the damaged file is not believed either.
+      const record = JSON.parse(await readFile(`${file}.verified.json`, 'utf8'));
+      const stat = (await import('node:fs/promises')).stat;
+      const info = await stat(file);
+      await writeFile(`${file}.verified.json`, JSON.stringify({...record, fileModifiedAt: info.mtime.toISOString(), authentication: {...record.authentication, mac: '0'.repeat(64)}}));
+      const forged = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+      expect(forged.json.result.removedKeys).to.deep.equal([]);
+      expect(await workspace.backupFiles()).to.include(older);
+    });
+  });
+
+  describe('a planted backup', function () {
+    /** An unencrypted backup whose dump carries meta-commands, with matching metadata and no key. */
+    async function plant(name: string, extraLines: string[], options: {encryptedName?: boolean} = {}): Promise<string> {
+      const plain = await createWorkspace({encrypted: false});
+      try {
+        await sql(plain.database, 'create table planted (id int); insert into planted values (1)');
+        const made = await plain.backup();
+        const dump = gunzipSync(await readFile(path.join(plain.backupDir, made))).toString('utf8');
+        const evil = dump.replace('SET statement_timeout = 0;', `SET statement_timeout = 0;\n${extraLines.join('\n')}`);
+        const stored = gzipSync(Buffer.from(evil));
+        const metadata = JSON.parse(await readFile(path.join(plain.backupDir, `${made}.meta.json`), 'utf8'));
+        const planted = options.encryptedName ? `${name}.enc` : name;
+        Object.assign(metadata, {backupName: planted, database: {...metadata.database, name: workspace.database}});
+        metadata.sizes = {plaintextBytes: Buffer.byteLength(evil), storedBytes: stored.length};
+        metadata.checksums = {algorithm: 'sha256', stored: createHash('sha256').update(stored).digest('hex'), plaintext: createHash('sha256').update(evil).digest('hex')};
+        await writeFile(path.join(workspace.backupDir, planted), stored);
+        await writeFile(path.join(workspace.backupDir, `${planted}.meta.json`), JSON.stringify(metadata));
+        return planted;
+      } finally {
+        await plain.dispose();
+      }
+    }
+
+    it('is refused when unencrypted in a storage with a key, and never runs its meta-commands even when allowed', async function () {
+      await workspace.backup();
+      const before = await snapshotDatabase(workspace.database);
+      const marker = path.join(workspace.cwd, 'pwned');
+      const planted = await plant('backup_hourly_20990101_000000.sql.gz', [`\\! touch ${marker}`, '\\connect postgres', 'create table planted_in_postgres (id int);']);
+
+      const refused = await workspace.run(['backup', 'restore', planted, '--yes', '--json']);
+      expect(refused.exitCode).to.equal(14);
+      expect(refused.json.error.code).to.equal('E_UNENCRYPTED');
+      expect(refused.json.error.suggestion).to.include('--allow-unencrypted');
+
+      const allowed = await workspace.run(['backup', 'restore', planted, '--yes', '--allow-unencrypted', '--json']);
+      expect(allowed.exitCode).to.equal(6);
+      expect(allowed.json.error.message).to.match(/backslash commands are restricted|restricted/i);
+      expect(existsSync(marker), 'the shell command ran').to.equal(false);
+      expect((await sql('postgres', "select count(*)::int as n from pg_class where relname = 'planted_in_postgres'")).rows[0].n).to.equal(0);
+      expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+      expect(await databaseNames(`${workspace.database}_`)).to.deep.equal([]);
+    });
+
+    it('cannot escape psql\'s restriction with pg_dump\'s own \\unrestrict line', async function () {
+      const before = await snapshotDatabase(workspace.database);
+      const marker = path.join(workspace.cwd, 'pwned');
+      const planted = await plant('backup_hourly_20990101_000000.sql.gz', ['\\unrestrict abc123', `\\! touch ${marker}`]);
+      const result = await workspace.run(['backup', 'restore', planted, '--yes', '--json'], {BACKUP_ENCRYPTION_KEY: undefined});
+      expect(result.exitCode).to.equal(6);
+      expect(existsSync(marker)).to.equal(false);
+      expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+    });
+
+    it('whose name says encrypted but whose metadata does not is refused always', async function () {
+      const planted = await plant('backup_hourly_20990101_000000.sql.gz', [], {encryptedName: true});
+      const result = await workspace.run(['backup', 'restore', planted, '--yes', '--allow-unencrypted', '--json']);
+      expect(result.exitCode).to.equal(13);
+      expect(result.json.error.message).to.include('the file name says encrypted, but the metadata says it is not');
+    });
+
+    it('with metadata forged without the key is never restored, listed as good or counted by cleanup', async function () {
+      const made = await workspace.backup();
+      const forgedName = 'backup_hourly_20990101_000000.sql.gz.enc';
+      await copyFile(path.join(workspace.backupDir, made), path.join(workspace.backupDir, forgedName));
+      await rewriteMetadata(workspace.backupDir, made, () => {}, {as: forgedName, signWith: 'an-attacker-key-that-is-not-ours-0123456789'});
+      const restore = await workspace.run(['backup', 'restore', forgedName, '--yes', '--json']);
+      expect(restore.exitCode).to.equal(14);
+      expect(restore.json.error.code).to.equal('E_NOT_AUTHENTIC');
+      const listed = await workspace.run(['backup', 'list', '--json']);
+      expect(listed.json.result.backups.find((backup: {name: string}) => backup.name === forgedName)).to.include({health: 'forged', database: undefined});
+      const cleanup = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+      expect(cleanup.json.result.removedKeys).to.deep.equal([]);
+    });
+
+    it('restores an older backup without a MAC, with a warning, but does not count it as good', async function () {
+      const made = await workspace.backup();
+      await rewriteMetadata(workspace.backupDir, made, () => {}, {sign: false});
+      const restored = await workspace.run(['backup', 'restore', made, '--yes', '--json']);
+      expect(restored.exitCode, restored.stdout).to.equal(0);
+      expect(restored.json.warnings.join('\n')).to.match(/has no MAC/);
+      const listed = await workspace.run(['backup', 'list', '--json']);
+      expect(listed.json.result.backups[0]).to.include({name: made, health: 'unsigned'});
+    });
+  });
+
+  describe('several databases in one storage', function () {
+    it('keeps each database\'s backups apart in cleanup and list', async function () {
+      const other = await createWorkspace();
+      try {
+        const mine = await workspace.backup();
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const theirs = await other.backup({BACKUP_DIR: workspace.backupDir});
+        const cleanup = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+        expect(cleanup.json.result.removedKeys).to.deep.equal([]);
+        expect(await workspace.backupFiles()).to.include.members([mine, theirs]);
+        const listed = await workspace.run(['backup', 'list', '--json']);
+        expect(listed.json.result.backups.map((backup: {name: string}) => backup.name)).to.deep.equal([mine]);
+        const all = await workspace.run(['backup', 'list', '--all-databases']);
+        expect(all.stdout).to.include(theirs).and.include(other.database).and.include(mine);
+      } finally {
+        await other.dispose();
+      }
+    });
+
+    it('refuses to restore a backup of another database unless asked to, and says which is which', async function () {
+      const other = await createWorkspace();
+      try {
+        await seedSampleData(other.database, 10);
+        const theirs = await other.backup({BACKUP_DIR: workspace.backupDir});
+        const before = await snapshotDatabase(workspace.database);
+        const refused = await workspace.run(['backup', 'restore', theirs, '--yes', '--json']);
+        expect(refused.exitCode).to.equal(2);
+        expect(refused.json.error.code).to.equal('E_OTHER_DATABASE');
+        expect(refused.json.error.message).to.include(`it is a backup of database '${other.database}'`);
+        expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+        const allowed = await workspace.run(['backup', 'restore', theirs, '--yes', '--allow-other-database', '--json']);
+        expect(allowed.exitCode, allowed.stdout).to.equal(0);
+        expect(allowed.json.result).to.include({sourceDatabase: other.database, database: workspace.database});
+        expect(await snapshotDatabase(workspace.database)).to.deep.equal(await snapshotDatabase(other.database));
+      } finally {
+        await other.dispose();
+      }
+    });
+  });
+
+  describe('clear errors for bad entries', function () {
+    it('lists every other backup when one metadata document lacks a field, and names the field', async function () {
+      const good = await workspace.backup();
+      const bad = 'backup_hourly_20260101_000000.sql.gz.enc';
+      await cloneAs(workspace, good, bad);
+      await rewriteMetadata(workspace.backupDir, bad, (metadata) => delete metadata.database);
+      const listed = await workspace.run(['backup', 'list', '--json']);
+      expect(listed.exitCode, listed.stdout).to.equal(0);
+      const entry = listed.json.result.backups.find((backup: {name: string}) => backup.name === bad);
+      expect(entry).to.include({health: 'metadata-unreadable'});
+      expect(entry.problem).to.include('database is missing');
+      expect(listed.json.result.backups.find((backup: {name: string}) => backup.name === good)).to.include({health: 'good'});
+    });
+
+    it('calls a 100 MB metadata document a metadata problem (13), not a storage problem', async function () {
+      const name = await workspace.backup();
+      await writeFile(path.join(workspace.backupDir, `${name}.meta.json`), Buffer.alloc(100 * 1024 * 1024, 0x20));
+      const result = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+      expect(result.exitCode).to.equal(13);
+      expect(result.json.error.code).to.equal('E_METADATA');
+    });
+
+    it('leaves a .partial name without a random token alone', async function () {
+      const name = await workspace.backup();
+      const untokened = `${name}.partial`;
+      await writeFile(path.join(workspace.backupDir, untokened), 'not ours');
+      const cleanup = await workspace.run(['backup', 'cleanup', '--json']);
+      expect(cleanup.json.result.removedKeys).to.deep.equal([]);
+      expect(await workspace.backupFiles()).to.include(untokened);
+    });
+  });
+
+  it('escapes the DROP DATABASE hint for a name with a double quote', async function () {
+    const odd = `${workspace.database}_q"uote`;
+    await sql('postgres', `create database "${odd.replaceAll('"', '""')}"`);
+    try {
+      await seedSampleData(odd, 5);
+      const url = `${workspace.databaseUrl.replace(/\/[^/]+$/, '')}/${encodeURIComponent(odd)}`;
+      await workspace.backup({DATABASE_URL: url});
+      const name = (await workspace.run(['backup', 'list', '--json'], {DATABASE_URL: url})).json.result.backups[0].name;
+      const result = await workspace.run(['backup', 'restore', name, '--yes'], {DATABASE_URL: url});
+      expect(result.exitCode, result.stderr).to.equal(0);
+      const previous = (await databaseNames(`${workspace.database}_q`)).find((db) => db.includes('pre_restore'))!;
+      expect(result.stdout).to.include(`DROP DATABASE "${previous.replaceAll('"', '""')}";`);
+      await execa('psql', ['-X', '-q', '-d', workspace.databaseUrl.replace(/\/[^/]+$/, '/postgres'), '-c', `DROP DATABASE "${previous.replaceAll('"', '""')}";`]);
+    } finally {
+      for (const db of await databaseNames(`${workspace.database}_q`)) await sql('postgres', `drop database if exists "${db.replaceAll('"', '""')}" with (force)`);
+    }
+  });
+});
