@@ -2,11 +2,12 @@ import {expect} from 'chai';
 import {execa} from 'execa';
 import {createHash} from 'node:crypto';
 import {existsSync} from 'node:fs';
-import {copyFile, readFile, rm, truncate, writeFile} from 'node:fs/promises';
+import {copyFile, mkdir, readFile, rm, truncate, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 import {gzipSync, gunzipSync} from 'node:zlib';
 
 import {databaseNames, seedSampleData, snapshotDatabase, sql} from '../../helpers/database.js';
+import {fakeBinDir, versionAware} from '../../helpers/fake-tools.js';
 import {rewriteMetadata} from '../../helpers/metadata.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
 
@@ -124,13 +125,15 @@ describe('hostile storage content', function () {
         await sql(plain.database, 'create table planted (id int); insert into planted values (1)');
         const made = await plain.backup();
         const dump = gunzipSync(await readFile(path.join(plain.backupDir, made))).toString('utf8');
-        const evil = dump.replace('SET statement_timeout = 0;', `SET statement_timeout = 0;\n${extraLines.join('\n')}`);
+        // At the very top, before (and without) pg_dump's own \restrict line, as an attacker would.
+        const evil = `${extraLines.join('\n')}\n${dump.replaceAll(/^\\(un)?restrict .*$/gm, '')}`;
         const stored = gzipSync(Buffer.from(evil));
         const metadata = JSON.parse(await readFile(path.join(plain.backupDir, `${made}.meta.json`), 'utf8'));
         const planted = options.encryptedName ? `${name}.enc` : name;
         Object.assign(metadata, {backupName: planted, database: {...metadata.database, name: workspace.database}});
         metadata.sizes = {plaintextBytes: Buffer.byteLength(evil), storedBytes: stored.length};
         metadata.checksums = {algorithm: 'sha256', stored: createHash('sha256').update(stored).digest('hex'), plaintext: createHash('sha256').update(evil).digest('hex')};
+        await mkdir(workspace.backupDir, {recursive: true});
         await writeFile(path.join(workspace.backupDir, planted), stored);
         await writeFile(path.join(workspace.backupDir, `${planted}.meta.json`), JSON.stringify(metadata));
         return planted;
@@ -169,6 +172,16 @@ describe('hostile storage content', function () {
       expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
     });
 
+    it('is not handed to a psql too old to refuse meta-commands', async function () {
+      const made = await workspace.backup();
+      const bin = await fakeBinDir(path.join(workspace.cwd, 'old-psql'), {psql: versionAware('psql', 'exec psql "$@"', '15.13')});
+      const result = await workspace.run(['backup', 'restore', made, '--yes', '--json'], {PG_BIN_DIR: bin});
+      expect(result.exitCode).to.equal(4);
+      expect(result.json.error.code).to.equal('E_TOOL_VERSION');
+      expect(result.json.error.message).to.include('psql 15.13 has no \\restrict');
+      expect(await databaseNames(`${workspace.database}_`)).to.deep.equal([]);
+    });
+
     it('whose name says encrypted but whose metadata does not is refused always', async function () {
       const planted = await plant('backup_hourly_20990101_000000.sql.gz', [], {encryptedName: true});
       const result = await workspace.run(['backup', 'restore', planted, '--yes', '--allow-unencrypted', '--json']);
@@ -185,7 +198,9 @@ describe('hostile storage content', function () {
       expect(restore.exitCode).to.equal(14);
       expect(restore.json.error.code).to.equal('E_NOT_AUTHENTIC');
       const listed = await workspace.run(['backup', 'list', '--json']);
-      expect(listed.json.result.backups.find((backup: {name: string}) => backup.name === forgedName)).to.include({health: 'forged', database: undefined});
+      const entry = listed.json.result.backups.find((backup: {name: string}) => backup.name === forgedName);
+      expect(entry).to.include({health: 'forged'});
+      expect(entry.database, 'a forged document is not believed about its database').to.equal(undefined);
       const cleanup = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
       expect(cleanup.json.result.removedKeys).to.deep.equal([]);
     });
