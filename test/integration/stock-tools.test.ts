@@ -40,6 +40,21 @@ describe('stock-tools compatibility (real openssl)', function () {
     }
   });
 
+  it('reads the first line of a key file, as `openssl enc -pass file:` does', async function () {
+    const keyFile = path.join(workspace.cwd, 'key');
+    await writeFile(keyFile, `${TEST_KEY}\na comment on the second line\n`, {mode: 0o600});
+    const name = await workspace.backup({BACKUP_ENCRYPTION_KEY: undefined, BACKUP_ENCRYPTION_KEY_FILE: keyFile});
+    const target = await createTestDatabase();
+    try {
+      const recipe = STOCK_RESTORE.replace('-pass env:BACKUP_ENCRYPTION_KEY', '-pass "file:$KEY_FILE"');
+      const result = await execa('bash', ['-o', 'pipefail', '-c', recipe], {env: {ITER: '20000', FILE: path.join(workspace.backupDir, name), TARGET: target.url, KEY_FILE: keyFile}, reject: false});
+      expect(result.exitCode, result.stderr).to.equal(0);
+      expect(await snapshotDatabase(target.name)).to.deep.equal(await snapshotDatabase(workspace.database));
+    } finally {
+      await target.drop();
+    }
+  });
+
   it('restores, with synapse-backup, a file that openssl encrypted', async function () {
     const name = await workspace.backup();
     const original = await snapshotDatabase(workspace.database);

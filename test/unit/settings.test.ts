@@ -63,6 +63,9 @@ describe('resolveSettings', function () {
     ['a zstd level of 20', {BACKUP_COMPRESSION: 'zstd', BACKUP_COMPRESSION_LEVEL: '20'}, /zstd levels run from 1 to 19/],
     ['a level that is not a number', {BACKUP_COMPRESSION: 'zstd', BACKUP_COMPRESSION_LEVEL: 'fast'}, /BACKUP_COMPRESSION_LEVEL 'fast'/],
     ['both a key and a key file', {BACKUP_ENCRYPTION_KEY: longKey, BACKUP_ENCRYPTION_KEY_FILE: '/k'}, /both BACKUP_ENCRYPTION_KEY and BACKUP_ENCRYPTION_KEY_FILE/],
+    ['a key variable that is set but empty', {BACKUP_ENCRYPTION_KEY: ''}, /BACKUP_ENCRYPTION_KEY: it is set but empty/],
+    ['a key variable of blanks', {BACKUP_ENCRYPTION_KEY: '  '}, /BACKUP_ENCRYPTION_KEY: it is set but empty/],
+    ['a key file variable that is set but empty', {BACKUP_ENCRYPTION_KEY_FILE: ''}, /BACKUP_ENCRYPTION_KEY_FILE: it is set but empty/],
     ['a key file that does not exist', {BACKUP_ENCRYPTION_KEY_FILE: '/nonexistent/key'}, /BACKUP_ENCRYPTION_KEY_FILE '\/nonexistent\/key'/],
   ];
   for (const [label, env, message] of invalid) {
@@ -97,7 +100,14 @@ describe('resolveSettings', function () {
       expect(settings.encryption?.key.reveal()).to.equal(longKey);
       expect(settings.warnings.join('\n')).to.match(/readable by other users/);
       await writeFile(path.join(directory, 'empty'), '');
-      expect(configError({BACKUP_ENCRYPTION_KEY_FILE: path.join(directory, 'empty')}).message).to.match(/empty/);
+      expect(configError({BACKUP_ENCRYPTION_KEY_FILE: path.join(directory, 'empty')}).message).to.match(/first line is empty/);
+      // Only the first line, as `openssl enc -pass file:` reads it; an empty first line is an error.
+      await writeFile(file, `${longKey}\nsecond line\n`);
+      expect(settingsOf({BACKUP_ENCRYPTION_KEY_FILE: file}).encryption?.key.reveal()).to.equal(longKey);
+      await writeFile(file, `\n${longKey}\n`);
+      expect(configError({BACKUP_ENCRYPTION_KEY_FILE: file}).message).to.match(/first line is empty/);
+      await writeFile(file, `${longKey}\r\n`);
+      expect(configError({BACKUP_ENCRYPTION_KEY_FILE: file}).message).to.match(/carriage return/);
     } finally {
       await rm(directory, {recursive: true, force: true});
     }

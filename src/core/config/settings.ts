@@ -59,14 +59,31 @@ function readKeyFile(file: string): Secret {
       suggestion: 'Point BACKUP_ENCRYPTION_KEY_FILE at a readable file that holds the key on its first line.',
     });
   }
-  const key = text.replace(/\r?\n$/, '');
-  if (key === '') throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_ENCRYPTION_KEY_FILE '${file}': the file is empty`});
+  // The first line, as `openssl enc -pass file:` reads it, so the stock-tools recipe uses the same key.
+  const newline = text.indexOf('\n');
+  const key = newline === -1 ? text : text.slice(0, newline);
+  if (key === '') throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_ENCRYPTION_KEY_FILE '${file}': its first line is empty`, suggestion: 'Put the key on the first line of the file.'});
+  if (key.endsWith('\r')) {
+    throw new SynapseError('E_CONFIG', {
+      message: `unable to use BACKUP_ENCRYPTION_KEY_FILE '${file}': its first line ends with a carriage return (Windows line ending), which openssl would read as part of the key`,
+      suggestion: 'Convert the file to Unix line endings (dos2unix, or sed -i "s/\\r$//").',
+    });
+  }
   return new Secret(key);
 }
 
 function resolveEncryption(sources: EnvSources, env: Env, warnings: string[]): EncryptionSettings | undefined {
   const inline = env.BACKUP_ENCRYPTION_KEY;
   const file = env.BACKUP_ENCRYPTION_KEY_FILE?.trim();
+  // Set but empty is a mistake (a failed `$(cat missing-file)`), never a request for no encryption.
+  for (const [name, value] of [['BACKUP_ENCRYPTION_KEY', inline], ['BACKUP_ENCRYPTION_KEY_FILE', file]] as const) {
+    if (value !== undefined && value.trim() === '') {
+      throw new SynapseError('E_CONFIG', {
+        message: `unable to use ${name}: it is set but empty`,
+        suggestion: `Give ${name} a value, or unset it (unset ${name}) to run without it; backups are never written unencrypted because a key came out empty.`,
+      });
+    }
+  }
   if (inline && file) {
     throw new SynapseError('E_CONFIG', {
       message: 'unable to choose an encryption key: both BACKUP_ENCRYPTION_KEY and BACKUP_ENCRYPTION_KEY_FILE are set',
