@@ -2,6 +2,7 @@ import {execa} from 'execa';
 import path from 'node:path';
 
 import {SynapseError} from '../errors/index.js';
+import {minimalChildEnvironment} from '../process/index.js';
 
 export type ClientTool = 'pg_dump' | 'psql';
 
@@ -28,7 +29,7 @@ export function parseClientToolVersion(output: string): {version: string; major:
 
 export async function probeClientTool(tool: ClientTool, pgBinDir: string | undefined): Promise<ClientToolInfo> {
   const command = clientToolCommand(tool, pgBinDir);
-  const result = await execa(command, ['--version'], {reject: false, timeout: 15_000, stdin: 'ignore'});
+  const result = await execa(command, ['--version'], {reject: false, timeout: 15_000, stdin: 'ignore', env: minimalChildEnvironment(), extendEnv: false});
   const missing = (result as {code?: string}).code === 'ENOENT' || result.exitCode === 127 || (result.failed && result.exitCode === undefined && !result.signal);
   if (missing) {
     throw new SynapseError('E_TOOL_MISSING', {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type {ClientConfig} from 'pg';
 
 import {SynapseError} from '../errors/index.js';
+import {minimalChildEnvironment} from '../process/index.js';
 import {Secret} from '../secrets/index.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -78,13 +79,15 @@ export class DatabaseTarget {
     return [`--dbname=${this.#url ? this.#url.href : this.database}`];
   }
 
-  /** Environment for pg_dump and psql: the caller's, plus the password when there is one. */
+  /**
+   * Environment for pg_dump and psql: the minimal one, libpq's own PG* settings (service file,
+   * SSL files, host...), and the password, when there is one, as PGPASSWORD: the only child
+   * processes that ever get it.
+   */
   childEnvironment(): Record<string, string> {
-    const env: Record<string, string> = {};
-    for (const [name, value] of Object.entries(this.#env)) if (value !== undefined) env[name] = value;
-    if (this.password) env.PGPASSWORD = this.password.reveal();
-    env.PGAPPNAME ??= 'synapse-backup';
-    return env;
+    const libpq: Record<string, string> = {};
+    for (const [name, value] of Object.entries(this.#env)) if (value !== undefined && name.startsWith('PG') && name !== 'PGPASSWORD') libpq[name] = value;
+    return minimalChildEnvironment(this.#env, {PGAPPNAME: 'synapse-backup', ...libpq, ...(this.password ? {PGPASSWORD: this.password.reveal()} : {})});
   }
 
   clientConfig(): ClientConfig {

@@ -8,6 +8,7 @@ import {Readable} from 'node:stream';
 import {promisify} from 'node:util';
 
 import type {BlockPool} from '../pipeline/block-pool.js';
+import {minimalChildEnvironment} from './child-environment.js';
 
 const run = promisify(execFile);
 
@@ -26,7 +27,7 @@ const F_SETPIPE_SZ = 1031;
 async function growPipe(readFd: number): Promise<boolean> {
   try {
     const ourEnd = `/proc/${process.pid}/fd/${readFd}`;
-    await run('perl', ['-e', `open(my $pipe, '+<', $ARGV[0]) or exit 1; fcntl($pipe, ${F_SETPIPE_SZ}, ${GROWN_PIPE_BYTES}) or exit 2;`, ourEnd], {timeout: 5000});
+    await run('perl', ['-e', `open(my $pipe, '+<', $ARGV[0]) or exit 1; fcntl($pipe, ${F_SETPIPE_SZ}, ${GROWN_PIPE_BYTES}) or exit 2;`, ourEnd], {timeout: 5000, env: minimalChildEnvironment()});
     return true;
   } catch {
     return false;
@@ -139,7 +140,7 @@ export async function openBlockPipe(pool: BlockPool): Promise<BlockPipe | undefi
   try {
     directory = await mkdtemp(path.join(tmpdir(), 'synapse-backup-'));
     const fifo = path.join(directory, 'dump');
-    await run('mkfifo', ['-m', '600', fifo]);
+    await run('mkfifo', ['-m', '600', fifo], {env: minimalChildEnvironment()});
     // Non-blocking so opening the read end does not wait for a writer; the write end then opens at once.
     const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
     let writeFd: number;

@@ -1,2 +1,3 @@
 export * from './stderr-tail.js';
 export * from './block-pipe.js';
+export * from './child-environment.js';
