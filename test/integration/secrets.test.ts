@@ -72,6 +72,27 @@ describe('secrets with password authentication (throwaway cluster)', function ()
     for (const secret of [PASSWORD, encodeURIComponent(PASSWORD), KEY]) expect(written).not.to.include(secret);
   });
 
+  it('takes a password given as ?password= out of the URL: never in argv, messages or --json', async function () {
+    const url = `${cluster.url('app', 'appdb')}?password=${encodeURIComponent(PASSWORD)}&sslmode=disable`;
+    const backup = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: {...env(PASSWORD), DATABASE_URL: url}});
+    expect(backup.exitCode, backup.stdout + backup.stderr).to.equal(0);
+    const log = await readFile(argvLog, 'utf8');
+    expect(log).to.match(/^pg_dump --format=plain .*sslmode=disable.*PGPASSWORD=set$/m);
+    const wrongUrl = `${cluster.url('app', 'appdb')}?password=wrong-in-the-query`;
+    const failed = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: {...env(PASSWORD), DATABASE_URL: wrongUrl}});
+    expect(failed.json.error.code).to.equal('E_DB_AUTH');
+    const written = [backup.stdout, backup.stderr, failed.stdout, failed.stderr, await everythingWritten()].join('\n');
+    for (const secret of [PASSWORD, encodeURIComponent(PASSWORD), 'wrong-in-the-query']) expect(written).not.to.include(secret);
+  });
+
+  it('refuses sslpassword in the URL rather than put it on a command line', async function () {
+    const url = `${cluster.url('app', 'appdb', PASSWORD)}?sslpassword=key-passphrase-secret`;
+    const result = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: {...env(PASSWORD), DATABASE_URL: url}});
+    expect(result.exitCode).to.equal(2);
+    expect(result.json.error.message).to.include('sslpassword');
+    expect(result.stdout + result.stderr + (await everythingWritten())).not.to.include('key-passphrase-secret');
+  });
+
   it('reports a wrong password as an authentication failure without showing it', async function () {
     const wrong = 'wrong-password-visible?';
     const result = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: env(wrong)});

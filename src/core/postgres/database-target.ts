@@ -55,7 +55,16 @@ export class DatabaseTarget {
       if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
         throw new SynapseError('E_CONFIG', {message: `unable to use DATABASE_URL: scheme '${url.protocol}' is not postgresql:`});
       }
-      const password = url.password ? new Secret(decodeURIComponent(url.password)) : env.PGPASSWORD ? new Secret(env.PGPASSWORD) : undefined;
+      // A password may sit in the user info or in the query (?password=); it travels only as PGPASSWORD.
+      const queryPassword = url.searchParams.get('password');
+      url.searchParams.delete('password');
+      if (url.searchParams.has('sslpassword')) {
+        throw new SynapseError('E_CONFIG', {
+          message: 'unable to use DATABASE_URL: it carries sslpassword, which libpq reads from no environment variable, so pg_dump could only get it on its command line, where other users can read it',
+          suggestion: 'Remove sslpassword from DATABASE_URL: use a client key without a passphrase, readable only by the backup user (sslkey=...), or a pg_service.conf entry (PGSERVICE) that holds it.',
+        });
+      }
+      const password = url.password ? new Secret(decodeURIComponent(url.password)) : queryPassword ? new Secret(queryPassword) : env.PGPASSWORD ? new Secret(env.PGPASSWORD) : undefined;
       url.password = '';
       const user = decodeURIComponent(url.username) || env.PGUSER || userInfo().username;
       const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || url.searchParams.get('dbname') || env.PGDATABASE || user;
