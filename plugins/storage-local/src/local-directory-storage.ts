@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto';
 import {constants, createReadStream, createWriteStream} from 'node:fs';
-import {access, link, mkdir, open, readdir, rename, stat, unlink} from 'node:fs/promises';
+import {access, link, lstat, mkdir, open, readdir, rename, stat, unlink} from 'node:fs/promises';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
@@ -11,6 +11,11 @@ const STAGING_SUFFIX = '.partial';
 
 function codedError(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), {code});
+}
+
+/** As the contract has it for a missing key: what is not a regular file is no object of ours. */
+function notRegular(key: string): NodeJS.ErrnoException {
+  return codedError('ENOENT', `'${key}' is not a regular file (a symbolic link or another special file), which synapse-backup never writes`);
 }
 
 /**
@@ -108,7 +113,19 @@ export class LocalDirectoryStorage implements StorageBackend {
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
-    const handle = await open(this.#path(key), 'r');
+    // O_NOFOLLOW, then a check of what was opened: a symbolic link planted under a backup's name
+    // (to /etc/shadow, say) is refused without a word about its target.
+    let handle;
+    try {
+      handle = await open(this.#path(key), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw notRegular(key);
+      throw error;
+    }
+    if (!(await handle.stat()).isFile()) {
+      await handle.close();
+      throw notRegular(key);
+    }
     const start = options.offset ?? 0;
     const end = options.length === undefined ? undefined : start + options.length - 1;
     if (end !== undefined && end < start) {
@@ -118,9 +135,10 @@ export class LocalDirectoryStorage implements StorageBackend {
     return createReadStream('', {fd: handle, start, end, highWaterMark: 1024 * 1024, signal: options.signal});
   }
 
+  /** Only regular files are objects: a symbolic link or a device under an object's name is not one. */
   async stat(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const info = await stat(this.#path(key));
+      const info = await lstat(this.#path(key));
       return info.isFile() ? {key, size: info.size, modifiedAt: info.mtime} : undefined;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;

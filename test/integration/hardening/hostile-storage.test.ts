@@ -2,7 +2,7 @@ import {expect} from 'chai';
 import {execa} from 'execa';
 import {createHash} from 'node:crypto';
 import {existsSync} from 'node:fs';
-import {copyFile, mkdir, readFile, rm, truncate, writeFile} from 'node:fs/promises';
+import {copyFile, lstat, mkdir, readFile, rename, rm, stat, symlink, truncate, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 import {gzipSync, gunzipSync} from 'node:zlib';
 
@@ -253,6 +253,40 @@ describe('hostile storage content', function () {
       } finally {
         await other.dispose();
       }
+    });
+  });
+
+  describe('symbolic links planted under backup names', function () {
+    it('are no backups: not listed, not restored, not deleted, and nothing about the target is revealed', async function () {
+      const good = await workspace.backup();
+      const link = 'backup_hourly_20990101_000000.sql.gz.enc';
+      const target = '/etc/shadow';
+      await symlink(target, path.join(workspace.backupDir, link));
+      await rewriteMetadata(workspace.backupDir, good, () => {}, {as: link});
+      const secretFacts = [createHash('sha256').update(await readFile(target)).digest('hex'), String((await stat(target)).size)];
+
+      const restore = await workspace.run(['backup', 'restore', link, '--yes', '--json']);
+      expect(restore.exitCode).to.equal(10);
+      expect(restore.json.error.code).to.equal('E_BACKUP_NOT_FOUND');
+      const listed = await workspace.run(['backup', 'list', '--json']);
+      expect(listed.json.result.backups.find((backup: {name: string}) => backup.name === link)).to.include({health: 'data-missing'});
+      const cleanup = await workspace.run(['backup', 'cleanup', '--json']);
+      // Only the metadata that has no backup file beside it goes; the link stays, as any file we did not write.
+      expect(cleanup.json.result.removedKeys).to.deep.equal([`${link}.meta.json`]);
+      expect((await lstat(path.join(workspace.backupDir, link))).isSymbolicLink()).to.equal(true);
+      for (const fact of secretFacts) expect(restore.stdout + listed.stdout + cleanup.stdout).not.to.include(fact);
+    });
+
+    it('as metadata count as missing metadata in list and restore alike', async function () {
+      const good = await workspace.backup();
+      const elsewhere = path.join(workspace.cwd, 'metadata.json');
+      await rename(path.join(workspace.backupDir, `${good}.meta.json`), elsewhere);
+      await symlink(elsewhere, path.join(workspace.backupDir, `${good}.meta.json`));
+      const listed = await workspace.run(['backup', 'list', '--json']);
+      expect(listed.json.result.backups[0]).to.include({name: good, health: 'metadata-missing'});
+      const restore = await workspace.run(['backup', 'restore', good, '--yes', '--json']);
+      expect(restore.exitCode).to.equal(13);
+      expect(restore.json.error.code).to.equal('E_METADATA');
     });
   });
 
