@@ -11,6 +11,7 @@ import {LocalDirectoryStorage} from '../../plugins/storage-local/src/local-direc
 import {isSynapseError} from '../../src/core/errors/index.js';
 import {runExclusivelyOnThisHost} from '../../src/core/lock/host-mutex.js';
 import {acquireStorageLock, type HeldLock} from '../../src/core/lock/index.js';
+import {processStartTime} from '../../src/core/lock/process-identity.js';
 import {makeTempDir} from '../helpers/temp.js';
 
 /** The PID of a process that has exited, as a crashed run leaves it in its lock. */
@@ -66,6 +67,32 @@ describe('storage lock', function () {
       }
       expect(JSON.parse(await readFile(lockFile, 'utf8'))).to.deep.equal(winners[0]!.value.holder);
       await winners[0]!.value.release();
+    }
+  });
+
+  it('takes over a lock whose PID now belongs to another process, and respects one whose holder still runs', async function () {
+    const lockFile = path.join(temp.path, 'synapse-backup.lock');
+    const storage = await LocalDirectoryStorage.open(temp.path);
+    // A live process in the crashed run's PID: what a busy host gives a new process after a crash.
+    const other = spawn('sleep', ['60'], {stdio: 'ignore'});
+    try {
+      const base = {pid: other.pid!, hostname: hostname(), operation: 'backup run', acquiredAt: new Date().toISOString()};
+      await writeFile(lockFile, JSON.stringify({...base, processStartTime: 'another-boot/123'}));
+      const taken = await acquireStorageLock(storage, 'cleanup');
+      expect(taken.holder.pid).to.equal(process.pid);
+      expect(taken.holder.processStartTime).to.match(/^[0-9a-f-]+\/\d+$/);
+      await taken.release();
+
+      // The same PID with its real start time is the same, running process: the lock holds.
+      await writeFile(lockFile, JSON.stringify({...base, processStartTime: processStartTime(other.pid!)}));
+      const refused = await acquireStorageLock(storage, 'cleanup').catch((error: unknown) => error);
+      expect(isSynapseError(refused) && refused.code).to.equal('E_LOCKED');
+      // A lock from an older version has no start time: a live PID keeps it held.
+      await writeFile(lockFile, JSON.stringify(base));
+      const legacy = await acquireStorageLock(storage, 'cleanup').catch((error: unknown) => error);
+      expect(isSynapseError(legacy) && legacy.code).to.equal('E_LOCKED');
+    } finally {
+      other.kill();
     }
   });
 });

@@ -3,6 +3,7 @@ import {hostname} from 'node:os';
 import type {StorageBackend} from '../../contracts/storage.js';
 import {SynapseError, errnoCode} from '../errors/index.js';
 import {runExclusivelyOnThisHost} from './host-mutex.js';
+import {processStartTime} from './process-identity.js';
 import {LOCK_KEY} from '../naming/index.js';
 import {readSmallObject, storageError, writeSmallObject} from '../storage/index.js';
 
@@ -11,6 +12,8 @@ export interface LockHolder {
   readonly hostname: string;
   readonly operation: string;
   readonly acquiredAt: string;
+  /** The holder's boot and start time (see processStartTime); absent in locks of older versions. */
+  readonly processStartTime?: string;
 }
 
 export interface HeldLock {
@@ -22,7 +25,7 @@ export interface HeldLock {
 const TAKEOVER_WAIT_MS = 10_000;
 
 function sameHolder(one: LockHolder, other: LockHolder): boolean {
-  return one.pid === other.pid && one.hostname === other.hostname && one.operation === other.operation && one.acquiredAt === other.acquiredAt;
+  return one.pid === other.pid && one.hostname === other.hostname && one.operation === other.operation && one.acquiredAt === other.acquiredAt && one.processStartTime === other.processStartTime;
 }
 
 function isProcessAlive(pid: number): boolean {
@@ -32,6 +35,19 @@ function isProcessAlive(pid: number): boolean {
   } catch (error) {
     return errnoCode(error) === 'EPERM';
   }
+}
+
+/**
+ * Whether the run that wrote a lock on this host is gone: its PID is dead, or now belongs to
+ * another process (another start time, or another boot). A lock without a start time (older
+ * versions) is gone only when its PID is dead.
+ */
+function holderIsGone(holder: LockHolder): boolean {
+  if (holder.pid <= 0) return false;
+  if (!isProcessAlive(holder.pid)) return true;
+  if (holder.processStartTime === undefined) return false;
+  const now = processStartTime(holder.pid);
+  return now !== undefined && now !== holder.processStartTime;
 }
 
 async function readHolder(storage: StorageBackend): Promise<LockHolder | undefined> {
@@ -50,7 +66,8 @@ async function readHolder(storage: StorageBackend): Promise<LockHolder | undefin
  * left by a crashed run on this host is recognised by its dead PID and taken over.
  */
 export async function acquireStorageLock(storage: StorageBackend, operation: string): Promise<HeldLock> {
-  const holder: LockHolder = {pid: process.pid, hostname: hostname(), operation, acquiredAt: new Date().toISOString()};
+  const startTime = processStartTime(process.pid);
+  const holder: LockHolder = {pid: process.pid, hostname: hostname(), operation, acquiredAt: new Date().toISOString(), ...(startTime ? {processStartTime: startTime} : {})};
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await writeSmallObject(storage, LOCK_KEY, `${JSON.stringify(holder)}\n`, {ifNotExists: true, private: true});
@@ -66,7 +83,7 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
     }
     const existing = await readHolder(storage);
     if (existing === undefined) continue; // released between our put and our read
-    const staleHere = existing.hostname === holder.hostname && existing.pid > 0 && !isProcessAlive(existing.pid);
+    const staleHere = existing.hostname === holder.hostname && holderIsGone(existing);
     if (staleHere && attempt === 0) {
       // Runs started together after a crash (an hourly and a daily cron job) all find the same
       // stale lock. Each removing it unchecked let a late delete remove the lock another had
