@@ -18,8 +18,21 @@ export interface LockHolder {
 
 export interface HeldLock {
   readonly holder: LockHolder;
+  /** For a lock taken empty on a full disk: writes the holder into it once there is room again. */
+  recordHolder(): Promise<void>;
   release(): Promise<void>;
 }
+
+export interface LockOptions {
+  /**
+   * On a full storage, take the lock as an empty object (a name needs no data blocks) rather than
+   * fail: for cleanup, the remedy every "disk full" message suggests.
+   */
+  readonly evenWhenFull?: boolean;
+}
+
+/** What an empty lock means: a cleanup that took it on a full disk and has not written its holder yet. */
+const EMPTY_LOCK_HOLDER: LockHolder = {pid: 0, hostname: 'unknown', operation: 'backup cleanup on a full storage', acquiredAt: 'unknown'};
 
 /** How long a run waits while another run on this host checks the same stale lock. */
 const TAKEOVER_WAIT_MS = 10_000;
@@ -52,7 +65,8 @@ function holderIsGone(holder: LockHolder): boolean {
 
 async function readHolder(storage: StorageBackend): Promise<LockHolder | undefined> {
   try {
-    return JSON.parse(await readSmallObject(storage, LOCK_KEY, 64 * 1024)) as LockHolder;
+    const text = await readSmallObject(storage, LOCK_KEY, 64 * 1024);
+    return text === '' ? EMPTY_LOCK_HOLDER : (JSON.parse(text) as LockHolder);
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return undefined;
     // An unreadable lock is still a lock: treat it as held by an unknown run.
@@ -65,17 +79,30 @@ async function readHolder(storage: StorageBackend): Promise<LockHolder | undefin
  * exclude each other (overlapping cron jobs), with a conditional put as the atomic step. A lock
  * left by a crashed run on this host is recognised by its dead PID and taken over.
  */
-export async function acquireStorageLock(storage: StorageBackend, operation: string): Promise<HeldLock> {
+export async function acquireStorageLock(storage: StorageBackend, operation: string, options: LockOptions = {}): Promise<HeldLock> {
   const startTime = processStartTime(process.pid);
   const holder: LockHolder = {pid: process.pid, hostname: hostname(), operation, acquiredAt: new Date().toISOString(), ...(startTime ? {processStartTime: startTime} : {})};
+  const content = `${JSON.stringify(holder)}\n`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await writeSmallObject(storage, LOCK_KEY, `${JSON.stringify(holder)}\n`, {ifNotExists: true, private: true});
+      let empty = false;
+      try {
+        await writeSmallObject(storage, LOCK_KEY, content, {ifNotExists: true, private: true});
+      } catch (error) {
+        if (!(options.evenWhenFull && ['ENOSPC', 'EDQUOT'].includes(errnoCode(error) ?? ''))) throw error;
+        await writeSmallObject(storage, LOCK_KEY, '', {ifNotExists: true, private: true});
+        empty = true;
+      }
       return {
         holder,
+        async recordHolder() {
+          if (!empty) return;
+          await writeSmallObject(storage, LOCK_KEY, content, {private: true});
+          empty = false;
+        },
         async release() {
           const current = await readHolder(storage);
-          if (current && sameHolder(current, holder)) await storage.delete(LOCK_KEY);
+          if (current && (sameHolder(current, holder) || (empty && current === EMPTY_LOCK_HOLDER))) await storage.delete(LOCK_KEY);
         },
       };
     } catch (error) {
@@ -96,7 +123,10 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
     }
     throw new SynapseError('E_LOCKED', {
       message: `unable to ${operation}: the backup storage '${storage.location}' is locked by ${existing.operation} (pid ${existing.pid} on ${existing.hostname}, since ${existing.acquiredAt})`,
-      suggestion: `Wait for that run to finish. If it is not running any more (for example on another host that crashed), remove '${LOCK_KEY}' from '${storage.location}'.`,
+      suggestion:
+        existing === EMPTY_LOCK_HOLDER
+          ? `The lock is empty: a cleanup took it on a full storage and has not finished. If no cleanup is running, remove '${LOCK_KEY}' from '${storage.location}'.`
+          : `Wait for that run to finish. If it is not running any more (for example on another host that crashed), remove '${LOCK_KEY}' from '${storage.location}'.`,
       details: {lock: existing},
     });
   }

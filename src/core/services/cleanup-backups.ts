@@ -110,7 +110,7 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
  */
 export async function cleanupBackups(context: CleanupContext, options: {dryRun: boolean}): Promise<CleanupResult> {
   const {storage, events} = context;
-  const lock = await acquireStorageLock(storage, options.dryRun ? 'backup cleanup --dry-run' : 'backup cleanup');
+  const lock = await acquireStorageLock(storage, options.dryRun ? 'backup cleanup --dry-run' : 'backup cleanup', {evenWhenFull: true});
   try {
     events.stage('plan', 'started');
     const catalog = await readCatalog(storage, {authenticator: context.authenticator});
@@ -126,6 +126,8 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
       for (const key of removedKeys) {
         try {
           await storage.delete(key);
+          // There is room now for the lock to say who holds it (see acquireStorageLock's evenWhenFull).
+          await lock.recordHolder().catch(() => {});
         } catch (error) {
           events.stage('remove', 'failed');
           throw storageError(error, storage, 'delete', key);
