@@ -2,9 +2,12 @@ import {Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
 import {loadSettings, openStorage} from '../../cli/runtime.js';
-import {cleanupBackups, documentAuthenticatorFor, type CleanupResult} from '../../core/services/index.js';
+import {formatRestoreLeftovers} from '../../cli/format/index.js';
+import {cleanupBackups, documentAuthenticatorFor, findRestoreLeftovers, type CleanupResult, type RestoreLeftovers} from '../../core/services/index.js';
 
-export default class BackupCleanup extends SynapseCommand<CleanupResult> {
+type CleanupOutput = CleanupResult & {databases: RestoreLeftovers | null};
+
+export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
   static override summary = 'Delete backups beyond the retention policy (24 hourly, 30 daily, 12 monthly).';
   static override description =
     'Keeps the newest BACKUP_RETENTION_HOURLY, _DAILY and _MONTHLY good backups of each database and type and deletes the rest, each with its metadata, plus what crashed runs left. A backup is deleted only once the newer backups that replace it have been read back whole and matched their checksums (once per backup; the result is remembered). Never deletes a file synapse-backup did not write, a backup whose metadata is missing, not authentic or damaged, or the newest good backup of a type.';
@@ -15,7 +18,7 @@ export default class BackupCleanup extends SynapseCommand<CleanupResult> {
     'dry-run': Flags.boolean({summary: 'Show what would be deleted and delete nothing.', default: false}),
   };
 
-  async run(): Promise<CleanupResult> {
+  async run(): Promise<CleanupOutput> {
     const {flags} = await this.parse(BackupCleanup);
     const settings = loadSettings();
     const storage = await openStorage(this.config, settings, 'read-write');
@@ -37,6 +40,15 @@ export default class BackupCleanup extends SynapseCommand<CleanupResult> {
     const removed = result.decisions.filter((decision) => decision.action === 'remove').length;
     const outcome = result.dryRun ? 'would be removed' : 'removed';
     this.print(`${lines.join('\n')}${lines.length > 0 ? '\n' : ''}${result.dryRun ? 'Dry run: ' : ''}${removed} backups and ${result.leftovers.length} leftovers ${outcome}; ${result.decisions.length - removed} backups kept.`);
-    return result;
+    // Restores that died leave scratch databases on the server; the storage alone cannot tell.
+    let databases: RestoreLeftovers | null = null;
+    try {
+      databases = await findRestoreLeftovers(settings.database, {reclaim: !result.dryRun});
+    } catch (error) {
+      this.warnUser(`unable to check the database server for databases left by earlier restores: ${(error as Error).message}`);
+    }
+    const databaseLines = formatRestoreLeftovers(databases);
+    if (databaseLines.length > 0) this.print(databaseLines.join('\n'));
+    return {...result, databases};
   }
 }

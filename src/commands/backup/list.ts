@@ -1,11 +1,18 @@
 import {Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
-import {formatBackupTable} from '../../cli/format/index.js';
+import {formatBackupTable, formatRestoreLeftovers} from '../../cli/format/index.js';
 import {loadSettings, openStorage} from '../../cli/runtime.js';
-import {documentAuthenticatorFor, listBackups, type ListedBackup} from '../../core/services/index.js';
+import {documentAuthenticatorFor, findRestoreLeftovers, listBackups, type ListedBackup, type RestoreLeftovers} from '../../core/services/index.js';
 
-export default class BackupList extends SynapseCommand<{database: string | null; backups: ListedBackup[]}> {
+interface ListOutput {
+  readonly database: string | null;
+  readonly backups: ListedBackup[];
+  /** What earlier restores of the configured database left on the server; null when the server could not be asked. */
+  readonly restoreLeftovers: RestoreLeftovers | null;
+}
+
+export default class BackupList extends SynapseCommand<ListOutput> {
   static override summary = 'List the backups of the configured database, newest first.';
   static override description =
     'Shows the backups of the database DATABASE_URL names (with --all-databases, of every database in the storage). A backup counts as good only when its stored file has the recorded size and its metadata is complete and, with a key configured, authentic; the others are listed and marked. Files that synapse-backup did not write and runs that have not finished are not listed.';
@@ -16,13 +23,22 @@ export default class BackupList extends SynapseCommand<{database: string | null;
     'all-databases': Flags.boolean({summary: 'List the backups of every database in the storage.', default: false}),
   };
 
-  async run(): Promise<{database: string | null; backups: ListedBackup[]}> {
+  async run(): Promise<ListOutput> {
     const {flags} = await this.parse(BackupList);
     const settings = loadSettings();
     const storage = await openStorage(this.config, settings, 'read');
     const database = flags['all-databases'] ? undefined : settings.database.database;
     const backups = await listBackups(storage, {authenticator: documentAuthenticatorFor(settings.encryption), database});
     this.print(formatBackupTable(backups, database === undefined ? 'Available backups of every database:' : `Available backups of database '${database}':`));
-    return {database: database ?? null, backups};
+    // Best effort: list must work with the server down, as in the emergency that calls for a restore.
+    let restoreLeftovers: RestoreLeftovers | null = null;
+    try {
+      restoreLeftovers = await findRestoreLeftovers(settings.database, {reclaim: false});
+    } catch (error) {
+      this.warnUser(`unable to check the database server for databases left by earlier restores: ${(error as Error).message}`);
+    }
+    const leftoverLines = formatRestoreLeftovers(restoreLeftovers);
+    if (leftoverLines.length > 0) this.print(`\n${leftoverLines.join('\n')}`);
+    return {database: database ?? null, backups, restoreLeftovers};
   }
 }

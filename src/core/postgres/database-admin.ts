@@ -74,6 +74,14 @@ export function previousDatabaseName(target: string, at: Date, unique = false): 
   return derivedDatabaseName(target, `pre_restore_${compactTimestamp(at)}${unique ? `_${randomBytes(3).toString('hex')}` : ''}`);
 }
 
+const PREVIOUS_SUFFIX = /_pre_restore_\d{8}_\d{6}(_[0-9a-f]{6})?$/;
+
+/** Whether `name` is where a restore of `target` kept the previous content. */
+export function isPreviousOf(name: string, target: string): boolean {
+  const suffix = PREVIOUS_SUFFIX.exec(name)?.[0];
+  return suffix !== undefined && derivedDatabaseName(target, suffix.slice(1)) === name;
+}
+
 /** Whether `name` is a scratch database that a restore of `target` made. */
 export function isScratchOf(name: string, target: string): boolean {
   const suffix = SCRATCH_SUFFIX.exec(name)?.[0];
@@ -134,6 +142,16 @@ export class DatabaseAdmin {
   async tryLockRestoreOf(target: string): Promise<boolean> {
     const {rows} = await this.#query("select pg_try_advisory_lock(hashtextextended('synapse-backup restore of ' || $1, 0)) as locked", [target], 'lock the restore of');
     return (rows[0] as {locked: boolean}).locked;
+  }
+
+  /** Databases in which earlier restores of `target` kept its previous content. */
+  async previousDatabasesOf(target: string): Promise<string[]> {
+    const {rows} = await this.#query("select datname from pg_database where datname like '%\\_pre\\_restore\\_%' order by 1", [], 'list databases in');
+    return (rows as Array<{datname: string}>).map((row) => row.datname).filter((name) => isPreviousOf(name, target));
+  }
+
+  async unlockRestoreOf(target: string): Promise<void> {
+    await this.#query("select pg_advisory_unlock(hashtextextended('synapse-backup restore of ' || $1, 0))", [target], 'unlock the restore of');
   }
 
   /** Scratch databases of earlier restores of `target`; with the restore lock held, their runs are dead. */

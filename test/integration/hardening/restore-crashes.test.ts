@@ -3,6 +3,7 @@ import pg from 'pg';
 
 import {spawnCli, stderrReaches} from '../../helpers/cli.js';
 import {databaseNames, databaseUrl, seedSampleData, snapshotDatabase, sql} from '../../helpers/database.js';
+import {scratchDatabaseName} from '../../../src/core/postgres/index.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
 
 async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
@@ -78,6 +79,42 @@ describe('restore under crashes and concurrency', function () {
     expect(next.json.result.reclaimedDatabases).to.have.length(1);
     expect(next.json.warnings.join('\n')).to.match(/dropped database '.*_restoring_.*', left by an earlier restore/);
     expect((await databaseNames(workspace.database)).filter((db) => db.includes('_restoring_'))).to.deep.equal([]);
+  });
+
+  it('list reports, and cleanup drops, what restores that died left; list reports the previous databases kept', async function () {
+    const restored = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+    const previous = restored.json.result.previousDatabase as string;
+    // What a restore whose connection died (a server restart mid-load) leaves behind.
+    const dead = scratchDatabaseName(workspace.database, new Date(Date.now() - 3_600_000));
+    await sql('postgres', `create database "${dead}"`);
+
+    const listed = await workspace.run(['backup', 'list']);
+    expect(listed.stdout).to.include(`database '${dead}': left by a restore that did not finish (dry run: not dropped). Drop it: DROP DATABASE "${dead}" WITH (FORCE);`);
+    expect(listed.stdout).to.include(`${previous}   DROP DATABASE "${previous}";`);
+    const listedJson = await workspace.run(['backup', 'list', '--json']);
+    expect(listedJson.json.result.restoreLeftovers.previous).to.deep.equal([{database: previous, drop: `DROP DATABASE "${previous}";`}]);
+
+    const dryRun = await workspace.run(['backup', 'cleanup', '--dry-run', '--json']);
+    expect(dryRun.json.result.databases.abandoned.map((entry: {database: string}) => entry.database)).to.deep.equal([dead]);
+    expect(await databaseNames(dead)).to.deep.equal([dead]);
+    const cleanup = await workspace.run(['backup', 'cleanup', '--json']);
+    expect(cleanup.exitCode, cleanup.stdout).to.equal(0);
+    expect(cleanup.json.result.databases.reclaimed).to.deep.equal([dead]);
+    expect(await databaseNames(dead)).to.deep.equal([]);
+    // The previous database is the user's to drop, never ours.
+    expect(await databaseNames(previous)).to.deep.equal([previous]);
+  });
+
+  it('cleanup leaves the scratch database of a restore that is running', async function () {
+    const running = spawnCli(['backup', 'restore', name], {cwd: workspace.cwd, env: workspace.env});
+    await stderrReaches(running, 'Starting in');
+    const dead = scratchDatabaseName(workspace.database, new Date());
+    await sql('postgres', `create database "${dead}"`);
+    const cleanup = await workspace.run(['backup', 'cleanup', '--json']);
+    expect(cleanup.json.result.databases).to.include({restoreRunning: true});
+    expect(await databaseNames(dead)).to.deep.equal([dead]);
+    running.kill('SIGINT');
+    await running;
   });
 
   it('gives up cleanly when another session holds a lock on the target past lock_timeout', async function () {
