@@ -1,4 +1,4 @@
-import {SynapseError} from '../core/errors/index.js';
+import {cancelledError} from '../core/errors/index.js';
 
 /**
  * Waits `seconds` so an accidental restore can be stopped with Ctrl-C. Not a prompt: under cron or
@@ -21,7 +21,7 @@ export async function countdown(message: string, seconds: number, signal: AbortS
       );
     });
     if (signal.aborted) {
-      throw new SynapseError('E_CANCELLED', {message: 'unable to restore: cancelled before anything was changed', suggestion: 'Nothing was changed. Run the command again to restore.'});
+      throw cancelledError('restore', 'Nothing was changed: the countdown had not ended.');
     }
   }
 }

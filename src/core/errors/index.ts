@@ -1,2 +1,3 @@
 export * from './catalogue.js';
 export * from './synapse-error.js';
+export * from './cancelled.js';

@@ -1,7 +1,7 @@
 import {execa, type ResultPromise} from 'execa';
 import {Transform, type Readable, type TransformCallback, type Writable} from 'node:stream';
 
-import {SynapseError, type ErrorCode} from '../errors/index.js';
+import {SynapseError, cancelledError, type ErrorCode} from '../errors/index.js';
 import type {BlockPool} from '../pipeline/block-pool.js';
 import {StderrTail, openBlockPipe} from '../process/index.js';
 import {redact} from '../secrets/index.js';
@@ -39,7 +39,7 @@ function watchChild(
   stderr: StderrTail,
 ): ChildOutcome {
   const completion = subprocess.then((result) => {
-    if (result.isCanceled) throw new SynapseError('E_CANCELLED', {message: `${tool.tool} was cancelled`});
+    if (result.isCanceled) throw cancelledError(`run ${tool.tool}`, `${tool.tool} was stopped.`);
     if (result.exitCode === 0 && !result.signal && !result.failed) return;
     const tail = redact(stderr.text(), [target.password]);
     const spawnError = (result as {code?: string}).code === 'ENOENT';

@@ -4,7 +4,7 @@ import {pipeline} from 'node:stream/promises';
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {StorageBackend} from '../../contracts/storage.js';
 import type {Settings} from '../config/index.js';
-import {SynapseError, errnoCode, isSynapseError} from '../errors/index.js';
+import {SynapseError, cancelledError, errnoCode, isSynapseError} from '../errors/index.js';
 import type {ProgressEvents, RestoreStage} from '../events/index.js';
 import {MAX_METADATA_BYTES, parseMetadata, type BackupMetadata} from '../metadata/index.js';
 import {isBackupName, metadataKeyFor} from '../naming/index.js';
@@ -73,7 +73,7 @@ interface Decryption {
 
 /** One wording for every cancelled restore. */
 function cancelled(): SynapseError {
-  return new SynapseError('E_CANCELLED', {message: 'unable to finish the restore: cancelled', suggestion: 'The target database was left as it was.'});
+  return cancelledError('finish the restore', 'The target database was left as it was.');
 }
 
 /** Only a bare backup name is accepted: no paths, no `..`, nothing this tool did not name. */

@@ -4,7 +4,7 @@ import {pipeline} from 'node:stream/promises';
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
 import type {Settings} from '../config/index.js';
-import {SynapseError, isSynapseError} from '../errors/index.js';
+import {SynapseError, cancelledError, isSynapseError} from '../errors/index.js';
 import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock} from '../lock/index.js';
 import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata} from '../metadata/index.js';
@@ -42,7 +42,7 @@ interface StreamedDump {
 }
 
 function cancelled(): SynapseError {
-  return new SynapseError('E_CANCELLED', {message: 'unable to finish the backup: cancelled', suggestion: 'Nothing was published; earlier backups are untouched.'});
+  return cancelledError('finish the backup', 'Nothing was published; earlier backups are untouched.');
 }
 
 function explainStageFailure(stage: BackupStage, error: unknown, context: BackupContext, name: string): SynapseError {

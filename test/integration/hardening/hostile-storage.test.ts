@@ -146,7 +146,8 @@ describe('hostile storage content', function () {
       await workspace.backup();
       const before = await snapshotDatabase(workspace.database);
       const marker = path.join(workspace.cwd, 'pwned');
-      const planted = await plant('backup_hourly_20990101_000000.sql.gz', [`\\! touch ${marker}`, '\\connect postgres', 'create table planted_in_postgres (id int);']);
+      const table = `planted_${workspace.database}`;
+      const planted = await plant('backup_hourly_20990101_000000.sql.gz', [`\\! touch ${marker}`, '\\connect postgres', `create table ${table} (id int);`]);
 
       const refused = await workspace.run(['backup', 'restore', planted, '--yes', '--json']);
       expect(refused.exitCode).to.equal(14);
@@ -157,7 +158,7 @@ describe('hostile storage content', function () {
       expect(allowed.exitCode).to.equal(6);
       expect(allowed.json.error.message).to.match(/backslash commands are restricted|restricted/i);
       expect(existsSync(marker), 'the shell command ran').to.equal(false);
-      expect((await sql('postgres', "select count(*)::int as n from pg_class where relname = 'planted_in_postgres'")).rows[0].n).to.equal(0);
+      expect((await sql('postgres', `select count(*)::int as n from pg_class where relname = '${table}'`)).rows[0].n, 'the dump reached another database').to.equal(0);
       expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
       expect(await databaseNames(`${workspace.database}_`)).to.deep.equal([]);
     });
