@@ -2,3 +2,4 @@ export * from './block-pool.js';
 export * from './compression.js';
 export * from './failure-recorder.js';
 export * from './observers.js';
+export * from './stream-chain.js';

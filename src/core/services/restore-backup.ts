@@ -1,5 +1,4 @@
 import type {Transform} from 'node:stream';
-import {pipeline} from 'node:stream/promises';
 
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {StorageBackend} from '../../contracts/storage.js';
@@ -8,7 +7,7 @@ import {SynapseError, cancelledError, errnoCode, isSynapseError} from '../errors
 import type {ProgressEvents, RestoreStage} from '../events/index.js';
 import {MAX_METADATA_BYTES, parseMetadata, type BackupMetadata} from '../metadata/index.js';
 import {isBackupName, metadataKeyFor} from '../naming/index.js';
-import {ByteCounter, COMPRESSION_FORMATS, FailureRecorder, Sha256Observer, compressedMagic, createDecompressStream} from '../pipeline/index.js';
+import {ByteCounter, COMPRESSION_FORMATS, Sha256Observer, StreamChain, StreamChainFailure, compressedMagic, createDecompressStream} from '../pipeline/index.js';
 import {
   DatabaseAdmin,
   DatabaseTarget,
@@ -360,10 +359,7 @@ async function loadInto(context: RestoreContext, metadata: BackupMetadata, psqlT
     events.stage('load', 'failed');
     throw storageError(error, context.storage, 'read backup', metadata.backupName);
   }
-  const controller = new AbortController();
-  const abortFromOutside = (): void => controller.abort();
-  context.signal.addEventListener('abort', abortFromOutside, {once: true});
-  const failures = new FailureRecorder();
+  const chain = new StreamChain(context.signal);
   const storedHash = new Sha256Observer();
   const decompress = createDecompressStream(metadata.compression.algorithm);
   const plaintextHash = new Sha256Observer();
@@ -374,35 +370,34 @@ async function loadInto(context: RestoreContext, metadata: BackupMetadata, psqlT
     decrypt = decryption?.provider.createDecryptStream(decryption.key, metadata.encryption!);
   } catch (error) {
     source.destroy();
-    context.signal.removeEventListener('abort', abortFromOutside);
     throw new SynapseError('E_PLUGIN', {message: `unable to decrypt '${metadata.backupName}': ${(error as Error).message}`, cause: error});
   }
 
-  // Started last, once every stage exists, so nothing can fail between its start and the pipeline.
-  const psql = startPsql(psqlTool, scratch, controller.signal);
-  source.on('error', (error: unknown) => failures.record('verify', error));
-  decrypt?.on('error', (error: unknown) => failures.record('decrypt', error));
-  decompress.on('error', (error: unknown) => failures.record('decompress', error));
-  psql.input.on('error', (error: unknown) => failures.record('load', error));
-
+  // Started last, once every stage exists, so nothing can fail between its start and the chain.
+  const psql = startPsql(psqlTool, scratch, chain.signal);
   events.stage('load', 'started', {detail: scratch.database});
   try {
-    const flowing = pipeline([source, storedHash, ...(decrypt ? [decrypt] : []), decompress, plaintextHash, plaintextCount, restricted, psql.input], {signal: controller.signal});
     // psql's exit status decides too: a psql that read everything and then failed must stop the swap.
-    const settled = await Promise.allSettled([flowing, failures.watch('load', psql.completion)]);
-    if (settled.some((outcome) => outcome.status === 'rejected')) {
-      controller.abort();
-      psql.kill();
-      await psql.completion.catch(() => {});
-      if (context.signal.aborted) throw cancelled();
-      const culprit = failures.first ?? {stage: 'load', error: (settled.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult).reason};
-      throw explainLoadFailure(culprit.stage as RestoreStage, culprit.error, metadata, context).with({details: {stage: culprit.stage}});
-    }
+    await chain.run(
+      [
+        {stage: 'verify', stream: source},
+        {stage: 'verify', stream: storedHash},
+        ...(decrypt ? [{stage: 'decrypt' as const, stream: decrypt}] : []),
+        {stage: 'decompress', stream: decompress},
+        {stage: 'load', stream: plaintextHash},
+        {stage: 'load', stream: plaintextCount},
+        {stage: 'load', stream: restricted},
+        {stage: 'load', stream: psql.input},
+      ],
+      [{stage: 'load', promise: psql.completion}],
+    );
   } catch (error) {
     events.stage('load', 'failed');
-    throw error;
-  } finally {
-    context.signal.removeEventListener('abort', abortFromOutside);
+    psql.kill();
+    await psql.completion.catch(() => {});
+    if (!(error instanceof StreamChainFailure)) throw error;
+    if (error.cancelled) throw cancelled();
+    throw explainLoadFailure(error.stage as RestoreStage, error.error, metadata, context).with({details: {stage: error.stage}});
   }
   if (storedHash.digest !== metadata.checksums.stored) {
     events.stage('load', 'failed');

@@ -1,5 +1,4 @@
 import {PassThrough, type Transform} from 'node:stream';
-import {pipeline} from 'node:stream/promises';
 
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
@@ -9,7 +8,7 @@ import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock} from '../lock/index.js';
 import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata} from '../metadata/index.js';
 import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from '../naming/index.js';
-import {BLOCK_SIZE, BlockPool, ByteCounter, FailureRecorder, Sha256Observer, createCompressStream} from '../pipeline/index.js';
+import {BLOCK_SIZE, BlockPool, ByteCounter, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream} from '../pipeline/index.js';
 import {DatabaseTarget, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type DumpProcess} from '../postgres/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
 import {documentAuthenticatorFor} from './document-trust.js';
@@ -114,7 +113,6 @@ async function startDumpEarly(context: BackupContext, target: DatabaseTarget): P
 async function streamDump(context: BackupContext, early: EarlyDump, name: string, encrypt: Transform | undefined): Promise<StreamedDump> {
   const {events, settings, storage} = context;
   const {process: dump, blocks, controller} = early;
-  const failures = new FailureRecorder();
   const stagesInOrder: BackupStage[] = ['dump', 'compress', 'encrypt', 'checksum', 'store'];
   const finished = new Set<BackupStage>();
   const finish = (stage: BackupStage, facts: {bytes?: number; detail?: string} = {}): void => {
@@ -137,45 +135,45 @@ async function streamDump(context: BackupContext, early: EarlyDump, name: string
       events.stage(stage, 'skipped', {detail: 'no key configured'});
     } else events.stage(stage, 'started');
   }
-
-  // Each stream reports its own failure; the pipeline promise only mirrors whichever came first.
-  const watched: Array<[BackupStage, NodeJS.EventEmitter | undefined]> = [
-    ['dump', dump.output], ['dump', dump.gate], ['dump', plaintextCount], ['checksum', plaintextHash], ['compress', compressedCount],
-    ['encrypt', encrypt], ['encrypt', encryptedCount], ['checksum', storedHash], ['store', storedCount], ['store', body],
-  ];
-  for (const [stage, stream] of watched) stream?.on('error', (error: unknown) => failures.record(stage, error));
-  compress.on('error', (error: unknown) => failures.record('compress', error));
   dump.gate.once('end', () => finish('dump', {bytes: plaintextCount.bytes}));
   compress.once('end', () => finish('compress', {bytes: compressedCount.bytes}));
   encrypt?.once('end', () => finish('encrypt', {bytes: encryptedCount!.bytes}));
 
-  const stages = [dump.output, dump.gate, plaintextCount, plaintextHash, compress, compressedCount, ...(encrypt ? [encrypt, encryptedCount!] : []), storedHash, storedCount, body];
-  const flowing = pipeline(stages, {signal: controller.signal});
-  const stored = failures.watch('store', storage.put(name, body, {ifNotExists: true, private: true, signal: controller.signal}));
-  const settled = await Promise.allSettled([flowing, stored, failures.watch('dump', dump.completion)]);
-
-  if (settled.every((outcome) => outcome.status === 'fulfilled')) {
+  // The early pg_dump's controller follows the caller's signal; the chain follows it.
+  const chain = new StreamChain(controller.signal);
+  const stored = storage.put(name, body, {ifNotExists: true, private: true, signal: chain.signal});
+  try {
+    const [object] = (await chain.run(
+      [
+        {stage: 'dump', stream: dump.output},
+        {stage: 'dump', stream: dump.gate},
+        {stage: 'dump', stream: plaintextCount},
+        {stage: 'checksum', stream: plaintextHash},
+        {stage: 'compress', stream: compress},
+        {stage: 'compress', stream: compressedCount},
+        ...(encrypt ? [{stage: 'encrypt' as const, stream: encrypt}, {stage: 'encrypt' as const, stream: encryptedCount!}] : []),
+        {stage: 'checksum', stream: storedHash},
+        {stage: 'store', stream: storedCount},
+        {stage: 'store', stream: body},
+      ],
+      // A dump counts only when pg_dump exited 0, and only once the storage published it.
+      [{stage: 'store', promise: stored}, {stage: 'dump', promise: dump.completion}],
+    )) as [ObjectInfo];
     finish('checksum', {detail: `sha256 ${storedHash.digest}`});
     finish('store', {bytes: storedCount.bytes, detail: `${storage.location}/${name}`});
-    return {
-      object: (settled[1] as PromiseFulfilledResult<ObjectInfo>).value,
-      plaintextBytes: plaintextCount.bytes,
-      storedBytes: storedCount.bytes,
-      plaintextSha256: plaintextHash.digest,
-      storedSha256: storedHash.digest,
-    };
+    return {object, plaintextBytes: plaintextCount.bytes, storedBytes: storedCount.bytes, plaintextSha256: plaintextHash.digest, storedSha256: storedHash.digest};
+  } catch (error) {
+    await early.abandon();
+    // put() removes its own staging object on failure; this covers a put that finished while another stage failed.
+    if (await stored.then(() => true, () => false)) await storage.delete(name).catch(() => {});
+    if (!(error instanceof StreamChainFailure)) throw error;
+    if (context.signal.aborted) throw cancelled();
+    const stage = error.stage as BackupStage;
+    for (const other of stagesInOrder) {
+      if (!finished.has(other)) events.stage(other, other === stage ? 'failed' : 'skipped', {detail: other === stage ? undefined : 'stopped'});
+    }
+    throw explainStageFailure(stage, error.error, context, name).with({details: {stage}});
   }
-
-  await early.abandon();
-  // put() removes its own staging object on failure; this covers a put that finished while another stage failed.
-  if (settled[1].status === 'fulfilled') await storage.delete(name).catch(() => {});
-  if (context.signal.aborted) throw cancelled();
-  const culprit = failures.first ?? {stage: 'dump' as const, error: (settled.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult).reason};
-  const stage = culprit.stage as BackupStage;
-  for (const other of stagesInOrder) {
-    if (!finished.has(other)) events.stage(other, other === stage ? 'failed' : 'skipped', {detail: other === stage ? undefined : 'stopped'});
-  }
-  throw explainStageFailure(stage, culprit.error, context, name).with({details: {stage}});
 }
 
 /** Runs one backup end to end; a failure at any point leaves no backup behind and earlier ones untouched. */

@@ -1,9 +1,8 @@
 import {Writable} from 'node:stream';
-import {pipeline} from 'node:stream/promises';
 
 import type {StorageBackend} from '../../contracts/storage.js';
 import type {BackupMetadata} from '../metadata/index.js';
-import {ByteCounter, Sha256Observer} from '../pipeline/index.js';
+import {ByteCounter, Sha256Observer, StreamChain, StreamChainFailure} from '../pipeline/index.js';
 
 export interface StoredFileCheck {
   readonly bytes: number;
@@ -24,7 +23,13 @@ export async function checkStoredFile(
   const counter = new ByteCounter(options.onProgress);
   const hash = new Sha256Observer();
   const sink = new Writable({write: (_chunk, _encoding, callback) => callback()});
-  await pipeline(await storage.get(metadata.backupName, {signal: options.signal}), counter, hash, sink, ...(options.signal ? [{signal: options.signal}] : []));
+  const chain = new StreamChain(options.signal);
+  const source = await storage.get(metadata.backupName, {signal: chain.signal});
+  try {
+    await chain.run([{stage: 'verify', stream: source}, {stage: 'verify', stream: counter}, {stage: 'verify', stream: hash}, {stage: 'verify', stream: sink}]);
+  } catch (error) {
+    throw error instanceof StreamChainFailure ? error.error : error;
+  }
   const expected = metadata.sizes.storedBytes;
   let problem: string | undefined;
   if (counter.bytes !== expected) problem = `it has ${counter.bytes} bytes, the metadata records ${expected}${counter.bytes < expected ? ' (truncated)' : ''}`;
