@@ -42,9 +42,14 @@ export interface GetOptions {
  * - put() with `ifNotExists` on an existing key rejects with `code` 'EEXIST';
  * - other failures keep Node's errno code where one applies ('ENOSPC', 'EACCES', 'EROFS', ...).
  *
- * A backend that stages uploads under temporary keys names them `<key>.<token>.partial`
- * (see STAGING_SUFFIX) and lists them, so that `backup cleanup` can remove what a crashed run
- * left behind.
+ * A backend that stages uploads under temporary keys names them `<key>.<token>.partial`, the
+ * token 8 to 64 lowercase hex digits (see STAGING_SUFFIX), and lists them, so that `backup
+ * cleanup` can remove what a crashed run left behind; a `.partial` name without such a token is
+ * not the core's to delete.
+ *
+ * Only regular objects are objects: a backend on a file system must not follow symbolic links,
+ * and treats one (or any special file) under a key as no object at all: stat() says undefined,
+ * get() rejects with 'ENOENT', list() leaves it out.
  */
 export interface StorageBackend {
   /** The registration scheme this backend was created for, e.g. 'local'. */

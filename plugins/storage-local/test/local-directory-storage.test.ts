@@ -1,5 +1,5 @@
 import {expect} from 'chai';
-import {mkdtemp, readdir, rm, stat} from 'node:fs/promises';
+import {mkdtemp, readdir, rm, stat, symlink, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {Readable} from 'node:stream';
@@ -55,6 +55,17 @@ describe('local directory storage', function () {
     body.push(null);
     await putting;
     expect(await readdir(directory)).to.deep.equal(['object']);
+  });
+
+  it('treats a symbolic link under a key as no object, revealing nothing of its target', async function () {
+    const storage = await LocalDirectoryStorage.open(directory);
+    await writeFile(path.join(directory, 'target'), 'secret bytes');
+    await symlink(path.join(directory, 'target'), path.join(directory, 'link'));
+    expect(await storage.stat('link')).to.equal(undefined);
+    expect((await storage.list()).map((object) => object.key)).to.deep.equal(['target']);
+    const failure = await storage.get('link').then(() => undefined, (error: unknown) => error as NodeJS.ErrnoException);
+    expect(failure?.code).to.equal('ENOENT');
+    expect(failure?.message).to.include('not a regular file').and.not.include('target');
   });
 
   it('rejects keys that would escape the directory', async function () {

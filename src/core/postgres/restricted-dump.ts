@@ -35,7 +35,9 @@ const TAIL_BYTES = 4096;
 export class RestrictedDumpStream extends Transform {
   readonly #key = randomBytes(24).toString('hex');
   #head: Buffer | undefined = Buffer.alloc(0);
-  #tail: Buffer = Buffer.alloc(0);
+  /** The last chunks, held back whole (no copying on the hot path) while they hold under TAIL_BYTES past the oldest. */
+  readonly #held: Buffer[] = [];
+  #heldBytes = 0;
 
   constructor() {
     super();
@@ -55,12 +57,12 @@ export class RestrictedDumpStream extends Transform {
       this.#head = undefined;
       data = decided;
     }
-    const combined = this.#tail.length > 0 ? Buffer.concat([this.#tail, data]) : data;
-    if (combined.length <= TAIL_BYTES) {
-      this.#tail = combined;
-    } else {
-      this.push(combined.subarray(0, combined.length - TAIL_BYTES));
-      this.#tail = combined.subarray(combined.length - TAIL_BYTES);
+    this.#held.push(data);
+    this.#heldBytes += data.length;
+    while (this.#held.length > 1 && this.#heldBytes - this.#held[0]!.length >= TAIL_BYTES) {
+      const oldest = this.#held.shift()!;
+      this.#heldBytes -= oldest.length;
+      this.push(oldest);
     }
     callback();
   }
@@ -81,7 +83,7 @@ export class RestrictedDumpStream extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    let tail = Buffer.concat([this.#head ?? Buffer.alloc(0), this.#tail]);
+    let tail = Buffer.concat([this.#head ?? Buffer.alloc(0), ...this.#held]);
     const text = tail.toString('latin1');
     // The last line that is not blank or a comment; pg_dump's `\unrestrict` is that line.
     const lines = text.split('\n');

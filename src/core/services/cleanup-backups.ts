@@ -50,20 +50,33 @@ function keysToRemove(decision: RetentionDecision, entry: CatalogEntry): string[
   return [metadataKeyFor(name), ...(entry.hasVerificationRecord ? [verificationKeyFor(name)] : []), ...data, ...marker];
 }
 
+/** What a read-back found, and for which file: it counts only while the file is still that one. */
+interface Finding {
+  readonly outcome: VerificationOutcome;
+  readonly file: string;
+}
+
+function fileIdentity(entry: CatalogEntry): string {
+  return `${entry.object?.size}:${entry.object?.modifiedAt.toISOString()}:${entry.metadata?.checksums.stored}`;
+}
+
 /**
  * Reads back, once, each good backup that a removal waits for, and remembers the result in a
  * verification record so later runs need not read it again. A damaged one stops counting as good,
- * so the older backup it would have replaced is kept.
+ * so the older backup it would have replaced is kept. `findings` carries what earlier calls found.
  */
-async function decideWithVerifiedReplacements(context: CleanupContext, backups: readonly CatalogEntry[], dryRun: boolean): Promise<{decisions: RetentionDecision[]; verified: VerificationOutcome[]}> {
+async function decideWithVerifiedReplacements(context: CleanupContext, backups: readonly CatalogEntry[], dryRun: boolean, findings: Map<string, Finding>): Promise<RetentionDecision[]> {
   const {storage, events} = context;
   const now = context.now ?? (() => new Date());
   const byName = new Map(backups.map((entry) => [entry.name, entry]));
-  const outcomes = new Map<string, VerificationOutcome>();
+  const current = (entry: CatalogEntry): VerificationOutcome | undefined => {
+    const finding = findings.get(entry.name);
+    return finding && finding.file === fileIdentity(entry) ? finding.outcome : undefined;
+  };
   for (;;) {
     const decisions = applyRetentionPolicy(
       backups.map((entry) => {
-        const outcome = outcomes.get(entry.name);
+        const outcome = current(entry);
         const health: BackupHealth = outcome?.status === 'damaged' ? 'damaged' : entry.health;
         return {
           name: entry.name,
@@ -77,14 +90,16 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
       }),
       context.policy,
     );
-    const awaiting = [...new Set(decisions.flatMap((decision) => decision.awaitingVerification ?? []))].filter((name) => !outcomes.has(name));
-    if (awaiting.length === 0) return {decisions, verified: [...outcomes.values()]};
+    const awaiting = [...new Set(decisions.flatMap((decision) => decision.awaitingVerification ?? []))].filter((name) => current(byName.get(name)!) === undefined);
+    if (awaiting.length === 0) return decisions;
     events.stage('verify', 'started', {detail: `${awaiting.length} backups to read back`});
+    const failed: VerificationOutcome[] = [];
     for (const name of awaiting) {
       const entry = byName.get(name)!;
+      let outcome: VerificationOutcome;
       try {
         const check = await checkStoredFile(storage, entry.metadata!);
-        outcomes.set(name, check.problem ? {name, status: 'damaged', problem: check.problem} : {name, status: 'intact'});
+        outcome = check.problem ? {name, status: 'damaged', problem: check.problem} : {name, status: 'intact'};
         if (!check.problem && !dryRun) {
           // Only a cache of work done: a full disk or a read-only record must not stop the cleanup.
           await writeVerificationRecord(storage, entry.metadata!, entry.object!, context.authenticator, now()).catch((error: unknown) =>
@@ -92,10 +107,11 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
           );
         }
       } catch (error) {
-        outcomes.set(name, {name, status: 'unreadable', problem: `could not be read back: ${storageError(error, storage, 'read backup', name).message}`});
+        outcome = {name, status: 'unreadable', problem: `could not be read back: ${storageError(error, storage, 'read backup', name).message}`};
       }
+      findings.set(name, {outcome, file: fileIdentity(entry)});
+      if (outcome.status !== 'intact') failed.push(outcome);
     }
-    const failed = awaiting.map((name) => outcomes.get(name)!).filter((outcome) => outcome.status !== 'intact');
     events.stage('verify', 'finished', {detail: `${awaiting.length - failed.length} intact${failed.length > 0 ? `, ${failed.length} not` : ''}`});
     for (const outcome of failed) {
       const consequence = outcome.status === 'damaged' ? 'it no longer counts as a good backup' : 'it cannot count as verified';
@@ -110,16 +126,21 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
  */
 export async function cleanupBackups(context: CleanupContext, options: {dryRun: boolean}): Promise<CleanupResult> {
   const {storage, events} = context;
+  const findings = new Map<string, Finding>();
+  events.stage('plan', 'started');
+  // Reading backups back can take long (the first cleanup after an upgrade reads every kept one).
+  // It needs no lock, so backups go on meanwhile; under the lock, what it found counts only for
+  // files that are still the ones it read, and anything new is read then.
+  await decideWithVerifiedReplacements(context, (await readCatalog(storage, {authenticator: context.authenticator})).backups, options.dryRun, findings);
   const lock = await acquireStorageLock(storage, options.dryRun ? 'backup cleanup --dry-run' : 'backup cleanup', {evenWhenFull: true});
   try {
-    events.stage('plan', 'started');
     const catalog = await readCatalog(storage, {authenticator: context.authenticator});
-    const {decisions, verified} = await decideWithVerifiedReplacements(context, catalog.backups, options.dryRun);
+    const decisions = await decideWithVerifiedReplacements(context, catalog.backups, options.dryRun, findings);
     const entries = new Map(catalog.backups.map((entry) => [entry.name, entry]));
     const finishedMarkers = catalog.backups.filter((entry) => entry.pending && entry.health !== 'incomplete').map((entry) => pendingKeyFor(entry.name));
     const leftovers = [...catalog.leftovers.map((object) => object.key), ...finishedMarkers];
     const removed = decisions.filter((decision) => decision.action === 'remove');
-    const removedKeys = [...removed.flatMap((decision) => keysToRemove(decision, entries.get(decision.name)!)), ...leftovers.filter((key) => !removed.some((decision) => key === pendingKeyFor(decision.name)))];
+    const removedKeys = [...new Set([...removed.flatMap((decision) => keysToRemove(decision, entries.get(decision.name)!)), ...leftovers])];
     events.stage('plan', 'finished', {detail: `${removedKeys.length} objects to remove`});
     if (!options.dryRun) {
       events.stage('remove', 'started');
@@ -135,7 +156,7 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
       }
       events.stage('remove', 'finished', {detail: `${removedKeys.length} objects removed`});
     } else events.stage('remove', 'skipped', {detail: 'dry run'});
-    return {dryRun: options.dryRun, policy: context.policy, decisions, verified, leftovers, removedKeys};
+    return {dryRun: options.dryRun, policy: context.policy, decisions, verified: [...findings.values()].map((finding) => finding.outcome), leftovers, removedKeys};
   } finally {
     await lock.release().catch(() => {});
   }

@@ -170,16 +170,16 @@ function decryptionFor(context: RestoreContext, metadata: BackupMetadata): Decry
 // ---- Step 2: check the stored file and the key, while the rest is set up ----
 
 /** Reads the whole stored file and checks its size and SHA-256 against the metadata. */
-async function verifyStoredFile(context: RestoreContext, metadata: BackupMetadata): Promise<void> {
+async function verifyStoredFile(context: RestoreContext, metadata: BackupMetadata, signal: AbortSignal): Promise<void> {
   const {storage, events} = context;
   const name = metadata.backupName;
   events.stage('verify', 'started');
   let check;
   try {
-    check = await checkStoredFile(storage, metadata, {signal: context.signal, onProgress: (bytes) => events.stage('verify', 'progress', {bytes})});
+    check = await checkStoredFile(storage, metadata, {signal, onProgress: (bytes) => events.stage('verify', 'progress', {bytes})});
   } catch (error) {
     events.stage('verify', 'failed');
-    if (context.signal.aborted) throw cancelled();
+    if (signal.aborted) throw cancelled();
     throw storageError(error, storage, 'read backup', name);
   }
   if (check.problem) {
@@ -240,7 +240,7 @@ interface IntegrityChecks {
  * nothing is ever loaded from a damaged file or with a wrong key. A damaged file is the more
  * useful report, so it wins over a wrong key.
  */
-function startIntegrityChecks(context: RestoreContext, metadata: BackupMetadata, decryption: Decryption | undefined): IntegrityChecks {
+function startIntegrityChecks(context: RestoreContext, metadata: BackupMetadata, decryption: Decryption | undefined, signal: AbortSignal): IntegrityChecks {
   const {events} = context;
   const checkKey = async (): Promise<void> => {
     if (!decryption) {
@@ -257,7 +257,7 @@ function startIntegrityChecks(context: RestoreContext, metadata: BackupMetadata,
     events.stage('decrypt', 'finished', {detail: 'key accepted'});
   };
   const failed = new AbortController();
-  const passed = Promise.allSettled([verifyStoredFile(context, metadata), checkKey()]).then(([verified, keyChecked]) => {
+  const passed = Promise.allSettled([verifyStoredFile(context, metadata, signal), checkKey()]).then(([verified, keyChecked]) => {
     if (verified.status === 'rejected') throw verified.reason;
     if (keyChecked.status === 'rejected') throw keyChecked.reason;
   });
@@ -327,7 +327,18 @@ async function openRestoreSession(context: RestoreContext, target: DatabaseTarge
 
 // ---- Step 4: load into the scratch database ----
 
+/** psql's words when `\restrict` made it refuse a meta-command (or an `\unrestrict` with a guessed key). */
+const REFUSED_META_COMMAND = /backslash commands are restricted|\\unrestrict: wrong key/;
+
 function explainLoadFailure(stage: RestoreStage, error: unknown, metadata: BackupMetadata, context: RestoreContext): SynapseError {
+  if (isSynapseError(error) && REFUSED_META_COMMAND.test(String(error.details.stderr ?? ''))) {
+    return new SynapseError('E_RESTORE_FAILED', {
+      message: `unable to load '${metadata.backupName}': it contains a psql meta-command (such as \\! or \\connect) where pg_dump writes none; psql refused it, ran nothing of it, and the target was left as it was`,
+      suggestion: 'The backup may have been planted or changed by someone who can write to the backup storage. Restore another backup and check who can write to the storage.',
+      cause: error,
+      details: {...error.details, refused: 'meta-command'},
+    });
+  }
   if (isSynapseError(error)) return error;
   const reason = (error as Error)?.message ?? String(error);
   switch (stage) {
@@ -450,9 +461,26 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
   const target = settings.database;
 
   const metadata = await readMetadata(context.storage, request.name);
-  await assertRestoreAllowed(context, request, metadata);
-  const decryption = decryptionFor(context, metadata);
-  const checks = startIntegrityChecks(context, metadata, decryption);
+  // The MAC's key derivation (a PBKDF2) overlaps the read-only checks of the file and the key;
+  // nothing touches a database before the MAC has passed.
+  const allowed = assertRestoreAllowed(context, request, metadata);
+  allowed.catch(() => {});
+  let decryption: Decryption | undefined;
+  try {
+    decryption = decryptionFor(context, metadata);
+  } catch (error) {
+    await allowed;
+    throw error;
+  }
+  const stopChecks = new AbortController();
+  const checks = startIntegrityChecks(context, metadata, decryption, AbortSignal.any([context.signal, stopChecks.signal]));
+  try {
+    await allowed;
+  } catch (error) {
+    stopChecks.abort();
+    await checks.failure();
+    throw error;
+  }
 
   let session: RestoreSession;
   try {

@@ -80,6 +80,32 @@ describe('guards', function () {
     expect(await databaseNames(workspace.database)).to.deep.equal([workspace.database]);
   });
 
+  it('cleanup reads backups back without holding the storage lock, so backups go on meanwhile', async function () {
+    await workspace.backup();
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const newer = await workspace.backup();
+    const settings = resolveSettings({process: {...workspace.env, BACKUP_RETENTION_HOURLY: '1'}, dotenv: {}, cwd: workspace.cwd});
+    const local = await LocalDirectoryStorage.open(workspace.backupDir);
+    const lockHeldDuringReads: boolean[] = [];
+    const watching: StorageBackend = {
+      scheme: local.scheme,
+      location: local.location,
+      capabilities: local.capabilities,
+      put: (key, body, options) => local.put(key, body, options),
+      async get(key, options) {
+        if (key === newer) lockHeldDuringReads.push((await local.stat('synapse-backup.lock')) !== undefined);
+        return local.get(key, options);
+      },
+      stat: (key) => local.stat(key),
+      list: (prefix) => local.list(prefix),
+      delete: (key) => local.delete(key),
+    };
+    const result = await cleanupBackups({storage: watching, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: false});
+    expect(result.verified).to.deep.equal([{name: newer, status: 'intact'}]);
+    expect(result.removedKeys).to.have.length(2);
+    expect(lockHeldDuringReads).to.deep.equal([false]);
+  });
+
   it('cleanup deletes a backup\'s metadata before its data file', async function () {
     const older = await workspace.backup();
     await new Promise((resolve) => setTimeout(resolve, 1100));
