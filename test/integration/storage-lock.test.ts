@@ -12,6 +12,7 @@ import {isSynapseError} from '../../src/core/errors/index.js';
 import {runExclusivelyOnThisHost} from '../../src/core/lock/host-mutex.js';
 import {acquireStorageLock, type HeldLock} from '../../src/core/lock/index.js';
 import {processStartTime} from '../../src/core/lock/process-identity.js';
+import {wrapStorage} from '../helpers/storage.js';
 import {makeTempDir} from '../helpers/temp.js';
 
 /** The PID of a process that has exited, as a crashed run leaves it in its lock. */
@@ -26,19 +27,12 @@ function deadPid(): number {
  */
 function slowDeletes(storage: StorageBackend): StorageBackend {
   let deletes = 0;
-  return {
-    scheme: storage.scheme,
-    location: storage.location,
-    capabilities: storage.capabilities,
-    put: (key, body, options) => storage.put(key, body, options),
-    get: (key, options) => storage.get(key, options),
-    stat: (key) => storage.stat(key),
-    list: (prefix) => storage.list(prefix),
+  return wrapStorage(storage, {
     async delete(key) {
       await sleep(20 * deletes++);
       return storage.delete(key);
     },
-  };
+  });
 }
 
 describe('storage lock', function () {

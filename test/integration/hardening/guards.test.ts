@@ -4,13 +4,13 @@ import {readFile} from 'node:fs/promises';
 import path from 'node:path';
 
 import {LocalDirectoryStorage} from '../../../plugins/storage-local/src/local-directory-storage.js';
-import type {StorageBackend} from '../../../src/contracts/storage.js';
 import {resolveSettings} from '../../../src/core/config/index.js';
 import {ProgressEvents} from '../../../src/core/events/index.js';
 import {cleanupBackups, documentAuthenticatorFor} from '../../../src/core/services/index.js';
 import {baseEnvironment, CLI} from '../../helpers/cli.js';
 import {databaseNames, seedSampleData, snapshotDatabase, sql} from '../../helpers/database.js';
 import {fakeBinDir, versionAware} from '../../helpers/fake-tools.js';
+import {wrapStorage} from '../../helpers/storage.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
 
 /** Guards that once had no test: each test here fails when its guard is removed. */
@@ -87,19 +87,12 @@ describe('guards', function () {
     const settings = resolveSettings({process: {...workspace.env, BACKUP_RETENTION_HOURLY: '1'}, dotenv: {}, cwd: workspace.cwd});
     const local = await LocalDirectoryStorage.open(workspace.backupDir);
     const lockHeldDuringReads: boolean[] = [];
-    const watching: StorageBackend = {
-      scheme: local.scheme,
-      location: local.location,
-      capabilities: local.capabilities,
-      put: (key, body, options) => local.put(key, body, options),
+    const watching = wrapStorage(local, {
       async get(key, options) {
         if (key === newer) lockHeldDuringReads.push((await local.stat('synapse-backup.lock')) !== undefined);
         return local.get(key, options);
       },
-      stat: (key) => local.stat(key),
-      list: (prefix) => local.list(prefix),
-      delete: (key) => local.delete(key),
-    };
+    });
     const result = await cleanupBackups({storage: watching, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: false});
     expect(result.verified).to.deep.equal([{name: newer, status: 'intact'}]);
     expect(result.removedKeys).to.have.length(2);
@@ -113,16 +106,7 @@ describe('guards', function () {
     const settings = resolveSettings({process: {...workspace.env, BACKUP_RETENTION_HOURLY: '1'}, dotenv: {}, cwd: workspace.cwd});
     const local = await LocalDirectoryStorage.open(workspace.backupDir);
     const deleted: string[] = [];
-    const recording: StorageBackend = {
-      scheme: local.scheme,
-      location: local.location,
-      capabilities: local.capabilities,
-      put: (key, body, options) => local.put(key, body, options),
-      get: (key, options) => local.get(key, options),
-      stat: (key) => local.stat(key),
-      list: (prefix) => local.list(prefix),
-      delete: (key) => (deleted.push(key), local.delete(key)),
-    };
+    const recording = wrapStorage(local, {delete: (key) => (deleted.push(key), local.delete(key))});
     await cleanupBackups({storage: recording, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: false});
     expect(deleted.filter((key) => key.startsWith(older))).to.deep.equal([`${older}.meta.json`, older]);
   });
