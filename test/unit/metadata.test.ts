@@ -1,7 +1,8 @@
 import {expect} from 'chai';
 
 import {SynapseError} from '../../src/core/errors/index.js';
-import {parseMetadata, serializeMetadata, type BackupMetadata} from '../../src/core/metadata/index.js';
+import {DocumentAuthenticator, parseMetadata, serializeMetadata, type BackupMetadata} from '../../src/core/metadata/index.js';
+import {Secret} from '../../src/core/secrets/index.js';
 
 const name = 'backup_daily_20260222_020000.sql.gz.enc';
 const valid: BackupMetadata = {
@@ -39,10 +40,51 @@ describe('backup metadata', function () {
     ['no sizes', JSON.stringify({...valid, sizes: undefined}), /sizes/],
     ['an unknown compression', JSON.stringify({...valid, compression: {algorithm: 'lz4', level: 1}}), /compression is missing or unknown/],
     ['zstd in a .gz file', JSON.stringify({...valid, compression: {algorithm: 'zstd', level: 3}}), /file name contradicts/],
+    ['no database', JSON.stringify({...valid, database: undefined}), /database is missing or incomplete/],
+    ['a database without a name', JSON.stringify({...valid, database: {...valid.database, name: ''}}), /database is missing or incomplete/],
+    ['no dump', JSON.stringify({...valid, dump: undefined}), /dump is missing/],
+    ['a custom-format dump', JSON.stringify({...valid, dump: {...valid.dump, format: 'custom'}}), /not a plain pg_dump/],
+    ['no tool', JSON.stringify({...valid, tool: undefined}), /tool is missing/],
+    ['no completedAt', JSON.stringify({...valid, completedAt: 'yesterday'}), /completedAt is missing/],
+    ['a negative duration', JSON.stringify({...valid, durationMs: -1}), /durationMs is missing/],
+    ['a negative size', JSON.stringify({...valid, sizes: {plaintextBytes: 1, storedBytes: -5}}), /sizes are missing/],
+    ['no compression level', JSON.stringify({...valid, compression: {algorithm: 'gzip'}}), /compression level is missing/],
+    ['encryption without iterations', JSON.stringify({...valid, encryption: {...valid.encryption, kdfIterations: 'many'}}), /iterations are out of range/],
+    ['a huge iteration count', JSON.stringify({...valid, encryption: {...valid.encryption, kdfIterations: 1e12}}), /iterations are out of range/],
+    ['an .enc name without encryption', JSON.stringify({...valid, encryption: null}), /the file name says encrypted, but the metadata says it is not/],
+    ['a daily name with an hourly type', JSON.stringify({...valid, backupType: 'hourly'}), /hourly backup, which the file name contradicts/],
+    ['a malformed MAC', JSON.stringify({...valid, authentication: {algorithm: 'hmac-sha256', kdf: 'pbkdf2-sha256', kdfIterations: 1000, mac: 'xyz'}}), /MAC is malformed/],
   ];
+  it('refuses encryption metadata on a name without .enc', function () {
+    const plainName = 'backup_daily_20260222_020000.sql.gz';
+    expect(() => parseMetadata(plainName, JSON.stringify({...valid, backupName: plainName}))).to.throw(SynapseError, /the metadata says encrypted, but the file name says it is not/);
+  });
+
   for (const [label, text, message] of broken) {
     it(`refuses ${label}`, function () {
       expect(() => parseMetadata(name, text)).to.throw(SynapseError, message);
     });
   }
+});
+
+describe('metadata authentication', function () {
+  const key = new Secret('a-passphrase-that-is-long-enough-0123456789');
+
+  it('accepts what it signed, in any key order, and refuses any change, another key, or a MAC taken away', async function () {
+    const authenticator = new DocumentAuthenticator(key, 1000);
+    const signed = await authenticator.sign(valid);
+    expect(await authenticator.verify(signed)).to.deep.equal({status: 'authentic'});
+    const reordered = JSON.parse(JSON.stringify({checksums: signed.checksums, ...signed}));
+    expect(await authenticator.verify(reordered)).to.deep.equal({status: 'authentic'});
+    expect((await authenticator.verify({...signed, checksums: {...signed.checksums, stored: 'c'.repeat(64)}})).status).to.equal('forged');
+    expect((await authenticator.verify({...signed, authentication: {...signed.authentication, kdfIterations: 1001}})).status).to.equal('forged');
+    expect((await new DocumentAuthenticator(new Secret('another-passphrase-of-enough-length-98765'), 1000).verify(signed)).status).to.equal('forged');
+    expect(await authenticator.verify(valid)).to.deep.equal({status: 'unsigned'});
+  });
+
+  it('never puts the key or anything derived from it in the clear into the document', async function () {
+    const signed = await new DocumentAuthenticator(key, 1000).sign(valid);
+    expect(JSON.stringify(signed)).not.to.include(key.reveal());
+    expect(Object.keys(signed.authentication).sort()).to.deep.equal(['algorithm', 'kdf', 'kdfIterations', 'mac']);
+  });
 });
