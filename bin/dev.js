@@ -3,7 +3,7 @@
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 13)) {
   process.stderr.write(`synapse-backup: Node.js ${process.versions.node} is too old; use Node.js 22.13 or newer (npx synapse-backup).\n`);
-  process.exit(1);
+  process.exit(2);
 }
 
 // Registered from here rather than with `node --import tsx`, which resolves tsx from the caller's directory.

@@ -6,7 +6,7 @@ if (major < 22 || (major === 22 && minor < 13)) {
   process.stderr.write(
     `synapse-backup: Node.js ${process.versions.node} is too old; synapse-backup needs Node.js 22.13 or newer. In a checkout, run it as \`npx synapse-backup\` after \`npm install\`, which brings its own Node; elsewhere install Node.js 22 or newer.\n`,
   );
-  process.exit(1);
+  process.exit(2);
 }
 
 // Compression runs one block per core on libuv's threadpool, which file I/O and key derivation

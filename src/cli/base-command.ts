@@ -1,8 +1,10 @@
 import {Command, Errors} from '@oclif/core';
 
+import {DEFAULT_PROGRESS_INTERVAL_MS, type SettingGroup, type Settings} from '../core/config/index.js';
 import {ProgressEvents} from '../core/events/index.js';
 import {SynapseError, isSynapseError} from '../core/errors/index.js';
 import {startBufferCollector} from './buffer-collector.js';
+import {loadSettings} from './runtime.js';
 import {formatErrorText} from './format/index.js';
 import {chooseDisplayMode, withStageDisplay, type DisplayMode, type StageTitle} from './views/index.js';
 
@@ -39,6 +41,7 @@ export abstract class SynapseCommand<T> extends Command {
   protected readonly events = new ProgressEvents();
   protected readonly abortController = new AbortController();
   #interrupts = 0;
+  #progressIntervalMs = DEFAULT_PROGRESS_INTERVAL_MS;
   #stopBufferCollector: (() => void) | undefined;
 
   readonly #onSignal = (signal: NodeJS.Signals): void => {
@@ -76,8 +79,19 @@ export abstract class SynapseCommand<T> extends Command {
     return chooseDisplayMode(this.jsonEnabled());
   }
 
+  /**
+   * The configuration, validated for the setting groups this command uses (the others only warn),
+   * with its warnings shown: the key warnings reach every command that reads the key.
+   */
+  protected loadSettings(uses: readonly SettingGroup[]): Settings {
+    const settings = loadSettings(uses);
+    this.warnAll(settings.warnings);
+    this.#progressIntervalMs = settings.progressIntervalMs;
+    return settings;
+  }
+
   protected display<R>(operation: string, stages: readonly StageTitle[], work: () => Promise<R>): Promise<R> {
-    return withStageDisplay(this.displayMode, this.events, operation, stages, work);
+    return withStageDisplay(this.displayMode, this.events, operation, stages, work, this.#progressIntervalMs);
   }
 
   /** Human output on stdout; suppressed under --json, where only the envelope is printed. */

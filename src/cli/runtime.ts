@@ -5,7 +5,7 @@ import path from 'node:path';
 
 import type {EncryptionProvider} from '../contracts/encryption.js';
 import type {StorageBackend} from '../contracts/storage.js';
-import {resolveSettings, type Settings} from '../core/config/index.js';
+import {resolveSettings, type SettingGroup, type Settings} from '../core/config/index.js';
 import {SynapseError, errnoCode, isSynapseError} from '../core/errors/index.js';
 import {discoverEncryptionProviders, discoverStorageBackends} from './plugin-host/index.js';
 
@@ -20,9 +20,9 @@ export function readDotenvFile(cwd: string): Record<string, string> {
   }
 }
 
-export function loadSettings(): Settings {
+export function loadSettings(uses: readonly SettingGroup[]): Settings {
   const cwd = process.cwd();
-  return resolveSettings({process: process.env, dotenv: readDotenvFile(cwd), cwd});
+  return resolveSettings({process: process.env, dotenv: readDotenvFile(cwd), cwd}, {uses});
 }
 
 export async function openStorage(config: Config, settings: Settings, access: 'read' | 'read-write'): Promise<StorageBackend> {

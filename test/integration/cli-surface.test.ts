@@ -62,7 +62,8 @@ describe('CLI surface (frozen contract)', function () {
     // Only a machine that still has an old Node can show this; a current machine has nothing to check.
     if (!oldNode) this.skip();
     const result = await execa(oldNode!, [CLI, 'backup', 'list'], {reject: false});
-    expect(result.exitCode).to.equal(1);
+    // The configuration/usage status: exit 1 means a bug in synapse-backup.
+    expect(result.exitCode).to.equal(2);
     expect(result.stderr.split('\n')).to.have.length(1);
     expect(result.stderr).to.match(/Node\.js \d+\.\d+\.\d+ is too old; synapse-backup needs Node\.js 22\.13 or newer/);
   });

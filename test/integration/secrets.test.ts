@@ -93,6 +93,14 @@ describe('secrets with password authentication (throwaway cluster)', function ()
     expect(result.stdout + result.stderr + (await everythingWritten())).not.to.include('key-passphrase-secret');
   });
 
+  it('says a password is needed when none was given to a server that asks for one', async function () {
+    const result = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: {...env(PASSWORD), DATABASE_URL: cluster.url('app', 'appdb')}});
+    expect(result.exitCode).to.equal(3);
+    expect(result.json.error.code).to.equal('E_DB_AUTH');
+    expect(result.json.error.message).to.include('the server asks for a password and none was given');
+    expect(result.json.error.suggestion).to.include('.pgpass');
+  });
+
   it('reports a wrong password as an authentication failure without showing it', async function () {
     const wrong = 'wrong-password-visible?';
     const result = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: env(wrong)});

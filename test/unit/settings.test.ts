@@ -112,4 +112,35 @@ describe('resolveSettings', function () {
       await rm(directory, {recursive: true, force: true});
     }
   });
+
+  describe('settings a command does not use', function () {
+    const bad = {BACKUP_COMPRESSION: 'bogus', BACKUP_COMPRESSION_LEVEL: '99', BACKUP_RETENTION_DAILY: 'abc', BACKUP_ENCRYPTION_ITERATIONS: 'many', BACKUP_ENCRYPTION_KEY: longKey};
+
+    it('are warnings with their defaults, so that nothing unrelated stops a restore', function () {
+      const settings = resolveSettings({process: bad, dotenv: {}, cwd: '/srv'}, {uses: []});
+      expect(settings.compression).to.deep.equal({algorithm: 'gzip', level: 6});
+      expect(settings.retention).to.deep.equal({hourly: 24, daily: 30, monthly: 12});
+      expect(settings.encryption?.iterations).to.equal(600000);
+      const warnings = settings.warnings.join('\n');
+      for (const name of ['BACKUP_COMPRESSION', 'BACKUP_RETENTION_DAILY', 'BACKUP_ENCRYPTION_ITERATIONS']) expect(warnings).to.include(name);
+      expect(warnings).to.include('This command does not use it and goes on');
+    });
+
+    it('are errors for the commands that use them', function () {
+      expect(() => resolveSettings({process: bad, dotenv: {}, cwd: '/srv'}, {uses: ['new-backups']})).to.throw(SynapseError, /BACKUP_ENCRYPTION_ITERATIONS|BACKUP_COMPRESSION/);
+      expect(() => resolveSettings({process: {BACKUP_RETENTION_DAILY: 'abc'}, dotenv: {}, cwd: '/srv'}, {uses: ['retention']})).to.throw(SynapseError, /BACKUP_RETENTION_DAILY 'abc'/);
+    });
+
+    it('warn about an unencrypted backup only where backups are written', function () {
+      expect(resolveSettings({process: {}, dotenv: {}, cwd: '/srv'}, {uses: []}).warnings).to.deep.equal([]);
+      expect(resolveSettings({process: {}, dotenv: {}, cwd: '/srv'}, {uses: ['new-backups']}).warnings.join()).to.match(/UNENCRYPTED/);
+    });
+  });
+
+  it('checks the progress interval: a bad one is a warning and the default, never 230 lines a second', function () {
+    expect(settingsOf({SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS: '2500'}).progressIntervalMs).to.equal(2500);
+    const bad = settingsOf({SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS: 'abc'});
+    expect(bad.progressIntervalMs).to.equal(10000);
+    expect(bad.warnings.join('\n')).to.include("SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS 'abc'");
+  });
 });

@@ -2,9 +2,6 @@ import type {ProgressEvents, StageEvent, StageName} from '../../core/events/inde
 import {formatBytes, formatDuration, formatRate} from '../format/index.js';
 import {isTerminal, type StageView} from './stage-display.js';
 
-/** How often a stage's progress may be logged; cron mail and journald need no more. */
-const PROGRESS_INTERVAL_MS = Number(process.env.SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS ?? 10_000);
-
 /** One timestamped line per stage event for cron, systemd and CI logs, progress throttled. */
 export class LineStageLog implements StageView {
   readonly #events: ProgressEvents;
@@ -14,11 +11,14 @@ export class LineStageLog implements StageView {
   readonly #lastProgress = new Map<StageName, number>();
   readonly #ended = new Set<StageName>();
   readonly #listener = (event: StageEvent): void => this.#onEvent(event);
+  /** How often a stage's progress may be logged; cron mail and journald need no more. */
+  readonly #progressIntervalMs: number;
 
-  constructor(events: ProgressEvents, operation: string, out: NodeJS.WritableStream) {
+  constructor(events: ProgressEvents, operation: string, out: NodeJS.WritableStream, progressIntervalMs: number) {
     this.#events = events;
     this.#operation = operation;
     this.#out = out;
+    this.#progressIntervalMs = progressIntervalMs;
   }
 
   start(): void {
@@ -35,7 +35,7 @@ export class LineStageLog implements StageView {
     const since = now - (this.#startedAt.get(event.stage) ?? now);
     if (event.status === 'started') this.#startedAt.set(event.stage, now);
     if (event.status === 'progress') {
-      if (now - (this.#lastProgress.get(event.stage) ?? this.#startedAt.get(event.stage) ?? 0) < PROGRESS_INTERVAL_MS) return;
+      if (now - (this.#lastProgress.get(event.stage) ?? this.#startedAt.get(event.stage) ?? 0) < this.#progressIntervalMs) return;
       this.#lastProgress.set(event.stage, now);
     }
     if (isTerminal(event)) this.#ended.add(event.stage);

@@ -31,13 +31,14 @@ export async function withStageDisplay<T>(
   operation: string,
   stages: readonly StageTitle[],
   work: () => Promise<T>,
+  progressIntervalMs: number,
 ): Promise<T> {
   // listr2 is loaded only for a terminal: cron and --json runs start that much sooner.
   const view: StageView | undefined =
     mode === 'interactive'
       ? new (await import('./listr-stage-view.js')).ListrStageView(events, stages)
       : mode === 'lines'
-        ? new LineStageLog(events, operation, process.stderr)
+        ? new LineStageLog(events, operation, process.stderr, progressIntervalMs)
         : undefined;
   view?.start();
   try {

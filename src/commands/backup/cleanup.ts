@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
-import {loadSettings, openStorage} from '../../cli/runtime.js';
+import {openStorage} from '../../cli/runtime.js';
 import {formatRestoreLeftovers} from '../../cli/format/index.js';
 import {cleanupBackups, documentAuthenticatorFor, findRestoreLeftovers, type CleanupResult, type RestoreLeftovers} from '../../core/services/index.js';
 
@@ -20,7 +20,7 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
 
   async run(): Promise<CleanupOutput> {
     const {flags} = await this.parse(BackupCleanup);
-    const settings = loadSettings();
+    const settings = this.loadSettings(['retention']);
     const storage = await openStorage(this.config, settings, 'read-write');
     const result = await this.display(
       'cleanup',

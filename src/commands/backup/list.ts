@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
 import {formatBackupTable, formatRestoreLeftovers} from '../../cli/format/index.js';
-import {loadSettings, openStorage} from '../../cli/runtime.js';
+import {openStorage} from '../../cli/runtime.js';
 import {documentAuthenticatorFor, findRestoreLeftovers, listBackups, type ListedBackup, type RestoreLeftovers} from '../../core/services/index.js';
 
 interface ListOutput {
@@ -25,7 +25,7 @@ export default class BackupList extends SynapseCommand<ListOutput> {
 
   async run(): Promise<ListOutput> {
     const {flags} = await this.parse(BackupList);
-    const settings = loadSettings();
+    const settings = this.loadSettings([]);
     const storage = await openStorage(this.config, settings, 'read');
     const database = flags['all-databases'] ? undefined : settings.database.database;
     const backups = await listBackups(storage, {authenticator: documentAuthenticatorFor(settings.encryption), database});

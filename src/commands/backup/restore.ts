@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core';
 import {SynapseCommand} from '../../cli/base-command.js';
 import {countdown} from '../../cli/countdown.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
-import {loadEncryptionProviders, loadSettings, openStorage} from '../../cli/runtime.js';
+import {loadEncryptionProviders, openStorage} from '../../cli/runtime.js';
 import {quoteIdentifier} from '../../core/postgres/index.js';
 import {assertRestorableName, restoreBackup, type RestoreResult} from '../../core/services/index.js';
 
@@ -31,7 +31,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
   async run(): Promise<RestoreResult> {
     const {args, flags} = await this.parse(BackupRestore);
     assertRestorableName(args.file);
-    const settings = loadSettings();
+    const settings = this.loadSettings([]);
     const storage = await openStorage(this.config, settings, 'read');
     const encryptionProviders = await loadEncryptionProviders(this.config);
     const result = await this.display(

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core';
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import {SynapseCommand} from '../../cli/base-command.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
-import {loadEncryptionProviders, loadSettings, openStorage} from '../../cli/runtime.js';
+import {loadEncryptionProviders, openStorage} from '../../cli/runtime.js';
 import {SynapseError} from '../../core/errors/index.js';
 import {BACKUP_TYPES, type BackupType} from '../../core/naming/index.js';
 import {runBackup, type BackupResult} from '../../core/services/index.js';
@@ -29,8 +29,7 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
 
   async run(): Promise<BackupResult> {
     const {flags} = await this.parse(BackupRun);
-    const settings = loadSettings();
-    this.warnAll(settings.warnings);
+    const settings = this.loadSettings(['new-backups']);
     const storage = await openStorage(this.config, settings, 'read-write');
     let encryption: EncryptionProvider | undefined;
     if (settings.encryption) {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import {SynapseError} from '../errors/index.js';
 import {DEFAULT_RETENTION_POLICY, type RetentionPolicy} from '../retention/index.js';
 import {Secret} from '../secrets/index.js';
-import {COMPRESSION_FORMATS, type CompressionSettings} from '../pipeline/compression.js';
+import {COMPRESSION_FORMATS, DEFAULT_COMPRESSION, type CompressionSettings} from '../pipeline/compression.js';
 import type {CompressionAlgorithm} from '../naming/index.js';
 import {DatabaseTarget, withoutSecrets} from '../postgres/database-target.js';
 
@@ -19,6 +19,18 @@ export interface EncryptionSettings {
   readonly iterations: number;
 }
 
+/**
+ * Settings that only some commands use. A command validates the groups it names; a bad value in
+ * another group is a warning and its default, so that in an emergency a setting that only matters
+ * to other commands (a bad BACKUP_COMPRESSION, say) never stops a restore.
+ * - new-backups: compression, its level and the PBKDF2 iterations of new backups (backup run);
+ * - retention: the retention counts (cleanup).
+ */
+export type SettingGroup = 'new-backups' | 'retention';
+export const ALL_SETTING_GROUPS: readonly SettingGroup[] = ['new-backups', 'retention'];
+
+export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
+
 export interface Settings {
   /** The configuration environment (process environment over .env) less the secrets, for plugins. */
   readonly env: Env;
@@ -29,6 +41,8 @@ export interface Settings {
   readonly compression: CompressionSettings;
   readonly retention: RetentionPolicy;
   readonly pgBinDir: string | undefined;
+  /** How often a running stage logs its progress when not on a terminal. */
+  readonly progressIntervalMs: number;
   readonly warnings: readonly string[];
 }
 
@@ -44,9 +58,24 @@ function nonNegativeInteger(env: Env, name: string, fallback: number, minimum = 
   const raw = env[name]?.trim();
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw) || Number(raw) < minimum || !Number.isSafeInteger(Number(raw))) {
-    throw new SynapseError('E_CONFIG', {message: `unable to use ${name} '${raw}': expected a whole number${minimum > 0 ? ` of at least ${minimum}` : ' (0 or more)'}`});
+    throw new SynapseError('E_CONFIG', {message: `unable to use ${name} '${raw}': expected a whole number${minimum > 0 ? ` of at least ${minimum}` : ''}`});
   }
   return Number(raw);
+}
+
+/**
+ * A setting of a group this command does not use: its value when valid, else its default and a
+ * warning, so that the mistake is seen without stopping this command.
+ */
+function leniently<T>(used: boolean, resolve: () => T, fallback: T, warnings: string[]): T {
+  if (used) return resolve();
+  try {
+    return resolve();
+  } catch (error) {
+    if (!(error instanceof SynapseError)) throw error;
+    warnings.push(`${error.message}. This command does not use it and goes on; fix it before the commands that do.`);
+    return fallback;
+  }
 }
 
 function readKeyFile(file: string): Secret {
@@ -72,7 +101,7 @@ function readKeyFile(file: string): Secret {
   return new Secret(key);
 }
 
-function resolveEncryption(sources: EnvSources, env: Env, warnings: string[]): EncryptionSettings | undefined {
+function resolveEncryption(sources: EnvSources, env: Env, warnings: string[], writesBackups: boolean): EncryptionSettings | undefined {
   const inline = env.BACKUP_ENCRYPTION_KEY;
   const file = env.BACKUP_ENCRYPTION_KEY_FILE?.trim();
   // Set but empty is a mistake (a failed `$(cat missing-file)`), never a request for no encryption.
@@ -90,10 +119,10 @@ function resolveEncryption(sources: EnvSources, env: Env, warnings: string[]): E
       suggestion: 'Set only one of them.',
     });
   }
-  const iterations = nonNegativeInteger(env, 'BACKUP_ENCRYPTION_ITERATIONS', DEFAULT_KDF_ITERATIONS, 1);
+  const iterations = leniently(writesBackups, () => nonNegativeInteger(env, 'BACKUP_ENCRYPTION_ITERATIONS', DEFAULT_KDF_ITERATIONS, 1), DEFAULT_KDF_ITERATIONS, warnings);
   const provider = env.BACKUP_ENCRYPTION_PROVIDER?.trim() || 'aes-256-cbc';
   if (!inline && !file) {
-    warnings.push('Backups are written UNENCRYPTED: set BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE to encrypt them.');
+    if (writesBackups) warnings.push('Backups are written UNENCRYPTED: set BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE to encrypt them.');
     return undefined;
   }
   let key: Secret;
@@ -114,7 +143,7 @@ function resolveEncryption(sources: EnvSources, env: Env, warnings: string[]): E
   if (key.length < MINIMUM_KEY_LENGTH) {
     warnings.push(`The encryption key is shorter than ${MINIMUM_KEY_LENGTH} characters; use a long random one (e.g. \`openssl rand -base64 48\`).`);
   }
-  if (iterations < 100_000) warnings.push(`BACKUP_ENCRYPTION_ITERATIONS=${iterations} is low for PBKDF2-SHA256; ${DEFAULT_KDF_ITERATIONS} is the default.`);
+  if (writesBackups && iterations < 100_000) warnings.push(`BACKUP_ENCRYPTION_ITERATIONS=${iterations} is low for PBKDF2-SHA256; ${DEFAULT_KDF_ITERATIONS} is the default.`);
   return {key, provider, iterations};
 }
 
@@ -143,12 +172,28 @@ function resolveCompression(env: Env): CompressionSettings {
   return {algorithm, level};
 }
 
-/** Reads the whole configuration; every bad value is an E_CONFIG error naming the variable. */
-export function resolveSettings(sources: EnvSources): Settings {
+/**
+ * Reads the configuration a command needs; every bad value of what it uses is an E_CONFIG error
+ * naming the variable. `uses` names the groups it validates (all of them by default).
+ */
+export function resolveSettings(sources: EnvSources, options: {uses?: readonly SettingGroup[]} = {}): Settings {
   const env: Env = {...sources.dotenv, ...sources.process};
+  const uses = new Set(options.uses ?? ALL_SETTING_GROUPS);
   const warnings: string[] = [];
-  const encryption = resolveEncryption(sources, env, warnings);
-  const compression = resolveCompression(env);
+  const encryption = resolveEncryption(sources, env, warnings, uses.has('new-backups'));
+  const compression = leniently(uses.has('new-backups'), () => resolveCompression(env), DEFAULT_COMPRESSION, warnings);
+  const retention = leniently(
+    uses.has('retention'),
+    () => ({
+      hourly: nonNegativeInteger(env, 'BACKUP_RETENTION_HOURLY', DEFAULT_RETENTION_POLICY.hourly),
+      daily: nonNegativeInteger(env, 'BACKUP_RETENTION_DAILY', DEFAULT_RETENTION_POLICY.daily),
+      monthly: nonNegativeInteger(env, 'BACKUP_RETENTION_MONTHLY', DEFAULT_RETENTION_POLICY.monthly),
+    }),
+    DEFAULT_RETENTION_POLICY,
+    warnings,
+  );
+  // Only what the display shows depends on it: never a reason to stop, always a reason to say so.
+  const progressIntervalMs = leniently(false, () => nonNegativeInteger(env, 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', DEFAULT_PROGRESS_INTERVAL_MS), DEFAULT_PROGRESS_INTERVAL_MS, warnings);
   return {
     env: withoutSecrets(env),
     database: DatabaseTarget.fromEnvironment(env),
@@ -158,12 +203,9 @@ export function resolveSettings(sources: EnvSources): Settings {
     },
     encryption,
     compression,
-    retention: {
-      hourly: nonNegativeInteger(env, 'BACKUP_RETENTION_HOURLY', DEFAULT_RETENTION_POLICY.hourly),
-      daily: nonNegativeInteger(env, 'BACKUP_RETENTION_DAILY', DEFAULT_RETENTION_POLICY.daily),
-      monthly: nonNegativeInteger(env, 'BACKUP_RETENTION_MONTHLY', DEFAULT_RETENTION_POLICY.monthly),
-    },
+    retention,
     pgBinDir: env.PG_BIN_DIR?.trim() || undefined,
+    progressIntervalMs,
     warnings,
   };
 }

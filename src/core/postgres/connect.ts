@@ -19,6 +19,14 @@ export function databaseError(error: unknown, target: DatabaseTarget, action: st
     return new SynapseError('E_DB_UNREACHABLE', {message: `${where}: server unreachable (${code ? `${code}: ` : ''}${reason})`, cause});
   }
   if (code.startsWith('28')) return new SynapseError('E_DB_AUTH', {message: `${where}: authentication failed (${reason})`, cause});
+  // pg's words when the server asks for a password and none was given (libpq: "no password supplied").
+  if (/client password must be a string|no password supplied|password must be provided/i.test(reason)) {
+    return new SynapseError('E_DB_AUTH', {
+      message: `${where}: the server asks for a password and none was given`,
+      suggestion: 'Give the password in DATABASE_URL (percent-encoded), in PGPASSWORD, or in ~/.pgpass of the user that runs synapse-backup.',
+      cause,
+    });
+  }
   if (code === '3D000') {
     return new SynapseError('E_DB_UNREACHABLE', {
       message: `${where}: ${reason}`,

@@ -11,6 +11,18 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const DEFAULT_SOCKET_DIRECTORIES = ['/var/run/postgresql', '/tmp'];
 
+/** A part of DATABASE_URL, percent-decoded; a stray '%' is a configuration error that says what to do. */
+function decodeUrlPart(value: string, part: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new SynapseError('E_CONFIG', {
+      message: `unable to use DATABASE_URL: its ${part} holds a '%' that does not start a percent-encoded character`,
+      suggestion: 'Percent-encode special characters in DATABASE_URL: write % as %25, @ as %40, : as %3A, / as %2F (for example with: node -p "encodeURIComponent(process.argv[1])" \'the-password\').',
+    });
+  }
+}
+
 /** Variables that carry secrets: never handed on to child processes or plugins as they are. */
 export const SECRET_VARIABLES = ['DATABASE_URL', 'PGPASSWORD', 'BACKUP_ENCRYPTION_KEY'] as const;
 
@@ -64,10 +76,10 @@ export class DatabaseTarget {
           suggestion: 'Remove sslpassword from DATABASE_URL: use a client key without a passphrase, readable only by the backup user (sslkey=...), or a pg_service.conf entry (PGSERVICE) that holds it.',
         });
       }
-      const password = url.password ? new Secret(decodeURIComponent(url.password)) : queryPassword ? new Secret(queryPassword) : env.PGPASSWORD ? new Secret(env.PGPASSWORD) : undefined;
+      const password = url.password ? new Secret(decodeUrlPart(url.password, 'password')) : queryPassword ? new Secret(queryPassword) : env.PGPASSWORD ? new Secret(env.PGPASSWORD) : undefined;
       url.password = '';
-      const user = decodeURIComponent(url.username) || env.PGUSER || userInfo().username;
-      const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || url.searchParams.get('dbname') || env.PGDATABASE || user;
+      const user = decodeUrlPart(url.username, 'user name') || env.PGUSER || userInfo().username;
+      const database = decodeUrlPart(url.pathname.replace(/^\//, ''), 'database name') || url.searchParams.get('dbname') || env.PGDATABASE || user;
       return new DatabaseTarget(url, env, database, password);
     }
     const user = env.PGUSER || userInfo().username;
@@ -105,6 +117,9 @@ export class DatabaseTarget {
       const url = new URL(this.#url.href);
       url.searchParams.delete('dbname');
       url.pathname = `/${encodeURIComponent(this.database)}`;
+      // Without a user in the URL, libpq connects as PGUSER or the OS user; pg would look for USER in
+      // the environment, which cron and systemd may not set. Name the same user libpq would.
+      if (!url.username) url.username = encodeURIComponent(this.#env.PGUSER || userInfo().username);
       // pg lets what it parses from connectionString override the other fields, so the password goes
       // into the string too. It stays in this process: pg never spawns anything.
       if (this.password) url.password = encodeURIComponent(this.password.reveal());
