@@ -25,7 +25,11 @@ export function loadSettings(uses: readonly SettingGroup[]): Settings {
   return resolveSettings({process: process.env, dotenv: readDotenvFile(cwd), cwd}, {uses});
 }
 
-export async function openStorage(config: Config, settings: Settings, access: 'read' | 'read-write'): Promise<StorageBackend> {
+/**
+ * The configured storage. Only `backup run` creates a missing location (`create`); every other
+ * command reports a missing or wrong one the same way.
+ */
+export async function openStorage(config: Config, settings: Settings, access: 'read' | 'read-write', options: {create?: boolean} = {}): Promise<StorageBackend> {
   const backends = await discoverStorageBackends(config);
   const found = backends.get(settings.storage.scheme);
   if (!found) {
@@ -35,7 +39,7 @@ export async function openStorage(config: Config, settings: Settings, access: 'r
     });
   }
   try {
-    return await found.registration.create({location: settings.storage.location, env: settings.env, access});
+    return await found.registration.create({location: settings.storage.location, env: settings.env, access, create: options.create === true});
   } catch (error) {
     if (isSynapseError(error)) throw error;
     const code = errnoCode(error);
@@ -45,8 +49,19 @@ export async function openStorage(config: Config, settings: Settings, access: 'r
     }
     if (code === 'ENOENT') {
       throw new SynapseError('E_STORAGE', {
-        message: `unable to open backup storage '${settings.storage.location}': it does not exist`,
-        suggestion: 'Check BACKUP_DIR (or BACKUP_STORAGE); `backup run` creates the directory on its first backup.',
+        message: options.create
+          ? `unable to create backup storage '${settings.storage.location}': ${reason}`
+          : `unable to open backup storage '${settings.storage.location}': it does not exist`,
+        suggestion: options.create
+          ? 'Point BACKUP_DIR at a directory that can exist on this machine (its parent must be a real, writable directory).'
+          : 'Check BACKUP_DIR (or BACKUP_STORAGE); `backup run` creates the directory on its first backup.',
+        cause: error,
+      });
+    }
+    if (code === 'ENOTDIR') {
+      throw new SynapseError('E_STORAGE', {
+        message: `unable to open backup storage '${settings.storage.location}': ${reason}`,
+        suggestion: 'Point BACKUP_DIR at a directory, not a file.',
         cause: error,
       });
     }

@@ -76,10 +76,16 @@ export interface StorageBackendOptions {
   /** Backend-specific location: a directory, a bucket URL... */
   readonly location: string;
   /**
-   * 'read' for commands that only read (list, restore): the backend must not create the location
-   * and must work on read-only media. 'read-write' may create it and should check it is writable.
+   * 'read' for commands that only read (list, restore): the backend must work on read-only media.
+   * 'read-write' should check that the location is writable.
    */
   readonly access: 'read' | 'read-write';
+  /**
+   * Create the location when it is missing (backup run, the first time). Otherwise a missing
+   * location is an error with code 'ENOENT', whatever the access, so that every command but
+   * the one that writes backups says the same thing about a wrong location.
+   */
+  readonly create?: boolean;
   /** The configuration environment, for backend-specific settings. */
   readonly env: Readonly<Record<string, string | undefined>>;
 }

@@ -20,7 +20,7 @@ describe('runBackup (in process)', function () {
 
   it('gives two backups started in the same second distinct names, and both are complete', async function () {
     const settings = resolveSettings({process: {DATABASE_URL: workspace.databaseUrl, BACKUP_DIR: workspace.backupDir}, dotenv: {}, cwd: workspace.cwd});
-    const storage = await LocalDirectoryStorage.open(path.join(workspace.backupDir));
+    const storage = await LocalDirectoryStorage.open(path.join(workspace.backupDir), 'read-write', {create: true});
     const frozen = new Date('2026-02-22T14:30:00.250Z');
     const context = {settings, storage, encryption: undefined, events: new ProgressEvents(), signal: new AbortController().signal, toolVersion: 'test', now: () => frozen};
     const first = await runBackup(context, {type: 'hourly'});

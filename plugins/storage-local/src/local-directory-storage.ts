@@ -13,6 +13,44 @@ function codedError(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), {code});
 }
 
+async function statIfExists(file: string): Promise<Awaited<ReturnType<typeof stat>> | undefined> {
+  try {
+    return await stat(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * mkdir -p, one directory at a time from the deepest one that exists. Node's recursive mkdir
+ * never returns on some paths (under /proc it spins on ENOENT); this fails at once, naming why.
+ */
+async function createDirectory(directory: string): Promise<void> {
+  const missing: string[] = [];
+  let current = directory;
+  for (;;) {
+    const info = await statIfExists(current);
+    if (info) {
+      if (!info.isDirectory()) throw codedError('ENOTDIR', `'${current}' is not a directory`);
+      break;
+    }
+    missing.unshift(current);
+    const parent = path.dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  for (const component of missing) {
+    try {
+      await mkdir(component, {mode: 0o700});
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && (await statIfExists(component))?.isDirectory()) continue;
+      throw codedError(code ?? 'EIO', `unable to create '${component}': ${(error as Error).message}`);
+    }
+  }
+}
+
 /** As the contract has it for a missing key: what is not a regular file is no object of ours. */
 function notRegular(key: string): NodeJS.ErrnoException {
   return codedError('ENOENT', `'${key}' is not a regular file (a symbolic link or another special file), which synapse-backup never writes`);
@@ -33,18 +71,17 @@ export class LocalDirectoryStorage implements StorageBackend {
   }
 
   /**
-   * Opens the directory. For writing, it is created 0700 if missing and must be writable by this
-   * user; for reading, it must exist and may be read-only (a backup disk mounted ro for a restore).
+   * Opens the directory. With `create`, a missing one is created 0700, parent by parent. For
+   * writing it must be writable by this user; for reading it may be read-only (a backup disk
+   * mounted ro for a restore).
    */
-  static async open(directory: string, mode: 'read' | 'read-write' = 'read-write'): Promise<LocalDirectoryStorage> {
+  static async open(directory: string, mode: 'read' | 'read-write' = 'read-write', options: {create?: boolean} = {}): Promise<LocalDirectoryStorage> {
     const absolute = path.resolve(directory);
-    if (mode === 'read-write') await mkdir(absolute, {recursive: true, mode: 0o700});
-    let info;
-    try {
+    let info = await statIfExists(absolute);
+    if (!info) {
+      if (!options.create) throw codedError('ENOENT', `'${absolute}' does not exist`);
+      await createDirectory(absolute);
       info = await stat(absolute);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw codedError('ENOENT', `'${absolute}' does not exist`);
-      throw error;
     }
     if (!info.isDirectory()) throw codedError('ENOTDIR', `'${absolute}' is not a directory`);
     const needed = mode === 'read-write' ? constants.R_OK | constants.W_OK | constants.X_OK : constants.R_OK | constants.X_OK;

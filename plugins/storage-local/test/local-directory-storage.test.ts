@@ -13,7 +13,7 @@ const created = new Map<string, string>();
 describeStorageContract('local directory', {
   async create() {
     const directory = await mkdtemp(path.join(tmpdir(), 'synapse-local-'));
-    const storage = await LocalDirectoryStorage.open(path.join(directory, 'backups'));
+    const storage = await LocalDirectoryStorage.open(path.join(directory, 'backups'), 'read-write', {create: true});
     created.set(storage.location, directory);
     return storage;
   },
@@ -34,7 +34,7 @@ describe('local directory storage', function () {
   });
 
   it('creates the backup directory 0700 and private objects 0600', async function () {
-    const storage = await LocalDirectoryStorage.open(path.join(directory, 'nested', 'backups'));
+    const storage = await LocalDirectoryStorage.open(path.join(directory, 'nested', 'backups'), 'read-write', {create: true});
     expect((await stat(storage.location)).mode & 0o777).to.equal(0o700);
     await storage.put('secret', Readable.from([Buffer.from('x')]), {private: true});
     expect((await stat(path.join(storage.location, 'secret'))).mode & 0o777).to.equal(0o600);

@@ -30,7 +30,7 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
   async run(): Promise<BackupResult> {
     const {flags} = await this.parse(BackupRun);
     const settings = this.loadSettings(['new-backups']);
-    const storage = await openStorage(this.config, settings, 'read-write');
+    const storage = await openStorage(this.config, settings, 'read-write', {create: true});
     let encryption: EncryptionProvider | undefined;
     if (settings.encryption) {
       encryption = (await loadEncryptionProviders(this.config)).get(settings.encryption.provider);

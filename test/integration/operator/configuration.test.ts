@@ -1,4 +1,7 @@
 import {expect} from 'chai';
+import {existsSync} from 'node:fs';
+import {stat} from 'node:fs/promises';
+import path from 'node:path';
 
 import {seedSampleData, snapshotDatabase, sql} from '../../helpers/database.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
@@ -58,5 +61,47 @@ describe('configuration as operators meet it', function () {
     const url = workspace.databaseUrl.replace('postgresql://postgres@', 'postgresql://');
     const result = await workspace.run(['backup', 'run', '--json'], {DATABASE_URL: url, USER: undefined, LOGNAME: undefined});
     expect(result.exitCode, result.stdout).to.equal(0);
+  });
+});
+
+describe('a wrong BACKUP_DIR, as every command sees it', function () {
+  let workspace: Workspace;
+
+  beforeEach(async function () {
+    workspace = await createWorkspace();
+  });
+
+  afterEach(async function () {
+    await workspace.dispose();
+  });
+
+  it('is reported the same way by list, restore and cleanup when it does not exist, and none creates it', async function () {
+    const missing = path.join(workspace.cwd, 'no-such-dir');
+    for (const command of [['backup', 'list'], ['backup', 'restore', 'backup_hourly_20260101_000000.sql.gz.enc', '--yes'], ['backup', 'cleanup']]) {
+      const result = await workspace.run([...command, '--json'], {BACKUP_DIR: missing});
+      expect(result.exitCode, command.join(' ')).to.equal(7);
+      expect(result.json.error.message, command.join(' ')).to.equal(`unable to open backup storage '${missing}': it does not exist`);
+      expect(existsSync(missing), command.join(' ')).to.equal(false);
+    }
+    // backup run creates it, parents too, 0700.
+    const nested = path.join(missing, 'nested');
+    await workspace.backup({BACKUP_DIR: nested});
+    expect((await stat(nested)).mode & 0o777).to.equal(0o700);
+  });
+
+  it('is "not a directory" for every command when it names a file', async function () {
+    for (const command of [['backup', 'run'], ['backup', 'list'], ['backup', 'cleanup']]) {
+      const result = await workspace.run([...command, '--json'], {BACKUP_DIR: '/etc/passwd'});
+      expect(result.exitCode, command.join(' ')).to.equal(7);
+      expect(result.json.error.message, command.join(' ')).to.include("'/etc/passwd' is not a directory");
+    }
+  });
+
+  it('fails at once where a directory cannot be made (under /proc), instead of spinning', async function () {
+    const started = Date.now();
+    const result = await workspace.run(['backup', 'run', '--json'], {BACKUP_DIR: '/proc/synapse-backup-test/backups'});
+    expect(result.exitCode).to.equal(7);
+    expect(result.json.error.message).to.include("unable to create backup storage '/proc/synapse-backup-test/backups'");
+    expect(Date.now() - started).to.be.lessThan(10_000);
   });
 });
