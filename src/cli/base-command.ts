@@ -50,7 +50,8 @@ export abstract class SynapseCommand<T> extends Command {
       process.stderr.write(`\nReceived ${signal} again: exiting without cleaning up.\n`);
       process.exit(130);
     }
-    if (!this.jsonEnabled()) process.stderr.write(`\nReceived ${signal}: stopping and cleaning up (press Ctrl-C again to exit at once)...\n`);
+    const again = signal === 'SIGINT' ? 'press Ctrl-C again' : `send ${signal} again`;
+    if (!this.jsonEnabled()) process.stderr.write(`\nReceived ${signal}: stopping and cleaning up (${again} to exit at once)...\n`);
     this.abortController.abort();
   };
 

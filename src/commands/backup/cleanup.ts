@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
+import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {openStorage} from '../../cli/runtime.js';
 import {formatRestoreLeftovers} from '../../cli/format/index.js';
 import {cleanupBackups, documentAuthenticatorFor, findRestoreLeftovers, type CleanupResult, type RestoreLeftovers} from '../../core/services/index.js';
@@ -9,8 +10,10 @@ type CleanupOutput = CleanupResult & {databases: RestoreLeftovers | null};
 
 export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
   static override summary = 'Delete backups beyond the retention policy (24 hourly, 30 daily, 12 monthly).';
-  static override description =
-    'Keeps the newest BACKUP_RETENTION_HOURLY, _DAILY and _MONTHLY good backups of each database and type and deletes the rest, each with its metadata, plus what crashed runs left. A backup is deleted only once the newer backups that replace it have been read back whole and matched their checksums (once per backup; the result is remembered). Never deletes a file synapse-backup did not write, a backup whose metadata is missing, not authentic or damaged, or the newest good backup of a type.';
+  static override description = withEnvironmentHelp(
+    'Keeps the newest BACKUP_RETENTION_HOURLY, _DAILY and _MONTHLY good backups of each database and type and deletes the rest, each with its metadata, plus what crashed runs left. A backup is deleted only once the newer backups that replace it have been read back whole and matched their checksums (once per backup; the result is remembered). Never deletes a file synapse-backup did not write, a backup whose metadata is missing, not authentic or damaged, or the newest good backup of a type.',
+    COMMAND_ENVIRONMENT.cleanup,
+  );
 
   static override examples = ['<%= config.bin %> <%= command.id %> --dry-run', 'BACKUP_RETENTION_HOURLY=48 <%= config.bin %> <%= command.id %>'];
 

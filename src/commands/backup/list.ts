@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
+import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {formatBackupTable, formatRestoreLeftovers} from '../../cli/format/index.js';
 import {openStorage} from '../../cli/runtime.js';
 import {documentAuthenticatorFor, findRestoreLeftovers, listBackups, type ListedBackup, type RestoreLeftovers} from '../../core/services/index.js';
@@ -14,8 +15,10 @@ interface ListOutput {
 
 export default class BackupList extends SynapseCommand<ListOutput> {
   static override summary = 'List the backups of the configured database, newest first.';
-  static override description =
-    'Shows the backups of the database DATABASE_URL names (with --all-databases, of every database in the storage). A backup counts as good only when its stored file has the recorded size and its metadata is complete and, with a key configured, authentic; the others are listed and marked. Files that synapse-backup did not write and runs that have not finished are not listed.';
+  static override description = withEnvironmentHelp(
+    'Shows the backups of the database DATABASE_URL names (with --all-databases, of every database in the storage). A backup counts as good only when its stored file has the recorded size and its metadata is complete and, with a key configured, authentic; the others are listed and marked. Files that synapse-backup did not write and runs that have not finished are not listed.',
+    COMMAND_ENVIRONMENT.list,
+  );
 
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --all-databases --json'];
 

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
+import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {countdown} from '../../cli/countdown.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
 import {loadEncryptionProviders, openStorage} from '../../cli/runtime.js';
@@ -11,7 +12,10 @@ const COUNTDOWN_SECONDS = 5;
 
 export default class BackupRestore extends SynapseCommand<RestoreResult> {
   static override summary = 'Restore a backup into the configured database, replacing its content.';
-  static override description = `Checks the backup's SHA-256 against its metadata and the key against its first block while the countdown runs, and loads nothing until both passed: it loads the backup with psql into a new database and swaps names with the target in one transaction. The previous database is kept as <name>_pre_restore_<timestamp> until you drop it. Sessions connected to the target are ended at the swap. On any failure or Ctrl-C the target is left exactly as it was. Needs CREATEDB and ownership of the target database.`;
+  static override description = withEnvironmentHelp(
+    `Refuses what it cannot trust: metadata whose MAC does not match the key, an unencrypted backup where a key is configured (--allow-unencrypted), a backup of another database (--allow-other-database). Checks the backup's SHA-256 against its metadata and the key against its first block while the countdown runs, and loads nothing until both passed: it loads the backup with psql under \\restrict (no meta-command in the dump runs) into a new database and swaps names with the target in one transaction, so that a restore killed at any moment leaves the target as it was or fully swapped. One restore per database at a time (a second exits 11). The previous database is kept as <name>_pre_restore_<timestamp> until you drop it. Sessions connected to the target are ended at the swap. Needs CREATEDB and ownership of the target database.`,
+    COMMAND_ENVIRONMENT.restore,
+  );
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> backup_daily_20260222_020000.sql.gz.enc',

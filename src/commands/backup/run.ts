@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core';
 
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import {SynapseCommand} from '../../cli/base-command.js';
+import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
 import {loadEncryptionProviders, openStorage} from '../../cli/runtime.js';
 import {SynapseError} from '../../core/errors/index.js';
@@ -10,7 +11,10 @@ import {runBackup, type BackupResult} from '../../core/services/index.js';
 
 export default class BackupRun extends SynapseCommand<BackupResult> {
   static override summary = 'Back up the database: pg_dump, gzip, encrypt, checksum, store.';
-  static override description = `Streams a plain pg_dump through gzip and (when a key is configured) AES-256-CBC into the backup storage, then writes <name>.meta.json beside it. Nothing is written to a temporary copy; a failed or interrupted run leaves no backup behind and never touches earlier ones. Only one run per backup storage at a time: a second one exits with status 11.`;
+  static override description = withEnvironmentHelp(
+    `Streams a plain pg_dump through gzip or zstd and (when a key is configured) AES-256-CBC into the backup storage, then writes <name>.meta.json beside it, with a MAC when a key is configured. Nothing is written to a temporary copy; a failed or interrupted run leaves nothing that counts as a backup, the next cleanup removes what it left, and earlier backups are never touched. Only one run per backup storage at a time: a second one exits with status 11.`,
+    COMMAND_ENVIRONMENT.run,
+  );
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -43,8 +47,8 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
       [
         {stage: 'preflight', title: 'Check server, pg_dump and lock'},
         {stage: 'dump', title: 'Dump (pg_dump)'},
-        {stage: 'compress', title: 'Compress (gzip)'},
-        {stage: 'encrypt', title: 'Encrypt (AES-256-CBC)'},
+        {stage: 'compress', title: `Compress (${settings.compression.algorithm} ${settings.compression.level})`},
+        {stage: 'encrypt', title: `Encrypt (${encryption?.id ?? 'no key'})`},
         {stage: 'checksum', title: 'Checksum (SHA-256)'},
         {stage: 'store', title: `Store (${storage.scheme})`},
         {stage: 'metadata', title: 'Metadata'},

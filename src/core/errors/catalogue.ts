@@ -4,7 +4,7 @@
  * entries; never renumber existing ones.
  */
 export const ERROR_CATALOGUE = {
-  E_INTERNAL: {exitCode: 1, suggestion: 'This is a bug in synapse-backup. Re-run with DEBUG=synapse-backup* and report the output.'},
+  E_INTERNAL: {exitCode: 1, suggestion: 'This is a bug in synapse-backup. Re-run with DEBUG=1 and report the output.'},
   E_CONFIG: {exitCode: 2, suggestion: 'Fix the configuration value named in the message (environment or .env) and try again.'},
   E_USAGE: {exitCode: 2, suggestion: 'Run the command with --help to see its arguments and flags.'},
   E_DB_UNREACHABLE: {exitCode: 3, suggestion: 'Check that PostgreSQL is running and that DATABASE_URL (or PGHOST/PGPORT) points at it.'},

@@ -18,6 +18,8 @@ export interface LockHolder {
 
 export interface HeldLock {
   readonly holder: LockHolder;
+  /** The crashed run whose lock this one took over, to be logged. */
+  readonly tookOverFrom?: LockHolder;
   /** For a lock taken empty on a full disk: writes the holder into it once there is room again. */
   recordHolder(): Promise<void>;
   release(): Promise<void>;
@@ -74,6 +76,11 @@ async function readHolder(storage: StorageBackend): Promise<LockHolder | undefin
   }
 }
 
+/** The line that says a crashed run's lock was taken over, for the log. */
+export function describeTakeover(holder: LockHolder): string {
+  return `took over the lock left by '${holder.operation}' (pid ${holder.pid} on ${holder.hostname}, since ${holder.acquiredAt}), which is no longer running; a crashed run may have left files that the next cleanup removes`;
+}
+
 /**
  * Takes the lock object in the backup storage itself, so that two runs against the same storage
  * exclude each other (overlapping cron jobs), with a conditional put as the atomic step. A lock
@@ -83,6 +90,7 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
   const startTime = processStartTime(process.pid);
   const holder: LockHolder = {pid: process.pid, hostname: hostname(), operation, acquiredAt: new Date().toISOString(), ...(startTime ? {processStartTime: startTime} : {})};
   const content = `${JSON.stringify(holder)}\n`;
+  let tookOverFrom: LockHolder | undefined;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       let empty = false;
@@ -95,6 +103,7 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
       }
       return {
         holder,
+        ...(tookOverFrom ? {tookOverFrom} : {}),
         async recordHolder() {
           if (!empty) return;
           await writeSmallObject(storage, LOCK_KEY, content, {private: true});
@@ -117,12 +126,15 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
       // just taken, and both went on. Only one at a time checks it is still the crashed run's.
       const checked = await runExclusivelyOnThisHost(`${storage.scheme}:${storage.location}:${LOCK_KEY}`, TAKEOVER_WAIT_MS, async () => {
         const still = await readHolder(storage);
-        if (still !== undefined && sameHolder(still, existing)) await storage.delete(LOCK_KEY);
+        if (still !== undefined && sameHolder(still, existing)) {
+          await storage.delete(LOCK_KEY);
+          tookOverFrom = existing;
+        }
       });
       if (checked) continue;
     }
     throw new SynapseError('E_LOCKED', {
-      message: `unable to ${operation}: the backup storage '${storage.location}' is locked by ${existing.operation} (pid ${existing.pid} on ${existing.hostname}, since ${existing.acquiredAt})`,
+      message: `unable to start '${operation}': the backup storage '${storage.location}' is locked by ${existing.operation} (pid ${existing.pid} on ${existing.hostname}, since ${existing.acquiredAt})`,
       suggestion:
         existing === EMPTY_LOCK_HOLDER
           ? `The lock is empty: a cleanup took it on a full storage and has not finished. If no cleanup is running, remove '${LOCK_KEY}' from '${storage.location}'.`
@@ -130,5 +142,5 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
       details: {lock: existing},
     });
   }
-  throw new SynapseError('E_LOCKED', {message: `unable to ${operation}: the lock on '${storage.location}' kept changing hands`});
+  throw new SynapseError('E_LOCKED', {message: `unable to start '${operation}': the lock on '${storage.location}' kept changing hands`});
 }

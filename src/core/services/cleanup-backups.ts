@@ -1,7 +1,7 @@
 import type {StorageBackend} from '../../contracts/storage.js';
 import {readCatalog, type CatalogEntry} from '../catalog/index.js';
 import type {ProgressEvents} from '../events/index.js';
-import {acquireStorageLock} from '../lock/index.js';
+import {acquireStorageLock, describeTakeover} from '../lock/index.js';
 import type {DocumentAuthenticator} from '../metadata/index.js';
 import {metadataKeyFor, pendingKeyFor, verificationKeyFor} from '../naming/index.js';
 import {applyRetentionPolicy, type BackupHealth, type RetentionDecision, type RetentionPolicy} from '../retention/index.js';
@@ -133,6 +133,7 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
   // files that are still the ones it read, and anything new is read then.
   await decideWithVerifiedReplacements(context, (await readCatalog(storage, {authenticator: context.authenticator})).backups, options.dryRun, findings);
   const lock = await acquireStorageLock(storage, options.dryRun ? 'backup cleanup --dry-run' : 'backup cleanup', {evenWhenFull: true});
+  if (lock.tookOverFrom) events.warning(describeTakeover(lock.tookOverFrom));
   try {
     const catalog = await readCatalog(storage, {authenticator: context.authenticator});
     const decisions = await decideWithVerifiedReplacements(context, catalog.backups, options.dryRun, findings);

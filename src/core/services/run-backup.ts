@@ -5,7 +5,7 @@ import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
 import type {Settings} from '../config/index.js';
 import {SynapseError, cancelledError, isSynapseError} from '../errors/index.js';
 import type {BackupStage, ProgressEvents} from '../events/index.js';
-import {acquireStorageLock} from '../lock/index.js';
+import {acquireStorageLock, describeTakeover} from '../lock/index.js';
 import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata} from '../metadata/index.js';
 import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from '../naming/index.js';
 import {BLOCK_SIZE, BlockPool, ByteCounter, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream} from '../pipeline/index.js';
@@ -210,6 +210,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     throw error;
   }
   const {pgDump, server, lock, early} = preflight;
+  if (lock.tookOverFrom) events.warning(describeTakeover(lock.tookOverFrom));
   events.stage('preflight', 'finished', {detail: `PostgreSQL ${server.version}, pg_dump ${pgDump.version}, lock held`});
   try {
     let taken: Set<string>;
