@@ -2,7 +2,7 @@
 // Runs the TypeScript sources directly (no build), for development.
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 13)) {
-  process.stderr.write(`synapse-backup: Node.js ${process.versions.node} is too old; use Node.js 22.13 or newer (npx synapse-backup).\n`);
+  process.stderr.write(`synapse-backup: Node.js ${process.versions.node} is too old; use Node.js 22.13 or newer (npm install brings one: run it as npm exec -- ./bin/dev.js).\n`);
   process.exit(2);
 }
 

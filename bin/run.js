@@ -4,7 +4,7 @@
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 13)) {
   process.stderr.write(
-    `synapse-backup: Node.js ${process.versions.node} is too old; synapse-backup needs Node.js 22.13 or newer. In a checkout, run it as \`npx synapse-backup\` after \`npm install\`, which brings its own Node; elsewhere install Node.js 22 or newer.\n`,
+    `synapse-backup: Node.js ${process.versions.node} is too old; synapse-backup needs Node.js 22.13 or newer. Run it through bin/synapse-backup after \`npm install\` (or \`npm ci\`), which brings its own Node, or install Node.js 22 or newer.\n`,
   );
   process.exit(2);
 }

@@ -6,7 +6,7 @@
 // Node already satisfies `engines`, it does nothing. Otherwise it installs the official Node
 // build that the npm registry serves as a package (node-<platform>-<arch>) into
 // .node-runtime/ and links it as node_modules/.bin/node, which npm puts first on PATH for
-// every `npm run`, `npm test` and `npx synapse-backup` invocation.
+// every `npm run` and `npm test`, and which the launcher bin/synapse-backup runs the CLI with.
 'use strict';
 
 const fs = require('fs');
@@ -96,7 +96,7 @@ function main() {
   fs.mkdirSync(path.dirname(binLink), { recursive: true });
   removeStaleLink();
   fs.symlinkSync(path.relative(path.dirname(binLink), runtimeBinary), binLink);
-  log('Using Node.js ' + versionOf(runtimeBinary) + ' from .node-runtime/ for npm scripts and npx synapse-backup.');
+  log('Using Node.js ' + versionOf(runtimeBinary) + ' from .node-runtime/ for npm scripts and bin/synapse-backup.');
 }
 
 main();

@@ -161,7 +161,7 @@ function resolveCompression(env: Env): CompressionSettings {
   if (missing) {
     throw new SynapseError('E_CONFIG', {
       message: `unable to use BACKUP_COMPRESSION '${algorithm}': ${missing}`,
-      suggestion: 'Run synapse-backup with the Node.js that `npm install` brings (npx synapse-backup), or use BACKUP_COMPRESSION=gzip.',
+      suggestion: 'Run synapse-backup through its launcher bin/synapse-backup, which uses the Node.js that `npm install` brings, or use BACKUP_COMPRESSION=gzip.',
     });
   }
   const {min, max} = format.levels;

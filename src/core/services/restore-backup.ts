@@ -150,7 +150,7 @@ async function assertRestoreAllowed(context: RestoreContext, request: RestoreReq
   if (missingCodec) {
     throw new SynapseError('E_CONFIG', {
       message: `unable to restore '${name}': it is ${metadata.compression.algorithm}-compressed and ${missingCodec}`,
-      suggestion: 'Run synapse-backup with the Node.js that `npm install` brings (npx synapse-backup).',
+      suggestion: 'Run synapse-backup through its launcher bin/synapse-backup, which uses the Node.js that `npm install` brings.',
     });
   }
 }
