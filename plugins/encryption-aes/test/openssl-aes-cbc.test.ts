@@ -39,7 +39,11 @@ describe('AES-256-CBC provider (openssl enc compatible)', function () {
       expect(decryptedByOpenssl.exitCode, String(decryptedByOpenssl.stderr)).to.equal(0);
       expect(Buffer.compare(decryptedByOpenssl.stdout as unknown as Buffer, plain)).to.equal(0);
 
-      const theirs = (await openssl('-e', plain)).stdout as unknown as Buffer;
+      const encryptedByOpenssl = await openssl('-e', plain);
+      // A failed or cut-short openssl run would otherwise surface as "bad decrypt" on our side.
+      expect(encryptedByOpenssl.exitCode, String(encryptedByOpenssl.stderr)).to.equal(0);
+      const theirs = encryptedByOpenssl.stdout as unknown as Buffer;
+      expect(theirs.length, 'openssl wrote the whole ciphertext').to.equal(16 + (Math.floor(size / 16) + 1) * 16);
       const decryptedByUs = await run(opensslAesCbc.createDecryptStream(PASSWORD, opensslAesCbc.describe({iterations: ITERATIONS})), theirs);
       expect(Buffer.compare(decryptedByUs, plain)).to.equal(0);
     });

@@ -3,6 +3,7 @@ import pg from 'pg';
 import {SynapseError, errnoCode} from '../errors/index.js';
 import {redact} from '../secrets/index.js';
 import type {DatabaseTarget} from './database-target.js';
+import {libpqWouldRetry} from './libpq-ssl.js';
 
 const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOENT', 'ECONNRESET']);
 
@@ -17,6 +18,13 @@ export function databaseError(error: unknown, target: DatabaseTarget, action: st
   const where = `unable to ${action} '${target.describe()}'`;
   if (UNREACHABLE_ERRNO.has(code) || code.startsWith('08') || code === '57P03') {
     return new SynapseError('E_DB_UNREACHABLE', {message: `${where}: server unreachable (${code ? `${code}: ` : ''}${reason})`, cause});
+  }
+  if (/CERT|SELF_SIGNED|ERR_TLS|ERR_SSL/.test(code)) {
+    return new SynapseError('E_DB_UNREACHABLE', {
+      message: `${where}: the server's certificate was refused (${code}: ${reason})`,
+      suggestion: 'With sslmode=verify-ca or verify-full, give the CA that signed the server\'s certificate as sslrootcert (and, for verify-full, connect by the name the certificate carries); sslmode=require encrypts without checking it, as with psql.',
+      cause,
+    });
   }
   if (code.startsWith('28')) return new SynapseError('E_DB_AUTH', {message: `${where}: authentication failed (${reason})`, cause});
   // pg's words when the server asks for a password and none was given (libpq: "no password supplied").
@@ -40,17 +48,23 @@ export function databaseError(error: unknown, target: DatabaseTarget, action: st
   return new SynapseError('E_DB_UNREACHABLE', {message: `${where}: ${reason}`, cause});
 }
 
+/** A connection made the way libpq makes it (sslmode and its fallbacks), so it agrees with pg_dump's. */
 export async function connect(target: DatabaseTarget, action: string): Promise<pg.Client> {
-  const client = new pg.Client({...target.clientConfig(), connectionTimeoutMillis: 15_000});
-  // An idle connection that dies (server restart) must not crash the process with an unhandled 'error'.
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => {});
-    throw databaseError(error, target, action);
+  const attempts = target.sslAttempts();
+  for (const [index, ssl] of attempts.entries()) {
+    const client = new pg.Client({...target.clientConfig(ssl), connectionTimeoutMillis: 15_000});
+    // An idle connection that dies (server restart) must not crash the process with an unhandled 'error'.
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return client;
+    } catch (error) {
+      await client.end().catch(() => {});
+      if (index + 1 < attempts.length && libpqWouldRetry(error, ssl)) continue;
+      throw databaseError(error, target, action);
+    }
   }
-  return client;
+  throw new Error('no connection attempt was made');
 }
 
 export interface ServerInfo {

@@ -5,6 +5,8 @@ import type {ClientConfig} from 'pg';
 
 import {SynapseError} from '../errors/index.js';
 import {minimalChildEnvironment} from '../process/index.js';
+import type {ConnectionOptions} from 'node:tls';
+import {SSL_PARAMETERS, resolveSsl, sslAttempts} from './libpq-ssl.js';
 import {Secret} from '../secrets/index.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -111,11 +113,25 @@ export class DatabaseTarget {
     return minimalChildEnvironment(this.#env, {PGAPPNAME: 'synapse-backup', ...libpq, ...(this.password ? {PGPASSWORD: this.password.reveal()} : {})});
   }
 
-  clientConfig(): ClientConfig {
-    const config: ClientConfig = {database: this.database, application_name: 'synapse-backup'};
+  /**
+   * The `ssl` options of each attempt our own client makes, as libpq would make them (see
+   * sslAttempts): node-pg's own reading of sslmode is stricter than libpq's, so that a server
+   * pg_dump reaches with sslmode=require would refuse us.
+   */
+  sslAttempts(): Array<false | ConnectionOptions> {
+    const host = this.#url ? this.#url.searchParams.get('host') ?? decodeURIComponent(this.#url.hostname) : this.#env.PGHOST ?? '';
+    const resolvedHost = host || defaultSocketDirectory(this.#url?.port || this.#env.PGPORT) || 'localhost';
+    return sslAttempts(resolveSsl(this.#url?.searchParams, this.#env), resolvedHost);
+  }
+
+  /** Options for node-pg; `ssl` is one of sslAttempts(). */
+  clientConfig(ssl: false | ConnectionOptions = false): ClientConfig {
+    const config: ClientConfig = {database: this.database, application_name: 'synapse-backup', ssl};
     if (this.#url) {
       const url = new URL(this.#url.href);
       url.searchParams.delete('dbname');
+      // SSL is decided by sslAttempts(), the libpq way; node-pg must not read these itself.
+      for (const parameter of SSL_PARAMETERS) url.searchParams.delete(parameter);
       url.pathname = `/${encodeURIComponent(this.database)}`;
       // Without a user in the URL, libpq connects as PGUSER or the OS user; pg would look for USER in
       // the environment, which cron and systemd may not set. Name the same user libpq would.

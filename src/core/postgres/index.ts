@@ -4,3 +4,4 @@ export * from './database-target.js';
 export * from './child-processes.js';
 export * from './database-admin.js';
 export * from './restricted-dump.js';
+export * from './libpq-ssl.js';
