@@ -12,6 +12,8 @@ interface Pending {
   startedAt: number;
   lastShown: number;
   settled: boolean;
+  /** The core said this stage started: if nothing ends it, it was stopped, not "not reached". */
+  begun: boolean;
 }
 
 /** One listr2 task per stage, all concurrent (they are stages of one stream), fed by core events. */
@@ -35,7 +37,7 @@ export class ListrStageView implements StageView {
         title,
         task: (_context: unknown, task: ListrTaskWrapper<unknown, any, any>) =>
           new Promise<void>((resolve, reject) => {
-            this.#pending.set(stage, {resolve, reject, startedAt: Date.now(), lastShown: 0, settled: false});
+            this.#pending.set(stage, {resolve, reject, startedAt: Date.now(), lastShown: 0, settled: false, begun: false});
             this.#tasks.set(stage, task);
             const early = this.#early.get(stage);
             if (early) this.#onEvent(early);
@@ -60,6 +62,7 @@ export class ListrStageView implements StageView {
     switch (event.status) {
       case 'started': {
         pending.startedAt = Date.now();
+        pending.begun = true;
         break;
       }
       case 'progress': {
@@ -92,7 +95,7 @@ export class ListrStageView implements StageView {
     // Let listr2 reach every task before settling the ones no event ended (the work failed before them).
     for (let wait = 0; this.#pending.size < this.#stages.length && wait < 50; wait++) await new Promise((resolve) => setTimeout(resolve, 10));
     for (const [stage, pending] of this.#pending) {
-      if (!pending.settled) this.#onEvent({stage, status: 'skipped', detail: 'not reached', at: new Date()});
+      if (!pending.settled) this.#onEvent({stage, status: 'skipped', detail: pending.begun ? 'stopped' : 'not reached', at: new Date()});
     }
     await this.#run;
     this.#events.off('stage', this.#listener);

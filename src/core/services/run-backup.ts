@@ -166,13 +166,17 @@ async function streamDump(context: BackupContext, early: EarlyDump, name: string
     await early.abandon();
     // put() removes its own staging object on failure; this covers a put that finished while another stage failed.
     if (await stored.then(() => true, () => false)) await storage.delete(name).catch(() => {});
-    if (!(error instanceof StreamChainFailure)) throw error;
-    if (context.signal.aborted) throw cancelled();
-    const stage = error.stage as BackupStage;
+    const cancelledByCaller = context.signal.aborted;
+    const stage = error instanceof StreamChainFailure ? (error.stage as BackupStage) : undefined;
+    // Every stage that was under way ends now, and says how: the view must not guess.
     for (const other of stagesInOrder) {
-      if (!finished.has(other)) events.stage(other, other === stage ? 'failed' : 'skipped', {detail: other === stage ? undefined : 'stopped'});
+      if (finished.has(other)) continue;
+      if (cancelledByCaller) events.stage(other, 'skipped', {detail: 'cancelled'});
+      else events.stage(other, other === stage ? 'failed' : 'skipped', {detail: other === stage ? undefined : 'stopped'});
     }
-    throw explainStageFailure(stage, error.error, context, name).with({details: {stage}});
+    if (cancelledByCaller) throw cancelled();
+    if (!(error instanceof StreamChainFailure)) throw error;
+    throw explainStageFailure(stage!, error.error, context, name).with({details: {stage}});
   }
 }
 

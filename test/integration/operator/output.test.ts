@@ -5,15 +5,19 @@ import {hostname} from 'node:os';
 import path from 'node:path';
 
 import {CLI, runCli, spawnCli} from '../../helpers/cli.js';
+import {fakeBinDir, versionAware} from '../../helpers/fake-tools.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
 
-/** Runs the CLI on a pseudo-terminal (util-linux `script`), as an operator at a shell sees it, ANSI removed. */
-async function onTerminal(args: string[], env: Record<string, string | undefined>, cwd: string): Promise<string> {
+/** The CLI with these arguments, as a shell command. */
+const cli = (args: string): string => `'${process.execPath}' '${CLI}' ${args}`;
+
+/** Runs a shell command on a pseudo-terminal (util-linux `script`), as an operator at a shell sees it, ANSI removed. */
+async function onTerminal(program: string, env: Record<string, string | undefined>, cwd: string): Promise<string> {
   const assignments = Object.entries(env)
     .filter(([, value]) => value !== undefined)
     .map(([name, value]) => `${name}='${String(value).replaceAll("'", "'\\''")}'`)
     .join(' ');
-  const command = `stty cols 200 rows 50; env -i PATH='${process.env.PATH}' HOME=/root TERM=xterm ${assignments} '${process.execPath}' '${CLI}' ${args.join(' ')}`;
+  const command = `stty cols 200 rows 50; env -i PATH='${process.env.PATH}' HOME=/root TERM=xterm ${assignments} ${program}`;
   const output = path.join(cwd, 'terminal.out');
   await execa('script', ['-qec', command, output], {cwd, reject: false, stdin: 'ignore'});
   const {readFile} = await import('node:fs/promises');
@@ -32,10 +36,33 @@ describe('what operators and scripts read', function () {
   });
 
   it('titles each stage after what actually runs: a zstd backup says zstd', async function () {
-    const screen = await onTerminal(['backup', 'run'], {...workspace.env, BACKUP_COMPRESSION: 'zstd'}, workspace.cwd);
+    const screen = await onTerminal(cli('backup run'), {...workspace.env, BACKUP_COMPRESSION: 'zstd'}, workspace.cwd);
     expect(screen).to.include('Compress (zstd 3)');
     expect(screen).to.include('Encrypt (aes-256-cbc)');
     expect(screen).not.to.include('Compress (gzip');
+  });
+
+  it('after Ctrl-C, stages that were running say cancelled, finished ones stay finished, and only the rest were not reached', async function () {
+    // A pg_dump that has written its dump but has not exited yet: the backup is midway when Ctrl-C comes.
+    const bin = await fakeBinDir(path.join(workspace.cwd, 'bin'), {pg_dump: versionAware('pg_dump', 'pg_dump "$@"\nexec sleep 10')});
+    const script = path.join(workspace.cwd, 'interrupt.sh');
+    await writeFile(
+      script,
+      [
+        `${cli('backup run')} &`,
+        'pid=$!',
+        `while [ -z "$(ls '${workspace.backupDir}' 2>/dev/null | grep '\\.pending$')" ]; do sleep 0.1; done`,
+        'sleep 0.5',
+        'kill -INT $pid',
+        'wait $pid',
+      ].join('\n'),
+    );
+    const screen = await onTerminal(`sh '${script}'`, {...workspace.env, PG_BIN_DIR: bin}, workspace.cwd);
+    expect(screen).to.include('Check server, pg_dump and lock (PostgreSQL');
+    expect(screen).to.include('Dump (pg_dump): cancelled');
+    expect(screen).to.include('Store (local): cancelled');
+    expect(screen).to.include('Metadata: not reached');
+    expect(screen).not.to.include('Dump (pg_dump): not reached');
   });
 
   it('answers an unknown command with the JSON envelope and the nearest command', async function () {
