@@ -1,5 +1,5 @@
 import {expect} from 'chai';
-import {readFile, readdir, writeFile} from 'node:fs/promises';
+import {mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
 import {runCli} from '../helpers/cli.js';
@@ -99,6 +99,15 @@ describe('secrets with password authentication (throwaway cluster)', function ()
     expect(result.json.error.code).to.equal('E_DB_AUTH');
     expect(result.json.error.message).to.include('the server asks for a password and none was given');
     expect(result.json.error.suggestion).to.include('.pgpass');
+  });
+
+  it('reads the password from ~/.pgpass for its own connection and for pg_dump, as libpq does', async function () {
+    const home = path.join(temp.path, 'home');
+    await mkdir(home);
+    await writeFile(path.join(home, '.pgpass'), `127.0.0.1:${cluster.port}:appdb:app:${PASSWORD.replaceAll('\\', '\\\\').replaceAll(':', '\\:')}\n`, {mode: 0o600});
+    const result = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: {...env(PASSWORD), DATABASE_URL: cluster.url('app', 'appdb'), HOME: home}});
+    expect(result.exitCode, result.stdout + result.stderr).to.equal(0);
+    expect(await readFile(argvLog, 'utf8')).to.match(/^pg_dump --format=plain .*PGPASSWORD=$/m);
   });
 
   it('reports a wrong password as an authentication failure without showing it', async function () {
