@@ -110,6 +110,29 @@ describe('secrets with password authentication (throwaway cluster)', function ()
     expect(await readFile(argvLog, 'utf8')).to.match(/^pg_dump --format=plain .*PGPASSWORD=$/m);
   });
 
+  it('reads a pg_service.conf service for its own connection and for pg_dump alike (PGSERVICE, or service= in the URL)', async function () {
+    const home = path.join(temp.path, 'home');
+    await mkdir(home, {recursive: true});
+    await writeFile(path.join(home, '.pg_service.conf'), `# the backup user's services\n[app]\nhost=127.0.0.1\nport=${cluster.port}\ndbname=appdb\nuser=app\npassword=${PASSWORD}\n`, {mode: 0o600});
+    const base = {...env(PASSWORD), DATABASE_URL: undefined, HOME: home};
+    const viaVariable = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: {...base, PGSERVICE: 'app'}});
+    expect(viaVariable.exitCode, viaVariable.stdout + viaVariable.stderr).to.equal(0);
+    expect(viaVariable.json.result.metadata.database.name).to.equal('appdb');
+    const viaUrl = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: {...base, DATABASE_URL: 'postgresql:///?service=app'}});
+    expect(viaUrl.exitCode, viaUrl.stdout + viaUrl.stderr).to.equal(0);
+    const missing = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: {...base, PGSERVICE: 'nope'}});
+    expect(missing.exitCode).to.equal(2);
+    expect(missing.json.error.message).to.include("unable to use service 'nope'");
+    for (const result of [viaVariable, viaUrl, missing]) expect(result.stdout + result.stderr).not.to.include(PASSWORD);
+  });
+
+  it('connects through a socket directory given as host= in the URL, as libpq does', async function () {
+    const url = `postgresql:///appdb?host=${encodeURIComponent(cluster.directory)}&port=${cluster.port}&user=app`;
+    const result = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: {...env(PASSWORD), DATABASE_URL: url, PGPASSWORD: PASSWORD}});
+    expect(result.exitCode, result.stdout + result.stderr).to.equal(0);
+    expect(result.json.result.metadata.database.name).to.equal('appdb');
+  });
+
   it('reports a wrong password as an authentication failure without showing it', async function () {
     const wrong = 'wrong-password-visible?';
     const result = await runCli(['backup', 'run', '--json'], {cwd: temp.path, env: env(wrong)});

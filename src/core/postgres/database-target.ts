@@ -6,7 +6,8 @@ import type {ClientConfig} from 'pg';
 import {SynapseError} from '../errors/index.js';
 import {minimalChildEnvironment} from '../process/index.js';
 import type {ConnectionOptions} from 'node:tls';
-import {SSL_PARAMETERS, resolveSsl, sslAttempts} from './libpq-ssl.js';
+import {resolveSsl, sslAttempts} from './libpq-ssl.js';
+import {serviceDefaults} from './pg-service.js';
 import {Secret} from '../secrets/index.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -43,18 +44,23 @@ export class DatabaseTarget {
   readonly database: string;
   readonly password: Secret | undefined;
   readonly #url: URL | undefined;
+  /** The environment as children get it: they read service files themselves. */
   readonly #env: Env;
+  /** What our own connections fall back on where the URL says nothing: the service's settings over the environment. */
+  readonly #defaults: Env;
 
-  private constructor(url: URL | undefined, env: Env, database: string, password: Secret | undefined) {
+  private constructor(url: URL | undefined, env: Env, database: string, password: Secret | undefined, defaults: Env = env) {
     this.#url = url;
     this.#env = withoutSecrets(env);
+    this.#defaults = withoutSecrets(defaults);
     this.database = database;
     this.password = password;
   }
 
   /** From DATABASE_URL when set, otherwise the libpq defaults pg_dump itself would use. */
-  static fromEnvironment(env: Env): DatabaseTarget {
-    const raw = env.DATABASE_URL?.trim();
+  static fromEnvironment(processEnv: Env): DatabaseTarget {
+    const raw = processEnv.DATABASE_URL?.trim();
+    let parsedUrl: URL | undefined;
     if (raw) {
       let url: URL;
       try {
@@ -69,6 +75,13 @@ export class DatabaseTarget {
       if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
         throw new SynapseError('E_CONFIG', {message: `unable to use DATABASE_URL: scheme '${url.protocol}' is not postgresql:`});
       }
+      parsedUrl = url;
+    }
+    // A service (service= in the URL, or PGSERVICE) sits between the URL and the environment, as in libpq.
+    const service = parsedUrl?.searchParams.get('service') ?? processEnv.PGSERVICE;
+    const env: Env = service ? {...processEnv, ...serviceDefaults(service, processEnv)} : processEnv;
+    if (parsedUrl) {
+      const url = parsedUrl;
       // A password may sit in the user info or in the query (?password=); it travels only as PGPASSWORD.
       const queryPassword = url.searchParams.get('password');
       url.searchParams.delete('password');
@@ -80,21 +93,21 @@ export class DatabaseTarget {
       }
       const password = url.password ? new Secret(decodeUrlPart(url.password, 'password')) : queryPassword ? new Secret(queryPassword) : env.PGPASSWORD ? new Secret(env.PGPASSWORD) : undefined;
       url.password = '';
-      const user = decodeUrlPart(url.username, 'user name') || env.PGUSER || userInfo().username;
+      const user = decodeUrlPart(url.username, 'user name') || url.searchParams.get('user') || env.PGUSER || userInfo().username;
       const database = decodeUrlPart(url.pathname.replace(/^\//, ''), 'database name') || url.searchParams.get('dbname') || env.PGDATABASE || user;
-      return new DatabaseTarget(url, env, database, password);
+      return new DatabaseTarget(url, processEnv, database, password, env);
     }
     const user = env.PGUSER || userInfo().username;
-    return new DatabaseTarget(undefined, env, env.PGDATABASE || user, env.PGPASSWORD ? new Secret(env.PGPASSWORD) : undefined);
+    return new DatabaseTarget(undefined, processEnv, env.PGDATABASE || user, env.PGPASSWORD ? new Secret(env.PGPASSWORD) : undefined, env);
   }
 
   /** The same server and credentials, another database. */
   withDatabase(database: string): DatabaseTarget {
-    if (!this.#url) return new DatabaseTarget(undefined, this.#env, database, this.password);
+    if (!this.#url) return new DatabaseTarget(undefined, this.#env, database, this.password, this.#defaults);
     const url = new URL(this.#url.href);
     url.pathname = `/${encodeURIComponent(database)}`;
     url.searchParams.delete('dbname');
-    return new DatabaseTarget(url, this.#env, database, this.password);
+    return new DatabaseTarget(url, this.#env, database, this.password, this.#defaults);
   }
 
   /** `--dbname` for pg_dump and psql: a URL without its password, or a bare database name. */
@@ -119,41 +132,47 @@ export class DatabaseTarget {
    * pg_dump reaches with sslmode=require would refuse us.
    */
   sslAttempts(): Array<false | ConnectionOptions> {
-    const host = this.#url ? this.#url.searchParams.get('host') ?? decodeURIComponent(this.#url.hostname) : this.#env.PGHOST ?? '';
-    const resolvedHost = host || defaultSocketDirectory(this.#url?.port || this.#env.PGPORT) || 'localhost';
-    return sslAttempts(resolveSsl(this.#url?.searchParams, this.#env), resolvedHost);
+    return sslAttempts(resolveSsl(this.#url?.searchParams, this.#defaults), this.#endpoint().host);
   }
 
-  /** Options for node-pg; `ssl` is one of sslAttempts(). */
+  /**
+   * Host, port and user as libpq picks them: the URL (its host= parameter for a socket directory),
+   * then the service, then PG* variables, then a local socket, 5432 and the OS user.
+   */
+  #endpoint(): {host: string; port: number; user: string} {
+    const url = this.#url;
+    const port = url?.port || url?.searchParams.get('port') || this.#defaults.PGPORT || '5432';
+    const urlHost = url ? url.searchParams.get('host') ?? decodeURIComponent(url.hostname).replace(/^\[(.*)\]$/, '$1') : '';
+    const host = urlHost || this.#defaults.PGHOST || defaultSocketDirectory(port) || 'localhost';
+    const user = (url ? decodeURIComponent(url.username) || url.searchParams.get('user') : '') || this.#defaults.PGUSER || userInfo().username;
+    return {host, port: Number(port), user};
+  }
+
+  /**
+   * Options for node-pg, spelled out field by field rather than as a connection string: node-pg
+   * reads a URL by rules of its own (no service, no socket directory without a host, its own
+   * sslmode), so it gets exactly what libpq would use. `ssl` is one of sslAttempts().
+   */
   clientConfig(ssl: false | ConnectionOptions = false): ClientConfig {
-    const config: ClientConfig = {database: this.database, application_name: 'synapse-backup', ssl};
-    if (this.#url) {
-      const url = new URL(this.#url.href);
-      url.searchParams.delete('dbname');
-      // SSL is decided by sslAttempts(), the libpq way; node-pg must not read these itself.
-      for (const parameter of SSL_PARAMETERS) url.searchParams.delete(parameter);
-      url.pathname = `/${encodeURIComponent(this.database)}`;
-      // Without a user in the URL, libpq connects as PGUSER or the OS user; pg would look for USER in
-      // the environment, which cron and systemd may not set. Name the same user libpq would.
-      if (!url.username) url.username = encodeURIComponent(this.#env.PGUSER || userInfo().username);
-      // pg lets what it parses from connectionString override the other fields, so the password goes
-      // into the string too. It stays in this process: pg never spawns anything.
-      if (this.password) url.password = encodeURIComponent(this.password.reveal());
-      config.connectionString = url.href;
-      return config;
-    }
-    config.host = this.#env.PGHOST || defaultSocketDirectory(this.#env.PGPORT) || 'localhost';
-    config.port = this.#env.PGPORT ? Number(this.#env.PGPORT) : 5432;
-    config.user = this.#env.PGUSER || userInfo().username;
-    if (this.password) config.password = this.password.reveal();
-    return config;
+    const {host, port, user} = this.#endpoint();
+    const options = this.#url?.searchParams.get('options') ?? this.#defaults.PGOPTIONS;
+    return {
+      host,
+      port,
+      user,
+      database: this.database,
+      application_name: 'synapse-backup',
+      ssl,
+      ...(this.password ? {password: this.password.reveal()} : {}),
+      ...(options ? {options} : {}),
+    };
   }
 
   /** Where this points, for messages: no password. */
   describe(): string {
     if (this.#url) return this.#url.href;
-    const host = this.#env.PGHOST || defaultSocketDirectory(this.#env.PGPORT) || 'localhost';
-    return `database '${this.database}' as '${this.#env.PGUSER || userInfo().username}' via ${host}`;
+    const {host, user} = this.#endpoint();
+    return `database '${this.database}' as '${user}' via ${host}`;
   }
 }
 

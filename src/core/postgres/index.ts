@@ -5,3 +5,4 @@ export * from './child-processes.js';
 export * from './database-admin.js';
 export * from './restricted-dump.js';
 export * from './libpq-ssl.js';
+export * from './pg-service.js';
