@@ -27,7 +27,7 @@ export interface CatalogEntry {
 export interface Catalog {
   /** Newest first. */
   readonly backups: readonly CatalogEntry[];
-  /** Staging objects left by interrupted runs. */
+  /** Staging objects left by interrupted runs, and verification records of backups that are gone. */
   readonly leftovers: readonly ObjectInfo[];
 }
 
@@ -80,14 +80,14 @@ export async function readCatalog(storage: StorageBackend, options: CatalogOptio
   const data = new Map<string, {object: ObjectInfo; parts: BackupNameParts}>();
   const metadataKeys = new Set<string>();
   const pending = new Set<string>();
-  const verificationRecords = new Set<string>();
+  const verificationRecords = new Map<string, ObjectInfo>();
   const leftovers: ObjectInfo[] = [];
   for (const object of objects) {
     const kind = classifyKey(object.key);
     if (kind.kind === 'backup') data.set(kind.name, {object, parts: kind.parts});
     else if (kind.kind === 'metadata') metadataKeys.add(kind.backupName);
     else if (kind.kind === 'pending') pending.add(kind.backupName);
-    else if (kind.kind === 'verification') verificationRecords.add(kind.backupName);
+    else if (kind.kind === 'verification') verificationRecords.set(kind.backupName, object);
     else if (kind.kind === 'staging') leftovers.push(object);
   }
 
@@ -104,5 +104,7 @@ export async function readCatalog(storage: StorageBackend, options: CatalogOptio
       return {...base, object: stored.object, ...(await judgeMetadata(storage, name, stored.object, options))};
     }),
   );
+  // A record whose backup is gone entirely: what a removal killed after its metadata left.
+  for (const [name, object] of verificationRecords) if (!data.has(name) && !metadataKeys.has(name) && !pending.has(name)) leftovers.push(object);
   return {backups: entries.sort(newestFirst), leftovers};
 }

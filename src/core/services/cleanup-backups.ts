@@ -5,7 +5,7 @@ import {acquireStorageLock, describeTakeover} from '../lock/index.js';
 import type {DocumentAuthenticator} from '../metadata/index.js';
 import {metadataKeyFor, pendingKeyFor, verificationKeyFor} from '../naming/index.js';
 import {applyRetentionPolicy, type BackupHealth, type RetentionDecision, type RetentionPolicy} from '../retention/index.js';
-import {storageError} from '../storage/index.js';
+import {storageError, writeSmallObject} from '../storage/index.js';
 import {checkStoredFile, writeVerificationRecord} from '../verification/index.js';
 
 export interface CleanupContext {
@@ -37,17 +37,27 @@ export interface CleanupResult {
   readonly removedKeys: readonly string[];
 }
 
+/** One step of removing a backup: `mark` writes its run marker, `delete` removes a key. */
+interface RemovalStep {
+  readonly action: 'mark' | 'delete';
+  readonly key: string;
+}
+
 /**
- * The keys of a removed backup in the order that is safe to stop at any point: the metadata
- * first (without it the backup no longer counts as good), the data file last but for the run
- * marker, whose loss would make a half-removed backup look like one whose metadata was lost.
+ * The steps that remove a backup, in an order that is safe to stop at any point (kill -9). The
+ * run marker goes first: a removal cut short then looks like what a killed run left (a data file
+ * with a marker and no metadata), which the next cleanup finishes, never like a backup whose
+ * metadata was lost, which is kept forever. Then the metadata (without it the backup no longer
+ * counts as good), the data file, and the marker last.
  */
-function keysToRemove(decision: RetentionDecision, entry: CatalogEntry): string[] {
-  const name = decision.name;
-  const data = entry.object ? [name] : [];
-  const marker = entry.pending ? [pendingKeyFor(name)] : [];
-  if (entry.health === 'incomplete') return [...data, ...marker];
-  return [metadataKeyFor(name), ...(entry.hasVerificationRecord ? [verificationKeyFor(name)] : []), ...data, ...marker];
+function removalSteps(entry: CatalogEntry): RemovalStep[] {
+  const name = entry.name;
+  const deletion = (key: string): RemovalStep => ({action: 'delete', key});
+  const data = entry.object ? [deletion(name)] : [];
+  const marker = entry.pending || entry.object ? [deletion(pendingKeyFor(name))] : [];
+  const record = entry.hasVerificationRecord ? [deletion(verificationKeyFor(name))] : [];
+  if (entry.health === 'incomplete') return [...data, ...record, ...marker];
+  return [...(entry.object && !entry.pending ? [{action: 'mark' as const, key: pendingKeyFor(name)}] : []), deletion(metadataKeyFor(name)), ...record, ...data, ...marker];
 }
 
 /** What a read-back found, and for which file: it counts only while the file is still that one. */
@@ -141,18 +151,25 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
     const finishedMarkers = catalog.backups.filter((entry) => entry.pending && entry.health !== 'incomplete').map((entry) => pendingKeyFor(entry.name));
     const leftovers = [...catalog.leftovers.map((object) => object.key), ...finishedMarkers];
     const removed = decisions.filter((decision) => decision.action === 'remove');
-    const removedKeys = [...new Set([...removed.flatMap((decision) => keysToRemove(decision, entries.get(decision.name)!)), ...leftovers])];
+    const steps = [...removed.flatMap((decision) => removalSteps(entries.get(decision.name)!)), ...leftovers.map((key): RemovalStep => ({action: 'delete', key}))];
+    // What is reported is what the storage held: a marker written only to make the removal safe is not.
+    const written = new Set(steps.filter((step) => step.action === 'mark').map((step) => step.key));
+    const removedKeys = [...new Set(steps.filter((step) => step.action === 'delete' && !written.has(step.key)).map((step) => step.key))];
     events.stage('plan', 'finished', {detail: `${removedKeys.length} objects to remove`});
     if (!options.dryRun) {
       events.stage('remove', 'started');
-      for (const key of removedKeys) {
+      for (const {action, key} of steps) {
         try {
+          if (action === 'mark') {
+            await writeSmallObject(storage, key, '', {private: true});
+            continue;
+          }
           await storage.delete(key);
           // There is room now for the lock to say who holds it (see acquireStorageLock's evenWhenFull).
           await lock.recordHolder().catch(() => {});
         } catch (error) {
           events.stage('remove', 'failed');
-          throw storageError(error, storage, 'delete', key);
+          throw storageError(error, storage, action === 'mark' ? 'mark for removal' : 'delete', key);
         }
       }
       events.stage('remove', 'finished', {detail: `${removedKeys.length} objects removed`});

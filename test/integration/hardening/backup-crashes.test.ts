@@ -5,7 +5,7 @@ import path from 'node:path';
 import {baseEnvironment, PROJECT_ROOT} from '../../helpers/cli.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
 
-const KILLER = path.join(PROJECT_ROOT, 'test', 'fixtures', 'crash', 'backup-killed-at.ts');
+const KILLER = path.join(PROJECT_ROOT, 'test', 'fixtures', 'crash', 'killed-at.ts');
 
 describe('backup run killed at the worst moment', function () {
   let workspace: Workspace;
@@ -18,10 +18,10 @@ describe('backup run killed at the worst moment', function () {
     await workspace.dispose();
   });
 
-  async function backupKilledAt(moment: string): Promise<void> {
+  async function backupKilledAt(moment: string, run = 'backup', env: Record<string, string> = {}): Promise<void> {
     const result = await execa(process.execPath, ['--import', 'tsx', KILLER], {
       cwd: PROJECT_ROOT,
-      env: {...baseEnvironment(), ...workspace.env, KILL_AT: moment} as Record<string, string>,
+      env: {...baseEnvironment(), ...workspace.env, ...env, KILL_AT: moment, RUN: run} as Record<string, string>,
       extendEnv: false,
       reject: false,
     });
@@ -65,5 +65,32 @@ describe('backup run killed at the worst moment', function () {
     const cleanup = await workspace.run(['backup', 'cleanup', '--json']);
     expect(cleanup.json.result.removedKeys).to.deep.equal([`${name}.pending`]);
     expect(await workspace.backupFiles()).to.deep.equal([name, `${name}.meta.json`]);
+  });
+
+  describe('cleanup killed while removing a backup', function () {
+    let older: string;
+    let newer: string;
+
+    beforeEach(async function () {
+      older = await workspace.backup();
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      newer = await workspace.backup();
+    });
+
+    // Each moment of a removal: after the marker, after the metadata, after the verification record, after the data.
+    for (const [label, suffix] of [['its metadata', '\\.meta\\.json'], ['its verification record', '\\.verified\\.json'], ['its data file', ''], ['its run marker', '\\.pending']]) {
+      it(`leaves nothing the next cleanup cannot finish (killed while deleting ${label})`, async function () {
+        // Any record will do: a removal deletes the one it finds.
+        const {writeFile} = await import('node:fs/promises');
+        await writeFile(path.join(workspace.backupDir, `${older}.verified.json`), '{}');
+        await backupKilledAt(`delete:^${older.replaceAll('.', '\\.')}${suffix}$`, 'cleanup', {BACKUP_RETENTION_HOURLY: '1'});
+        expect(await workspace.backupFiles(), 'the kill came before the removal finished').to.include.members(suffix === '\\.pending' ? [`${older}.pending`] : [older]);
+        const next = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+        expect(next.exitCode, next.stdout).to.equal(0);
+        const files = await workspace.backupFiles();
+        expect(files.filter((file) => file.startsWith(older)), files.join(', ')).to.deep.equal([]);
+        expect(files).to.include.members([newer, `${newer}.meta.json`]);
+      });
+    }
   });
 });

@@ -1,6 +1,6 @@
 import {expect} from 'chai';
 import {execa} from 'execa';
-import {readFile} from 'node:fs/promises';
+import {readFile, utimes, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
 import {LocalDirectoryStorage} from '../../../plugins/storage-local/src/local-directory-storage.js';
@@ -99,15 +99,44 @@ describe('guards', function () {
     expect(lockHeldDuringReads).to.deep.equal([false]);
   });
 
-  it('cleanup deletes a backup\'s metadata before its data file', async function () {
+  it('cleanup believes a read-back made before the lock only for a file that has not changed since', async function () {
+    const older = await workspace.backup();
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const newer = await workspace.backup();
+    const settings = resolveSettings({process: {...workspace.env, BACKUP_RETENTION_HOURLY: '1'}, dotenv: {}, cwd: workspace.cwd});
+    const local = await LocalDirectoryStorage.open(workspace.backupDir);
+    const file = path.join(workspace.backupDir, newer);
+    // The newer file is damaged after it was read back intact, just as cleanup takes the lock.
+    const damaging = wrapStorage(local, {
+      async put(key, body, options) {
+        if (key === 'synapse-backup.lock') {
+          const bytes = await readFile(file);
+          bytes[200] = bytes[200]! ^ 0xff;
+          await writeFile(file, bytes);
+          await utimes(file, new Date(), new Date(Date.now() + 60_000));
+        }
+        return local.put(key, body, options);
+      },
+    });
+    const result = await cleanupBackups({storage: damaging, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: false});
+    expect(result.removedKeys).to.deep.equal([]);
+    expect(result.verified.find((outcome) => outcome.name === newer)).to.include({status: 'damaged'});
+    expect(await workspace.backupFiles()).to.include(older);
+  });
+
+  it('cleanup marks a backup, then deletes its metadata before its data file', async function () {
     const older = await workspace.backup();
     await new Promise((resolve) => setTimeout(resolve, 1100));
     await workspace.backup();
     const settings = resolveSettings({process: {...workspace.env, BACKUP_RETENTION_HOURLY: '1'}, dotenv: {}, cwd: workspace.cwd});
     const local = await LocalDirectoryStorage.open(workspace.backupDir);
     const deleted: string[] = [];
-    const recording = wrapStorage(local, {delete: (key) => (deleted.push(key), local.delete(key))});
+    const recording = wrapStorage(local, {
+      put: (key, body, options) => (deleted.push(`put ${key}`), local.put(key, body, options)),
+      delete: (key) => (deleted.push(key), local.delete(key)),
+    });
     await cleanupBackups({storage: recording, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: false});
-    expect(deleted.filter((key) => key.startsWith(older))).to.deep.equal([`${older}.meta.json`, older]);
+    // The run marker first, so that a removal cut short is finished by the next cleanup; it goes last.
+    expect(deleted.filter((key) => key.replace(/^put /, '').startsWith(older))).to.deep.equal([`put ${older}.pending`, `${older}.meta.json`, older, `${older}.pending`]);
   });
 });

@@ -314,6 +314,15 @@ describe('hostile storage content', function () {
       expect(result.json.error.code).to.equal('E_METADATA');
     });
 
+    it('removes a verification record whose backup is gone, and nothing else', async function () {
+      const name = await workspace.backup();
+      const orphan = 'backup_hourly_20200101_000000.sql.gz.enc.verified.json';
+      await writeFile(path.join(workspace.backupDir, orphan), '{}');
+      const cleanup = await workspace.run(['backup', 'cleanup', '--json']);
+      expect(cleanup.json.result.removedKeys).to.deep.equal([orphan]);
+      expect(await workspace.backupFiles()).to.deep.equal([name, `${name}.meta.json`]);
+    });
+
     it('leaves a .partial name without a random token alone', async function () {
       const name = await workspace.backup();
       const untokened = `${name}.partial`;
