@@ -2,10 +2,11 @@ import {Command, Errors} from '@oclif/core';
 
 import {DEFAULT_PROGRESS_INTERVAL_MS, type SettingGroup, type Settings} from '../core/config/index.js';
 import {ProgressEvents} from '../core/events/index.js';
+import {findRestoreLeftovers, type RestoreLeftovers} from '../core/services/index.js';
 import {SynapseError, isSynapseError} from '../core/errors/index.js';
 import {startBufferCollector} from './buffer-collector.js';
 import {loadSettings} from './runtime.js';
-import {formatErrorText} from './format/index.js';
+import {formatErrorText, formatRestoreLeftovers} from './format/index.js';
 import {chooseDisplayMode, withStageDisplay, type DisplayMode, type StageTitle} from './views/index.js';
 
 export interface SuccessEnvelope<T> {
@@ -89,6 +90,23 @@ export abstract class SynapseCommand<T> extends Command {
     this.warnAll(settings.warnings);
     this.#progressIntervalMs = settings.progressIntervalMs;
     return settings;
+  }
+
+  /**
+   * What earlier restores left on the database server, shown after the command's own output. Best
+   * effort: `list` and `cleanup` must work with the server down, as in the emergency that calls
+   * for a restore; null (and a warning) when the server could not be asked.
+   */
+  protected async showRestoreLeftovers(settings: Settings, options: {reclaim: boolean; separate?: boolean}): Promise<RestoreLeftovers | null> {
+    let leftovers: RestoreLeftovers | null = null;
+    try {
+      leftovers = await findRestoreLeftovers(settings.database, {reclaim: options.reclaim});
+    } catch (error) {
+      this.warnUser(`unable to check the database server for databases left by earlier restores: ${(error as Error).message}`);
+    }
+    const lines = formatRestoreLeftovers(leftovers);
+    if (lines.length > 0) this.print(`${options.separate ? '\n' : ''}${lines.join('\n')}`);
+    return leftovers;
   }
 
   protected display<R>(operation: string, stages: readonly StageTitle[], work: () => Promise<R>): Promise<R> {

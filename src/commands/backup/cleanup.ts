@@ -3,8 +3,7 @@ import {Flags} from '@oclif/core';
 import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {openStorage} from '../../cli/runtime.js';
-import {formatRestoreLeftovers} from '../../cli/format/index.js';
-import {cleanupBackups, documentAuthenticatorFor, findRestoreLeftovers, type CleanupResult, type RestoreLeftovers} from '../../core/services/index.js';
+import {cleanupBackups, documentAuthenticatorFor, type CleanupResult, type RestoreLeftovers} from '../../core/services/index.js';
 
 type CleanupOutput = CleanupResult & {databases: RestoreLeftovers | null};
 
@@ -44,14 +43,7 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
     const outcome = result.dryRun ? 'would be removed' : 'removed';
     this.print(`${lines.join('\n')}${lines.length > 0 ? '\n' : ''}${result.dryRun ? 'Dry run: ' : ''}${removed} backups and ${result.leftovers.length} leftovers ${outcome}; ${result.decisions.length - removed} backups kept.`);
     // Restores that died leave scratch databases on the server; the storage alone cannot tell.
-    let databases: RestoreLeftovers | null = null;
-    try {
-      databases = await findRestoreLeftovers(settings.database, {reclaim: !result.dryRun});
-    } catch (error) {
-      this.warnUser(`unable to check the database server for databases left by earlier restores: ${(error as Error).message}`);
-    }
-    const databaseLines = formatRestoreLeftovers(databases);
-    if (databaseLines.length > 0) this.print(databaseLines.join('\n'));
+    const databases = await this.showRestoreLeftovers(settings, {reclaim: !result.dryRun});
     return {...result, databases};
   }
 }

@@ -2,9 +2,9 @@ import {Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
-import {formatBackupTable, formatRestoreLeftovers} from '../../cli/format/index.js';
+import {formatBackupTable} from '../../cli/format/index.js';
 import {openStorage} from '../../cli/runtime.js';
-import {documentAuthenticatorFor, findRestoreLeftovers, listBackups, type ListedBackup, type RestoreLeftovers} from '../../core/services/index.js';
+import {documentAuthenticatorFor, listBackups, type ListedBackup, type RestoreLeftovers} from '../../core/services/index.js';
 
 interface ListOutput {
   readonly database: string | null;
@@ -33,15 +33,7 @@ export default class BackupList extends SynapseCommand<ListOutput> {
     const database = flags['all-databases'] ? undefined : settings.database.database;
     const backups = await listBackups(storage, {authenticator: documentAuthenticatorFor(settings.encryption), database});
     this.print(formatBackupTable(backups, database === undefined ? 'Available backups of every database:' : `Available backups of database '${database}':`));
-    // Best effort: list must work with the server down, as in the emergency that calls for a restore.
-    let restoreLeftovers: RestoreLeftovers | null = null;
-    try {
-      restoreLeftovers = await findRestoreLeftovers(settings.database, {reclaim: false});
-    } catch (error) {
-      this.warnUser(`unable to check the database server for databases left by earlier restores: ${(error as Error).message}`);
-    }
-    const leftoverLines = formatRestoreLeftovers(restoreLeftovers);
-    if (leftoverLines.length > 0) this.print(`\n${leftoverLines.join('\n')}`);
+    const restoreLeftovers = await this.showRestoreLeftovers(settings, {reclaim: false, separate: true});
     return {database: database ?? null, backups, restoreLeftovers};
   }
 }

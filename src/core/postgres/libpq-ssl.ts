@@ -16,9 +16,6 @@ export interface SslSettings {
   readonly key: string | undefined;
 }
 
-/** Connection parameters about SSL: pg_dump reads them from the URL; our own client gets them as options. */
-export const SSL_PARAMETERS = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'sslcrl', 'sslcrldir', 'sslsni', 'sslcompression', 'uselibpqcompat'];
-
 export function resolveSsl(parameters: URLSearchParams | undefined, env: Readonly<Record<string, string | undefined>>): SslSettings {
   const mode = parameters?.get('sslmode') ?? env.PGSSLMODE ?? 'prefer';
   if (!(SSL_MODES as readonly string[]).includes(mode)) {

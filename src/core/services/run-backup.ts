@@ -1,3 +1,4 @@
+import {hostname} from 'node:os';
 import {PassThrough, type Transform} from 'node:stream';
 
 import type {EncryptionProvider} from '../../contracts/encryption.js';
@@ -12,7 +13,6 @@ import {BLOCK_SIZE, BlockPool, ByteCounter, Sha256Observer, StreamChain, StreamC
 import {DatabaseTarget, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type DumpProcess} from '../postgres/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
 import {documentAuthenticatorFor} from './document-trust.js';
-import {hostname} from 'node:os';
 
 export interface BackupContext {
   readonly settings: Settings;
