@@ -62,10 +62,14 @@ describe('stock-tools compatibility (real openssl)', function () {
     const compressed = await execa('bash', ['-o', 'pipefail', '-c', 'openssl enc -d -aes-256-cbc -pbkdf2 -md sha256 -iter 20000 -pass env:BACKUP_ENCRYPTION_KEY -in "$FILE"'], {
       env: {FILE: file, BACKUP_ENCRYPTION_KEY: TEST_KEY},
       encoding: 'buffer',
+    // Binary output: execa would otherwise drop a last byte that happens to be a newline (1 time in 256).
+    stripFinalNewline: false,
     });
     const reencrypted = await execa('openssl', ['enc', '-e', '-aes-256-cbc', '-pbkdf2', '-md', 'sha256', '-iter', '20000', '-salt', '-pass', 'env:BACKUP_ENCRYPTION_KEY'], {
       input: compressed.stdout as unknown as Buffer,
       encoding: 'buffer',
+    // Binary output: execa would otherwise drop a last byte that happens to be a newline (1 time in 256).
+    stripFinalNewline: false,
       env: {BACKUP_ENCRYPTION_KEY: TEST_KEY},
     });
     const bytes = reencrypted.stdout as unknown as Buffer;

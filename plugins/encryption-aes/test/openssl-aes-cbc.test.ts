@@ -22,6 +22,8 @@ function openssl(direction: '-e' | '-d', input: Buffer, password = PASSWORD, ite
   return execa('openssl', ['enc', direction, '-aes-256-cbc', '-pbkdf2', '-md', 'sha256', '-iter', String(iterations), '-salt', '-pass', 'env:SYNAPSE_TEST_PASS'], {
     input,
     encoding: 'buffer',
+    // Binary output: execa would otherwise drop a last byte that happens to be a newline (1 time in 256).
+    stripFinalNewline: false,
     env: {SYNAPSE_TEST_PASS: password},
     reject: false,
   });
@@ -48,6 +50,12 @@ describe('AES-256-CBC provider (openssl enc compatible)', function () {
       expect(Buffer.compare(decryptedByUs, plain)).to.equal(0);
     });
   }
+
+  it('round-trips with openssl a plaintext whose last byte is a newline', async function () {
+    const plain = Buffer.concat([randomBytes(1000), Buffer.from('\n')]);
+    const decryptedByOpenssl = await openssl('-d', await run(opensslAesCbc.createEncryptStream(PASSWORD, {iterations: ITERATIONS}), plain));
+    expect(Buffer.compare(decryptedByOpenssl.stdout as unknown as Buffer, plain)).to.equal(0);
+  });
 
   it('uses a fresh salt each time', async function () {
     const plain = Buffer.from('same input');
