@@ -1,6 +1,6 @@
 import {expect} from 'chai';
 
-import {formatBackupTable, formatBytes} from '../../src/cli/format/index.js';
+import {formatBackupTable, formatBytes, formatRate} from '../../src/cli/format/index.js';
 import {parseClientToolVersion} from '../../src/core/postgres/client-tools.js';
 import type {ListedBackup} from '../../src/core/services/index.js';
 
@@ -17,6 +17,11 @@ describe('formatting', function () {
       expect(formatBytes(bytes)).to.equal(text);
     });
   }
+
+  it('rounds a rate under 1 KB/s to whole bytes', function () {
+    expect(formatRate(416, 2055)).to.equal('202 B/s');
+    expect(formatRate(4160, 2055)).to.equal('2.02 KB/s');
+  });
 
   it('prints the backup table of the product description', function () {
     const backup: ListedBackup = {

@@ -9,7 +9,7 @@ export function formatBytes(bytes: number): string {
     value /= 1000;
     unit++;
   }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(2)} ${UNITS[unit]}`;
+  return unit === 0 ? `${Math.round(bytes)} B` : `${value.toFixed(2)} ${UNITS[unit]}`;
 }
 
 export function formatRate(bytes: number, milliseconds: number): string {

@@ -1,4 +1,4 @@
-import {Listr, type ListrTaskWrapper} from 'listr2';
+import {Listr, ListrTaskState, type ListrTaskWrapper} from 'listr2';
 
 import type {ProgressEvents, StageEvent, StageName} from '../../core/events/index.js';
 import {formatBytes, formatRate} from '../format/index.js';
@@ -39,6 +39,8 @@ export class ListrStageView implements StageView {
           new Promise<void>((resolve, reject) => {
             this.#pending.set(stage, {resolve, reject, startedAt: Date.now(), lastShown: 0, settled: false, begun: false});
             this.#tasks.set(stage, task);
+            // listr2 runs concurrent tasks at once; a stage the core has not started yet shows as waiting, not spinning.
+            task.task.state$ = ListrTaskState.WAITING;
             const early = this.#early.get(stage);
             if (early) this.#onEvent(early);
           }),
@@ -58,6 +60,7 @@ export class ListrStageView implements StageView {
     }
     if (pending.settled) return;
     const title = this.#stages.find((stage) => stage.stage === event.stage)!.title;
+    if (!isTerminal(event) || event.status === 'finished') this.#markRunning(task);
     const bytes = event.bytes === undefined ? '' : `${formatBytes(event.bytes)}  ${formatRate(event.bytes, Date.now() - pending.startedAt)}`;
     switch (event.status) {
       case 'started': {
@@ -89,6 +92,11 @@ export class ListrStageView implements StageView {
         break;
       }
     }
+  }
+
+  /** listr2 completes only a task it considers started. */
+  #markRunning(task: ListrTaskWrapper<unknown, any, any>): void {
+    if (task.task.state === ListrTaskState.WAITING) task.task.state$ = ListrTaskState.STARTED;
   }
 
   async stop(): Promise<void> {

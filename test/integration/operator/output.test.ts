@@ -63,6 +63,11 @@ describe('what operators and scripts read', function () {
     expect(screen).to.include('Store (local): cancelled');
     expect(screen).to.include('Metadata: not reached');
     expect(screen).not.to.include('Dump (pg_dump): not reached');
+    // Once the work is under way, a stage that has not started waits (listr2's square), it does not spin.
+    const underWay = screen.slice(screen.indexOf('✔ Check server'));
+    expect(underWay).to.match(/◼ Metadata/);
+    expect(underWay).not.to.match(/[\u2800-\u28ff] Metadata/);
+    expect(underWay).to.match(/[\u2800-\u28ff] Dump \(pg_dump\)/);
   });
 
   it('answers an unknown command with the JSON envelope and the nearest command', async function () {
