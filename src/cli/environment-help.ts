@@ -1,6 +1,6 @@
 /** The variables each command reads, for its --help: all configuration is environment (or .env). */
 const CONNECTION = 'DATABASE_URL (or PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ~/.pgpass)';
-const STORAGE = 'BACKUP_DIR, BACKUP_STORAGE';
+const STORAGE = 'BACKUP_DIR, BACKUP_STORAGE, SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS';
 const KEY = 'BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE';
 
 export const COMMAND_ENVIRONMENT = {

@@ -7,6 +7,7 @@ import type {EncryptionProvider} from '../contracts/encryption.js';
 import type {StorageBackend} from '../contracts/storage.js';
 import {resolveSettings, type SettingGroup, type Settings} from '../core/config/index.js';
 import {SynapseError, errnoCode, isSynapseError} from '../core/errors/index.js';
+import {boundOperation, withOperationBounds} from '../core/storage/index.js';
 import {discoverEncryptionProviders, discoverStorageBackends} from './plugin-host/index.js';
 
 /** The .env file of the working directory, if any; read, never merged into process.env. */
@@ -29,7 +30,12 @@ export function loadSettings(uses: readonly SettingGroup[]): Settings {
  * The configured storage. Only `backup run` creates a missing location (`create`); every other
  * command reports a missing or wrong one the same way.
  */
-export async function openStorage(config: Config, settings: Settings, access: 'read' | 'read-write', options: {create?: boolean} = {}): Promise<StorageBackend> {
+export async function openStorage(
+  config: Config,
+  settings: Settings,
+  access: 'read' | 'read-write',
+  options: {create?: boolean; signal?: AbortSignal} = {},
+): Promise<StorageBackend> {
   const backends = await discoverStorageBackends(config);
   const found = backends.get(settings.storage.scheme);
   if (!found) {
@@ -39,7 +45,14 @@ export async function openStorage(config: Config, settings: Settings, access: 'r
     });
   }
   try {
-    return await found.registration.create({location: settings.storage.location, env: settings.env, access, create: options.create === true});
+    const bounds = {timeoutMs: settings.storageTimeoutMs, signal: options.signal};
+    const storage = await boundOperation(
+      () => found.registration.create({location: settings.storage.location, env: settings.env, access, create: options.create === true}),
+      `open backup storage '${settings.storage.location}'`,
+      settings.storage.location,
+      bounds,
+    );
+    return withOperationBounds(storage, bounds);
   } catch (error) {
     if (isSynapseError(error)) throw error;
     const code = errnoCode(error);

@@ -137,10 +137,17 @@ describe('resolveSettings', function () {
     });
   });
 
-  it('checks the progress interval: a bad one is a warning and the default, never 230 lines a second', function () {
+  it('checks the progress interval and the storage timeout: a bad one is a warning and the default, never 230 lines a second', function () {
     expect(settingsOf({SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS: '2500'}).progressIntervalMs).to.equal(2500);
     const bad = settingsOf({SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS: 'abc'});
     expect(bad.progressIntervalMs).to.equal(10000);
     expect(bad.warnings.join('\n')).to.include("SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS 'abc'");
+    expect(settingsOf({}).storageTimeoutMs).to.equal(300_000);
+    expect(settingsOf({SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS: '1500'}).storageTimeoutMs).to.equal(1500);
+    for (const value of ['abc', '0']) {
+      const badTimeout = settingsOf({SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS: value});
+      expect(badTimeout.storageTimeoutMs).to.equal(300_000);
+      expect(badTimeout.warnings.join('\n')).to.include(`SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS '${value}'`);
+    }
   });
 });

@@ -151,10 +151,11 @@ export class LocalDirectoryStorage implements StorageBackend {
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     // O_NOFOLLOW, then a check of what was opened: a symbolic link planted under a backup's name
-    // (to /etc/shadow, say) is refused without a word about its target.
+    // (to /etc/shadow, say) is refused without a word about its target. O_NONBLOCK, which a
+    // regular file ignores, keeps a FIFO planted there from blocking the open until a writer comes.
     let handle;
     try {
-      handle = await open(this.#path(key), constants.O_RDONLY | constants.O_NOFOLLOW);
+      handle = await open(this.#path(key), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw notRegular(key);
       throw error;

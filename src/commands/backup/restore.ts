@@ -36,7 +36,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
     const {args, flags} = await this.parse(BackupRestore);
     assertRestorableName(args.file);
     const settings = this.loadSettings([]);
-    const storage = await openStorage(this.config, settings, 'read');
+    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal});
     const encryptionProviders = await loadEncryptionProviders(this.config);
     const result = await this.display(
       'restore',

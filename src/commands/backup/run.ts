@@ -34,7 +34,7 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
   async run(): Promise<BackupResult> {
     const {flags} = await this.parse(BackupRun);
     const settings = this.loadSettings(['new-backups']);
-    const storage = await openStorage(this.config, settings, 'read-write', {create: true});
+    const storage = await openStorage(this.config, settings, 'read-write', {create: true, signal: this.signal});
     let encryption: EncryptionProvider | undefined;
     if (settings.encryption) {
       encryption = (await loadEncryptionProviders(this.config)).get(settings.encryption.provider);

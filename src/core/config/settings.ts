@@ -7,6 +7,7 @@ import {Secret} from '../secrets/index.js';
 import {COMPRESSION_FORMATS, DEFAULT_COMPRESSION, type CompressionSettings} from '../pipeline/compression.js';
 import type {CompressionAlgorithm} from '../naming/index.js';
 import {DatabaseTarget, withoutSecrets} from '../postgres/database-target.js';
+import {DEFAULT_STORAGE_TIMEOUT_MS} from '../storage/bounded-storage.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -43,6 +44,8 @@ export interface Settings {
   readonly pgBinDir: string | undefined;
   /** How often a running stage logs its progress when not on a terminal. */
   readonly progressIntervalMs: number;
+  /** How long one storage operation may go without an answer (SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS). */
+  readonly storageTimeoutMs: number;
   readonly warnings: readonly string[];
 }
 
@@ -194,6 +197,8 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
   );
   // Only what the display shows depends on it: never a reason to stop, always a reason to say so.
   const progressIntervalMs = leniently(false, () => nonNegativeInteger(env, 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', DEFAULT_PROGRESS_INTERVAL_MS), DEFAULT_PROGRESS_INTERVAL_MS, warnings);
+  // A bound on a hung storage, not on the data: a bad value must not stop a restore either.
+  const storageTimeoutMs = leniently(false, () => nonNegativeInteger(env, 'SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS', DEFAULT_STORAGE_TIMEOUT_MS, 1), DEFAULT_STORAGE_TIMEOUT_MS, warnings);
   return {
     env: withoutSecrets(env),
     database: DatabaseTarget.fromEnvironment(env),
@@ -206,6 +211,7 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
     retention,
     pgBinDir: env.PG_BIN_DIR?.trim() || undefined,
     progressIntervalMs,
+    storageTimeoutMs,
     warnings,
   };
 }

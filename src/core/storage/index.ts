@@ -1,2 +1,3 @@
 export * from './object-io.js';
 export * from './storage-errors.js';
+export * from './bounded-storage.js';

@@ -1,0 +1,106 @@
+import type {Readable} from 'node:stream';
+
+import type {GetOptions, ObjectInfo, PutOptions, StorageBackend} from '../../contracts/storage.js';
+import {SynapseError, cancelledError} from '../errors/index.js';
+
+export const DEFAULT_STORAGE_TIMEOUT_MS = 300_000;
+
+/**
+ * After a cancellation, how long an operation may still finish on its own. A backend that answers
+ * settles as it always does (a put aborted by its signal cleans up after itself); only one that
+ * does not answer is left behind.
+ */
+const CANCEL_GRACE_MS = 3000;
+
+export interface OperationBounds {
+  /** How long one operation may go without an answer; for a put, counted from the end of its body. */
+  readonly timeoutMs: number;
+  /** The command's cancellation (Ctrl-C, SIGTERM): an operation that never returns must not hold the command. */
+  readonly signal?: AbortSignal;
+}
+
+function timedOut(what: string, location: string, timeoutMs: number): SynapseError {
+  return new SynapseError('E_STORAGE', {
+    message: `unable to ${what} at ${location}: the storage did not answer within ${Math.round(timeoutMs / 1000)} s`,
+    suggestion:
+      'Check that the backup storage is reachable (a network mount that stopped answering, a full or failing disk). If it is only slow, raise SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS. Earlier backups are untouched.',
+  });
+}
+
+/**
+ * Settles with `operation` unless the bounds run out first: the timer (started at once, or when
+ * `armTimer` calls back) or the signal. A file system call that never returns (a dead network
+ * mount, a path under /proc) keeps its thread, but no longer holds the command, which can then
+ * report, clean up and exit.
+ */
+export function boundOperation<T>(
+  operation: () => Promise<T>,
+  what: string,
+  location: string,
+  bounds: OperationBounds,
+  armTimer: (start: () => void) => void = (start) => start(),
+): Promise<T> {
+  const {signal, timeoutMs} = bounds;
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const settle = (finish: () => void): void => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      finish();
+    };
+    const onAbort = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(
+        () => settle(() => reject(cancelledError(what, 'The storage did not answer; what this run left there is removed by the next `backup cleanup`.'))),
+        CANCEL_GRACE_MS,
+      );
+    };
+    // Started after the cancellation (the clean-up of a cancelled run, such as releasing the lock):
+    // it runs, within the grace period.
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, {once: true});
+    armTimer(() => {
+      if (settled || timer || signal?.aborted) return;
+      timer = setTimeout(() => settle(() => reject(timedOut(what, location, timeoutMs))), timeoutMs);
+    });
+    let pending: Promise<T>;
+    try {
+      pending = operation();
+    } catch (error) {
+      settle(() => reject(error));
+      return;
+    }
+    pending.then(
+      (value) => settle(() => resolve(value)),
+      (error: unknown) => settle(() => reject(error)),
+    );
+  });
+}
+
+/**
+ * The backend with every operation bounded in time and by the command's cancellation, restic
+ * style: a wrapper with the backend's own interface, so the core neither knows nor cares.
+ * A put may take as long as its body does (pg_dump may wait for a lock for hours); only the
+ * part after the body has ended (flush, fsync, rename, upload) is timed.
+ */
+export function withOperationBounds(storage: StorageBackend, bounds: OperationBounds): StorageBackend {
+  const bounded = <T>(what: string, operation: () => Promise<T>): Promise<T> => boundOperation(operation, what, storage.location, bounds);
+  return {
+    scheme: storage.scheme,
+    location: storage.location,
+    capabilities: storage.capabilities,
+    put: (key: string, body: Readable, options?: PutOptions): Promise<ObjectInfo> =>
+      boundOperation(() => storage.put(key, body, options), `store '${key}'`, storage.location, bounds, (start) => {
+        if (body.readableEnded) start();
+        else body.once('end', start);
+      }),
+    get: (key: string, options?: GetOptions): Promise<Readable> => bounded(`open '${key}'`, () => storage.get(key, options)),
+    stat: (key: string) => bounded(`look up '${key}'`, () => storage.stat(key)),
+    list: (prefix?: string) => bounded('list the backups', () => storage.list(prefix)),
+    delete: (key: string) => bounded(`delete '${key}'`, () => storage.delete(key)),
+    ...(storage.close ? {close: () => bounded('close the storage', () => storage.close!())} : {}),
+  };
+}
