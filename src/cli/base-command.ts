@@ -1,11 +1,15 @@
 import {Command, Errors} from '@oclif/core';
+import {hostname} from 'node:os';
 
 import {DEFAULT_PROGRESS_INTERVAL_MS, type SettingGroup, type Settings} from '../core/config/index.js';
 import {ProgressEvents} from '../core/events/index.js';
 import {findRestoreLeftovers, type RestoreLeftovers} from '../core/services/index.js';
+import type {EventName} from '../contracts/notification.js';
 import {SynapseError, isSynapseError} from '../core/errors/index.js';
+import {Notifier, buildEvent, type DeliveryReport, type EventFacts} from '../core/notify/index.js';
 import {startBufferCollector} from './buffer-collector.js';
-import {loadSettings} from './runtime.js';
+import {discoverNotificationSinks} from './plugin-host/index.js';
+import {configurationEnvironment, guessOperationFacts, loadSettings} from './runtime.js';
 import {formatErrorText, formatRestoreLeftovers} from './format/index.js';
 import {chooseDisplayMode, withStageDisplay, type DisplayMode, type StageTitle} from './views/index.js';
 
@@ -37,6 +41,8 @@ function asSynapseError(error: unknown): SynapseError {
  */
 export abstract class SynapseCommand<T> extends Command {
   static override enableJsonFlag = true;
+  /** The subject of this command's events: 'backup' sends backup.failed when it fails. */
+  static notifies: 'backup' | 'restore' | 'cleanup' | undefined;
 
   protected readonly warnings: string[] = [];
   protected readonly events = new ProgressEvents();
@@ -44,6 +50,10 @@ export abstract class SynapseCommand<T> extends Command {
   #interrupts = 0;
   #progressIntervalMs = DEFAULT_PROGRESS_INTERVAL_MS;
   #stopBufferCollector: (() => void) | undefined;
+  #startedAt = Date.now();
+  #notifier: Promise<Notifier | undefined> | undefined;
+  /** What the events of this run say about it; commands add to it as they learn (type, backup name). */
+  protected eventFacts: EventFacts = {operation: ''};
 
   readonly #onSignal = (signal: NodeJS.Signals): void => {
     this.#interrupts++;
@@ -62,6 +72,9 @@ export abstract class SynapseCommand<T> extends Command {
     process.on('SIGTERM', this.#onSignal);
     this.events.on('warning', (message) => this.warnUser(message));
     this.#stopBufferCollector = startBufferCollector();
+    this.#startedAt = Date.now();
+    // From the raw configuration, so that a run that fails on its configuration can still say which database it was for.
+    this.eventFacts = {operation: (this.id ?? '').replaceAll(':', ' '), ...guessOperationFacts()};
   }
 
   protected warnUser(message: string): void {
@@ -89,7 +102,43 @@ export abstract class SynapseCommand<T> extends Command {
     const settings = loadSettings(uses);
     this.warnAll(settings.warnings);
     this.#progressIntervalMs = settings.progressIntervalMs;
+    this.eventFacts.database = settings.database.database;
+    this.eventFacts.storage = {scheme: settings.storage.scheme, location: settings.storage.location};
     return settings;
+  }
+
+  /**
+   * The configured notification sinks, found and configured once per run. Never fails: a sink that
+   * cannot load or be configured is a warning.
+   */
+  protected notifier(): Promise<Notifier | undefined> {
+    this.#notifier ??= (async () => {
+      try {
+        const {sinks, warnings} = await discoverNotificationSinks(this.config);
+        const notifier = await Notifier.configure(sinks, configurationEnvironment());
+        this.warnAll([...warnings, ...notifier.warnings]);
+        return notifier;
+      } catch (error) {
+        this.warnUser(`unable to set up notifications: ${(error as Error).message}`);
+        return undefined;
+      }
+    })();
+    return this.#notifier;
+  }
+
+  /**
+   * Sends an event through every sink that wants it and waits for the deliveries, each bounded by
+   * NOTIFY_TIMEOUT. A delivery that fails is a warning; the command's outcome never changes.
+   */
+  protected async notify(name: EventName, facts: Partial<EventFacts> = {}): Promise<DeliveryReport[]> {
+    const notifier = await this.notifier();
+    if (!notifier || notifier.recipientsOf(name).length === 0) return [];
+    const event = buildEvent(name, {...this.eventFacts, ...facts}, {host: hostname(), toolVersion: this.config.version});
+    const reports = await notifier.deliver(event);
+    for (const report of reports) {
+      if (!report.delivered) this.warnUser(`unable to notify the ${report.sink} sink (${report.target}) of ${report.event}: ${report.error}`);
+    }
+    return reports;
   }
 
   /**
@@ -125,12 +174,24 @@ export abstract class SynapseCommand<T> extends Command {
   override async catch(error: Error & {exitCode?: number}): Promise<never> {
     const failure = asSynapseError(error);
     process.exitCode = failure.exitCode;
+    const subject = (this.constructor as typeof SynapseCommand).notifies;
+    const notifyFailure = async (): Promise<void> => {
+      if (!subject || error instanceof Errors.ExitError) return;
+      await this.notify(`${subject}.failed`, {
+        durationMs: Date.now() - this.#startedAt,
+        error: {code: failure.code, exitStatus: failure.exitCode, message: failure.message, suggestion: failure.suggestion},
+      });
+    };
     if (this.jsonEnabled()) {
+      // The envelope carries the delivery warnings, so it waits for the deliveries.
+      await notifyFailure();
       const envelope: ErrorEnvelope = {status: failure.exitCode, error: failure.toJSON(), warnings: this.warnings};
       this.logJson(envelope);
     } else {
+      // People read the failure first; the notifications follow, each bounded by NOTIFY_TIMEOUT.
       process.stderr.write(formatErrorText(failure));
       if (process.env.DEBUG && failure.cause) process.stderr.write(`Cause: ${String((failure.cause as Error).stack ?? failure.cause)}\n`);
+      await notifyFailure();
     }
     throw Object.assign(new Error(failure.message), {skipOclifErrorHandling: true, oclif: {exit: failure.exitCode}});
   }
@@ -139,6 +200,7 @@ export abstract class SynapseCommand<T> extends Command {
     process.off('SIGINT', this.#onSignal);
     process.off('SIGTERM', this.#onSignal);
     this.#stopBufferCollector?.();
+    await (await this.#notifier)?.close();
     await super.finally(error);
   }
 

@@ -7,6 +7,8 @@ import type {EncryptionProvider} from '../contracts/encryption.js';
 import type {StorageBackend} from '../contracts/storage.js';
 import {resolveSettings, type SettingGroup, type Settings} from '../core/config/index.js';
 import {SynapseError, errnoCode, isSynapseError} from '../core/errors/index.js';
+import type {EventFacts} from '../core/notify/index.js';
+import {DatabaseTarget} from '../core/postgres/index.js';
 import {boundOperation, withOperationBounds} from '../core/storage/index.js';
 import {discoverEncryptionProviders, discoverStorageBackends} from './plugin-host/index.js';
 
@@ -19,6 +21,35 @@ export function readDotenvFile(cwd: string): Record<string, string> {
     if (errnoCode(error) === 'ENOENT') return {};
     throw new SynapseError('E_CONFIG', {message: `unable to read '${file}': ${(error as Error).message}`});
   }
+}
+
+/**
+ * The configuration environment as settings read it (the real environment over ./.env), for what
+ * must work before and without valid settings: notifications. Never fails.
+ */
+export function configurationEnvironment(): Record<string, string | undefined> {
+  let dotenv: Record<string, string> = {};
+  try {
+    dotenv = readDotenvFile(process.cwd());
+  } catch {
+    // An unreadable .env is reported by the settings; the real environment is still there.
+  }
+  return {...dotenv, ...process.env};
+}
+
+/** Which database and storage a run is about, as far as the raw configuration says, for the events of a run that fails before its settings are valid. */
+export function guessOperationFacts(): Pick<EventFacts, 'database' | 'storage'> {
+  const env = configurationEnvironment();
+  let database: string | undefined;
+  try {
+    database = DatabaseTarget.fromEnvironment(env).database;
+  } catch {
+    // A malformed DATABASE_URL: the failure event says so in its error.
+  }
+  return {
+    ...(database ? {database} : {}),
+    storage: {scheme: env.BACKUP_STORAGE?.trim() || 'local', location: path.resolve(process.cwd(), env.BACKUP_DIR?.trim() || './backups')},
+  };
 }
 
 export function loadSettings(uses: readonly SettingGroup[]): Settings {

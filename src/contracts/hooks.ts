@@ -1,4 +1,5 @@
 import type {EncryptionProvider} from './encryption.js';
+import type {NotificationSinkFactory} from './notification.js';
 import type {StorageBackendFactory} from './storage.js';
 
 /**
@@ -8,8 +9,10 @@ import type {StorageBackendFactory} from './storage.js';
  */
 export const HOOK_STORAGE_BACKENDS = 'synapse-backup:storage-backends';
 export const HOOK_ENCRYPTION_PROVIDERS = 'synapse-backup:encryption-providers';
+export const HOOK_NOTIFICATION_SINKS = 'synapse-backup:notification-sinks';
 
 export interface SynapseHookRegistrations {
   [HOOK_STORAGE_BACKENDS]: StorageBackendFactory | StorageBackendFactory[];
   [HOOK_ENCRYPTION_PROVIDERS]: EncryptionProvider | EncryptionProvider[];
+  [HOOK_NOTIFICATION_SINKS]: NotificationSinkFactory | NotificationSinkFactory[];
 }

@@ -1,3 +1,5 @@
 export * from './encryption.js';
 export * from './hooks.js';
+export * from './notification.js';
+export * from './plugin-api.js';
 export * from './storage.js';

@@ -6,3 +6,4 @@ export * from './naming/index.js';
 export * from './retention/index.js';
 export * from './secrets/index.js';
 export * from './services/index.js';
+export * from './notify/index.js';

@@ -2,7 +2,10 @@ import {expect} from 'chai';
 import {execa} from 'execa';
 import path from 'node:path';
 
+import {existsSync} from 'node:fs';
+
 import {PROJECT_ROOT, runCli} from '../helpers/cli.js';
+import {startHttpReceiver} from '../helpers/receivers.js';
 import {makeTempDir} from '../helpers/temp.js';
 
 const FIXTURES = path.join(PROJECT_ROOT, 'test', 'fixtures', 'plugins');
@@ -66,5 +69,48 @@ describe('plugins', function () {
     expect(result.exitCode).to.equal(8);
     expect(result.json.error.message).to.match(/both '.+' and '.+' provide it/);
     expect(result.json.error.message).to.include("for 'local'");
+  });
+
+  describe('the plugin API handshake', function () {
+    const link = async (fixture: string) => {
+      const linked = await cli(['plugins', 'link', '--no-install', path.join(FIXTURES, fixture)]);
+      expect(linked.exitCode, linked.stderr).to.equal(0);
+    };
+
+    it('refuses a storage plugin made for another plugin API, naming it and both versions, without running it', async function () {
+      await link('future-storage');
+      const marker = path.join(temp.path, 'ran');
+      const result = await cli(['backup', 'list', '--json'], {FIXTURE_MARKER: marker});
+      expect(result.exitCode).to.equal(8);
+      expect(result.json.error.code).to.equal('E_PLUGIN');
+      expect(result.json.error.message).to.equal(
+        "unable to load plugin 'synapse-backup-plugin-fixture-future-storage' 2.1.0 targets plugin API ^2.0.0, but this synapse-backup provides plugin API 1.0.0",
+      );
+      expect(result.json.error.suggestion).to.include('plugins uninstall');
+      expect(existsSync(marker)).to.equal(false);
+    });
+
+    it('refuses a plugin that does not say which plugin API it targets', async function () {
+      await link('undeclared-storage');
+      const result = await cli(['backup', 'list', '--json']);
+      expect(result.exitCode).to.equal(8);
+      expect(result.json.error.message).to.include("plugin 'synapse-backup-plugin-fixture-undeclared-storage' 1.0.0 does not declare a valid plugin API range");
+      expect(result.json.error.message).to.include('"pluginApi": "^1.0.0"');
+    });
+
+    it('leaves out an incompatible notification plugin with a warning, and the other sinks still deliver', async function () {
+      await link('future-sink');
+      const receiver = await startHttpReceiver();
+      try {
+        const result = await cli(['backup', 'run', '--json'], {DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/nowhere', NOTIFY_FUTURE: '1', NOTIFY_WEBHOOK_URL: receiver.url});
+        expect(result.exitCode).to.equal(3);
+        expect(result.json.warnings.join('\n')).to.include(
+          "unable to load notification sinks from plugin 'synapse-backup-plugin-fixture-future-sink' 2.0.0 targets plugin API >=2, but this synapse-backup provides plugin API 1.0.0; it sends nothing",
+        );
+        expect(receiver.requests.map((request) => JSON.parse(request.body).event)).to.deep.equal(['backup.failed']);
+      } finally {
+        await receiver.close();
+      }
+    });
   });
 });

@@ -2,7 +2,7 @@ import {createCipheriv, createDecipheriv, createHash, pbkdf2, randomBytes, type 
 import {Transform, type TransformCallback} from 'node:stream';
 import {promisify} from 'node:util';
 
-import type {CipherParameters, EncryptOptions, EncryptionProvider} from 'synapse-backup/contracts';
+import type {CipherParameters, EncryptOptions, EncryptionProvider} from 'synapse-backup/plugin-api';
 
 const derive = promisify(pbkdf2);
 

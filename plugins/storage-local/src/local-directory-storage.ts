@@ -5,7 +5,7 @@ import path from 'node:path';
 import type {Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
 
-import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities} from 'synapse-backup/contracts';
+import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities} from 'synapse-backup/plugin-api';
 
 const STAGING_SUFFIX = '.partial';
 

@@ -1,5 +1,5 @@
 import type {ListedBackup} from '../../core/services/index.js';
-import {formatBytes} from './bytes.js';
+import {formatBytes} from '../../core/units/index.js';
 
 function capitalise(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);

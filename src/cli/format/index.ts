@@ -1,4 +1,4 @@
 export * from './backup-table.js';
-export * from './bytes.js';
+export * from '../../core/units/index.js';
 export * from './error-text.js';
 export * from './restore-leftovers.js';

@@ -8,6 +8,7 @@ import {cleanupBackups, documentAuthenticatorFor, type CleanupResult, type Resto
 type CleanupOutput = CleanupResult & {databases: RestoreLeftovers | null};
 
 export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
+  static override notifies = 'cleanup' as const;
   static override summary = 'Delete backups beyond the retention policy (24 hourly, 30 daily, 12 monthly).';
   static override description = withEnvironmentHelp(
     'Keeps the newest BACKUP_RETENTION_HOURLY, _DAILY and _MONTHLY good backups of each database and type and deletes the rest, each with its metadata, plus what crashed runs left. A backup is deleted only once the newer backups that replace it have been read back whole and matched their checksums (once per backup; the result is remembered). Never deletes a file synapse-backup did not write, a backup whose metadata is missing, not authentic or damaged, or the newest good backup of a type.',
@@ -44,6 +45,14 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
     this.print(`${lines.join('\n')}${lines.length > 0 ? '\n' : ''}${result.dryRun ? 'Dry run: ' : ''}${removed} backups and ${result.leftovers.length} leftovers ${outcome}; ${result.decisions.length - removed} backups kept.`);
     // Restores that died leave scratch databases on the server; the storage alone cannot tell.
     const databases = await this.showRestoreLeftovers(settings, {reclaim: !result.dryRun});
+    await this.notify('cleanup.completed', {
+      details: {
+        dryRun: result.dryRun,
+        removed: result.decisions.filter((decision) => decision.action === 'remove').map((decision) => decision.name),
+        kept: result.decisions.length - removed,
+        leftoversRemoved: result.leftovers,
+      },
+    });
     return {...result, databases};
   }
 }

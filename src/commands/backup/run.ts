@@ -10,6 +10,7 @@ import {BACKUP_TYPES, type BackupType} from '../../core/naming/index.js';
 import {runBackup, type BackupResult} from '../../core/services/index.js';
 
 export default class BackupRun extends SynapseCommand<BackupResult> {
+  static override notifies = 'backup' as const;
   static override summary = 'Back up the database: pg_dump, gzip, encrypt, checksum, store.';
   static override description = withEnvironmentHelp(
     `Streams a plain pg_dump through gzip or zstd and (when a key is configured) AES-256-CBC into the backup storage, then writes <name>.meta.json beside it, with a MAC when a key is configured. Nothing is written to a temporary copy; a failed or interrupted run leaves nothing that counts as a backup, the next cleanup removes what it left, and earlier backups are never touched. Only one run per backup storage at a time: a second one exits with status 11.`,
@@ -33,6 +34,9 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
 
   async run(): Promise<BackupResult> {
     const {flags} = await this.parse(BackupRun);
+    this.eventFacts.backup = {type: flags['backup-type']};
+    // A dead man's switch (the heartbeat sink) learns that a run began before anything can fail.
+    await this.notify('backup.started');
     const settings = this.loadSettings(['new-backups']);
     const storage = await openStorage(this.config, settings, 'read-write', {create: true, signal: this.signal});
     let encryption: EncryptionProvider | undefined;
@@ -59,6 +63,19 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
     this.print(
       `Backup ${result.name} written to ${result.location}: ${formatBytes(metadata.sizes.storedBytes)} stored (${formatBytes(metadata.sizes.plaintextBytes)} of SQL) in ${formatDuration(metadata.durationMs)}, sha256 ${metadata.checksums.stored}`,
     );
+    await this.notify('backup.succeeded', {
+      backup: {
+        name: result.name,
+        type: metadata.backupType,
+        storedBytes: metadata.sizes.storedBytes,
+        plaintextBytes: metadata.sizes.plaintextBytes,
+        sha256: metadata.checksums.stored,
+        compression: metadata.compression.algorithm,
+        encrypted: metadata.encryption !== null,
+      },
+      durationMs: metadata.durationMs,
+      storage: {scheme: storage.scheme, location: result.location},
+    });
     return result;
   }
 }

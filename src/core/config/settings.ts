@@ -200,7 +200,8 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
   // A bound on a hung storage, not on the data: a bad value must not stop a restore either.
   const storageTimeoutMs = leniently(false, () => nonNegativeInteger(env, 'SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS', DEFAULT_STORAGE_TIMEOUT_MS, 1), DEFAULT_STORAGE_TIMEOUT_MS, warnings);
   return {
-    env: withoutSecrets(env),
+    // Storage and encryption plugins get neither our secrets nor the notification sinks' credentials.
+    env: Object.fromEntries(Object.entries(withoutSecrets(env)).filter(([name]) => !name.startsWith('NOTIFY_'))),
     database: DatabaseTarget.fromEnvironment(env),
     storage: {
       scheme: env.BACKUP_STORAGE?.trim() || 'local',

@@ -1,4 +1,4 @@
-import type {EncryptionProvider} from 'synapse-backup/contracts';
+import type {EncryptionProvider} from 'synapse-backup/plugin-api';
 
 import {opensslAesCbc} from '../openssl-aes-cbc.js';
 

@@ -1,4 +1,4 @@
-import type {StorageBackendFactory} from 'synapse-backup/contracts';
+import type {StorageBackendFactory} from 'synapse-backup/plugin-api';
 
 import {LocalDirectoryStorage} from '../local-directory-storage.js';
 

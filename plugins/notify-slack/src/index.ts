@@ -1,0 +1,2 @@
+export * from './slack-message.js';
+export * from './slack-sink.js';
