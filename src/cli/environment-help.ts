@@ -8,6 +8,7 @@ export const COMMAND_ENVIRONMENT = {
   list: [`${CONNECTION}: whose backups to show, and what earlier restores left`, STORAGE, `${KEY}: to check the metadata's MAC`],
   restore: [CONNECTION, STORAGE, KEY, 'PG_BIN_DIR', 'SYNAPSE_BACKUP_LOCK_TIMEOUT_MS', 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS'],
   cleanup: [`${CONNECTION}: for the databases earlier restores left`, STORAGE, `${KEY}: to check the metadata's MAC`, 'BACKUP_RETENTION_HOURLY, BACKUP_RETENTION_DAILY, BACKUP_RETENTION_MONTHLY', 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS'],
+  check: [CONNECTION, STORAGE, KEY, 'PG_BIN_DIR', 'NOTIFY_* (each sink\'s variables, NOTIFY_TIMEOUT)'],
 } as const;
 
 export function withEnvironmentHelp(description: string, variables: readonly string[]): string {

@@ -65,6 +65,9 @@ describe('backup names', function () {
     [`someone-elses-file.1234${STAGING_SUFFIX}`, 'foreign'],
     ['backup_hourly_20260222_143000.sql.gz.bak', 'foreign'],
     ['other.meta.json', 'foreign'],
+    ['synapse-backup-check.0123456789ab.probe', 'probe'],
+    ['synapse-backup-check.0123456789.probe', 'foreign'],
+    ['synapse-backup-check.0123456789ab.probe.txt', 'foreign'],
   ];
   for (const [key, kind] of classified) {
     it(`classifies '${key}' as ${kind}`, function () {

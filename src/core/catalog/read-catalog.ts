@@ -6,6 +6,9 @@ import type {BackupHealth} from '../retention/index.js';
 import {readSmallObject, storageError} from '../storage/index.js';
 import {readCurrentVerification, type VerificationRecord} from '../verification/index.js';
 
+/** A check's probe older than this was left by a check that was killed; a younger one may still be read back. */
+const PROBE_MAX_AGE_MS = 3_600_000;
+
 export interface CatalogEntry {
   readonly name: string;
   readonly parts: BackupNameParts;
@@ -89,6 +92,8 @@ export async function readCatalog(storage: StorageBackend, options: CatalogOptio
     else if (kind.kind === 'pending') pending.add(kind.backupName);
     else if (kind.kind === 'verification') verificationRecords.set(kind.backupName, object);
     else if (kind.kind === 'staging') leftovers.push(object);
+    // A check running right now may still read its probe back; only an old one was left by a killed check.
+    else if (kind.kind === 'probe' && Date.now() - object.modifiedAt.getTime() > PROBE_MAX_AGE_MS) leftovers.push(object);
   }
 
   const entries = await Promise.all(

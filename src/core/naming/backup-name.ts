@@ -90,7 +90,15 @@ export type StoredKeyKind =
   | {readonly kind: 'pending'; readonly backupName: string}
   | {readonly kind: 'staging'; readonly finalKey: string}
   | {readonly kind: 'lock'}
+  | {readonly kind: 'probe'}
   | {readonly kind: 'foreign'};
+
+/** What `check` writes to prove the storage writable, deleted at once; one a killed check left is cleanup's. */
+export const PROBE_KEY_PATTERN = /^synapse-backup-check\.[0-9a-f]{12}\.probe$/;
+
+export function probeKey(token: string): string {
+  return `synapse-backup-check.${token}.probe`;
+}
 
 /**
  * What a key found in storage is. Only keys this tool writes are ever classified as anything but
@@ -98,6 +106,7 @@ export type StoredKeyKind =
  */
 export function classifyKey(key: string): StoredKeyKind {
   if (key === LOCK_KEY) return {kind: 'lock'};
+  if (PROBE_KEY_PATTERN.test(key)) return {kind: 'probe'};
   if (key.endsWith(STAGING_SUFFIX)) {
     const withoutSuffix = key.slice(0, -STAGING_SUFFIX.length);
     const tokenStart = withoutSuffix.lastIndexOf('.');

@@ -4,3 +4,4 @@ export * from './restore-backup.js';
 export * from './run-backup.js';
 export * from './document-trust.js';
 export * from './restore-leftovers.js';
+export * from './check-setup.js';
