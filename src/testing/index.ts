@@ -1,1 +1,2 @@
 export * from './storage-contract.js';
+export * from './sink-contract.js';
