@@ -9,7 +9,7 @@ import {resolveSettings, type SettingGroup, type Settings} from '../core/config/
 import {SynapseError, errnoCode, isSynapseError} from '../core/errors/index.js';
 import type {EventFacts} from '../core/notify/index.js';
 import {DatabaseTarget} from '../core/postgres/index.js';
-import {boundOperation, withOperationBounds} from '../core/storage/index.js';
+import {DEFAULT_RETRY_DELAYS_MS, boundOperation, withOperationBounds, withOperationLog, withRetries} from '../core/storage/index.js';
 import {discoverEncryptionProviders, discoverStorageBackends} from './plugin-host/index.js';
 
 /** The .env file of the working directory, if any; read, never merged into process.env. */
@@ -65,7 +65,7 @@ export async function openStorage(
   config: Config,
   settings: Settings,
   access: 'read' | 'read-write',
-  options: {create?: boolean; signal?: AbortSignal} = {},
+  options: {create?: boolean; signal?: AbortSignal; onWarning?: (message: string) => void} = {},
 ): Promise<StorageBackend> {
   const backends = await discoverStorageBackends(config);
   const found = backends.get(settings.storage.scheme);
@@ -83,7 +83,16 @@ export async function openStorage(
       settings.storage.location,
       bounds,
     );
-    return withOperationBounds(storage, bounds);
+    // Restic style, each concern a wrapper with the backend's interface: every call logged under
+    // DEBUG, transient failures of idempotent calls retried (and said), the whole bounded in time.
+    const logged = process.env.DEBUG ? withOperationLog(storage, (line) => process.stderr.write(`${new Date().toISOString()} debug ${line}\n`)) : storage;
+    const retried = withRetries(logged, {
+      delaysMs: DEFAULT_RETRY_DELAYS_MS,
+      signal: options.signal,
+      onRetry: (what, error, attempt, attempts) =>
+        options.onWarning?.(`the storage failed to ${what} (${errnoCode(error) ?? 'transient'}: ${(error as Error).message}); trying again (attempt ${attempt} of ${attempts})`),
+    });
+    return withOperationBounds(retried, bounds);
   } catch (error) {
     if (isSynapseError(error)) throw error;
     const code = errnoCode(error);

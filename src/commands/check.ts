@@ -62,7 +62,7 @@ export default class Check extends SynapseCommand<CheckOutput> {
     checks.push(...(await checkDatabase(settings)));
     let storage: StorageBackend | undefined;
     try {
-      storage = await openStorage(this.config, settings, 'read-write', {signal: this.signal});
+      storage = await openStorage(this.config, settings, 'read-write', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
       checks.push(await checkStorageWritable(storage));
     } catch (error) {
       const missing = (error as Error).message.endsWith('it does not exist');

@@ -9,6 +9,40 @@ export interface StorageContractOptions {
   readonly create: () => Promise<StorageBackend>;
   /** Removes what `create` made; called after each test. */
   readonly dispose?: (storage: StorageBackend) => Promise<void>;
+  /**
+   * Who may read an object, as the backend's medium sees it: 'owner' or 'others'. Given, the suite
+   * checks that a private put is readable by its owner only (a 0600 file, a private ACL).
+   */
+  readonly readableBy?: (storage: StorageBackend, key: string) => Promise<'owner' | 'others'>;
+}
+
+/** A body that sends `head`, then waits for `release()` before it ends: a put caught midway. */
+function heldStream(head: Buffer): {stream: Readable; release: () => void} {
+  let release = (): void => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let sent = false;
+  const stream = new Readable({
+    read() {
+      if (sent) return;
+      sent = true;
+      this.push(head);
+      void released.then(() => this.push(null));
+    },
+  });
+  return {stream, release};
+}
+
+const STAGING_KEY = /^(.+)\.[0-9a-f]{8,64}\.partial$/;
+
+/**
+ * The keys that are objects, and checks that the rest are staging objects of `failedKey`: a failed
+ * put should remove what it staged, but on a network file system that delete may itself fail (or
+ * the server may still hold the file open), and a staging object is what cleanup removes.
+ */
+async function objectsBesidesStagingOf(storage: StorageBackend, failedKey: string): Promise<string[]> {
+  const keys = (await storage.list()).map((object) => object.key);
+  for (const key of keys.filter((candidate) => STAGING_KEY.test(candidate))) expect(STAGING_KEY.exec(key)![1], `staging object ${key}`).to.equal(failedKey);
+  return keys.filter((key) => !STAGING_KEY.test(key)).sort();
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -115,7 +149,8 @@ export function describeStorageContract(name: string, options: StorageContractOp
       expect((await readAll(await storage.get('replace'))).toString()).to.equal('second');
     });
 
-    it("refuses to replace with ifNotExists, with code 'EEXIST', leaving the original", async function () {
+    it("refuses to replace with ifNotExists, with code 'EEXIST', leaving the original (when it declares conditionalPut)", async function () {
+      if (!storage.capabilities.conditionalPut) this.skip();
       await storage.put('once', Readable.from([Buffer.from('original')]));
       let failure: unknown;
       try {
@@ -128,6 +163,52 @@ export function describeStorageContract(name: string, options: StorageContractOp
       expect((await storage.list()).map((object) => object.key)).to.deep.equal(['once']);
     });
 
+    it('lets exactly one of many concurrent ifNotExists puts win, and keeps its bytes whole (when it declares conditionalPut)', async function () {
+      if (!storage.capabilities.conditionalPut) this.skip();
+      const bodies = Array.from({length: 8}, (_, index) => Buffer.concat([Buffer.from(`writer ${index}:`), randomBytes(64 * 1024)]));
+      const outcomes = await Promise.allSettled(bodies.map((body) => storage.put('contested', Readable.from([body]), {ifNotExists: true})));
+      const winners = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+      expect(winners).to.have.length(1);
+      for (const outcome of outcomes) if (outcome.status === 'rejected') expect(errorCode(outcome.reason)).to.equal('EEXIST');
+      const stored = await readAll(await storage.get('contested'));
+      expect(bodies.some((body) => body.equals(stored)), 'the stored object is one writer\'s whole body').to.equal(true);
+      expect((await storage.list()).map((object) => object.key)).to.deep.equal(['contested']);
+    });
+
+    it('never shows a put under its final key before the put is done (when it declares atomicPut), and names staging objects as the contract says', async function () {
+      if (!storage.capabilities.atomicPut) this.skip();
+      const {stream, release} = heldStream(randomBytes(128 * 1024));
+      const putting = storage.put('midway', stream);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await storage.stat('midway')).to.equal(undefined);
+      const during = (await storage.list()).map((object) => object.key);
+      expect(during).not.to.include('midway');
+      for (const key of during) expect(key, 'a staging object').to.match(STAGING_KEY).and.satisfy((staging: string) => STAGING_KEY.exec(staging)![1] === 'midway');
+      release();
+      await putting;
+      expect((await storage.list()).map((object) => object.key), 'no staging object is left').to.deep.equal(['midway']);
+    });
+
+    it('makes a private object readable by its owner only', async function () {
+      if (!options.readableBy) this.skip();
+      await storage.put('private', Readable.from([Buffer.from('secret')]), {private: true});
+      expect(await options.readableBy!(storage, 'private')).to.equal('owner');
+    });
+
+    it('stops a get when its signal is aborted', async function () {
+      await storage.put('large', Readable.from([randomBytes(4 * 1024 * 1024)]));
+      const controller = new AbortController();
+      const stream = await storage.get('large', {signal: controller.signal});
+      controller.abort();
+      let failure: unknown;
+      try {
+        await readAll(stream);
+      } catch (error) {
+        failure = error;
+      }
+      expect((failure as Error | undefined)?.name).to.equal('AbortError');
+    });
+
     it('publishes nothing when the source stream fails midway, and leaves other objects alone', async function () {
       await storage.put('earlier', Readable.from([Buffer.from('keep me')]));
       let failure: unknown;
@@ -138,7 +219,7 @@ export function describeStorageContract(name: string, options: StorageContractOp
       }
       expect(failure).to.be.instanceOf(Error);
       expect(await storage.stat('broken')).to.equal(undefined);
-      expect((await storage.list()).map((object) => object.key)).to.deep.equal(['earlier']);
+      expect(await objectsBesidesStagingOf(storage, 'broken')).to.deep.equal(['earlier']);
       expect((await readAll(await storage.get('earlier'))).toString()).to.equal('keep me');
     });
 
@@ -159,7 +240,7 @@ export function describeStorageContract(name: string, options: StorageContractOp
       }
       expect(failure).to.be.instanceOf(Error);
       expect(await storage.stat('aborted')).to.equal(undefined);
-      expect((await storage.list()).map((object) => object.key)).to.deep.equal([]);
+      expect(await objectsBesidesStagingOf(storage, 'aborted')).to.deep.equal([]);
     });
 
     it('deletes objects, and deleting a missing key is not an error', async function () {

@@ -1,22 +1,14 @@
 import {execa} from 'execa';
 import {existsSync} from 'node:fs';
 import {chmod, mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
-import {createServer} from 'node:net';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 
+import {freePort} from './services.js';
+
 export const PG_BIN = process.env.SYNAPSE_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number};
-      server.close(() => resolve(port));
-    });
-  });
-}
+export {freePort};
 
 export interface ThrowawayCluster {
   readonly port: number;

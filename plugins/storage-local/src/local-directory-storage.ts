@@ -1,6 +1,7 @@
 import {randomBytes} from 'node:crypto';
-import {constants, createReadStream, createWriteStream} from 'node:fs';
-import {access, link, lstat, mkdir, open, readdir, rename, stat, unlink} from 'node:fs/promises';
+import {constants, createReadStream, createWriteStream, type WriteStream} from 'node:fs';
+import {once} from 'node:events';
+import {access, link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle} from 'node:fs/promises';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
@@ -61,13 +62,35 @@ function notRegular(key: string): NodeJS.ErrnoException {
  * link() (which refuses to replace an existing file) or rename(), and fsyncs the directory, so a
  * backup is either there whole or not at all, even across a crash or power loss.
  */
+export interface LocalDirectoryOptions {
+  /** Create a missing directory (backup run, the first time). */
+  readonly create?: boolean;
+  /**
+   * Publish with link(), which refuses atomically to replace a file. Some network file systems
+   * have no hard links (an SMB share through rclone answers EIO): without them an ifNotExists put
+   * looks, then renames, and the backend declares no conditional put.
+   */
+  readonly hardLinks?: boolean;
+  /**
+   * The device every file must be on (a network mount's): a staging file opened anywhere else (the
+   * mount dropped and the path now leads to the local disk under it) is removed and refused with
+   * 'ENOTMOUNTED' before a byte is written.
+   */
+  readonly device?: number;
+}
+
 export class LocalDirectoryStorage implements StorageBackend {
   readonly scheme = 'local';
-  readonly capabilities: StorageCapabilities = {atomicPut: true, conditionalPut: true, rangeReads: true};
+  readonly capabilities: StorageCapabilities;
   readonly location: string;
+  readonly #hardLinks: boolean;
+  readonly #device: number | undefined;
 
-  private constructor(directory: string) {
+  private constructor(directory: string, options: LocalDirectoryOptions) {
     this.location = directory;
+    this.#hardLinks = options.hardLinks !== false;
+    this.#device = options.device;
+    this.capabilities = {atomicPut: true, conditionalPut: this.#hardLinks, rangeReads: true};
   }
 
   /**
@@ -75,7 +98,7 @@ export class LocalDirectoryStorage implements StorageBackend {
    * writing it must be writable by this user; for reading it may be read-only (a backup disk
    * mounted ro for a restore).
    */
-  static async open(directory: string, mode: 'read' | 'read-write' = 'read-write', options: {create?: boolean} = {}): Promise<LocalDirectoryStorage> {
+  static async open(directory: string, mode: 'read' | 'read-write' = 'read-write', options: LocalDirectoryOptions = {}): Promise<LocalDirectoryStorage> {
     const absolute = path.resolve(directory);
     let info = await statIfExists(absolute);
     if (!info) {
@@ -90,7 +113,7 @@ export class LocalDirectoryStorage implements StorageBackend {
     } catch (error) {
       throw codedError((error as NodeJS.ErrnoException).code ?? 'EACCES', `'${absolute}' is not ${mode === 'read-write' ? 'writable' : 'readable'} by this user`);
     }
-    return new LocalDirectoryStorage(absolute);
+    return new LocalDirectoryStorage(absolute, options);
   }
 
   #path(key: string): string {
@@ -115,10 +138,17 @@ export class LocalDirectoryStorage implements StorageBackend {
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
     const finalPath = this.#path(key);
     const stagingPath = this.#path(`${key}.${randomBytes(6).toString('hex')}${STAGING_SUFFIX}`);
+    let handle: FileHandle | undefined;
+    let writer: WriteStream | undefined;
     try {
-      const handle = await open(stagingPath, 'wx', options.private ? 0o600 : 0o644);
+      handle = await open(stagingPath, 'wx', options.private ? 0o600 : 0o644);
+      if (this.#device !== undefined && (await handle.stat()).dev !== this.#device) {
+        await handle.close();
+        throw codedError('ENOTMOUNTED', `'${this.location}' is no longer on the mounted file system it was opened on (the mount is gone); nothing was written there`);
+      }
       // flush: fsync before close, so the data is on disk before the name points at it.
-      await pipeline(body, createWriteStream('', {fd: handle, flush: true, highWaterMark: 1024 * 1024}), {signal: options.signal});
+      writer = createWriteStream('', {fd: handle, flush: true, highWaterMark: 1024 * 1024});
+      await pipeline(body, writer, {signal: options.signal});
       if (options.ifNotExists) {
         await this.#publishWithoutReplacing(stagingPath, finalPath);
       } else {
@@ -127,13 +157,39 @@ export class LocalDirectoryStorage implements StorageBackend {
       await this.#syncDirectory();
     } catch (error) {
       body.destroy();
-      await unlink(stagingPath).catch(() => {});
+      await this.#removeStaging(stagingPath, handle, writer);
       throw error;
     }
     return (await this.stat(key))!;
   }
 
+  /**
+   * Removes what a failed put staged. The file is closed first: an SMB server refuses to delete a
+   * file that is still open, and one attempt more covers a server slow to let go of it. What is
+   * left even so is a staging object, which the next cleanup removes.
+   */
+  async #removeStaging(stagingPath: string, handle: FileHandle | undefined, writer: WriteStream | undefined): Promise<void> {
+    // rclone finishes an upload when the file is closed: a close still in flight would bring back a file deleted before it.
+    if (writer && !writer.closed) await once(writer, 'close').catch(() => {});
+    else await handle?.close().catch(() => {});
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await unlink(stagingPath);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  }
+
   async #publishWithoutReplacing(stagingPath: string, finalPath: string): Promise<void> {
+    if (!this.#hardLinks) {
+      // Not atomic against a concurrent writer, which the storage lock excludes (on this host: see conditionalPut).
+      if (await this.stat(path.basename(finalPath))) throw codedError('EEXIST', `object '${path.basename(finalPath)}' already exists`);
+      await rename(stagingPath, finalPath);
+      return;
+    }
     try {
       await link(stagingPath, finalPath);
     } catch (error) {

@@ -4,23 +4,8 @@ import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {Readable} from 'node:stream';
 
-import {describeStorageContract} from '../../../src/testing/index.js';
 import {mountTmpfs, remountReadOnly, unmount} from '../../../test/helpers/mounts.js';
 import {LocalDirectoryStorage} from '../src/local-directory-storage.js';
-
-const created = new Map<string, string>();
-
-describeStorageContract('local directory', {
-  async create() {
-    const directory = await mkdtemp(path.join(tmpdir(), 'synapse-local-'));
-    const storage = await LocalDirectoryStorage.open(path.join(directory, 'backups'), 'read-write', {create: true});
-    created.set(storage.location, directory);
-    return storage;
-  },
-  async dispose(storage) {
-    await rm(created.get(storage.location)!, {recursive: true, force: true});
-  },
-});
 
 describe('local directory storage', function () {
   let directory: string;
@@ -31,6 +16,36 @@ describe('local directory storage', function () {
 
   afterEach(async function () {
     await rm(directory, {recursive: true, force: true});
+  });
+
+  it('refuses to write a staging file that is not on the expected device (a dropped mount), leaving nothing', async function () {
+    const elsewhere = (await stat('/proc')).dev;
+    const storage = await LocalDirectoryStorage.open(path.join(directory, 'backups'), 'read-write', {create: true, device: elsewhere});
+    let failure: NodeJS.ErrnoException | undefined;
+    await storage.put('backup', Readable.from([Buffer.from('data')])).catch((error) => (failure = error));
+    expect(failure?.code).to.equal('ENOTMOUNTED');
+    expect(await readdir(storage.location)).to.deep.equal([]);
+  });
+
+  it('publishes without hard links when told to, refusing to replace after a look, and declares no conditional put', async function () {
+    const storage = await LocalDirectoryStorage.open(path.join(directory, 'backups'), 'read-write', {create: true, hardLinks: false});
+    expect(storage.capabilities.conditionalPut).to.equal(false);
+    await storage.put('once', Readable.from([Buffer.from('original')]), {ifNotExists: true});
+    let failure: NodeJS.ErrnoException | undefined;
+    await storage.put('once', Readable.from([Buffer.from('again')]), {ifNotExists: true}).catch((error) => (failure = error));
+    expect(failure?.code).to.equal('EEXIST');
+    expect(await readdir(storage.location)).to.deep.equal(['once']);
+  });
+
+  it('removes what a failed put staged, leaving the directory as it was', async function () {
+    const storage = await LocalDirectoryStorage.open(path.join(directory, 'backups'), 'read-write', {create: true});
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('source failed'));
+      },
+    });
+    await storage.put('broken', failing).catch(() => {});
+    expect(await readdir(storage.location)).to.deep.equal([]);
   });
 
   it('creates the backup directory 0700 and private objects 0600', async function () {

@@ -24,7 +24,7 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
   async run(): Promise<CleanupOutput> {
     const {flags} = await this.parse(BackupCleanup);
     const settings = this.loadSettings(['retention']);
-    const storage = await openStorage(this.config, settings, 'read-write', {signal: this.signal});
+    const storage = await openStorage(this.config, settings, 'read-write', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
     const result = await this.display(
       'cleanup',
       [

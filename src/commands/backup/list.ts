@@ -29,7 +29,7 @@ export default class BackupList extends SynapseCommand<ListOutput> {
   async run(): Promise<ListOutput> {
     const {flags} = await this.parse(BackupList);
     const settings = this.loadSettings([]);
-    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal});
+    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
     const database = flags['all-databases'] ? undefined : settings.database.database;
     const backups = await listBackups(storage, {authenticator: documentAuthenticatorFor(settings.encryption), database});
     this.print(formatBackupTable(backups, database === undefined ? 'Available backups of every database:' : `Available backups of database '${database}':`));

@@ -38,7 +38,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
     this.eventFacts.backup = {name: args.file};
     assertRestorableName(args.file);
     const settings = this.loadSettings([]);
-    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal});
+    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
     const encryptionProviders = await loadEncryptionProviders(this.config);
     const result = await this.display(
       'restore',

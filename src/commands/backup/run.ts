@@ -38,7 +38,7 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
     // A dead man's switch (the heartbeat sink) learns that a run began before anything can fail.
     await this.notify('backup.started');
     const settings = this.loadSettings(['new-backups']);
-    const storage = await openStorage(this.config, settings, 'read-write', {create: true, signal: this.signal});
+    const storage = await openStorage(this.config, settings, 'read-write', {create: true, signal: this.signal, onWarning: (message) => this.warnUser(message)});
     let encryption: EncryptionProvider | undefined;
     if (settings.encryption) {
       encryption = (await loadEncryptionProviders(this.config)).get(settings.encryption.provider);

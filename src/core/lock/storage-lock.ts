@@ -20,6 +20,8 @@ export interface HeldLock {
   readonly holder: LockHolder;
   /** The crashed run whose lock this one took over, to be logged. */
   readonly tookOverFrom?: LockHolder;
+  /** What this lock cannot promise on this storage, to be logged (see StorageCapabilities.conditionalPut). */
+  readonly limitation?: string;
   /** For a lock taken empty on a full disk: writes the holder into it once there is room again. */
   recordHolder(): Promise<void>;
   release(): Promise<void>;
@@ -38,6 +40,30 @@ const EMPTY_LOCK_HOLDER: LockHolder = {pid: 0, hostname: 'unknown', operation: '
 
 /** How long a run waits while another run on this host checks the same stale lock. */
 const TAKEOVER_WAIT_MS = 10_000;
+
+/**
+ * Creates the lock object only if there is none. On a backend with an atomic conditional put that
+ * is one call. On one without (s3fs renames by copy and delete, some FUSE file systems have no
+ * hard links), a look then a put is atomic only against runs of this host, which a host-wide mutex
+ * makes it; runs on other hosts are not excluded, and the lock says so.
+ */
+async function createLockObject(storage: StorageBackend, content: string): Promise<void> {
+  if (storage.capabilities.conditionalPut) {
+    await writeSmallObject(storage, LOCK_KEY, content, {ifNotExists: true, private: true});
+    return;
+  }
+  const done = await runExclusivelyOnThisHost(`${storage.scheme}:${storage.location}:${LOCK_KEY}:create`, TAKEOVER_WAIT_MS, async () => {
+    if (await storage.stat(LOCK_KEY)) throw Object.assign(new Error(`object '${LOCK_KEY}' already exists`), {code: 'EEXIST'});
+    await writeSmallObject(storage, LOCK_KEY, content, {private: true});
+  });
+  if (!done) throw Object.assign(new Error(`object '${LOCK_KEY}' is being created by another run`), {code: 'EEXIST'});
+}
+
+export function singleHostLimitation(storage: StorageBackend): string | undefined {
+  return storage.capabilities.conditionalPut
+    ? undefined
+    : `the ${storage.scheme} storage cannot create an object only if it is absent, atomically: the lock keeps out other runs on this host only, so never point runs on two hosts at '${storage.location}'`;
+}
 
 function sameHolder(one: LockHolder, other: LockHolder): boolean {
   return one.pid === other.pid && one.hostname === other.hostname && one.operation === other.operation && one.acquiredAt === other.acquiredAt && one.processStartTime === other.processStartTime;
@@ -95,15 +121,17 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
     try {
       let empty = false;
       try {
-        await writeSmallObject(storage, LOCK_KEY, content, {ifNotExists: true, private: true});
+        await createLockObject(storage, content);
       } catch (error) {
         if (!(options.evenWhenFull && ['ENOSPC', 'EDQUOT'].includes(errnoCode(error) ?? ''))) throw error;
-        await writeSmallObject(storage, LOCK_KEY, '', {ifNotExists: true, private: true});
+        await createLockObject(storage, '');
         empty = true;
       }
+      const limitation = singleHostLimitation(storage);
       return {
         holder,
         ...(tookOverFrom ? {tookOverFrom} : {}),
+        ...(limitation ? {limitation} : {}),
         async recordHolder() {
           if (!empty) return;
           await writeSmallObject(storage, LOCK_KEY, content, {private: true});

@@ -144,6 +144,7 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
   await decideWithVerifiedReplacements(context, (await readCatalog(storage, {authenticator: context.authenticator})).backups, options.dryRun, findings);
   const lock = await acquireStorageLock(storage, options.dryRun ? 'backup cleanup --dry-run' : 'backup cleanup', {evenWhenFull: true});
   if (lock.tookOverFrom) events.warning(describeTakeover(lock.tookOverFrom));
+  if (lock.limitation) events.warning(lock.limitation);
   try {
     const catalog = await readCatalog(storage, {authenticator: context.authenticator});
     const decisions = await decideWithVerifiedReplacements(context, catalog.backups, options.dryRun, findings);

@@ -215,6 +215,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
   }
   const {pgDump, server, lock, early} = preflight;
   if (lock.tookOverFrom) events.warning(describeTakeover(lock.tookOverFrom));
+  if (lock.limitation) events.warning(lock.limitation);
   events.stage('preflight', 'finished', {detail: `PostgreSQL ${server.version}, pg_dump ${pgDump.version}, lock held`});
   try {
     let taken: Set<string>;

@@ -1,3 +1,4 @@
 export * from './object-io.js';
 export * from './storage-errors.js';
 export * from './bounded-storage.js';
+export * from './retrying-storage.js';

@@ -41,6 +41,25 @@ describe('a storage that stops answering', function () {
     expect(Date.now() - started).to.be.below(30_000);
   });
 
+  it('tries a transient failure again, twice, and says so; then gives up naming it', async function () {
+    await workspace.backup();
+    const recovered = await workspace.run(['backup', 'list', '--json'], {...env, STALLING_STORAGE_FLAKY: 'list:2'});
+    expect(recovered.exitCode, recovered.stdout).to.equal(0);
+    expect(recovered.json.result.backups).to.have.length(1);
+    const retries = recovered.json.warnings.filter((warning: string) => warning.startsWith('the storage failed to list the backups (ESTALE'));
+    expect(retries.map((warning: string) => warning.slice(warning.indexOf('(attempt')))).to.deep.equal(['(attempt 2 of 3)', '(attempt 3 of 3)']);
+    const failed = await workspace.run(['backup', 'list', '--json'], {...env, STALLING_STORAGE_FLAKY: 'list:3'});
+    expect(failed.exitCode).to.equal(7);
+    expect(failed.json.error.message).to.include('stale file handle');
+  });
+
+  it('logs every storage call with DEBUG=1', async function () {
+    await workspace.backup();
+    const result = await workspace.run(['backup', 'list'], {...env, DEBUG: '1'});
+    expect(result.exitCode).to.equal(0);
+    expect(result.stderr).to.match(/debug storage stalling: list '[^']*': \d+ objects \(\d+ ms\)/);
+  });
+
   it('bounds the end of an upload, and publishes nothing when it times out', async function () {
     const result = await workspace.run(['backup', 'run', '--json'], {...env, STALLING_STORAGE_AT: 'put-end', SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS: '1000'});
     expect(result.exitCode, result.stdout + result.stderr).to.equal(7);

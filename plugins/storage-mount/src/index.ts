@@ -1,0 +1,2 @@
+export * from './mountinfo.js';
+export * from './mount-storage.js';
