@@ -1,1 +1,2 @@
 export * from './stage-display.js';
+export * from './stage-view.js';

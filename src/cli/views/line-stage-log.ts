@@ -1,6 +1,6 @@
 import type {ProgressEvents, StageEvent, StageName} from '../../core/events/index.js';
 import {formatBytes, formatDuration, formatRate} from '../format/index.js';
-import {isTerminal, type StageView} from './stage-display.js';
+import {isTerminal, type StageView} from './stage-view.js';
 
 /** One timestamped line per stage event for cron, systemd and CI logs, progress throttled. */
 export class LineStageLog implements StageView {

@@ -1,10 +1,6 @@
-import type {ProgressEvents, StageEvent, StageName} from '../../core/events/index.js';
+import type {ProgressEvents} from '../../core/events/index.js';
 import {LineStageLog} from './line-stage-log.js';
-
-export interface StageTitle {
-  readonly stage: StageName;
-  readonly title: string;
-}
+import type {StageTitle, StageView} from './stage-view.js';
 
 export type DisplayMode = 'interactive' | 'lines' | 'none';
 
@@ -12,16 +8,6 @@ export type DisplayMode = 'interactive' | 'lines' | 'none';
 export function chooseDisplayMode(json: boolean, stream: NodeJS.WriteStream = process.stdout): DisplayMode {
   if (json) return 'none';
   return stream.isTTY && process.env.CI !== 'true' && process.env.TERM !== 'dumb' ? 'interactive' : 'lines';
-}
-
-export interface StageView {
-  start(): void;
-  /** Called once the work is over: settles stages that never reported an end. */
-  stop(): Promise<void>;
-}
-
-export function isTerminal(event: StageEvent): boolean {
-  return event.status === 'finished' || event.status === 'failed' || event.status === 'skipped';
 }
 
 /** Shows the progress of `work` as it happens, in the chosen mode. */
