@@ -83,10 +83,10 @@ describe('what operators and scripts read', function () {
 
   it('lists in --help the environment variables each command reads', async function () {
     const expected: Record<string, string[]> = {
-      run: ['DATABASE_URL', 'BACKUP_DIR', 'BACKUP_COMPRESSION', 'BACKUP_ENCRYPTION_ITERATIONS', 'PG_BIN_DIR'],
+      run: ['DATABASE_URL', 'BACKUP_DIR', 'BACKUP_COMPRESSION', 'BACKUP_ENCRYPTION_ITERATIONS', 'PG_BIN_DIR', 'NOTIFY_', 'SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS'],
       list: ['DATABASE_URL', 'BACKUP_DIR', 'BACKUP_ENCRYPTION_KEY'],
       restore: ['DATABASE_URL', 'BACKUP_DIR', 'BACKUP_ENCRYPTION_KEY', 'PG_BIN_DIR', 'SYNAPSE_BACKUP_LOCK_TIMEOUT_MS'],
-      cleanup: ['BACKUP_DIR', 'BACKUP_RETENTION_HOURLY', 'BACKUP_RETENTION_DAILY', 'BACKUP_RETENTION_MONTHLY'],
+      cleanup: ['BACKUP_DIR', 'BACKUP_RETENTION_HOURLY', 'BACKUP_RETENTION_DAILY', 'BACKUP_RETENTION_MONTHLY', 'NOTIFY_'],
     };
     for (const [command, variables] of Object.entries(expected)) {
       const help = await runCli(['backup', command, '--help'], {cwd: workspace.cwd});
