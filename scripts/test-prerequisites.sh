@@ -27,8 +27,11 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-  # Debian starts the samba daemons it installs where it can; the tests start their own on loopback.
-  for daemon in smbd nmbd samba-ad-dc; do pkill -x "$daemon" 2>/dev/null || true; done
+  # Debian starts the samba daemons it has just installed where it can; the tests start their own
+  # on loopback. Only daemons of this install are stopped, never a samba that was already serving.
+  case "$missing" in
+    *" samba"*) for daemon in smbd nmbd samba-ad-dc; do pkill -x "$daemon" 2>/dev/null || true; done ;;
+  esac
 else
   echo "test prerequisites: missing$missing; install them (Debian: apt-get install$missing) or the tests that use them fail" >&2
 fi
