@@ -167,6 +167,21 @@ describe('e-mail and command sinks', function () {
       expect(state, 'the sleep the command started').to.be.oneOf(['gone', 'Z']);
     });
 
+    it('removes a sink credential from any delivery failure it reports, whichever sink let it slip', async function () {
+      const slackUrl = 'http://127.0.0.1:1/services/T0/B0/SLACKTOKEN4242';
+      const result = await workspace.run(['backup', 'run', '--json'], {
+        DATABASE_URL: DOWN,
+        NOTIFY_SLACK_WEBHOOK_URL: slackUrl,
+        NOTIFY_SLACK_EVENTS: 'none.such',
+        // A careless script that prints what it should not: the credential reaches stderr, then our warning.
+        NOTIFY_COMMAND: `echo "posting to ${slackUrl} failed" >&2; exit 1`,
+      });
+      expect(result.exitCode).to.equal(3);
+      const warning = result.json.warnings.find((text: string) => text.includes('command sink'));
+      expect(warning).to.include('posting to [redacted] failed');
+      expect(result.stdout + result.stderr).not.to.include('SLACKTOKEN4242');
+    });
+
     it('reports a command that fails, with the end of its stderr', async function () {
       const script = path.join(workspace.cwd, 'notify.sh');
       await writeFile(script, 'echo "pager service says no" >&2\nexit 3\n', {mode: 0o755});
