@@ -52,6 +52,8 @@ export abstract class SynapseCommand<T> extends Command {
   #stopBufferCollector: (() => void) | undefined;
   #startedAt = Date.now();
   #notifier: Promise<Notifier | undefined> | undefined;
+  #sinks: ReturnType<typeof discoverNotificationSinks> | undefined;
+  #settingsLoaded = false;
   /** What the events of this run say about it; commands add to it as they learn (type, backup name). */
   protected eventFacts: EventFacts = {operation: ''};
 
@@ -73,8 +75,7 @@ export abstract class SynapseCommand<T> extends Command {
     this.events.on('warning', (message) => this.warnUser(message));
     this.#stopBufferCollector = startBufferCollector();
     this.#startedAt = Date.now();
-    // From the raw configuration, so that a run that fails on its configuration can still say which database it was for.
-    this.eventFacts = {operation: (this.id ?? '').replaceAll(':', ' '), ...guessOperationFacts()};
+    this.eventFacts = {operation: (this.id ?? '').replaceAll(':', ' ')};
   }
 
   protected warnUser(message: string): void {
@@ -102,6 +103,7 @@ export abstract class SynapseCommand<T> extends Command {
     const settings = loadSettings(uses);
     this.warnAll(settings.warnings);
     this.#progressIntervalMs = settings.progressIntervalMs;
+    this.#settingsLoaded = true;
     this.eventFacts.database = settings.database.database;
     this.eventFacts.storage = {scheme: settings.storage.scheme, location: settings.storage.location};
     return settings;
@@ -111,10 +113,16 @@ export abstract class SynapseCommand<T> extends Command {
    * The configured notification sinks, found and configured once per run. Never fails: a sink that
    * cannot load or be configured is a warning.
    */
+  /** The notification sinks the installed plugins provide, found once per run; problems come back as warnings. */
+  protected availableSinks(): ReturnType<typeof discoverNotificationSinks> {
+    this.#sinks ??= discoverNotificationSinks(this.config);
+    return this.#sinks;
+  }
+
   protected notifier(): Promise<Notifier | undefined> {
     this.#notifier ??= (async () => {
       try {
-        const {sinks, warnings} = await discoverNotificationSinks(this.config);
+        const {sinks, warnings} = await this.availableSinks();
         const notifier = await Notifier.configure(sinks, configurationEnvironment());
         this.warnAll([...warnings, ...notifier.warnings]);
         return notifier;
@@ -133,7 +141,9 @@ export abstract class SynapseCommand<T> extends Command {
   protected async notify(name: EventName, facts: Partial<EventFacts> = {}): Promise<DeliveryReport[]> {
     const notifier = await this.notifier();
     if (!notifier || notifier.recipientsOf(name).length === 0) return [];
-    const event = buildEvent(name, {...this.eventFacts, ...facts}, {host: hostname(), toolVersion: this.config.version});
+    // A run that failed before its settings were valid still says, from the raw configuration, which database it was for.
+    const known = this.#settingsLoaded ? this.eventFacts : {...guessOperationFacts(), ...this.eventFacts};
+    const event = buildEvent(name, {...known, ...facts}, {host: hostname(), toolVersion: this.config.version});
     const reports = await notifier.deliver(event);
     for (const report of reports) {
       if (!report.delivered) this.warnUser(`unable to notify the ${report.sink} sink (${report.target}) of ${report.event}: ${report.error}`);

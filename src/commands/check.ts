@@ -4,12 +4,12 @@ import {hostname} from 'node:os';
 import {SynapseCommand} from '../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../cli/environment-help.js';
 import {formatCheckReport, type PluginComponent} from '../cli/format/index.js';
-import {discoverEncryptionProviders, discoverNotificationSinks, discoverStorageBackends} from '../cli/plugin-host/index.js';
+import {discoverEncryptionProviders, discoverStorageBackends} from '../cli/plugin-host/index.js';
 import {configurationEnvironment, openStorage} from '../cli/runtime.js';
 import type {StorageBackend} from '../contracts/storage.js';
 import type {Settings} from '../core/config/index.js';
 import {SynapseError} from '../core/errors/index.js';
-import {buildEvent, type DeliveryReport} from '../core/notify/index.js';
+import {Notifier, buildEvent, type DeliveryReport} from '../core/notify/index.js';
 import {checkDatabase, checkKey, checkSinks, checkStorageWritable, type CheckResult} from '../core/services/index.js';
 
 interface CheckOutput {
@@ -43,7 +43,7 @@ export default class Check extends SynapseCommand<CheckOutput> {
       checks.push({check: 'plugins', status: 'failed', detail: (error as Error).message, suggestion: (error as SynapseError).suggestion});
     }
     const env = configurationEnvironment();
-    const sinks = await discoverNotificationSinks(this.config);
+    const sinks = await this.availableSinks();
     for (const {factory, plugin} of sinks.sinks) {
       const active = Boolean(env[factory.activatedBy]?.trim());
       components.push({kind: 'sink', name: factory.id, description: `${factory.description} ${active ? `Active (${factory.activatedBy} is set).` : `Inactive (set ${factory.activatedBy}).`}`, plugin});
@@ -70,14 +70,17 @@ export default class Check extends SynapseCommand<CheckOutput> {
     }
     checks.push(await checkKey(settings, storage));
 
-    const notifier = await this.notifier();
+    // Configured here rather than through this.notifier(), which would also report its problems as warnings: here they are findings.
+    const notifier = await Notifier.configure(sinks.sinks, env);
     let reports: DeliveryReport[] | undefined;
-    if (flags['notify-test'] && notifier) {
-      reports = await notifier.deliver(buildEvent('test.ping', {operation: 'check', database: settings.database.database}, {host: hostname(), toolVersion: this.config.version}));
+    try {
+      if (flags['notify-test']) {
+        reports = await notifier.deliver(buildEvent('test.ping', {operation: 'check', database: settings.database.database}, {host: hostname(), toolVersion: this.config.version}));
+      }
+    } finally {
+      await notifier.close();
     }
     checks.push(...checkSinks(notifier, reports));
-    // The notifier's own warnings are findings above; as warnings they would be said twice.
-    this.warnings.splice(0, this.warnings.length, ...this.warnings.filter((warning) => !notifier?.warnings.includes(warning) && !sinks.warnings.includes(warning)));
 
     this.print(formatCheckReport(components, checks));
     const failed = checks.filter((check) => check.status === 'failed');

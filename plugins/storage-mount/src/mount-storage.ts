@@ -1,6 +1,7 @@
-import {readFile, realpath, stat} from 'node:fs/promises';
+import {randomBytes} from 'node:crypto';
+import {link, readFile, realpath, stat, unlink} from 'node:fs/promises';
 import path from 'node:path';
-import {Transform, pipeline, type Readable} from 'node:stream';
+import {Readable, Transform, pipeline} from 'node:stream';
 import {LocalDirectoryStorage} from '@synapse-backup/plugin-storage-local';
 import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities} from 'synapse-backup/plugin-api';
 
@@ -84,27 +85,32 @@ export class MountStorage implements StorageBackend {
     const {mount} = judgement;
     const device = (await stat(mount.mountPoint)).dev;
     if (deviceName(device) !== mount.device) throw codedError('ENOTMOUNTED', `the mount ${describe(mount)} changed while it was being opened`);
-    const hardLinks = options.noHardLinks ? false : access === 'read-write' ? await MountStorage.#supportsHardLinks(resolved, options.create === true) : true;
+    const hardLinks = options.noHardLinks ? false : access === 'read-write' ? await MountStorage.#supportsHardLinks(resolved, options.create === true, device) : true;
     const inner = await LocalDirectoryStorage.open(resolved, access, {create: options.create === true, hardLinks, device});
     const storage = new MountStorage(inner, mount, readMountinfo, options);
     await storage.#assertMounted();
     return storage;
   }
 
-  /** Whether link() works on this server: SMB through rclone answers EIO, some NFS servers refuse it. */
-  static async #supportsHardLinks(directory: string, create: boolean): Promise<boolean> {
-    const probe = await LocalDirectoryStorage.open(directory, 'read-write', {create});
-    const key = `synapse-backup-link-probe.${process.pid}`;
-    const {Readable} = await import('node:stream');
+  /**
+   * Whether link() works on this server: SMB through rclone answers EIO, some NFS servers refuse
+   * it. Any failure of the link itself counts as no (the safe side: a look then a rename, and no
+   * conditional put declared); a failure to write the probe is the storage's and is thrown. The
+   * probes are named as `check` names its own, so one a killed run leaves is cleanup's.
+   */
+  static async #supportsHardLinks(directory: string, create: boolean, device: number): Promise<boolean> {
+    const probe = await LocalDirectoryStorage.open(directory, 'read-write', {create, device});
+    const key = `synapse-backup-check.${randomBytes(6).toString('hex')}.probe`;
+    const twin = path.join(probe.location, `synapse-backup-check.${randomBytes(6).toString('hex')}.probe`);
+    await probe.put(key, Readable.from([Buffer.from('probe')]));
     try {
-      await probe.put(key, Readable.from([Buffer.from('probe')]), {ifNotExists: true});
+      await link(path.join(probe.location, key), twin);
+      await unlink(twin);
       return true;
     } catch {
       return false;
     } finally {
       await probe.delete(key).catch(() => {});
-      const leftovers = await probe.list(`${key}.`).catch(() => []);
-      for (const leftover of leftovers) await probe.delete(leftover.key).catch(() => {});
     }
   }
 
@@ -131,6 +137,11 @@ export class MountStorage implements StorageBackend {
       body.destroy();
       throw error;
     }
+    if (!this.#verifySize) {
+      const info = await this.#inner.put(key, body, options);
+      await this.#assertMounted();
+      return info;
+    }
     let sent = 0;
     const counted = new Transform({
       transform(chunk: Buffer, _encoding, done) {
@@ -142,12 +153,10 @@ export class MountStorage implements StorageBackend {
     pipeline(body, counted, () => {});
     const info = await this.#inner.put(key, counted, options);
     await this.#assertMounted();
-    if (this.#verifySize) {
-      const stored = await this.#inner.stat(key);
-      if (stored?.size !== sent) {
-        await this.#inner.delete(key).catch(() => {});
-        throw codedError('EIO', `the ${this.scheme} file system reports ${stored?.size ?? 'no'} bytes for '${key}' after the upload of ${sent}: the upload was lost or cut short, and the object was removed`);
-      }
+    const stored = await this.#inner.stat(key);
+    if (stored?.size !== sent) {
+      await this.#inner.delete(key).catch(() => {});
+      throw codedError('EIO', `the ${this.scheme} file system reports ${stored?.size ?? 'no'} bytes for '${key}' after the upload of ${sent}: the upload was lost or cut short, and the object was removed`);
     }
     return info;
   }

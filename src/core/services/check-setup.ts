@@ -4,7 +4,7 @@ import type {StorageBackend} from '../../contracts/storage.js';
 import type {Settings} from '../config/index.js';
 import {isSynapseError} from '../errors/index.js';
 import type {DeliveryReport, Notifier} from '../notify/index.js';
-import {assertDumpCanReadServer, probeClientTool, readServerInfo} from '../postgres/index.js';
+import {assertDumpCanReadServer, probeClientTool, readServerInfo, type ServerInfo} from '../postgres/index.js';
 import {probeKey} from '../naming/index.js';
 import {readSmallObject, writeSmallObject} from '../storage/index.js';
 import {documentAuthenticatorFor} from './document-trust.js';
@@ -35,16 +35,14 @@ async function attempt(check: string, work: () => Promise<Omit<CheckResult, 'che
 
 /** The server answers, pg_dump can read it, and psql is there for the day a restore is needed. */
 export async function checkDatabase(settings: Settings): Promise<CheckResult[]> {
+  let info: ServerInfo | undefined;
   const server = await attempt('database', async () => {
-    const info = await readServerInfo(settings.database);
+    info = await readServerInfo(settings.database);
     return {status: 'ok', detail: `PostgreSQL ${info.version}, database '${info.database}'`};
   });
   const pgDump = await attempt('pg_dump', async () => {
     const tool = await probeClientTool('pg_dump', settings.pgBinDir);
-    if (server.status === 'ok') {
-      const info = await readServerInfo(settings.database);
-      assertDumpCanReadServer(tool, info.major, info.version);
-    }
+    if (info) assertDumpCanReadServer(tool, info.major, info.version);
     return {status: 'ok', detail: `pg_dump ${tool.version} (${tool.command})`};
   });
   const psql = await attempt('psql', async () => {
@@ -99,8 +97,7 @@ export async function checkKey(settings: Settings, storage: StorageBackend | und
 }
 
 /** Each active sink, configured; with `reports`, what became of the test.ping sent to it. */
-export function checkSinks(notifier: Notifier | undefined, reports?: readonly DeliveryReport[]): CheckResult[] {
-  if (!notifier) return [{check: 'notifications', status: 'failed', detail: 'unable to set up notifications'}];
+export function checkSinks(notifier: Notifier, reports?: readonly DeliveryReport[]): CheckResult[] {
   const results: CheckResult[] = notifier.warnings.map((warning) => ({check: 'notifications', status: 'failed', detail: warning}));
   for (const sink of notifier.sinks) {
     const report = reports?.find((candidate) => candidate.sink === sink.id);
