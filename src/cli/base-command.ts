@@ -3,13 +3,15 @@ import {hostname} from 'node:os';
 
 import {DEFAULT_PROGRESS_INTERVAL_MS, type SettingGroup, type Settings} from '../core/config/index.js';
 import {ProgressEvents} from '../core/events/index.js';
-import {findRestoreLeftovers, type RestoreLeftovers} from '../core/services/index.js';
+import {assertBackupName, documentAuthenticatorFor, findRestoreLeftovers, type RestoreLeftovers, type StoredBackupContext} from '../core/services/index.js';
 import type {EventName} from '../contracts/notification.js';
 import {SynapseError, isSynapseError} from '../core/errors/index.js';
 import {Notifier, buildEvent, type DeliveryReport, type EventFacts} from '../core/notify/index.js';
+import {appendJournalEntry, type JournalOperation} from '../core/journal/index.js';
+import type {StorageBackend} from '../contracts/storage.js';
 import {startBufferCollector} from './buffer-collector.js';
 import {discoverNotificationSinks} from './plugin-host/index.js';
-import {configurationEnvironment, guessOperationFacts, loadSettings} from './runtime.js';
+import {configurationEnvironment, guessOperationFacts, loadEncryptionProviders, loadSettings, openStorage} from './runtime.js';
 import {formatErrorText, formatRestoreLeftovers} from './format/index.js';
 import {chooseDisplayMode, withStageDisplay, type DisplayMode, type StageTitle} from './views/index.js';
 
@@ -42,7 +44,9 @@ function asSynapseError(error: unknown): SynapseError {
 export abstract class SynapseCommand<T> extends Command {
   static override enableJsonFlag = true;
   /** The subject of this command's events: 'backup' sends backup.failed when it fails. */
-  static notifies: 'backup' | 'restore' | 'cleanup' | undefined;
+  static notifies: 'backup' | 'restore' | 'cleanup' | 'verify' | 'restore-test' | undefined;
+  /** Which operation this command records in the storage's run journal, once it has opened the storage. */
+  static journals: JournalOperation | undefined;
 
   protected readonly warnings: string[] = [];
   protected readonly events = new ProgressEvents();
@@ -54,6 +58,7 @@ export abstract class SynapseCommand<T> extends Command {
   #notifier: Promise<Notifier | undefined> | undefined;
   #sinks: ReturnType<typeof discoverNotificationSinks> | undefined;
   #settingsLoaded = false;
+  #journal: {storage: StorageBackend; settings: Settings} | undefined;
   /** What the events of this run say about it; commands add to it as they learn (type, backup name). */
   protected eventFacts: EventFacts = {operation: ''};
 
@@ -152,6 +157,59 @@ export abstract class SynapseCommand<T> extends Command {
   }
 
   /**
+   * What a command that reads stored backups (verify, test-restore) starts with: the name checked,
+   * the settings, the storage (read-write: such runs record what they find) and the ciphers; from
+   * here on the run is journaled.
+   */
+  protected async openStoredBackups(name: string | undefined, action: string): Promise<StoredBackupContext> {
+    if (name) {
+      assertBackupName(name, action);
+      this.eventFacts.backup = {name};
+    }
+    const settings = this.loadSettings([]);
+    const storage = await openStorage(this.config, settings, 'read-write', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
+    this.journalIn(storage, settings);
+    return {settings, storage, encryptionProviders: await loadEncryptionProviders(this.config), events: this.events, signal: this.signal};
+  }
+
+  /** From now on, this run's outcome is recorded in the run journal of `storage` (see core/journal). */
+  protected journalIn(storage: StorageBackend, settings: Settings): void {
+    this.#journal = {storage, settings};
+  }
+
+  /** Appends this run to the journal; a failure to do so is a warning, never the run's outcome. */
+  async #recordRun(failure: SynapseError | undefined): Promise<void> {
+    const operation = (this.constructor as typeof SynapseCommand).journals;
+    const journal = this.#journal;
+    if (!operation || !journal) return;
+    this.#journal = undefined;
+    // A storage that just failed would only fail (or hang) again; a cancelled run must end now, not wait for the storage.
+    if (failure?.code.startsWith('E_STORAGE') || this.signal.aborted) return;
+    const finishedAt = new Date();
+    try {
+      await appendJournalEntry(
+        journal.storage,
+        {
+          operation,
+          outcome: failure ? 'failed' : 'succeeded',
+          startedAt: new Date(this.#startedAt).toISOString(),
+          finishedAt: finishedAt.toISOString(),
+          durationMs: finishedAt.getTime() - this.#startedAt,
+          host: hostname(),
+          ...(this.eventFacts.database ? {database: this.eventFacts.database} : {}),
+          ...(this.eventFacts.backup?.name ? {backupName: this.eventFacts.backup.name} : {}),
+          ...(this.eventFacts.backup?.type ? {backupType: this.eventFacts.backup.type} : {}),
+          ...(failure ? {error: {code: failure.code, message: failure.message}} : {}),
+        },
+        documentAuthenticatorFor(journal.settings.encryption),
+        finishedAt,
+      );
+    } catch (error) {
+      this.warnUser(`unable to record this run in the run journal of '${journal.storage.location}' (status reads it): ${(error as Error).message}`);
+    }
+  }
+
+  /**
    * What earlier restores left on the database server, shown after the command's own output. Best
    * effort: `list` and `cleanup` must work with the server down, as in the emergency that calls
    * for a restore; null (and a warning) when the server could not be asked.
@@ -181,9 +239,15 @@ export abstract class SynapseCommand<T> extends Command {
     return {status: 0, result, warnings: this.warnings};
   }
 
+  /** The exit status a failure ends the process with; `status` maps every failure to Nagios' UNKNOWN. */
+  protected exitStatusOf(failure: SynapseError): number {
+    return failure.exitCode;
+  }
+
   override async catch(error: Error & {exitCode?: number}): Promise<never> {
     const failure = asSynapseError(error);
-    process.exitCode = failure.exitCode;
+    const exitStatus = this.exitStatusOf(failure);
+    process.exitCode = exitStatus;
     const subject = (this.constructor as typeof SynapseCommand).notifies;
     const notifyFailure = async (): Promise<void> => {
       if (!subject || error instanceof Errors.ExitError) return;
@@ -192,10 +256,11 @@ export abstract class SynapseCommand<T> extends Command {
         error: {code: failure.code, exitStatus: failure.exitCode, message: failure.message, suggestion: failure.suggestion},
       });
     };
+    if (!(error instanceof Errors.ExitError)) await this.#recordRun(failure);
     if (this.jsonEnabled()) {
       // The envelope carries the delivery warnings, so it waits for the deliveries.
       await notifyFailure();
-      const envelope: ErrorEnvelope = {status: failure.exitCode, error: failure.toJSON(), warnings: this.warnings};
+      const envelope: ErrorEnvelope = {status: exitStatus, error: failure.toJSON(), warnings: this.warnings};
       this.logJson(envelope);
     } else {
       // People read the failure first; the notifications follow, each bounded by NOTIFY_TIMEOUT.
@@ -203,10 +268,12 @@ export abstract class SynapseCommand<T> extends Command {
       if (process.env.DEBUG && failure.cause) process.stderr.write(`Cause: ${String((failure.cause as Error).stack ?? failure.cause)}\n`);
       await notifyFailure();
     }
-    throw Object.assign(new Error(failure.message), {skipOclifErrorHandling: true, oclif: {exit: failure.exitCode}});
+    throw Object.assign(new Error(failure.message), {skipOclifErrorHandling: true, oclif: {exit: exitStatus}});
   }
 
   override async finally(error: Error | undefined): Promise<void> {
+    // A failure was recorded by catch(); this is a success, recorded before its JSON envelope is printed.
+    if (!error) await this.#recordRun(undefined);
     process.off('SIGINT', this.#onSignal);
     process.off('SIGTERM', this.#onSignal);
     this.#stopBufferCollector?.();

@@ -11,6 +11,16 @@ export const COMMAND_ENVIRONMENT = {
   restore: [CONNECTION, STORAGE, KEY, 'PG_BIN_DIR', 'SYNAPSE_BACKUP_LOCK_TIMEOUT_MS', 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', NOTIFY, PLUGINS],
   cleanup: [`${CONNECTION}: for the databases earlier restores left`, STORAGE, `${KEY}: to check the metadata's MAC`, 'BACKUP_RETENTION_HOURLY, BACKUP_RETENTION_DAILY, BACKUP_RETENTION_MONTHLY', 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', NOTIFY, PLUGINS],
   check: [CONNECTION, STORAGE, KEY, 'PG_BIN_DIR', NOTIFY, PLUGINS],
+  testRestore: [`${CONNECTION}: the server the scratch database is created on (the database itself is not touched)`, STORAGE, KEY, 'PG_BIN_DIR', NOTIFY, PLUGINS],
+  status: [
+    `${CONNECTION}: only its database name, whose backups to report on; no database is contacted`,
+    STORAGE,
+    `${KEY}: to authenticate the metadata and the run journal`,
+    'BACKUP_ALERT_TYPES, BACKUP_ALERT_MAX_AGE_HOURLY, BACKUP_ALERT_MAX_AGE_DAILY, BACKUP_ALERT_MAX_AGE_MONTHLY, BACKUP_ALERT_MIN_FREE_PERCENT, BACKUP_ALERT_MIN_SIZE_RATIO',
+    `${NOTIFY}, NOTIFY_REPEAT_INTERVAL`,
+    PLUGINS,
+  ],
+  verify: [`${CONNECTION}: only for the events' database name; no database is touched`, STORAGE, `${KEY}: to check the MAC and decode the backup`, NOTIFY, PLUGINS],
 } as const;
 
 export function withEnvironmentHelp(description: string, variables: readonly string[]): string {

@@ -10,8 +10,9 @@
 export const EVENT_SCHEMA_VERSION = 1;
 
 /**
- * The events of this version. Names are `<subject>.<outcome>`; later versions add names (verify.*,
- * restore-test.*, alert.*), so a sink must accept names it does not know.
+ * The events of this version. Names are `<subject>.<outcome>`, and `alert.<problem>` for what
+ * `status --notify` finds (`alert.resolved` when a problem clears, with `details.alert` naming it).
+ * Later versions add names, so a sink must accept names it does not know.
  */
 export const EVENT_NAMES = [
   'backup.started',
@@ -21,6 +22,17 @@ export const EVENT_NAMES = [
   'restore.failed',
   'cleanup.completed',
   'cleanup.failed',
+  'verify.succeeded',
+  'verify.failed',
+  'restore-test.succeeded',
+  'restore-test.failed',
+  'alert.backup_overdue',
+  'alert.disk_low',
+  'alert.backup_size_drop',
+  'alert.backup_failed',
+  'alert.restore_test_failed',
+  'alert.checksum_failed',
+  'alert.resolved',
   'test.ping',
 ] as const;
 

@@ -13,6 +13,12 @@ export interface StorageCapabilities {
   readonly rangeReads: boolean;
 }
 
+export interface StorageSpace {
+  /** Bytes this process could still write there (what `df` shows as available). */
+  readonly freeBytes: number;
+  readonly totalBytes: number;
+}
+
 export interface ObjectInfo {
   readonly key: string;
   readonly size: number;
@@ -66,6 +72,12 @@ export interface StorageBackend {
   list(prefix?: string): Promise<ObjectInfo[]>;
   /** Removes the object; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Optional (plugin API 1.1): the space at the location, for `status` and its disk-space alert.
+   * Undefined, or a method that resolves undefined, where the backend cannot tell (an object store,
+   * a FUSE file system that reports made-up numbers).
+   */
+  space?(): Promise<StorageSpace | undefined>;
   close?(): Promise<void>;
 }
 

@@ -24,7 +24,7 @@ export function baseEnvironment(): Record<string, string> {
 export async function runCli(args: string[], options: {env?: Record<string, string | undefined>; cwd: string; timeoutMs?: number}): Promise<CliResult> {
   const env = {...baseEnvironment(), ...options.env};
   for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
-  const result = await execa(process.execPath, [CLI, ...args], {
+  const result = await execa(process.execPath, ['--', CLI, ...args], {
     cwd: options.cwd,
     env: env as Record<string, string>,
     extendEnv: false,
@@ -43,7 +43,7 @@ export async function runCli(args: string[], options: {env?: Record<string, stri
 
 /** The CLI as a child process still running, for tests that signal or kill it midway. */
 export function spawnCli(args: string[], options: {env?: Record<string, string | undefined>; cwd: string}) {
-  return execa(process.execPath, [CLI, ...args], {
+  return execa(process.execPath, ['--', CLI, ...args], {
     cwd: options.cwd,
     env: {...baseEnvironment(), ...options.env} as Record<string, string>,
     extendEnv: false,

@@ -5,6 +5,8 @@ import {runCli, type CliResult} from './cli.js';
 import {createTestDatabase} from './database.js';
 import {makeTempDir} from './temp.js';
 
+const JOURNAL_ENTRY = /^synapse-backup\.journal\..*\.json$/;
+
 export const TEST_KEY = 'test-key-0123456789-abcdefghijklmnopqrstuvwxyz';
 
 /** One test's world: a fresh database, an empty working directory and backup directory. */
@@ -15,7 +17,10 @@ export interface Workspace {
   readonly backupDir: string;
   readonly env: Record<string, string | undefined>;
   run(args: string[], env?: Record<string, string | undefined>): Promise<CliResult>;
+  /** The files in the backup directory, without the run journal's entries (see journalEntries). */
   backupFiles(): Promise<string[]>;
+  /** The run journal's entries (parsed), newest first. */
+  journalEntries(): Promise<any[]>;
   /** Runs `backup run --json` and returns the backup's name; fails the test if it did not work. */
   backup(env?: Record<string, string | undefined>, type?: string): Promise<string>;
   readMetadata(name: string): Promise<any>;
@@ -42,10 +47,19 @@ export async function createWorkspace(options: {encrypted?: boolean} = {}): Prom
     run: (args, extra = {}) => runCli(args, {cwd: temp.path, env: {...env, ...extra}}),
     async backupFiles() {
       try {
-        return (await readdir(backupDir)).sort();
+        return (await readdir(backupDir)).filter((file) => !JOURNAL_ENTRY.test(file)).sort();
       } catch {
         return [];
       }
+    },
+    async journalEntries() {
+      let files: string[];
+      try {
+        files = (await readdir(backupDir)).filter((file) => JOURNAL_ENTRY.test(file)).sort().reverse();
+      } catch {
+        return [];
+      }
+      return Promise.all(files.map(async (file) => JSON.parse(await readFile(path.join(backupDir, file), 'utf8'))));
     },
     async backup(extra = {}, type = 'hourly') {
       const result = await workspace.run(['backup', 'run', '--backup-type', type, '--json'], extra);

@@ -60,13 +60,15 @@ describe('notifications: the pure parts', function () {
 
   describe('events', function () {
     it('derives the outcome from the name, for names of later versions too', function () {
-      expect(['backup.failed', 'backup.started', 'backup.succeeded', 'cleanup.completed', 'alert.disk_low', 'verify.failed'].map(outcomeOf)).to.deep.equal([
+      expect(['backup.failed', 'backup.started', 'backup.succeeded', 'cleanup.completed', 'alert.disk_low', 'alert.resolved', 'verify.failed', 'later.news'].map(outcomeOf)).to.deep.equal([
         'failure',
         'started',
         'success',
         'success',
-        'info',
         'failure',
+        'success',
+        'failure',
+        'info',
       ]);
     });
 

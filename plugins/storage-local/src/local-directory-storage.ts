@@ -1,12 +1,12 @@
 import {randomBytes} from 'node:crypto';
 import {constants, createReadStream, createWriteStream, type WriteStream} from 'node:fs';
 import {once} from 'node:events';
-import {access, link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle} from 'node:fs/promises';
+import {access, link, lstat, mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle} from 'node:fs/promises';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
 
-import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities} from 'synapse-backup/plugin-api';
+import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities, StorageSpace} from 'synapse-backup/plugin-api';
 
 const STAGING_SUFFIX = '.partial';
 
@@ -246,6 +246,12 @@ export class LocalDirectoryStorage implements StorageBackend {
       entries.filter((entry) => entry.isFile() && entry.name.startsWith(prefix)).map((entry) => this.stat(entry.name)),
     );
     return objects.filter((object): object is ObjectInfo => object !== undefined);
+  }
+
+  /** What `df` shows for the directory's file system: the blocks an unprivileged writer may still use, and the size. */
+  async space(): Promise<StorageSpace | undefined> {
+    const stats = await statfs(this.location);
+    return {freeBytes: stats.bavail * stats.bsize, totalBytes: stats.blocks * stats.bsize};
   }
 
   async delete(key: string): Promise<void> {

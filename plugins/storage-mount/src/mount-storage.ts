@@ -3,7 +3,7 @@ import {link, readFile, realpath, stat, unlink} from 'node:fs/promises';
 import path from 'node:path';
 import {Readable, Transform, pipeline} from 'node:stream';
 import {LocalDirectoryStorage} from '@synapse-backup/plugin-storage-local';
-import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities} from 'synapse-backup/plugin-api';
+import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities, StorageSpace} from 'synapse-backup/plugin-api';
 
 import {DEFAULT_NETWORK_FSTYPES, deviceName, judgeMount, mountOf, parseMountinfo, type MountEntry} from './mountinfo.js';
 
@@ -22,6 +22,8 @@ export interface MountStorageOptions {
    * the FUSE daemon lost or cut short fails the put (s3fs uploads on fsync and close).
    */
   readonly verifySize?: boolean;
+  /** The file system's free space means nothing (s3fs reports made-up numbers): space() says unknown. */
+  readonly noSpace?: boolean;
   /** Accepted file system types (BACKUP_MOUNT_FSTYPES); default DEFAULT_NETWORK_FSTYPES. */
   readonly fsTypes?: readonly string[];
   /** For tests of the parsing on recorded content; the real one otherwise. */
@@ -65,10 +67,12 @@ export class MountStorage implements StorageBackend {
   readonly #mount: MountEntry;
   readonly #readMountinfo: () => Promise<string>;
   readonly #verifySize: boolean;
+  readonly #noSpace: boolean;
 
   private constructor(inner: LocalDirectoryStorage, mount: MountEntry, readMountinfo: () => Promise<string>, options: MountStorageOptions) {
     this.scheme = options.scheme ?? 'mount';
     this.#verifySize = options.verifySize === true;
+    this.#noSpace = options.noSpace === true;
     this.#inner = inner;
     this.#mount = mount;
     this.#readMountinfo = readMountinfo;
@@ -179,5 +183,12 @@ export class MountStorage implements StorageBackend {
   async delete(key: string): Promise<void> {
     await this.#assertMounted();
     return this.#inner.delete(key);
+  }
+
+  /** Measured only on the live mount: under a dropped one, statfs would describe the local disk. */
+  async space(): Promise<StorageSpace | undefined> {
+    if (this.#noSpace) return undefined;
+    await this.#assertMounted();
+    return this.#inner.space();
   }
 }

@@ -3,3 +3,7 @@ export * from '../../core/units/index.js';
 export * from './error-text.js';
 export * from './restore-leftovers.js';
 export * from './check-report.js';
+export * from './verify-report.js';
+export * from './restore-test.js';
+export * from './status-report.js';
+export * from './prometheus.js';

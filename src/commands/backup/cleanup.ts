@@ -9,6 +9,7 @@ type CleanupOutput = CleanupResult & {databases: RestoreLeftovers | null};
 
 export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
   static override notifies = 'cleanup' as const;
+  static override journals = 'cleanup' as const;
   static override summary = 'Delete backups beyond the retention policy (24 hourly, 30 daily, 12 monthly).';
   static override description = withEnvironmentHelp(
     'Keeps the newest BACKUP_RETENTION_HOURLY, _DAILY and _MONTHLY good backups of each database and type and deletes the rest, each with its metadata, plus what crashed runs left. A backup is deleted only once the newer backups that replace it have been read back whole and matched their checksums (once per backup; the result is remembered). Never deletes a file synapse-backup did not write, a backup whose metadata is missing, not authentic or damaged, or the newest good backup of a type.',
@@ -25,6 +26,7 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
     const {flags} = await this.parse(BackupCleanup);
     const settings = this.loadSettings(['retention']);
     const storage = await openStorage(this.config, settings, 'read-write', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
+    this.journalIn(storage, settings);
     const result = await this.display(
       'cleanup',
       [

@@ -12,6 +12,7 @@ const COUNTDOWN_SECONDS = 5;
 
 export default class BackupRestore extends SynapseCommand<RestoreResult> {
   static override notifies = 'restore' as const;
+  static override journals = 'restore' as const;
   static override summary = 'Restore a backup into the configured database, replacing its content.';
   static override description = withEnvironmentHelp(
     `Refuses what it cannot trust: metadata whose MAC does not match the key, an unencrypted backup where a key is configured (--allow-unencrypted), a backup of another database (--allow-other-database). Checks the backup's SHA-256 against its metadata and the key against its first block while the countdown runs, and loads nothing until both passed: it loads the backup with psql under \\restrict (no meta-command in the dump runs) into a new database and swaps names with the target in one transaction, so that a restore killed at any moment leaves the target as it was or fully swapped. One restore per database at a time (a second exits 11). The previous database is kept as <name>_pre_restore_<timestamp> until you drop it. Sessions connected to the target are ended at the swap. Needs CREATEDB and ownership of the target database.`,
@@ -39,6 +40,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
     assertRestorableName(args.file);
     const settings = this.loadSettings([]);
     const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
+    this.journalIn(storage, settings);
     const encryptionProviders = await loadEncryptionProviders(this.config);
     const result = await this.display(
       'restore',

@@ -7,10 +7,13 @@ import {formatBytes, formatDuration} from '../../cli/format/index.js';
 import {loadEncryptionProviders, openStorage} from '../../cli/runtime.js';
 import {SynapseError} from '../../core/errors/index.js';
 import {BACKUP_TYPES, type BackupType} from '../../core/naming/index.js';
-import {runBackup, type BackupResult} from '../../core/services/index.js';
+import {runBackup, verifyBackup, type BackupResult, type VerifyReport} from '../../core/services/index.js';
 
-export default class BackupRun extends SynapseCommand<BackupResult> {
+type RunOutput = BackupResult & {readonly verification: VerifyReport | undefined};
+
+export default class BackupRun extends SynapseCommand<RunOutput> {
   static override notifies = 'backup' as const;
+  static override journals = 'backup' as const;
   static override summary = 'Back up the database: pg_dump, gzip, encrypt, checksum, store.';
   static override description = withEnvironmentHelp(
     `Streams a plain pg_dump through gzip or zstd and (when a key is configured) AES-256-CBC into the backup storage, then writes <name>.meta.json beside it, with a MAC when a key is configured. Nothing is written to a temporary copy; a failed or interrupted run leaves nothing that counts as a backup, the next cleanup removes what it left, and earlier backups are never touched. Only one run per backup storage at a time: a second one exits with status 11.`,
@@ -30,15 +33,17 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
       options: [...BACKUP_TYPES],
       default: 'hourly',
     }),
+    verify: Flags.boolean({summary: 'Read the new backup back from the storage and verify it to the end (as `backup verify` does) before reporting success.', default: false}),
   };
 
-  async run(): Promise<BackupResult> {
+  async run(): Promise<RunOutput> {
     const {flags} = await this.parse(BackupRun);
     this.eventFacts.backup = {type: flags['backup-type']};
     // A dead man's switch (the heartbeat sink) learns that a run began before anything can fail.
     await this.notify('backup.started');
     const settings = this.loadSettings(['new-backups']);
     const storage = await openStorage(this.config, settings, 'read-write', {create: true, signal: this.signal, onWarning: (message) => this.warnUser(message)});
+    this.journalIn(storage, settings);
     let encryption: EncryptionProvider | undefined;
     if (settings.encryption) {
       encryption = (await loadEncryptionProviders(this.config)).get(settings.encryption.provider);
@@ -56,12 +61,26 @@ export default class BackupRun extends SynapseCommand<BackupResult> {
         {stage: 'checksum', title: 'Checksum (SHA-256)'},
         {stage: 'store', title: `Store (${storage.scheme})`},
         {stage: 'metadata', title: 'Metadata'},
+        ...(flags.verify ? [{stage: 'verify' as const, title: 'Read back and verify'}] : []),
       ],
-      () => runBackup({settings, storage, encryption, events: this.events, signal: this.signal, toolVersion: this.config.version}, {type: flags['backup-type'] as BackupType}),
+      async () => {
+        const backup = await runBackup({settings, storage, encryption, events: this.events, signal: this.signal, toolVersion: this.config.version}, {type: flags['backup-type'] as BackupType});
+        this.eventFacts.backup = {...this.eventFacts.backup, name: backup.name};
+        if (!flags.verify) return {...backup, verification: undefined};
+        const encryptionProviders = encryption ? new Map([[encryption.id, encryption]]) : new Map();
+        const verification = await verifyBackup({settings, storage, encryptionProviders, events: this.events, signal: this.signal}, backup.name);
+        if (verification.failure) {
+          throw new SynapseError(verification.failure.code, {
+            message: `backup '${backup.name}' was written, but reading it back failed verification: ${verification.failure.message}`,
+            details: {backupName: backup.name, checks: verification.checks},
+          });
+        }
+        return {...backup, verification};
+      },
     );
     const {metadata} = result;
     this.print(
-      `Backup ${result.name} written to ${result.location}: ${formatBytes(metadata.sizes.storedBytes)} stored (${formatBytes(metadata.sizes.plaintextBytes)} of SQL) in ${formatDuration(metadata.durationMs)}, sha256 ${metadata.checksums.stored}`,
+      `Backup ${result.name} written to ${result.location}: ${formatBytes(metadata.sizes.storedBytes)} stored (${formatBytes(metadata.sizes.plaintextBytes)} of SQL) in ${formatDuration(metadata.durationMs)}, sha256 ${metadata.checksums.stored}${result.verification ? '; read back and verified to the end' : ''}`,
     );
     await this.notify('backup.succeeded', {
       backup: {

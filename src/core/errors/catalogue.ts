@@ -29,6 +29,8 @@ export const ERROR_CATALOGUE = {
   E_NOT_AUTHENTIC: {exitCode: 14, suggestion: 'Someone who can write to the backup storage may have planted or changed this backup. Restore another backup (`synapse-backup backup list`), check who can write to the storage, and check that the configured key is the one in use when the backup was made.'},
   E_UNENCRYPTED: {exitCode: 14, suggestion: 'A key is configured, so every backup this storage should hold is encrypted; an unencrypted one may have been planted. If you made it yourself, pass --allow-unencrypted.'},
   E_OTHER_DATABASE: {exitCode: 2, suggestion: 'Point DATABASE_URL at the database the backup was taken from, or pass --allow-other-database to restore it over this one.'},
+  E_RESTORE_TEST_FAILED: {exitCode: 6, suggestion: 'The backup loaded, but its data differs from what was counted at backup time (see the differences above). Do not rely on it: take a new backup, test-restore that one, and look for what changed the stored backup.'},
+  E_VERIFY_FAILED: {exitCode: 13, suggestion: 'Each failed backup is named with the check it failed. Take a new backup now, and restore from one that verifies (`synapse-backup backup verify NAME`).'},
   E_CHECK_FAILED: {exitCode: 9, suggestion: 'Fix what the failed checks name (each says what to do), then run `synapse-backup check` again.'},
   E_CANCELLED: {exitCode: 130, suggestion: 'The operation was cancelled; nothing was changed.'},
 } as const satisfies Record<string, {exitCode: number; suggestion: string}>;

@@ -3,7 +3,8 @@ import {EventEmitter} from 'node:events';
 export type BackupStage = 'preflight' | 'dump' | 'compress' | 'encrypt' | 'checksum' | 'store' | 'metadata';
 export type RestoreStage = 'verify' | 'decrypt' | 'confirm' | 'prepare' | 'decompress' | 'load' | 'swap';
 export type CleanupStage = 'plan' | 'verify' | 'remove';
-export type StageName = BackupStage | RestoreStage | CleanupStage;
+export type TestRestoreStage = 'verify' | 'prepare' | 'load' | 'compare' | 'drop';
+export type StageName = BackupStage | RestoreStage | CleanupStage | TestRestoreStage;
 
 export type StageStatus = 'started' | 'progress' | 'finished' | 'failed' | 'skipped';
 

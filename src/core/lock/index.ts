@@ -1,1 +1,2 @@
 export * from './storage-lock.js';
+export * from './host-mutex.js';

@@ -58,12 +58,32 @@ export interface BackupMetadata {
     readonly name: 'synapse-backup';
     readonly version: string;
   };
+  /**
+   * Row counts and sequence positions counted in the snapshot pg_dump dumped, for a test restore to
+   * compare with. Absent on older backups and where no snapshot could be exported.
+   */
+  readonly fingerprint?: RecordedFingerprint;
   /** Present on backups written with a key configured; absent on older ones and on unencrypted storages. */
   readonly authentication?: DocumentAuthentication;
 }
 
-/** The most a metadata document may weigh; anything larger is not ours. */
-export const MAX_METADATA_BYTES = 64 * 1024;
+export interface RecordedFingerprint {
+  readonly takenIn: 'dump-snapshot';
+  readonly tables: ReadonlyArray<{readonly schema: string; readonly name: string; readonly rows: number}>;
+  readonly sequences: ReadonlyArray<{readonly schema: string; readonly name: string; readonly lastValue: string; readonly isCalled: boolean; readonly increment: string}>;
+}
+
+function isFingerprint(value: unknown): value is RecordedFingerprint {
+  if (!isRecord(value) || value.takenIn !== 'dump-snapshot' || !Array.isArray(value.tables) || !Array.isArray(value.sequences)) return false;
+  const named = (item: unknown): item is Record<string, unknown> => isRecord(item) && isText(item.schema) && isText(item.name);
+  return (
+    value.tables.every((table) => named(table) && isCount(table.rows)) &&
+    value.sequences.every((sequence) => named(sequence) && typeof sequence.lastValue === 'string' && /^-?\d{1,20}$/.test(sequence.lastValue) && typeof sequence.isCalled === 'boolean' && typeof sequence.increment === 'string' && /^-?\d{1,20}$/.test(sequence.increment))
+  );
+}
+
+/** The most a metadata document may weigh; anything larger is not ours (the fingerprint of a database with tens of thousands of tables fits). */
+export const MAX_METADATA_BYTES = 8 * 1024 * 1024;
 
 export function serializeMetadata(metadata: BackupMetadata): string {
   return `${JSON.stringify(metadata, null, 2)}\n`;
@@ -137,6 +157,7 @@ export function parseMetadata(backupName: string, text: string): BackupMetadata 
     fail(backupName, parts.encrypted ? 'the file name says encrypted, but the metadata says it is not' : 'the metadata says encrypted, but the file name says it is not');
   }
   if (!isRecord(tool) || tool.name !== 'synapse-backup' || !isText(tool.version)) fail(backupName, 'tool is missing');
+  if (document.fingerprint !== undefined && !isFingerprint(document.fingerprint)) fail(backupName, 'fingerprint is malformed');
   if (document.authentication !== undefined) {
     const authentication = parseAuthentication(document.authentication);
     if (typeof authentication === 'string') fail(backupName, authentication);

@@ -91,10 +91,19 @@ export type StoredKeyKind =
   | {readonly kind: 'staging'; readonly finalKey: string}
   | {readonly kind: 'lock'}
   | {readonly kind: 'probe'}
+  | {readonly kind: 'journal'}
   | {readonly kind: 'foreign'};
 
 /** What `check` writes to prove the storage writable, deleted at once; one a killed check left is cleanup's. */
 export const PROBE_KEY_PATTERN = /^synapse-backup-check\.[0-9a-f]{12}\.probe$/;
+
+/** One entry of the run journal: `synapse-backup.journal.<UTC time to the ms>.<token>.json`, so keys sort by time. */
+export const JOURNAL_KEY_PATTERN = /^synapse-backup\.journal\.\d{8}T\d{9}Z\.[0-9a-f]{8}\.json$/;
+
+export function journalKey(at: Date, token: string): string {
+  const stamp = at.toISOString().replaceAll(/[-:.]/g, '');
+  return `synapse-backup.journal.${stamp}.${token}.json`;
+}
 
 export function probeKey(token: string): string {
   return `synapse-backup-check.${token}.probe`;
@@ -107,6 +116,7 @@ export function probeKey(token: string): string {
 export function classifyKey(key: string): StoredKeyKind {
   if (key === LOCK_KEY) return {kind: 'lock'};
   if (PROBE_KEY_PATTERN.test(key)) return {kind: 'probe'};
+  if (JOURNAL_KEY_PATTERN.test(key)) return {kind: 'journal'};
   if (key.endsWith(STAGING_SUFFIX)) {
     const withoutSuffix = key.slice(0, -STAGING_SUFFIX.length);
     const tokenStart = withoutSuffix.lastIndexOf('.');

@@ -21,6 +21,8 @@ export interface EventOrigin {
 }
 
 export function outcomeOf(name: EventName): EventOutcome {
+  if (name === 'alert.resolved') return 'success';
+  if (name.startsWith('alert.')) return 'failure';
   if (name.endsWith('.failed')) return 'failure';
   if (name.endsWith('.started')) return 'started';
   if (name.endsWith('.succeeded') || name.endsWith('.completed')) return 'success';
@@ -37,8 +39,11 @@ const HEADLINE: Record<EventOutcome, string> = {failure: 'FAILED', success: 'OK'
 export function summarize(name: EventName, facts: EventFacts, host: string): string {
   const type = facts.backup?.type ? ` (${facts.backup.type})` : '';
   const database = facts.database ? ` of database '${facts.database}'` : '';
-  const subject = `${HEADLINE[outcomeOf(name)]}: ${name === 'test.ping' ? 'test notification' : facts.operation}${type}${database} on ${host}`;
+  const headline = name === 'alert.resolved' ? 'RESOLVED' : name.startsWith('alert.') ? 'ALERT' : HEADLINE[outcomeOf(name)];
+  const subject = `${headline}: ${name === 'test.ping' ? 'test notification' : facts.operation}${type}${database} on ${host}`;
   if (facts.error) return `${subject}: ${facts.error.code} ${facts.error.message}`;
+  // An alert says in one sentence what stands (or what cleared).
+  if (typeof facts.details?.message === 'string') return `${subject}: ${facts.details.message}`;
   const results: string[] = [];
   if (facts.backup?.name) results.push(facts.backup.name);
   if (facts.backup?.storedBytes !== undefined) results.push(formatBytes(facts.backup.storedBytes));

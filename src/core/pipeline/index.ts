@@ -3,3 +3,4 @@ export * from './compression.js';
 export * from './failure-recorder.js';
 export * from './observers.js';
 export * from './stream-chain.js';
+export * from './dump-completion.js';

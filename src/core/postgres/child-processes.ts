@@ -98,15 +98,17 @@ function spawnClientTool(tool: ToolCommand, args: string[], target: DatabaseTarg
 }
 
 /**
- * Starts pg_dump writing the plain dump to its stdout. With a block pool, the dump arrives as full
+ * Starts pg_dump writing the plain dump to its stdout, in `snapshot` (an exported snapshot) when given. With a block pool, the dump arrives as full
  * pool blocks read straight from the pipe (see openBlockPipe); the consumer returns them to the pool.
  */
-export async function startPgDump(tool: ToolCommand, target: DatabaseTarget, signal: AbortSignal, pool?: BlockPool): Promise<DumpProcess> {
+export async function startPgDump(tool: ToolCommand, target: DatabaseTarget, signal: AbortSignal, pool?: BlockPool, options: {snapshot?: string} = {}): Promise<DumpProcess> {
   const stderr = new StderrTail();
   const blockPipe = pool ? await openBlockPipe(pool) : undefined;
   let subprocess: Subprocess;
   try {
-    subprocess = spawnClientTool(tool, ['--format=plain'], target, signal, {stdin: 'ignore', stdout: blockPipe ? (blockPipe.writeFd as InheritedFd) : 'pipe'});
+    // A snapshot id is pg_export_snapshot()'s output, hex and dashes: nothing that could be read as another option.
+    const snapshot = options.snapshot && /^[0-9A-F-]+$/i.test(options.snapshot) ? [`--snapshot=${options.snapshot}`] : [];
+    subprocess = spawnClientTool(tool, ['--format=plain', ...snapshot], target, signal, {stdin: 'ignore', stdout: blockPipe ? (blockPipe.writeFd as InheritedFd) : 'pipe'});
   } finally {
     blockPipe?.closeWriteEnd();
   }

@@ -150,6 +150,22 @@ export class DatabaseAdmin {
     return (rows as Array<{datname: string}>).map((row) => row.datname).filter((name) => isPreviousOf(name, target));
   }
 
+  /** A session-level advisory lock named by `label`, freed by the server when this session ends however it ends. */
+  async tryAdvisoryLock(label: string): Promise<boolean> {
+    const {rows} = await this.#query("select pg_try_advisory_lock(hashtextextended('synapse-backup ' || $1, 0)) as locked", [label], 'take a lock on');
+    return (rows[0] as {locked: boolean}).locked;
+  }
+
+  async advisoryUnlock(label: string): Promise<void> {
+    await this.#query("select pg_advisory_unlock(hashtextextended('synapse-backup ' || $1, 0))", [label], 'release a lock on');
+  }
+
+  /** The databases whose names `pattern` matches. */
+  async databasesMatching(pattern: RegExp): Promise<string[]> {
+    const {rows} = await this.#query('select datname from pg_database order by 1', [], 'list databases in');
+    return (rows as Array<{datname: string}>).map((row) => row.datname).filter((name) => pattern.test(name));
+  }
+
   async unlockRestoreOf(target: string): Promise<void> {
     await this.#query("select pg_advisory_unlock(hashtextextended('synapse-backup restore of ' || $1, 0))", [target], 'unlock the restore of');
   }

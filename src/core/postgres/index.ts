@@ -6,3 +6,4 @@ export * from './database-admin.js';
 export * from './restricted-dump.js';
 export * from './libpq-ssl.js';
 export * from './pg-service.js';
+export * from './fingerprint.js';

@@ -5,3 +5,7 @@ export * from './run-backup.js';
 export * from './document-trust.js';
 export * from './restore-leftovers.js';
 export * from './check-setup.js';
+export * from './stored-backup.js';
+export * from './verify-backup.js';
+export * from './test-restore.js';
+export * from './backup-status.js';

@@ -1,13 +1,10 @@
 import type {Transform} from 'node:stream';
 
-import type {EncryptionProvider} from '../../contracts/encryption.js';
-import type {StorageBackend} from '../../contracts/storage.js';
 import type {Settings} from '../config/index.js';
-import {SynapseError, cancelledError, errnoCode, isSynapseError} from '../errors/index.js';
-import type {ProgressEvents, RestoreStage} from '../events/index.js';
-import {MAX_METADATA_BYTES, parseMetadata, type BackupMetadata} from '../metadata/index.js';
-import {isBackupName, metadataKeyFor} from '../naming/index.js';
-import {ByteCounter, COMPRESSION_FORMATS, Sha256Observer, StreamChain, StreamChainFailure, compressedMagic, createDecompressStream} from '../pipeline/index.js';
+import {SynapseError, cancelledError, isSynapseError} from '../errors/index.js';
+import type {RestoreStage} from '../events/index.js';
+import type {BackupMetadata} from '../metadata/index.js';
+import {ByteCounter, COMPRESSION_FORMATS, Sha256Observer, StreamChain, StreamChainFailure, createDecompressStream} from '../pipeline/index.js';
 import {
   DatabaseAdmin,
   DatabaseTarget,
@@ -20,18 +17,13 @@ import {
   type ClientToolInfo,
   type ExistingDatabase,
 } from '../postgres/index.js';
-import {readSmallObject, storageError} from '../storage/index.js';
+import {storageError} from '../storage/index.js';
 import {checkStoredFile} from '../verification/index.js';
 import {documentAuthenticatorFor} from './document-trust.js';
+import {assertBackupName, decryptionFor, keyFits, readBackupMetadata, type Decryption, type StoredBackupContext} from './stored-backup.js';
 
-export interface RestoreContext {
-  readonly settings: Settings;
-  readonly storage: StorageBackend;
-  readonly encryptionProviders: ReadonlyMap<string, EncryptionProvider>;
-  readonly events: ProgressEvents;
-  readonly signal: AbortSignal;
-  readonly now?: () => Date;
-}
+/** What a restore works with: the same as every reader of stored backups. */
+export type RestoreContext = StoredBackupContext;
 
 export interface RestorePlan {
   readonly backupName: string;
@@ -65,11 +57,6 @@ export interface RestoreResult extends RestorePlan {
   readonly durationMs: number;
 }
 
-interface Decryption {
-  readonly provider: EncryptionProvider;
-  readonly key: string;
-}
-
 /** One wording for every cancelled restore. */
 function cancelled(): SynapseError {
   return cancelledError('finish the restore', 'The target database was left as it was.');
@@ -77,39 +64,10 @@ function cancelled(): SynapseError {
 
 /** Only a bare backup name is accepted: no paths, no `..`, nothing this tool did not name. */
 export function assertRestorableName(name: string): void {
-  if (!isBackupName(name)) {
-    throw new SynapseError('E_USAGE', {
-      message: `unable to restore '${name}': not a backup name`,
-      suggestion: 'Pass a backup name exactly as `synapse-backup backup list` shows it, without a directory.',
-    });
-  }
+  assertBackupName(name, 'restore');
 }
 
 // ---- Step 1: read the backup's metadata and decide whether it may be restored at all ----
-
-async function readMetadata(storage: StorageBackend, name: string): Promise<BackupMetadata> {
-  assertRestorableName(name);
-  let exists;
-  try {
-    exists = await storage.stat(name);
-  } catch (error) {
-    throw storageError(error, storage, 'find backup', name);
-  }
-  if (!exists) throw new SynapseError('E_BACKUP_NOT_FOUND', {message: `unable to restore '${name}': no such backup in '${storage.location}'`});
-  let text: string;
-  try {
-    text = await readSmallObject(storage, metadataKeyFor(name), MAX_METADATA_BYTES);
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') {
-      throw new SynapseError('E_METADATA', {message: `unable to restore '${name}': its metadata '${metadataKeyFor(name)}' is missing, so its integrity cannot be checked`});
-    }
-    if (errnoCode(error) === 'EFBIG') {
-      throw new SynapseError('E_METADATA', {message: `unable to restore '${name}': its metadata '${metadataKeyFor(name)}' is larger than ${MAX_METADATA_BYTES} bytes, which synapse-backup never writes`});
-    }
-    throw storageError(error, storage, 'read metadata', metadataKeyFor(name));
-  }
-  return parseMetadata(name, text);
-}
 
 /**
  * Everything in the storage is untrusted: with a key configured, the metadata must carry a right
@@ -124,8 +82,8 @@ async function assertRestoreAllowed(context: RestoreContext, request: RestoreReq
     const authenticity = await authenticator.verify(metadata);
     if (authenticity.status === 'forged') {
       // A wrong key fails every MAC too; the file's first block tells which it is.
-      const decryption = metadata.encryption ? decryptionFor(context, metadata) : undefined;
-      if (decryption && !(await keyFits(context, metadata, decryption))) {
+      const decryption = metadata.encryption ? decryptionFor(context.settings, context.encryptionProviders, metadata, 'restore') : undefined;
+      if (decryption && !(await keyFits(context.storage, metadata, decryption))) {
         throw new SynapseError('E_WRONG_KEY', {
           message: `unable to restore '${name}': the configured key is not the one it was made with (neither its metadata's MAC nor its first block match the key)`,
         });
@@ -155,18 +113,6 @@ async function assertRestoreAllowed(context: RestoreContext, request: RestoreReq
   }
 }
 
-function decryptionFor(context: RestoreContext, metadata: BackupMetadata): Decryption | undefined {
-  if (!metadata.encryption) return undefined;
-  if (!context.settings.encryption) {
-    throw new SynapseError('E_KEY_REQUIRED', {message: `unable to restore '${metadata.backupName}': it is encrypted and no key is configured`});
-  }
-  const provider = context.encryptionProviders.get(metadata.encryption.provider);
-  if (!provider) {
-    throw new SynapseError('E_PLUGIN', {message: `unable to decrypt '${metadata.backupName}': no installed plugin provides cipher '${metadata.encryption.provider}'`});
-  }
-  return {provider, key: context.settings.encryption.key.reveal()};
-}
-
 // ---- Step 2: check the stored file and the key, while the rest is set up ----
 
 /** Reads the whole stored file and checks its size and SHA-256 against the metadata. */
@@ -189,36 +135,8 @@ async function verifyStoredFile(context: RestoreContext, metadata: BackupMetadat
   events.stage('verify', 'finished', {bytes: check.bytes, detail: `sha256 ${check.sha256}`});
 }
 
-/**
- * Decrypts the first bytes and looks for the compressor's magic number. Once the file's checksum
- * is known to be right, garbage here means the key is wrong, not that the file is damaged.
- */
-async function keyFits(context: RestoreContext, metadata: BackupMetadata, decryption: Decryption): Promise<boolean> {
-  const decipher = decryption.provider.createDecryptStream(decryption.key, metadata.encryption!);
-  const headLength = Math.min(metadata.sizes.storedBytes, 4096);
-  const head: Buffer[] = [];
-  decipher.on('data', (chunk: Buffer) => head.push(chunk));
-  const source = await context.storage.get(metadata.backupName, {offset: 0, length: headLength});
-  const input = Buffer.concat(await source.toArray());
-  const decrypted = new Promise<void>((resolve, reject) => {
-    decipher.once('error', reject);
-    decipher.once('end', resolve);
-    // A whole small file can be finished; for a larger one the blocks before the last suffice.
-    if (headLength === metadata.sizes.storedBytes) decipher.end(input);
-    else decipher.write(input, () => resolve());
-  });
-  let decryptError: unknown;
-  await decrypted.catch((error: unknown) => {
-    decryptError = error;
-  });
-  decipher.destroy();
-  const magic = compressedMagic(metadata.compression.algorithm);
-  const plain = Buffer.concat(head);
-  return decryptError === undefined && plain.length >= magic.length && plain.subarray(0, magic.length).equals(magic);
-}
-
 async function assertKeyFits(context: RestoreContext, metadata: BackupMetadata, decryption: Decryption): Promise<void> {
-  if (!(await keyFits(context, metadata, decryption))) {
+  if (!(await keyFits(context.storage, metadata, decryption))) {
     throw new SynapseError('E_WRONG_KEY', {
       message: `unable to decrypt '${metadata.backupName}': the configured key is not the one it was encrypted with (its checksum is intact)`,
     });
@@ -281,7 +199,7 @@ function lockTimeoutMs(settings: Settings): number {
   return raw && /^\d+$/.test(raw) && Number(raw) > 0 ? Number(raw) : DEFAULT_LOCK_TIMEOUT_MS;
 }
 
-async function probeRestrictingPsql(settings: Settings): Promise<ClientToolInfo> {
+export async function probeRestrictingPsql(settings: Settings): Promise<ClientToolInfo> {
   const psql = await probeClientTool('psql', settings.pgBinDir);
   if (!psqlSupportsRestrict(psql.version)) {
     throw new SynapseError('E_TOOL_VERSION', {
@@ -358,10 +276,10 @@ function explainLoadFailure(stage: RestoreStage, error: unknown, metadata: Backu
 }
 
 /**
- * Streams the backup into `scratch`: storage -> hash -> decrypt -> decompress -> hash ->
+ * Streams the backup into `scratch` (a new, empty database): storage -> hash -> decrypt -> decompress -> hash ->
  * `\restrict` -> psql. Succeeds only when psql exited 0 and both checksums match again.
  */
-async function loadInto(context: RestoreContext, metadata: BackupMetadata, psqlTool: ClientToolInfo, scratch: DatabaseTarget, decryption: Decryption | undefined): Promise<number> {
+export async function loadInto(context: RestoreContext, metadata: BackupMetadata, psqlTool: ClientToolInfo, scratch: DatabaseTarget, decryption: Decryption | undefined): Promise<number> {
   const {events} = context;
   let source;
   try {
@@ -460,14 +378,14 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
   const {events, settings} = context;
   const target = settings.database;
 
-  const metadata = await readMetadata(context.storage, request.name);
+  const metadata = await readBackupMetadata(context.storage, request.name, 'restore');
   // The MAC's key derivation (a PBKDF2) overlaps the read-only checks of the file and the key;
   // nothing touches a database before the MAC has passed.
   const allowed = assertRestoreAllowed(context, request, metadata);
   allowed.catch(() => {});
   let decryption: Decryption | undefined;
   try {
-    decryption = decryptionFor(context, metadata);
+    decryption = decryptionFor(context.settings, context.encryptionProviders, metadata, 'restore');
   } catch (error) {
     await allowed;
     throw error;

@@ -9,8 +9,8 @@ import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock, describeTakeover} from '../lock/index.js';
 import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata} from '../metadata/index.js';
 import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from '../naming/index.js';
-import {BLOCK_SIZE, BlockPool, ByteCounter, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream} from '../pipeline/index.js';
-import {DatabaseTarget, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type DumpProcess} from '../postgres/index.js';
+import {BLOCK_SIZE, BlockPool, ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream} from '../pipeline/index.js';
+import {DatabaseTarget, DumpSnapshot, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type DatabaseFingerprint, type DumpProcess} from '../postgres/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
 import {documentAuthenticatorFor} from './document-trust.js';
 
@@ -65,7 +65,9 @@ interface EarlyDump {
   readonly blocks: BlockPool;
   /** Aborts the pipeline and pg_dump; linked to the caller's signal. */
   readonly controller: AbortController;
-  /** Frees the pipe and stops pg_dump if it still runs; harmless after a finished pipeline. */
+  /** The row counts and sequences of the snapshot pg_dump dumps, or why there are none. */
+  readonly fingerprint: Promise<DatabaseFingerprint | {readonly unavailable: string}>;
+  /** Frees the pipe, stops pg_dump if it still runs and ends the snapshot; harmless after a finished pipeline. */
   abandon(): Promise<void>;
 }
 
@@ -73,19 +75,34 @@ interface EarlyDump {
  * Starts pg_dump before preflight has passed: its connection and catalogue reads take as long as
  * preflight's own checks, and it writes only into our pipe, which nothing reads until preflight
  * has passed. Preflight's verdict still decides: a failed check stops pg_dump and is what is reported.
+ *
+ * pg_dump dumps a snapshot exported from a transaction of ours, in which the fingerprint is
+ * counted meanwhile: the counts describe exactly the data in the dump. Where no snapshot can be
+ * exported, pg_dump takes its own and the backup has no fingerprint.
  */
 async function startDumpEarly(context: BackupContext, target: DatabaseTarget): Promise<EarlyDump> {
   const controller = new AbortController();
   const abortFromOutside = (): void => controller.abort();
   context.signal.addEventListener('abort', abortFromOutside, {once: true});
   const blocks = new BlockPool(BLOCK_SIZE);
+  let snapshot: DumpSnapshot | undefined;
+  let unavailable = '';
+  try {
+    snapshot = await DumpSnapshot.export(target);
+  } catch (error) {
+    unavailable = `unable to export a snapshot for pg_dump: ${(error as Error).message}`;
+  }
   let dump: DumpProcess;
   try {
-    dump = await startPgDump({tool: 'pg_dump', command: clientToolCommand('pg_dump', context.settings.pgBinDir)}, target, controller.signal, blocks);
+    dump = await startPgDump({tool: 'pg_dump', command: clientToolCommand('pg_dump', context.settings.pgBinDir)}, target, controller.signal, blocks, {snapshot: snapshot?.id});
   } catch (error) {
     context.signal.removeEventListener('abort', abortFromOutside);
+    await snapshot?.close();
     throw error;
   }
+  const fingerprint = snapshot
+    ? snapshot.fingerprint().catch((error: unknown) => ({unavailable: `unable to count rows in pg_dump's snapshot: ${(error as Error).message}`}))
+    : Promise.resolve({unavailable});
   // Until a pipeline owns the output, a failing pg_dump must not crash the process; preflight or the pipeline reports it.
   dump.output.on('error', () => {});
   let exited = false;
@@ -94,14 +111,19 @@ async function startDumpEarly(context: BackupContext, target: DatabaseTarget): P
     process: dump,
     blocks,
     controller,
+    fingerprint,
     async abandon() {
       context.signal.removeEventListener('abort', abortFromOutside);
       // An output nobody read would keep its pipe, and the process, open.
       dump.output.destroy();
-      if (exited) return;
-      controller.abort();
-      dump.kill();
-      await dump.completion.catch(() => {});
+      if (!exited) {
+        controller.abort();
+        dump.kill();
+        await dump.completion.catch(() => {});
+      }
+      // The counting must finish (or fail) on its connection before the transaction ends.
+      await fingerprint;
+      await snapshot?.close();
     },
   };
 }
@@ -122,6 +144,14 @@ async function streamDump(context: BackupContext, early: EarlyDump, name: string
 
   const plaintextCount = new ByteCounter((bytes) => events.stage('dump', 'progress', {bytes}));
   const plaintextHash = new Sha256Observer();
+  // pg_dump's exit status is not the only witness: a dump without its completion block is never published.
+  const completion = new DumpCompletionObserver({
+    refuseIncomplete: () =>
+      new SynapseError('E_DUMP_FAILED', {
+        message: `unable to dump database '${settings.database.database}': pg_dump exited 0, but its output ends without pg_dump's "dump complete" line, so the dump is incomplete; nothing was published`,
+        suggestion: 'Check that PG_BIN_DIR points at the real pg_dump (not a wrapper that hides its failures) and run the backup again; earlier backups are untouched.',
+      }),
+  });
   const compressedCount = new ByteCounter((bytes) => events.stage('compress', 'progress', {bytes}));
   const encryptedCount = encrypt ? new ByteCounter((bytes) => events.stage('encrypt', 'progress', {bytes})) : undefined;
   const storedHash = new Sha256Observer();
@@ -149,6 +179,7 @@ async function streamDump(context: BackupContext, early: EarlyDump, name: string
         {stage: 'dump', stream: dump.gate},
         {stage: 'dump', stream: plaintextCount},
         {stage: 'checksum', stream: plaintextHash},
+        {stage: 'dump', stream: completion},
         {stage: 'compress', stream: compress},
         {stage: 'compress', stream: compressedCount},
         ...(encrypt ? [{stage: 'encrypt' as const, stream: encrypt}, {stage: 'encrypt' as const, stream: encryptedCount!}] : []),
@@ -245,6 +276,8 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     }
 
     events.stage('metadata', 'started');
+    const fingerprint = await early.fingerprint;
+    if ('unavailable' in fingerprint) events.warning(`backup '${name}' has no fingerprint (${fingerprint.unavailable}); a test restore of it can check that it loads, not that every row arrived`);
     const completedAt = now();
     const unsigned: BackupMetadata = {
       formatVersion: METADATA_FORMAT_VERSION,
@@ -260,6 +293,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       compression: {algorithm: settings.compression.algorithm, level: settings.compression.level},
       encryption: context.encryption ? context.encryption.describe({iterations: settings.encryption!.iterations}) : null,
       tool: {name: 'synapse-backup', version: context.toolVersion},
+      ...('unavailable' in fingerprint ? {} : {fingerprint: {takenIn: 'dump-snapshot' as const, ...fingerprint}}),
     };
     const metadataKey = metadataKeyFor(name);
     let metadata: BackupMetadata;

@@ -101,6 +101,7 @@ export function withOperationBounds(storage: StorageBackend, bounds: OperationBo
     stat: (key: string) => bounded(`look up '${key}'`, () => storage.stat(key)),
     list: (prefix?: string) => bounded('list the backups', () => storage.list(prefix)),
     delete: (key: string) => bounded(`delete '${key}'`, () => storage.delete(key)),
+    ...(storage.space ? {space: () => bounded('measure the free space', () => storage.space!())} : {}),
     ...(storage.close ? {close: () => bounded('close the storage', () => storage.close!())} : {}),
   };
 }

@@ -53,6 +53,7 @@ export function withRetries(storage: StorageBackend, policy: RetryPolicy): Stora
     stat: (key: string) => retried(`look up '${key}'`, () => storage.stat(key)),
     list: (prefix?: string) => retried('list the backups', () => storage.list(prefix)),
     delete: (key: string) => retried(`delete '${key}'`, () => storage.delete(key)),
+    ...(storage.space ? {space: () => retried('measure the free space', () => storage.space!())} : {}),
     ...(storage.close ? {close: () => storage.close!()} : {}),
   };
 }
@@ -82,6 +83,7 @@ export function withOperationLog(storage: StorageBackend, log: (line: string) =>
     stat: (key) => logged(`stat '${key}'`, () => storage.stat(key), (info) => (info ? `${info.size} bytes` : 'absent')),
     list: (prefix) => logged(`list '${prefix ?? ''}'`, () => storage.list(prefix), (objects) => `${objects.length} objects`),
     delete: (key) => logged(`delete '${key}'`, () => storage.delete(key)),
+    ...(storage.space ? {space: () => logged('space', () => storage.space!(), (space) => (space ? `${space.freeBytes} of ${space.totalBytes} bytes free` : 'unknown'))} : {}),
     ...(storage.close ? {close: () => logged('close', () => storage.close!())} : {}),
   };
 }

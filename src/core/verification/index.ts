@@ -1,2 +1,3 @@
 export * from './verification-record.js';
 export * from './verify-stored-file.js';
+export * from './read-back.js';

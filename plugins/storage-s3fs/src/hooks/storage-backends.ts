@@ -11,7 +11,7 @@ import type {StorageBackendFactory} from 'synapse-backup/plugin-api';
 const s3fsMount: StorageBackendFactory = {
   scheme: 's3fs',
   description: 'A directory on an s3fs-fuse mount of a bucket (BACKUP_DIR); refuses to write unless it is on an active fuse.s3fs mount, and reads back the size of every upload.',
-  create: ({location, access, create}) => MountStorage.open(location, access, {create: create === true, scheme: 's3fs', fsTypes: ['fuse.s3fs'], noHardLinks: true, verifySize: true}),
+  create: ({location, access, create}) => MountStorage.open(location, access, {create: create === true, scheme: 's3fs', fsTypes: ['fuse.s3fs'], noHardLinks: true, verifySize: true, noSpace: true}),
 };
 
 export default async function registerStorageBackends(): Promise<StorageBackendFactory[]> {

@@ -1,0 +1,44 @@
+import {exitStatusOf, type StatusReport} from '../../core/status/index.js';
+
+type Labels = Readonly<Record<string, string>>;
+
+/** A label value as the text exposition format wants it: backslash, double quote and newline escaped. */
+function escapeLabel(value: string): string {
+  return value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n');
+}
+
+function sample(name: string, labels: Labels, value: number): string {
+  const rendered = Object.entries(labels).map(([key, label]) => `${key}="${escapeLabel(label)}"`).join(',');
+  return `${name}${rendered ? `{${rendered}}` : ''} ${Number.isFinite(value) ? value : 'NaN'}`;
+}
+
+/**
+ * The status in Prometheus' text exposition format (version 0.0.4), for node_exporter's textfile
+ * collector or a scrape: every metric named synapse_backup_*, with HELP and TYPE.
+ */
+export function formatPrometheus(report: StatusReport): string {
+  const lines: string[] = [];
+  const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: ReadonlyArray<[Labels, number]>): void => {
+    if (samples.length === 0) return;
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples.map(([labels, value]) => sample(name, labels, value)));
+  };
+  const withNewest = report.types.filter((type) => type.newest);
+  const labels = (type: (typeof report.types)[number]): Labels => ({database: type.database, type: type.type});
+  metric('synapse_backup_last_success_timestamp_seconds', 'gauge', 'When the newest good backup of this type completed, in seconds since the epoch.', withNewest.map((type) => [labels(type), type.newest!.completedAt.getTime() / 1000]));
+  metric('synapse_backup_age_seconds', 'gauge', 'Age of the newest good backup of this type.', withNewest.map((type) => [labels(type), type.ageMs! / 1000]));
+  metric('synapse_backup_max_age_seconds', 'gauge', 'Age beyond which a backup of this type is overdue.', report.types.map((type) => [labels(type), type.maxAgeMs / 1000]));
+  metric('synapse_backup_overdue', 'gauge', '1 when the newest good backup of this type is missing or older than its maximum age.', report.types.map((type) => [labels(type), type.overdue ? 1 : 0]));
+  metric('synapse_backup_size_bytes', 'gauge', 'Stored size of the newest good backup of this type.', withNewest.map((type) => [labels(type), type.newest!.storedBytes]));
+  metric('synapse_backup_duration_seconds', 'gauge', 'How long the newest good backup of this type took.', withNewest.map((type) => [labels(type), type.newest!.durationMs / 1000]));
+  if (report.storage.freeRatio !== undefined) {
+    metric('synapse_backup_storage_free_ratio', 'gauge', 'Share of the backup location that is free (0 to 1).', [[{}, report.storage.freeRatio]]);
+    metric('synapse_backup_storage_free_bytes', 'gauge', 'Bytes free at the backup location.', [[{}, report.storage.freeBytes!]]);
+  }
+  metric('synapse_backup_failures_total', 'counter', 'Failed runs recorded in the run journal, per operation.', Object.entries(report.failureCounts).map(([operation, count]) => [{operation}, count]));
+  const restoreTest = report.lastSuccess.restoreTest;
+  if (restoreTest) metric('synapse_backup_last_restore_test_success_timestamp_seconds', 'gauge', 'When the last successful restore test finished.', [[{}, Date.parse(restoreTest.finishedAt) / 1000]]);
+  const verify = report.lastSuccess.verify;
+  if (verify) metric('synapse_backup_last_verify_success_timestamp_seconds', 'gauge', 'When the last successful verify finished.', [[{}, Date.parse(verify.finishedAt) / 1000]]);
+  metric('synapse_backup_status', 'gauge', 'Overall verdict in the Nagios convention: 0 ok, 1 warning, 2 critical, 3 unknown.', [[{}, exitStatusOf(report.level)]]);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,64 @@
+import {STATUS_LEVELS, type StatusReport} from '../../core/status/index.js';
+import {formatBytes, formatDuration} from '../../core/units/index.js';
+
+const SPARKS = '▁▂▃▄▅▆▇█';
+
+/** A sparkline of `values`, scaled between their minimum and maximum. */
+export function sparkline(values: readonly number[]): string {
+  if (values.length === 0) return '';
+  const low = Math.min(...values);
+  const high = Math.max(...values);
+  return values.map((value) => SPARKS[high === low ? SPARKS.length - 1 : Math.round(((value - low) / (high - low)) * (SPARKS.length - 1))]).join('');
+}
+
+function age(ms: number | undefined): string {
+  return ms === undefined ? '-' : formatDuration(ms);
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ').trimEnd());
+}
+
+/**
+ * The verdict first (as Nagios shows a plugin's first line), then per database and type the newest
+ * good backup with its age, size, duration and trend, the backup location's free space, the
+ * journal's failures and last successes, and each problem.
+ */
+export function formatStatusReport(report: StatusReport, options: {sparklines: boolean}): string {
+  const headline = report.problems.length === 0 ? 'all backups current' : report.problems.map((problem) => problem.message).join('; ');
+  const lines = [`${STATUS_LEVELS[STATUS_LEVELS.indexOf(report.level)]!.toUpperCase()}: ${headline}`, ''];
+  const trend = (values: readonly number[], format: (value: number) => string): string =>
+    options.sparklines ? sparkline(values) : values.slice(-4).map(format).join(' ');
+  const rows = [['DATABASE', 'TYPE', 'NEWEST GOOD BACKUP', 'AGE', 'MAX AGE', 'SIZE', 'DURATION', 'SIZE TREND', 'DURATION TREND', 'STATE']];
+  for (const type of report.types) {
+    rows.push([
+      type.database,
+      type.type,
+      type.newest?.name ?? 'none',
+      age(type.ageMs),
+      formatDuration(type.maxAgeMs),
+      type.newest ? formatBytes(type.newest.storedBytes) : '-',
+      type.newest ? formatDuration(type.newest.durationMs) : '-',
+      trend(type.trend.storedBytes, formatBytes) || '-',
+      trend(type.trend.durationsMs, formatDuration) || '-',
+      type.overdue ? 'OVERDUE' : type.sizeRatio !== undefined && report.problems.some((problem) => problem.alert === 'alert.backup_size_drop' && problem.type === type.type && problem.database === type.database) ? 'SIZE DROP' : 'ok',
+    ]);
+  }
+  if (report.types.length === 0) lines.push('No backup types to check: the storage holds no backups of this database (set BACKUP_ALERT_TYPES to require some).');
+  else lines.push(...table(rows));
+  const {storage} = report;
+  lines.push(
+    '',
+    storage.freeRatio === undefined
+      ? `Storage ${storage.location}: free space unknown (the backend cannot tell)`
+      : `Storage ${storage.location}: ${formatBytes(storage.freeBytes!)} free of ${formatBytes(storage.totalBytes!)} (${(storage.freeRatio * 100).toFixed(1)}%)`,
+  );
+  const success = (what: string, fact: StatusReport['lastSuccess']['verify']): string => `Last successful ${what}: ${fact ? `${fact.finishedAt}${fact.backupName ? ` (${fact.backupName})` : ''}` : 'none recorded'}`;
+  lines.push(success('verify', report.lastSuccess.verify), success('restore test', report.lastSuccess.restoreTest));
+  if (report.lastFailures.length > 0) {
+    lines.push('Recent failures:');
+    for (const failure of report.lastFailures) lines.push(`  ${failure.finishedAt}  ${failure.operation}${failure.backupType ? ` (${failure.backupType})` : ''} on ${failure.host}: ${failure.error?.code ?? ''} ${failure.error?.message ?? ''}`.trimEnd());
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,131 @@
+import {Flags} from '@oclif/core';
+import {createHash, randomBytes} from 'node:crypto';
+import {mkdir, rename, rm, writeFile} from 'node:fs/promises';
+import path from 'node:path';
+
+import {SynapseCommand, type SuccessEnvelope} from '../cli/base-command.js';
+import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../cli/environment-help.js';
+import {formatPrometheus, formatStatusReport} from '../cli/format/index.js';
+import {configurationEnvironment, openStorage} from '../cli/runtime.js';
+import {SynapseError} from '../core/errors/index.js';
+import {runExclusivelyOnThisHost} from '../core/lock/index.js';
+import {readBackupStatus} from '../core/services/index.js';
+import {exitStatusOf, nextAlertState, planAlerts, readAlertState, repeatIntervalFrom, writeAlertState, type StatusReport} from '../core/status/index.js';
+
+interface StatusOutput extends StatusReport {
+  readonly exitStatus: number;
+  /** With --notify: the alerts sent this time, and the problems whose resolution was sent. */
+  readonly alerts?: {readonly sent: readonly string[]; readonly resolved: readonly string[]};
+}
+
+/** Nagios' UNKNOWN: what status ends with when it cannot tell. */
+const UNKNOWN = 3;
+const ALERT_MUTEX_TIMEOUT_MS = 120_000;
+const TEXTFILE_NAME = 'synapse_backup.prom';
+
+export default class Status extends SynapseCommand<StatusOutput> {
+  static override summary = 'Are the backups current? For people, Nagios/Icinga (exit status), Prometheus, and alerts.';
+  static override description = withEnvironmentHelp(
+    `Reads the backup storage only (no database is contacted; a monitoring host that can read the storage can run it). For the configured database (or --all-databases), per backup type: the newest good backup, its age, size and duration, whether it is overdue (defaults: hourly 2h, daily 26h, monthly 32d), and the trend of sizes and durations, warning when the newest backup is under BACKUP_ALERT_MIN_SIZE_RATIO of the median of the previous ones; the free space of the backup location (warning under BACKUP_ALERT_MIN_FREE_PERCENT, default 20); and, from the run journal every command appends to, the recent failures and the last successful verify and restore test. The types checked are BACKUP_ALERT_TYPES, by default every type that has a backup. Exit status in the Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for any failure to read the storage). --notify sends each problem as an alert.* event through the notification sinks once, again after NOTIFY_REPEAT_INTERVAL (default 24h) while it stands, and alert.resolved when it clears; concurrent runs on one host never send twice.`,
+    COMMAND_ENVIRONMENT.status,
+  );
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --format prometheus',
+    '<%= config.bin %> <%= command.id %> --textfile /var/lib/prometheus/node-exporter --notify',
+    'BACKUP_ALERT_MAX_AGE_HOURLY=90m <%= config.bin %> <%= command.id %> --json',
+  ];
+
+  static override flags = {
+    format: Flags.string({summary: 'Output format (--json wins over it).', options: ['table', 'prometheus'], default: 'table'}),
+    textfile: Flags.string({summary: `Also write the Prometheus metrics to DIR/${TEXTFILE_NAME}, atomically, for node_exporter's textfile collector.`, helpValue: 'DIR'}),
+    notify: Flags.boolean({summary: 'Send each problem as an alert through the notification sinks, de-duplicated (NOTIFY_REPEAT_INTERVAL).', default: false}),
+    'all-databases': Flags.boolean({summary: 'Report on every database the storage holds backups of.', default: false}),
+  };
+
+  protected override exitStatusOf(): number {
+    return UNKNOWN;
+  }
+
+  protected override toSuccessJson(result: StatusOutput): SuccessEnvelope<unknown> {
+    // The envelope's status is the process's: scripts that read one need not read the other.
+    return {...super.toSuccessJson(result), status: result.exitStatus as 0};
+  }
+
+  async run(): Promise<StatusOutput> {
+    const {flags} = await this.parse(Status);
+    const settings = this.loadSettings([]);
+    // NOTIFY_* are the notifier's, kept out of the settings' environment (which plugins see).
+    const repeatIntervalMs = repeatIntervalFrom(configurationEnvironment());
+    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
+    const report = await readBackupStatus(settings, storage, {allDatabases: flags['all-databases']}, (message) => this.warnUser(message));
+    const exitStatus = exitStatusOf(report.level);
+    if (flags.textfile) await this.writeTextfile(flags.textfile, formatPrometheus(report));
+    if (flags.format === 'prometheus') {
+      if (!this.jsonEnabled()) process.stdout.write(formatPrometheus(report));
+    } else this.print(formatStatusReport(report, {sparklines: process.stdout.isTTY === true}));
+    const alerts = flags.notify ? await this.sendAlerts(report, storage.location, repeatIntervalMs) : undefined;
+    process.exitCode = exitStatus;
+    return {...report, exitStatus, ...(alerts ? {alerts} : {})};
+  }
+
+  /** Writes the metrics where node_exporter reads them, by rename, so that it never reads half a file. */
+  async writeTextfile(directory: string, text: string): Promise<void> {
+    const file = path.join(directory, TEXTFILE_NAME);
+    // A name the collector ignores (it reads *.prom only) while it is being written.
+    const staging = path.join(directory, `.${TEXTFILE_NAME}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      await writeFile(staging, text, {mode: 0o644, flag: 'wx'});
+      await rename(staging, file);
+    } catch (error) {
+      await rm(staging, {force: true});
+      throw new SynapseError('E_CONFIG', {
+        message: `unable to write the Prometheus textfile '${file}': ${(error as Error).message}`,
+        suggestion: "Point --textfile at a directory this user can write to (node_exporter's --collector.textfile.directory).",
+        cause: error,
+      });
+    }
+  }
+
+  /**
+   * Sends what is new or due again, and the resolutions, under a host-wide mutex keyed by the state
+   * file: a second run waits for the first, then finds the alerts already sent.
+   */
+  async sendAlerts(report: StatusReport, location: string, repeatIntervalMs: number): Promise<{sent: string[]; resolved: string[]}> {
+    const scope = createHash('sha256').update(`${location}\0${report.types.map((type) => type.database).join(',')}`).digest('hex').slice(0, 16);
+    const stateFile = path.join(this.config.dataDir, 'alert-state', `${scope}.json`);
+    const outcome = {sent: [] as string[], resolved: [] as string[]};
+    const ran = await runExclusivelyOnThisHost(`alerts ${stateFile}`, ALERT_MUTEX_TIMEOUT_MS, async () => {
+      const {state, warning} = await readAlertState(stateFile);
+      if (warning) this.warnUser(warning);
+      const now = new Date();
+      const plan = planAlerts(state, report.problems, now, repeatIntervalMs);
+      const delivered = new Set<string>();
+      const resolvedDelivered = new Set<string>();
+      for (const problem of plan.send) {
+        const reports = await this.notify(problem.alert, {
+          ...(problem.database ? {database: problem.database} : {}),
+          ...(problem.type ? {backup: {type: problem.type}} : {}),
+          storage: {scheme: this.eventFacts.storage?.scheme ?? '', location},
+          details: {alert: problem.id, level: problem.level, message: problem.message},
+        });
+        if (reports.some((delivery) => delivery.delivered)) {
+          delivered.add(problem.id);
+          outcome.sent.push(problem.id);
+        }
+      }
+      for (const cleared of plan.resolved) {
+        const reports = await this.notify('alert.resolved', {details: {alert: cleared.id, resolves: cleared.alert, message: `resolved: ${cleared.message}`}});
+        if (reports.some((delivery) => delivery.delivered)) {
+          resolvedDelivered.add(cleared.id);
+          outcome.resolved.push(cleared.id);
+        }
+      }
+      await mkdir(path.dirname(stateFile), {recursive: true, mode: 0o700});
+      await writeAlertState(stateFile, nextAlertState(state, report.problems, delivered, resolvedDelivered, now));
+    });
+    if (!ran) this.warnUser(`no alerts sent: another status --notify held the alert state '${stateFile}' for over ${ALERT_MUTEX_TIMEOUT_MS / 1000} s`);
+    return outcome;
+  }
+}

@@ -1,0 +1,67 @@
+import type {StorageBackend, StorageSpace} from '../../contracts/storage.js';
+import {readCatalog} from '../catalog/index.js';
+import type {Settings} from '../config/index.js';
+import {readJournal} from '../journal/index.js';
+import {evaluateStatus, statusPolicyFrom, type BackupFact, type StatusReport} from '../status/index.js';
+import {storageError} from '../storage/index.js';
+import {documentAuthenticatorFor} from './document-trust.js';
+
+export interface StatusRequest {
+  /** Every database the storage holds backups of, instead of the configured one. */
+  readonly allDatabases: boolean;
+  readonly now?: Date;
+}
+
+/**
+ * Reads everything status needs from the storage alone (no database is contacted, so a monitoring
+ * host that can only read the storage can run it): the good backups, the run journal and the free
+ * space, and evaluates them against the BACKUP_ALERT_* thresholds.
+ */
+export async function readBackupStatus(settings: Settings, storage: StorageBackend, request: StatusRequest, onWarning: (message: string) => void): Promise<StatusReport> {
+  const policy = statusPolicyFrom(settings.env);
+  const authenticator = documentAuthenticatorFor(settings.encryption);
+  const [{backups}, journal, space] = await Promise.all([
+    readCatalog(storage, {authenticator}),
+    readJournal(storage, authenticator).catch((error: unknown) => {
+      throw storageError(error, storage, 'read the run journal in');
+    }),
+    measureSpace(storage, onWarning),
+  ]);
+  const facts: BackupFact[] = backups.flatMap((entry) =>
+    entry.health === 'good' && entry.metadata
+      ? [
+          {
+            name: entry.name,
+            database: entry.metadata.database.name,
+            type: entry.metadata.backupType,
+            createdAt: new Date(entry.metadata.createdAt),
+            completedAt: new Date(entry.metadata.completedAt),
+            storedBytes: entry.metadata.sizes.storedBytes,
+            durationMs: entry.metadata.durationMs,
+          },
+        ]
+      : [],
+  );
+  const databases = request.allDatabases ? [...new Set(facts.map((fact) => fact.database))].sort() : [settings.database.database];
+  if (journal.rejected > 0) onWarning(`${journal.rejected} entries of the run journal could not be read${authenticator ? ' or are not authentic' : ''}, and were ignored`);
+  return evaluateStatus({
+    now: request.now ?? new Date(),
+    databases,
+    backups: facts,
+    journal: journal.entries.map((stored) => stored.entry),
+    rejectedJournalEntries: journal.rejected,
+    location: storage.location,
+    space,
+    policy,
+  });
+}
+
+async function measureSpace(storage: StorageBackend, onWarning: (message: string) => void): Promise<StorageSpace | undefined> {
+  if (!storage.space) return undefined;
+  try {
+    return await storage.space();
+  } catch (error) {
+    onWarning(`unable to measure the free space of '${storage.location}': ${(error as Error).message}`);
+    return undefined;
+  }
+}

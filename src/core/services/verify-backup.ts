@@ -1,0 +1,239 @@
+import {readCatalog} from '../catalog/index.js';
+import {SynapseError, cancelledError, isSynapseError, type ErrorCode} from '../errors/index.js';
+import type {BackupMetadata} from '../metadata/index.js';
+import {COMPRESSION_FORMATS} from '../pipeline/index.js';
+import {storageError} from '../storage/index.js';
+import {readBackStoredBackup, writeVerificationRecord, type ReadBackOutcome} from '../verification/index.js';
+import {documentAuthenticatorFor} from './document-trust.js';
+import {decryptionFor, keyFits, readBackupMetadata, type Decryption, type StoredBackupContext} from './stored-backup.js';
+
+export type VerifyCheckName = 'metadata' | 'authenticity' | 'size' | 'sha256' | 'key' | 'decode' | 'plaintext' | 'completion';
+
+export interface VerifyCheck {
+  readonly check: VerifyCheckName;
+  readonly status: 'passed' | 'failed' | 'skipped';
+  readonly detail: string;
+}
+
+export interface VerifyFailure {
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** The stored bytes or the SQL they decode to differ from the checksums recorded at backup time. */
+  readonly checksumMismatch: boolean;
+}
+
+export interface VerifyReport {
+  readonly backupName: string;
+  readonly backupType: string | undefined;
+  readonly database: string | undefined;
+  readonly storedBytes: number | undefined;
+  readonly plaintextBytes: number | undefined;
+  /** True when every check that ran passed; skipped checks are listed in `checks`. */
+  readonly verified: boolean;
+  /** True when the SQL was decoded to its end and checked (not only the stored bytes). */
+  readonly decoded: boolean;
+  readonly checks: readonly VerifyCheck[];
+  readonly failure: VerifyFailure | undefined;
+  readonly durationMs: number;
+}
+
+export type VerifyContext = StoredBackupContext;
+
+export interface VerifyOptions {
+  /** Accept an unencrypted backup although a key is configured (refused otherwise, as restore refuses it). */
+  readonly allowUnencrypted?: boolean;
+}
+
+export type VerifySelection = {readonly name: string} | {readonly latest: true} | {readonly all: true};
+
+/** Collects the checks of one backup in order, and the first failure. */
+class Findings {
+  readonly checks: VerifyCheck[] = [];
+  failure: VerifyFailure | undefined;
+
+  pass(check: VerifyCheckName, detail: string): void {
+    this.checks.push({check, status: 'passed', detail});
+  }
+
+  skip(check: VerifyCheckName, detail: string): void {
+    this.checks.push({check, status: 'skipped', detail});
+  }
+
+  fail(check: VerifyCheckName, code: ErrorCode, message: string, checksumMismatch = false): void {
+    this.checks.push({check, status: 'failed', detail: message});
+    this.failure ??= {code, message, checksumMismatch};
+  }
+}
+
+/** The steps of a read-back that decodes, with the first-block check of the key done. */
+async function decodeSteps(context: VerifyContext, metadata: BackupMetadata, decryption: Decryption | undefined, findings: Findings): Promise<{decrypt: ReturnType<Decryption['provider']['createDecryptStream']> | undefined} | undefined> {
+  if (!decryption) return {decrypt: undefined};
+  if (!(await keyFits(context.storage, metadata, decryption))) return undefined;
+  try {
+    return {decrypt: decryption.provider.createDecryptStream(decryption.key, metadata.encryption!)};
+  } catch (error) {
+    findings.fail('key', 'E_PLUGIN', `unable to decrypt with '${decryption.provider.id}': ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Judges what one read-back measured against what the metadata recorded at backup time. */
+function judgeReadBack(metadata: BackupMetadata, outcome: ReadBackOutcome, findings: Findings, keyRejected: boolean): void {
+  const expectedStored = metadata.sizes.storedBytes;
+  if (outcome.storedBytes !== expectedStored) {
+    const truncated = outcome.storedBytes < expectedStored ? ' (truncated)' : '';
+    findings.fail('size', 'E_INTEGRITY', `the stored file has ${outcome.storedBytes} bytes, the metadata records ${expectedStored}${truncated}`, true);
+  } else findings.pass('size', `${outcome.storedBytes} bytes`);
+  if (outcome.storedSha256 !== metadata.checksums.stored) {
+    findings.fail('sha256', 'E_INTEGRITY', `the stored file's SHA-256 ${outcome.storedSha256} does not match ${metadata.checksums.stored} recorded at backup time`, true);
+  } else findings.pass('sha256', outcome.storedSha256);
+  const storedIntact = findings.failure === undefined;
+  if (keyRejected) {
+    if (storedIntact) findings.fail('key', 'E_WRONG_KEY', 'the configured key is not the one the backup was encrypted with (its checksum is intact)');
+    else findings.skip('key', 'not checked: the stored file is damaged');
+    return;
+  }
+  const decoded = outcome.decoded;
+  if (!decoded) return;
+  if (metadata.encryption) findings.pass('key', 'key accepted');
+  if (decoded.failure) {
+    const why = storedIntact
+      ? 'the stored file matches its checksum, so it was written this way (or its metadata was rewritten to match)'
+      : 'the stored file is damaged';
+    findings.fail('decode', 'E_INTEGRITY', `unable to ${decoded.failure.step} it: ${decoded.failure.message}; ${why}`);
+    return;
+  }
+  findings.pass('decode', `${metadata.encryption ? 'decrypted and ' : ''}${metadata.compression.algorithm}-decompressed to the end`);
+  if (decoded.plaintextBytes !== metadata.sizes.plaintextBytes || decoded.plaintextSha256 !== metadata.checksums.plaintext) {
+    findings.fail(
+      'plaintext',
+      'E_INTEGRITY',
+      `the SQL it decodes to (${decoded.plaintextBytes} bytes, SHA-256 ${decoded.plaintextSha256}) is not the ${metadata.sizes.plaintextBytes} bytes recorded at backup time (SHA-256 ${metadata.checksums.plaintext})`,
+      true,
+    );
+  } else findings.pass('plaintext', `${decoded.plaintextBytes} bytes of SQL, SHA-256 ${decoded.plaintextSha256}`);
+  if (decoded.complete) findings.pass('completion', "ends with pg_dump's \"dump complete\" line");
+  else findings.fail('completion', 'E_INTEGRITY', "the SQL does not end with pg_dump's \"dump complete\" line: the dump is incomplete, so a restore of it would miss objects");
+}
+
+/**
+ * Verifies one backup without touching any database: the metadata (and, with a key, its MAC), then
+ * one read of the stored file to its end that checks its size and SHA-256 and, with a key or for an
+ * unencrypted backup, decrypts and decompresses it to the end and checks the SQL's size, SHA-256
+ * and pg_dump's completion line. What cannot be checked (no key) is listed as skipped. Findings
+ * resolve; only a storage failure, a cancellation or a missing backup reject.
+ */
+export async function verifyBackup(context: VerifyContext, name: string, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const now = context.now ?? (() => new Date());
+  const startedAt = now().getTime();
+  const {settings, storage, events} = context;
+  const findings = new Findings();
+  const report = (metadata: BackupMetadata | undefined, decoded: boolean): VerifyReport => ({
+    backupName: name,
+    backupType: metadata?.backupType,
+    database: metadata?.database.name,
+    storedBytes: metadata?.sizes.storedBytes,
+    plaintextBytes: metadata?.sizes.plaintextBytes,
+    verified: findings.failure === undefined,
+    decoded,
+    checks: findings.checks,
+    failure: findings.failure,
+    durationMs: now().getTime() - startedAt,
+  });
+
+  let metadata: BackupMetadata;
+  try {
+    metadata = await readBackupMetadata(storage, name, 'verify');
+  } catch (error) {
+    if (isSynapseError(error) && error.code === 'E_METADATA') {
+      findings.fail('metadata', 'E_METADATA', error.message);
+      return report(undefined, false);
+    }
+    throw error;
+  }
+  findings.pass('metadata', `${metadata.backupType} backup of database '${metadata.database.name}', taken ${metadata.createdAt}`);
+
+  const authenticator = documentAuthenticatorFor(settings.encryption);
+  let decryption: Decryption | undefined;
+  if (metadata.encryption && settings.encryption) {
+    try {
+      decryption = decryptionFor(settings, context.encryptionProviders, metadata, 'verify');
+    } catch (error) {
+      if (!isSynapseError(error)) throw error;
+      findings.fail('key', error.code, error.message);
+      return report(metadata, false);
+    }
+  }
+  if (authenticator) {
+    const authenticity = await authenticator.verify(metadata);
+    if (authenticity.status === 'forged') {
+      if (decryption && !(await keyFits(storage, metadata, decryption))) {
+        findings.fail('authenticity', 'E_WRONG_KEY', 'the configured key is not the one the backup was made with (neither its metadata\'s MAC nor its first block match the key)');
+      } else findings.fail('authenticity', 'E_NOT_AUTHENTIC', `its metadata is not authentic: ${authenticity.reason}`);
+      return report(metadata, false);
+    }
+    if (metadata.encryption === null && !options.allowUnencrypted) {
+      findings.fail('authenticity', 'E_UNENCRYPTED', 'it is not encrypted, but a key is configured, so it was not written by a run with this configuration (pass --allow-unencrypted if you made it)');
+      return report(metadata, false);
+    }
+    if (authenticity.status === 'unsigned') findings.skip('authenticity', 'its metadata has no MAC (written before synapse-backup authenticated metadata)');
+    else findings.pass('authenticity', 'metadata MAC matches the configured key');
+  } else findings.skip('authenticity', 'no key configured: the metadata cannot be authenticated');
+
+  const missingCodec = COMPRESSION_FORMATS[metadata.compression.algorithm].unavailable();
+  const canDecode = (metadata.encryption === null || decryption !== undefined) && !missingCodec;
+  let steps: Awaited<ReturnType<typeof decodeSteps>>;
+  let keyRejected = false;
+  if (canDecode) {
+    try {
+      steps = await decodeSteps(context, metadata, decryption, findings);
+    } catch (error) {
+      throw storageError(error, storage, 'read backup', name);
+    }
+    if (findings.failure) return report(metadata, false);
+    keyRejected = steps === undefined;
+  }
+
+  events.stage('verify', 'started', {detail: name});
+  let outcome: ReadBackOutcome;
+  try {
+    outcome = await readBackStoredBackup(storage, metadata, steps, {signal: context.signal, onProgress: (bytes) => events.stage('verify', 'progress', {bytes})});
+  } catch (error) {
+    events.stage('verify', 'failed');
+    if (context.signal.aborted) throw cancelledError('finish the verification', 'Nothing was changed.');
+    throw storageError(error, storage, 'read backup', name);
+  }
+  judgeReadBack(metadata, outcome, findings, keyRejected);
+  const decoded = canDecode && !keyRejected && outcome.decoded?.failure === undefined;
+  if (!canDecode) {
+    const why = missingCodec ? `${metadata.compression.algorithm} ${missingCodec}` : 'it is encrypted and no key is configured';
+    for (const check of ['key', 'decode', 'plaintext', 'completion'] as const) findings.skip(check, `not checked: ${why}`);
+  }
+  events.stage('verify', findings.failure ? 'failed' : 'finished', {bytes: outcome.storedBytes, detail: findings.failure ? findings.failure.message : `sha256 ${outcome.storedSha256}`});
+
+  if (!findings.failure) {
+    // The record lets cleanup skip its own full read of this file; it is a convenience, so failing to write it is only a warning.
+    try {
+      const object = await storage.stat(name);
+      if (object) await writeVerificationRecord(storage, metadata, object, authenticator, now());
+    } catch (error) {
+      events.warning(`verified '${name}', but unable to record that in the storage: ${(error as Error).message}`);
+    }
+  }
+  return report(metadata, decoded);
+}
+
+/** The backups a selection names: one by name, the newest, or every one the storage holds (newest first). */
+export async function selectBackupsToVerify(context: VerifyContext, selection: VerifySelection): Promise<string[]> {
+  if ('name' in selection) return [selection.name];
+  const {backups} = await readCatalog(context.storage, {authenticator: documentAuthenticatorFor(context.settings.encryption)});
+  // A backup whose run is still going (or was killed) is not a backup yet.
+  const finished = backups.filter((entry) => entry.health !== 'incomplete' && entry.health !== 'data-missing');
+  if ('latest' in selection) {
+    if (finished.length === 0) {
+      throw new SynapseError('E_BACKUP_NOT_FOUND', {message: `unable to verify the latest backup: '${context.storage.location}' holds none`, suggestion: 'Run `synapse-backup backup run` first.'});
+    }
+    return [finished[0]!.name];
+  }
+  return finished.map((entry) => entry.name);
+}

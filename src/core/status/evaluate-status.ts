@@ -1,0 +1,258 @@
+import type {StorageSpace} from '../../contracts/storage.js';
+import type {JournalEntry, JournalOperation} from '../journal/index.js';
+import {BACKUP_TYPES, type BackupType} from '../naming/index.js';
+
+/**
+ * Monitoring verdicts, in the Nagios plugin convention, so that `status` drops into Nagios, Icinga
+ * or a cron check as it is: the exit status is the index.
+ */
+export const STATUS_LEVELS = ['ok', 'warning', 'critical', 'unknown'] as const;
+export type StatusLevel = (typeof STATUS_LEVELS)[number];
+
+export function exitStatusOf(level: StatusLevel): number {
+  return STATUS_LEVELS.indexOf(level);
+}
+
+/** One good backup as status sees it: from its authenticated (or, without a key, parsed) metadata. */
+export interface BackupFact {
+  readonly name: string;
+  readonly database: string;
+  readonly type: BackupType;
+  readonly createdAt: Date;
+  readonly completedAt: Date;
+  readonly storedBytes: number;
+  readonly durationMs: number;
+}
+
+export interface StatusPolicy {
+  /** The types to check; undefined: every type with at least one backup of the database. */
+  readonly types: readonly BackupType[] | undefined;
+  readonly maxAgeMs: Readonly<Record<BackupType, number>>;
+  /** Warn under this share of free space at the backup location, in percent. */
+  readonly minFreePercent: number;
+  /** Warn when the newest backup is smaller than this fraction of the median of the previous ones. */
+  readonly minSizeRatio: number;
+  /** How many previous backups the median is taken over. */
+  readonly sizeWindow: number;
+}
+
+export const DEFAULT_STATUS_POLICY: StatusPolicy = {
+  types: undefined,
+  maxAgeMs: {hourly: 2 * 3_600_000, daily: 26 * 3_600_000, monthly: 32 * 86_400_000},
+  minFreePercent: 20,
+  minSizeRatio: 0.5,
+  sizeWindow: 7,
+};
+
+/** The alerts `status --notify` sends; each problem carries the one it raises. */
+export type AlertName = 'alert.backup_overdue' | 'alert.disk_low' | 'alert.backup_size_drop' | 'alert.backup_failed' | 'alert.restore_test_failed';
+
+export interface StatusProblem {
+  /** Stable while the problem stands (e.g. `backup_overdue:shop:daily`): what de-duplication keys on. */
+  readonly id: string;
+  readonly alert: AlertName;
+  readonly level: 'warning' | 'critical';
+  readonly message: string;
+  readonly database?: string;
+  readonly type?: BackupType;
+}
+
+export interface TypeStatus {
+  readonly database: string;
+  readonly type: BackupType;
+  readonly newest: BackupFact | undefined;
+  readonly ageMs: number | undefined;
+  readonly maxAgeMs: number;
+  readonly overdue: boolean;
+  /** Sizes and durations of the last backups, oldest first, the newest last. */
+  readonly trend: {readonly storedBytes: readonly number[]; readonly durationsMs: readonly number[]};
+  /** The newest backup's size over the median of the previous ones; undefined with fewer than two backups. */
+  readonly sizeRatio: number | undefined;
+}
+
+export interface RunFact {
+  readonly operation: JournalOperation;
+  readonly finishedAt: string;
+  readonly host: string;
+  readonly database?: string;
+  readonly backupName?: string;
+  readonly backupType?: string;
+  readonly error?: {readonly code: string; readonly message: string};
+}
+
+export interface StatusReport {
+  readonly level: StatusLevel;
+  readonly checkedAt: string;
+  readonly types: readonly TypeStatus[];
+  readonly storage: {readonly location: string; readonly freeBytes: number | undefined; readonly totalBytes: number | undefined; readonly freeRatio: number | undefined};
+  readonly lastFailures: readonly RunFact[];
+  readonly lastSuccess: {readonly verify: RunFact | undefined; readonly restoreTest: RunFact | undefined};
+  /** Failures so far per operation, from the journal's carried counters. */
+  readonly failureCounts: Readonly<Record<JournalOperation, number>>;
+  readonly problems: readonly StatusProblem[];
+  /** Journal entries that could not be read or authenticated, and were ignored. */
+  readonly rejectedJournalEntries: number;
+}
+
+export interface StatusInput {
+  readonly now: Date;
+  /** The databases to report on; backups of others are ignored. */
+  readonly databases: readonly string[];
+  readonly backups: readonly BackupFact[];
+  /** Newest first. */
+  readonly journal: readonly JournalEntry[];
+  readonly rejectedJournalEntries: number;
+  readonly location: string;
+  readonly space: StorageSpace | undefined;
+  readonly policy: StatusPolicy;
+}
+
+const TREND_LENGTH = 8;
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+const toRunFact = (entry: JournalEntry): RunFact => ({
+  operation: entry.operation,
+  finishedAt: entry.finishedAt,
+  host: entry.host,
+  ...(entry.database ? {database: entry.database} : {}),
+  ...(entry.backupName ? {backupName: entry.backupName} : {}),
+  ...(entry.backupType ? {backupType: entry.backupType} : {}),
+  ...(entry.error ? {error: entry.error} : {}),
+});
+
+function formatAge(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  if (minutes < 120) return `${minutes} min`;
+  const hours = ms / 3_600_000;
+  return hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} days`;
+}
+
+function judgeType(input: StatusInput, database: string, type: BackupType, problems: StatusProblem[]): TypeStatus {
+  const {policy, now} = input;
+  const ofType = input.backups.filter((backup) => backup.database === database && backup.type === type).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  const newest = ofType.at(-1);
+  const maxAgeMs = policy.maxAgeMs[type];
+  const ageMs = newest ? now.getTime() - newest.completedAt.getTime() : undefined;
+  const overdue = ageMs === undefined || ageMs > maxAgeMs;
+  if (overdue) {
+    problems.push({
+      id: `backup_overdue:${database}:${type}`,
+      alert: 'alert.backup_overdue',
+      level: 'critical',
+      database,
+      type,
+      message: newest
+        ? `the newest good ${type} backup of database '${database}' is ${formatAge(ageMs!)} old (${newest.name}); one is due every ${formatAge(maxAgeMs)}`
+        : `database '${database}' has no good ${type} backup`,
+    });
+  }
+  const previous = ofType.slice(0, -1).slice(-policy.sizeWindow);
+  let sizeRatio: number | undefined;
+  if (newest && previous.length > 0) {
+    const typical = median(previous.map((backup) => backup.storedBytes));
+    sizeRatio = typical > 0 ? newest.storedBytes / typical : undefined;
+    if (sizeRatio !== undefined && sizeRatio < policy.minSizeRatio) {
+      problems.push({
+        id: `backup_size_drop:${database}:${type}:${newest.name}`,
+        alert: 'alert.backup_size_drop',
+        level: 'warning',
+        database,
+        type,
+        message: `the newest ${type} backup of database '${database}' (${newest.name}, ${newest.storedBytes} bytes) is ${Math.round(sizeRatio * 100)}% of the median of the ${previous.length} before it (${Math.round(typical)} bytes): check for a dropped table, an emptied schema or a wrong database`,
+      });
+    }
+  }
+  const recent = ofType.slice(-TREND_LENGTH);
+  return {
+    database,
+    type,
+    newest,
+    ageMs,
+    maxAgeMs,
+    overdue,
+    trend: {storedBytes: recent.map((backup) => backup.storedBytes), durationsMs: recent.map((backup) => backup.durationMs)},
+    sizeRatio,
+  };
+}
+
+/**
+ * The whole monitoring verdict from what the storage holds: per database and backup type the
+ * newest good backup and whether it is overdue, the size trend and a drop in it, free space, and
+ * from the run journal the latest failures and the last good verify and restore test. Pure.
+ */
+export function evaluateStatus(input: StatusInput): StatusReport {
+  const {policy, now} = input;
+  const problems: StatusProblem[] = [];
+  const types: TypeStatus[] = [];
+  for (const database of input.databases) {
+    const present = new Set(input.backups.filter((backup) => backup.database === database).map((backup) => backup.type));
+    const checked = policy.types ?? BACKUP_TYPES.filter((type) => present.has(type));
+    for (const type of BACKUP_TYPES) if (checked.includes(type)) types.push(judgeType(input, database, type, problems));
+  }
+
+  const freeRatio = input.space && input.space.totalBytes > 0 ? input.space.freeBytes / input.space.totalBytes : undefined;
+  if (freeRatio !== undefined && freeRatio * 100 < policy.minFreePercent) {
+    problems.push({
+      id: 'disk_low',
+      alert: 'alert.disk_low',
+      level: 'warning',
+      message: `the backup location '${input.location}' has ${(freeRatio * 100).toFixed(1)}% free space (${input.space!.freeBytes} of ${input.space!.totalBytes} bytes), under ${policy.minFreePercent}%`,
+    });
+  }
+
+  const relevant = input.journal.filter((entry) => entry.database === undefined || input.databases.includes(entry.database));
+  // The newest run of each backup type, and the newest restore test, decide whether a failure stands.
+  const newestBackupRun = new Map<string, JournalEntry>();
+  for (const entry of relevant) {
+    if (entry.operation !== 'backup') continue;
+    const key = `${entry.database ?? ''}:${entry.backupType ?? ''}`;
+    if (!newestBackupRun.has(key)) newestBackupRun.set(key, entry);
+  }
+  for (const entry of newestBackupRun.values()) {
+    if (entry.outcome !== 'failed') continue;
+    problems.push({
+      id: `backup_failed:${entry.database ?? ''}:${entry.backupType ?? ''}`,
+      alert: 'alert.backup_failed',
+      level: 'warning',
+      ...(entry.database ? {database: entry.database} : {}),
+      ...(entry.backupType && (BACKUP_TYPES as readonly string[]).includes(entry.backupType) ? {type: entry.backupType as BackupType} : {}),
+      message: `the last ${entry.backupType ?? ''} backup run${entry.database ? ` of database '${entry.database}'` : ''} failed at ${entry.finishedAt} on ${entry.host}: ${entry.error?.code ?? 'failed'} ${entry.error?.message ?? ''}`.replaceAll(/\s+/g, ' ').trim(),
+    });
+  }
+  const lastRestoreTest = relevant.find((entry) => entry.operation === 'restore-test');
+  if (lastRestoreTest?.outcome === 'failed') {
+    problems.push({
+      id: 'restore_test_failed',
+      alert: 'alert.restore_test_failed',
+      level: 'warning',
+      ...(lastRestoreTest.database ? {database: lastRestoreTest.database} : {}),
+      message: `the last restore test${lastRestoreTest.backupName ? ` (of ${lastRestoreTest.backupName})` : ''} failed at ${lastRestoreTest.finishedAt}: ${lastRestoreTest.error?.code ?? ''} ${lastRestoreTest.error?.message ?? ''}`.trim(),
+    });
+  }
+
+  const failures = relevant.filter((entry) => entry.outcome === 'failed' && ['backup', 'verify', 'restore-test'].includes(entry.operation)).slice(0, 5);
+  const success = (operation: JournalOperation): RunFact | undefined => {
+    const found = relevant.find((entry) => entry.operation === operation && entry.outcome === 'succeeded');
+    return found && toRunFact(found);
+  };
+  const failureCounts = Object.fromEntries(
+    (['backup', 'verify', 'restore-test', 'restore', 'cleanup'] as const).map((operation) => [operation, input.journal.find((entry) => entry.operation === operation && entry.outcome === 'failed')?.failureCount ?? 0]),
+  ) as Record<JournalOperation, number>;
+  const level: StatusLevel = problems.some((problem) => problem.level === 'critical') ? 'critical' : problems.length > 0 ? 'warning' : 'ok';
+  return {
+    level,
+    checkedAt: now.toISOString(),
+    types,
+    storage: {location: input.location, freeBytes: input.space?.freeBytes, totalBytes: input.space?.totalBytes, freeRatio},
+    lastFailures: failures.map(toRunFact),
+    lastSuccess: {verify: success('verify'), restoreTest: success('restore-test')},
+    failureCounts,
+    problems,
+    rejectedJournalEntries: input.rejectedJournalEntries,
+  };
+}

@@ -1,0 +1,3 @@
+export * from './alert-plan.js';
+export * from './evaluate-status.js';
+export * from './status-policy.js';

@@ -1,0 +1,146 @@
+import {expect} from 'chai';
+import {access, writeFile} from 'node:fs/promises';
+import path from 'node:path';
+import {setTimeout as sleep} from 'node:timers/promises';
+
+import {spawnCli} from '../../helpers/cli.js';
+import {databaseNames, seedSampleData, snapshotDatabase, sql} from '../../helpers/database.js';
+import {fakeBinDir, versionAware} from '../../helpers/fake-tools.js';
+import {rewriteMetadata} from '../../helpers/metadata.js';
+import {waitFor} from '../../helpers/services.js';
+import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
+
+const SCRATCH_PREFIX = 'synapse_restore_test_';
+
+/** psql that takes its time, so that a test can signal the CLI while the load runs. */
+const SLOW_PSQL = versionAware('psql', 'exec sleep 60');
+
+describe('backup test-restore', function () {
+  let workspace: Workspace;
+
+  beforeEach(async function () {
+    workspace = await createWorkspace();
+    await seedSampleData(workspace.database, 200);
+    await sql(workspace.database, "create schema audit; create table audit.events (id bigint generated always as identity, what text); insert into audit.events (what) select 'e' || g from generate_series(1, 37) g; select nextval('customers_id_seq');");
+  });
+
+  afterEach(async function () {
+    for (const leftover of await databaseNames(SCRATCH_PREFIX)) await sql('postgres', `drop database if exists "${leftover}" with (force)`);
+    await workspace.dispose();
+  });
+
+  it('records a fingerprint of every table and sequence at backup time', async function () {
+    const name = await workspace.backup();
+    const {fingerprint} = await workspace.readMetadata(name);
+    expect(fingerprint.takenIn).to.equal('dump-snapshot');
+    const rows = Object.fromEntries(fingerprint.tables.map((table: {schema: string; name: string; rows: number}) => [`${table.schema}.${table.name}`, table.rows]));
+    expect(rows).to.deep.equal({'audit.events': 37, 'public.customers': 200, 'public.orders': 800});
+    const sequences = Object.fromEntries(fingerprint.sequences.map((sequence: {schema: string; name: string; lastValue: string}) => [`${sequence.schema}.${sequence.name}`, sequence.lastValue]));
+    expect(sequences).to.deep.equal({'audit.events_id_seq': '37', 'public.customers_id_seq': '201', 'public.orders_id_seq': '800'});
+  });
+
+  it('loads the backup into a scratch database, finds the data equal, drops it, and leaves the database alone', async function () {
+    const name = await workspace.backup();
+    const before = await snapshotDatabase(workspace.database);
+    const result = await workspace.run(['backup', 'test-restore', name, '--json']);
+    expect(result.exitCode, result.stderr).to.equal(0);
+    const {comparison, scratchDatabase} = result.json.result;
+    expect(comparison).to.include({status: 'matched', tables: 3, sequences: 3});
+    expect(comparison.differences).to.deep.equal([]);
+    expect(scratchDatabase).to.match(/^synapse_restore_test_\d{8}_\d{6}_[0-9a-f]{6}$/);
+    expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
+    expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+    const [entry] = await workspace.journalEntries();
+    expect(entry).to.include({operation: 'restore-test', outcome: 'succeeded', backupName: name});
+  });
+
+  it('counts in the snapshot pg_dump dumps: rows written while pg_dump starts are in neither', async function () {
+    const gate = path.join(workspace.cwd, 'gate');
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {
+      pg_dump: versionAware('pg_dump', `touch ${gate}.started\nwhile [ ! -f ${gate}.go ]; do sleep 0.05; done\nexec pg_dump "$@"`),
+    });
+    const run = spawnCli(['backup', 'run', '--json'], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
+    await waitFor(() => access(`${gate}.started`).then(() => true, () => false), 'pg_dump to start');
+    await sql(workspace.database, "insert into audit.events (what) select 'late' from generate_series(1, 5)");
+    await writeFile(`${gate}.go`, '');
+    const backup = await run;
+    expect(backup.exitCode, backup.stderr).to.equal(0);
+    const name = JSON.parse(backup.stdout).result.name as string;
+    const {fingerprint} = await workspace.readMetadata(name);
+    expect(fingerprint.tables.find((table: {name: string}) => table.name === 'events').rows).to.equal(37);
+    const result = await workspace.run(['backup', 'test-restore', name, '--json']);
+    expect(result.exitCode, result.stderr).to.equal(0);
+    expect(result.json.result.comparison.status).to.equal('matched');
+  });
+
+  it('fails with exit 6 and names each table that differs from the fingerprint, and still drops the scratch database', async function () {
+    const name = await workspace.backup();
+    await rewriteMetadata(workspace.backupDir, name, (metadata) => {
+      metadata.fingerprint.tables.find((table: {name: string}) => table.name === 'orders').rows = 801;
+    });
+    const result = await workspace.run(['backup', 'test-restore', name, '--json']);
+    expect(result.exitCode).to.equal(6);
+    expect(result.json.error.code).to.equal('E_RESTORE_TEST_FAILED');
+    expect(result.json.error.message).to.include('table public.orders: expected 801 rows, restored 800 rows');
+    expect(result.json.error.details.result.comparison.differences).to.deep.equal([{kind: 'table', schema: 'public', name: 'orders', expected: '801 rows', actual: '800 rows'}]);
+    expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
+    const [entry] = await workspace.journalEntries();
+    expect(entry).to.include({operation: 'restore-test', outcome: 'failed'});
+  });
+
+  it('restores an older backup without a fingerprint, and says the comparison was skipped', async function () {
+    const name = await workspace.backup();
+    await rewriteMetadata(workspace.backupDir, name, (metadata) => {
+      delete metadata.fingerprint;
+    });
+    const result = await workspace.run(['backup', 'test-restore', name]);
+    expect(result.exitCode, result.stderr).to.equal(0);
+    expect(result.stdout).to.include('Comparison skipped').and.include('no fingerprint');
+  });
+
+  it('refuses a damaged backup before creating anything', async function () {
+    const name = await workspace.backup();
+    await rewriteMetadata(workspace.backupDir, name, (metadata) => {
+      metadata.checksums.stored = '0'.repeat(64);
+    });
+    const result = await workspace.run(['backup', 'test-restore', name, '--json']);
+    expect(result.exitCode).to.equal(13);
+    expect(result.json.error.message).to.include('failed verification');
+    expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
+  });
+
+  it('drops the scratch database when stopped by SIGTERM during the load', async function () {
+    const name = await workspace.backup();
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: SLOW_PSQL});
+    const child = spawnCli(['backup', 'test-restore', name], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
+    await waitFor(async () => (await databaseNames(SCRATCH_PREFIX)).length > 0, 'the scratch database');
+    await sleep(200);
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.exitCode).to.equal(130);
+    expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
+  });
+
+  it('drops the scratch database a killed test restore left, and only that one', async function () {
+    const name = await workspace.backup();
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: SLOW_PSQL});
+    const killed = spawnCli(['backup', 'test-restore', name], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
+    await waitFor(async () => (await databaseNames(SCRATCH_PREFIX)).length > 0, 'the scratch database');
+    killed.kill('SIGKILL');
+    await killed;
+    const [leftover] = await databaseNames(SCRATCH_PREFIX);
+    // A look-alike that no test restore made must survive.
+    await sql('postgres', `create database ${SCRATCH_PREFIX}keep_me`);
+    try {
+      // The dead run's session may take a moment to end on the server.
+      await waitFor(async () => (await sql('postgres', `select count(*)::int as n from pg_stat_activity where datname = '${leftover}'`)).rows[0].n === 0, 'the killed session to end');
+      const result = await workspace.run(['backup', 'test-restore', name, '--json']);
+      expect(result.exitCode, result.stderr).to.equal(0);
+      expect(result.json.result.reclaimedDatabases).to.deep.equal([leftover]);
+      expect(result.json.warnings.join('\n')).to.include(leftover!);
+      expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([`${SCRATCH_PREFIX}keep_me`]);
+    } finally {
+      await sql('postgres', `drop database if exists ${SCRATCH_PREFIX}keep_me`);
+    }
+  });
+});
