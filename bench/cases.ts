@@ -22,7 +22,8 @@ export interface CaseContext {
 export interface BenchCase {
   readonly id: string;
   readonly label: string;
-  readonly kind: 'backup' | 'restore';
+  /** 'verify' cases read a backup back without a database; they run with the restore cases, on the same backups. */
+  readonly kind: 'backup' | 'restore' | 'verify';
   /** Our CLI, as opposed to a baseline. */
   readonly ours: boolean;
   /** Why the case cannot run on this machine, if it cannot. */
@@ -88,6 +89,27 @@ function synapseRestore(compression: 'gzip' | 'zstd') {
   };
 }
 
+function synapseVerify(compression: 'gzip' | 'zstd') {
+  return (context: CaseContext): CommandSpec => {
+    const source = context.backupSources[compression];
+    return {
+      script: ourCli(`backup verify ${source.name} --json`),
+      env: {...baseEnv(context), BACKUP_DIR: source.directory, BACKUP_ENCRYPTION_KEY: context.key},
+      cwd: context.runDirectory,
+    };
+  };
+}
+
+/** What a verify does by hand: decrypt, decompress to the end (checking gzip's CRC), hash the stored bytes. */
+function shellDecode(compression: 'gzip' | 'zstd') {
+  const decompress = compression === 'gzip' ? 'gunzip -c' : 'zstd -d -q -c';
+  return (context: CaseContext): CommandSpec => {
+    const source = context.backupSources[compression];
+    const file = path.join(source.directory, source.name);
+    return shell(`sha256sum "${file}" > /dev/null & openssl enc -d -aes-256-cbc -pbkdf2 -md sha256 -iter 600000 -pass env:BENCH_KEY -in "${file}" | ${decompress} > /dev/null && wait $!`)(context);
+  };
+}
+
 export const BACKUP_CASES: readonly BenchCase[] = [
   {id: 'pg_dump-devnull', label: 'pg_dump > /dev/null', kind: 'backup', ours: false, command: shell('"$PG_BIN/pg_dump" -d "$SOURCE_URL" > /dev/null')},
   {
@@ -123,4 +145,8 @@ export const RESTORE_CASES: readonly BenchCase[] = [
   },
   {id: 'synapse-restore-gzip', label: 'synapse-backup restore (gzip, encrypted)', kind: 'restore', ours: true, command: synapseRestore('gzip')},
   {id: 'synapse-restore-zstd', label: 'synapse-backup restore (zstd, encrypted)', kind: 'restore', ours: true, command: synapseRestore('zstd')},
+  {id: 'shell-decode-gzip', label: 'openssl -d | gunzip > /dev/null; sha256sum', kind: 'verify', ours: false, command: shellDecode('gzip')},
+  {id: 'shell-decode-zstd', label: 'openssl -d | zstd -d > /dev/null; sha256sum', kind: 'verify', ours: false, unavailable: onPath('zstd'), command: shellDecode('zstd')},
+  {id: 'synapse-verify-gzip', label: 'synapse-backup verify (gzip, encrypted)', kind: 'verify', ours: true, command: synapseVerify('gzip')},
+  {id: 'synapse-verify-zstd', label: 'synapse-backup verify (zstd, encrypted)', kind: 'verify', ours: true, command: synapseVerify('zstd')},
 ];

@@ -10,7 +10,7 @@ export function median(values: readonly number[]): number {
 export interface CaseSummary {
   readonly id: string;
   readonly label: string;
-  readonly kind: 'backup' | 'restore';
+  readonly kind: 'backup' | 'restore' | 'verify';
   readonly ours: boolean;
   readonly runs: number;
   readonly wallSeconds: {readonly median: number; readonly min: number; readonly max: number};
@@ -29,12 +29,12 @@ export interface CaseSummary {
 export interface CaseSamples {
   readonly id: string;
   readonly label: string;
-  readonly kind: 'backup' | 'restore';
+  readonly kind: 'backup' | 'restore' | 'verify';
   readonly ours: boolean;
   readonly samples: readonly Measurement[];
 }
 
-const FLOOR_CASE = {backup: 'pg_dump-devnull', restore: 'psql-file'} as const;
+const FLOOR_CASE = {backup: 'pg_dump-devnull', restore: 'psql-file', verify: 'shell-decode-gzip'} as const;
 const SHELL_CASE: Readonly<Record<string, string>> = {
   'synapse-gzip': 'shell-gzip',
   'synapse-gzip-plain': 'shell-gzip',
@@ -42,6 +42,8 @@ const SHELL_CASE: Readonly<Record<string, string>> = {
   'synapse-zstd-plain': 'shell-zstd',
   'synapse-restore-gzip': 'shell-gunzip',
   'synapse-restore-zstd': 'shell-gunzip',
+  'synapse-verify-gzip': 'shell-decode-gzip',
+  'synapse-verify-zstd': 'shell-decode-zstd',
 };
 
 export function summarize(cases: readonly CaseSamples[], dumpBytes: number): CaseSummary[] {
@@ -103,6 +105,14 @@ export function evaluateTargets(summaries: readonly CaseSummary[], rssBySize: re
   const floor = wall('psql-file');
   const restoreRatio = restore !== undefined && floor !== undefined ? restore / floor : undefined;
   results.push({target: 'restore vs psql -f', limit: '<= 1.1x', measured: ratio(restoreRatio), met: restoreRatio === undefined ? undefined : restoreRatio <= 1.1});
+
+  // A verify decodes what a restore decodes, without psql: it must never be the slower of the two.
+  for (const algorithm of ['gzip', 'zstd'] as const) {
+    const verify = wall(`synapse-verify-${algorithm}`);
+    const restoreOfSame = wall(`synapse-restore-${algorithm}`);
+    const verifyRatio = verify !== undefined && restoreOfSame !== undefined ? verify / restoreOfSame : undefined;
+    results.push({target: `verify vs restore of the same backup (${algorithm})`, limit: '<= 1.0x', measured: ratio(verifyRatio), met: verifyRatio === undefined ? undefined : verifyRatio <= 1});
+  }
 
   for (const [encrypted, plain, label] of [
     ['synapse-gzip', 'synapse-gzip-plain', 'gzip'],

@@ -249,5 +249,14 @@ export function describeStorageContract(name: string, options: StorageContractOp
       expect(await storage.stat('doomed')).to.equal(undefined);
       await storage.delete('doomed');
     });
+
+    it('reports its free space as whole bytes no larger than its size, or says it cannot tell (when it has space())', async function () {
+      if (!storage.space) this.skip();
+      const space = await storage.space!();
+      if (space === undefined) return;
+      expect(Number.isSafeInteger(space.freeBytes) && space.freeBytes >= 0, `freeBytes ${space.freeBytes}`).to.equal(true);
+      expect(Number.isSafeInteger(space.totalBytes) && space.totalBytes > 0, `totalBytes ${space.totalBytes}`).to.equal(true);
+      expect(space.freeBytes).to.be.at.most(space.totalBytes);
+    });
   });
 }

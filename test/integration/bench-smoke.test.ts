@@ -29,10 +29,11 @@ describe('npm run bench (smoke run of the harness on a tiny database)', function
     expect(result.exitCode, result.all).to.equal(0);
     expect(result.stdout).to.match(/peak RSS at 2 MB/);
     expect(result.stdout).to.match(/gzip backup vs shell pipeline/);
+    expect(result.stdout).to.match(/verify vs restore of the same backup \(gzip\)/);
 
     const document = JSON.parse(await readFile(out, 'utf8'));
     const ids = (document.summaries as Array<{id: string}>).map((summary) => summary.id);
-    expect(ids).to.include.members(['pg_dump-devnull', 'shell-gzip', 'pg_dump-custom', 'synapse-gzip', 'synapse-zstd', 'psql-file', 'shell-gunzip', 'synapse-restore-gzip', 'synapse-restore-zstd']);
+    expect(ids).to.include.members(['pg_dump-devnull', 'shell-gzip', 'pg_dump-custom', 'synapse-gzip', 'synapse-zstd', 'psql-file', 'shell-gunzip', 'synapse-restore-gzip', 'synapse-restore-zstd', 'shell-decode-gzip', 'synapse-verify-gzip', 'synapse-verify-zstd']);
     for (const summary of document.summaries) {
       expect(summary.wallSeconds.median, summary.id).to.be.greaterThan(0);
       expect(summary.peakRssBytes, summary.id).to.be.greaterThan(0);

@@ -3,7 +3,7 @@ import {expect} from 'chai';
 import {childCpuSeconds, type Measurement} from '../../bench/measure.js';
 import {evaluateTargets, formatComparison, formatTable, median, summarize, type CaseSamples} from '../../bench/report.js';
 
-function samples(id: string, kind: 'backup' | 'restore', walls: number[], ours = id.startsWith('synapse'), rss = 100e6): CaseSamples {
+function samples(id: string, kind: 'backup' | 'restore' | 'verify', walls: number[], ours = id.startsWith('synapse'), rss = 100e6): CaseSamples {
   const measurements: Measurement[] = walls.map((wallSeconds) => ({wallSeconds, cpuSeconds: 1, serverCpuSeconds: 2, peakRssBytes: rss}));
   return {id, label: id, kind, ours, samples: measurements};
 }
@@ -34,6 +34,10 @@ describe('bench report', function () {
     samples('synapse-zstd-plain', 'backup', [3.9, 3.9, 3.9]),
     samples('psql-file', 'restore', [10, 10, 10]),
     samples('synapse-restore-gzip', 'restore', [12, 12, 12], true, 190e6),
+    samples('synapse-restore-zstd', 'restore', [9, 9, 9]),
+    samples('shell-decode-gzip', 'verify', [3, 3, 3]),
+    samples('synapse-verify-gzip', 'verify', [4, 4, 4]),
+    samples('synapse-verify-zstd', 'verify', [10, 10, 10]),
   ];
 
   it('computes medians, throughput and ratios to the floor and to the shell pipeline', function () {
@@ -59,6 +63,8 @@ describe('bench report', function () {
       'gzip backup vs shell pipeline': true, // 7 / 11 = 0.636
       'zstd backup vs pg_dump > /dev/null': false, // 4 / 3 = 1.33
       'restore vs psql -f': false, // 1.2
+      'verify vs restore of the same backup (gzip)': true, // 4 / 12
+      'verify vs restore of the same backup (zstd)': false, // 10 / 9
       'encryption overhead (gzip)': true, // 7 / 7 - 1 = 0
       'encryption overhead (zstd)': true, // 4 / 3.9 - 1 = 2.6%
       'peak RSS of our processes': true, // 190 MB

@@ -32,6 +32,12 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
     yes: Flags.boolean({char: 'y', summary: `Start at once, without the ${COUNTDOWN_SECONDS}-second countdown.`, default: false}),
     'allow-unencrypted': Flags.boolean({summary: 'Restore an unencrypted backup although a key is configured (refused otherwise: it may have been planted).', default: false}),
     'allow-other-database': Flags.boolean({summary: 'Restore a backup taken from a database of another name over the configured one.', default: false}),
+    'no-owner': Flags.boolean({summary: "Leave out the dump's ALTER ... OWNER TO statements: the restoring role owns everything (a quick restore anywhere).", default: false}),
+    'no-privileges': Flags.boolean({summary: "Leave out the dump's GRANT, REVOKE and ALTER DEFAULT PRIVILEGES statements (with --no-owner, a restore onto a server without the backup's roles).", default: false}),
+    'create-roles': Flags.boolean({
+      summary: 'Create the roles the backup records (owners, grantees, their memberships and settings) that this server lacks, before loading; existing roles are never changed.',
+      default: false,
+    }),
   };
 
   async run(): Promise<RestoreResult> {
@@ -59,6 +65,8 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
             name: args.file,
             allowUnencrypted: flags['allow-unencrypted'],
             allowOtherDatabase: flags['allow-other-database'],
+            createRoles: flags['create-roles'],
+            skip: {owners: flags['no-owner'], privileges: flags['no-privileges']},
             confirm: async (plan, checksFailed) => {
               const replacing = plan.targetExists ? `replace the content of database '${plan.database}' (kept as '${plan.previousDatabase}')` : `create database '${plan.database}'`;
               const message = `Restoring ${plan.backupName} (a backup of database '${plan.sourceDatabase}') will ${replacing}.`;
@@ -81,6 +89,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
     );
     this.print(
       `Restored ${result.backupName} (a backup of database '${result.sourceDatabase}') into database '${result.database}' (${formatBytes(result.plaintextBytes)} of SQL in ${formatDuration(result.durationMs)}).` +
+        (result.createdRoles.length > 0 ? `\nCreated the roles ${result.createdRoles.join(', ')}.` : '') +
         (result.previousDatabase ? `\nThe previous database is kept as '${result.previousDatabase}'; drop it when you no longer need it: DROP DATABASE ${quoteIdentifier(result.previousDatabase)};` : ''),
     );
     await this.notify('restore.succeeded', {

@@ -63,6 +63,11 @@ export interface BackupMetadata {
    * compare with. Absent on older backups and where no snapshot could be exported.
    */
   readonly fingerprint?: RecordedFingerprint;
+  /**
+   * The roles, memberships and role settings the database needs, which pg_dump does not carry, for
+   * `restore --create-roles` on a new server. Absent on older backups.
+   */
+  readonly globals?: RecordedGlobals;
   /** Present on backups written with a key configured; absent on older ones and on unencrypted storages. */
   readonly authentication?: DocumentAuthentication;
 }
@@ -71,6 +76,51 @@ export interface RecordedFingerprint {
   readonly takenIn: 'dump-snapshot';
   readonly tables: ReadonlyArray<{readonly schema: string; readonly name: string; readonly rows: number}>;
   readonly sequences: ReadonlyArray<{readonly schema: string; readonly name: string; readonly lastValue: string; readonly isCalled: boolean; readonly increment: string}>;
+}
+
+export interface RecordedGlobals {
+  readonly roles: ReadonlyArray<{
+    readonly name: string;
+    readonly superuser: boolean;
+    readonly inherit: boolean;
+    readonly createRole: boolean;
+    readonly createDb: boolean;
+    readonly canLogin: boolean;
+    readonly replication: boolean;
+    readonly bypassRls: boolean;
+    readonly connectionLimit: number;
+    readonly validUntil: string | null;
+  }>;
+  readonly memberships: ReadonlyArray<{readonly role: string; readonly member: string; readonly admin: boolean}>;
+  readonly settings: ReadonlyArray<{readonly role: string; readonly setting: string}>;
+  /**
+   * 'included': the roles' password hashes are in `passwordHashes`, encrypted like the backup;
+   * 'omitted-unencrypted': never stored for an unencrypted backup; 'omitted-not-readable': the
+   * role that took the backup cannot read them (only a superuser can).
+   */
+  readonly passwords: 'included' | 'omitted-unencrypted' | 'omitted-not-readable';
+  /** Base64 of the backup's cipher over the JSON object {role: hash}, with the backup's key. */
+  readonly passwordHashes?: string;
+}
+
+const ROLE_FLAGS = ['superuser', 'inherit', 'createRole', 'createDb', 'canLogin', 'replication', 'bypassRls'] as const;
+
+function isGlobals(value: unknown): value is RecordedGlobals {
+  if (!isRecord(value) || !Array.isArray(value.roles) || !Array.isArray(value.memberships) || !Array.isArray(value.settings)) return false;
+  if (!['included', 'omitted-unencrypted', 'omitted-not-readable'].includes(value.passwords as string)) return false;
+  if ((value.passwords === 'included') !== (typeof value.passwordHashes === 'string' && /^[A-Za-z0-9+/=]+$/.test(value.passwordHashes))) return false;
+  return (
+    value.roles.every(
+      (role) =>
+        isRecord(role) &&
+        isText(role.name) &&
+        ROLE_FLAGS.every((flag) => typeof role[flag] === 'boolean') &&
+        Number.isSafeInteger(role.connectionLimit) &&
+        (role.validUntil === null || isText(role.validUntil)),
+    ) &&
+    value.memberships.every((membership) => isRecord(membership) && isText(membership.role) && isText(membership.member) && typeof membership.admin === 'boolean') &&
+    value.settings.every((setting) => isRecord(setting) && isText(setting.role) && isText(setting.setting) && (setting.setting as string).includes('='))
+  );
 }
 
 function isFingerprint(value: unknown): value is RecordedFingerprint {
@@ -158,6 +208,8 @@ export function parseMetadata(backupName: string, text: string): BackupMetadata 
   }
   if (!isRecord(tool) || tool.name !== 'synapse-backup' || !isText(tool.version)) fail(backupName, 'tool is missing');
   if (document.fingerprint !== undefined && !isFingerprint(document.fingerprint)) fail(backupName, 'fingerprint is malformed');
+  if (document.globals !== undefined && !isGlobals(document.globals)) fail(backupName, 'globals are malformed');
+  if (document.globals !== undefined && (document.globals as RecordedGlobals).passwords === 'included' && encryption === null) fail(backupName, 'it carries password hashes but is not encrypted');
   if (document.authentication !== undefined) {
     const authentication = parseAuthentication(document.authentication);
     if (typeof authentication === 'string') fail(backupName, authentication);

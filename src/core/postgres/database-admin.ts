@@ -2,6 +2,7 @@ import {randomBytes} from 'node:crypto';
 import {setTimeout as sleep} from 'node:timers/promises';
 import type pg from 'pg';
 
+import type {RecordedGlobals} from '../metadata/index.js';
 import {SynapseError} from '../errors/index.js';
 import {connect, databaseError} from './connect.js';
 import type {DatabaseTarget} from './database-target.js';
@@ -261,6 +262,60 @@ export class DatabaseAdmin {
       const statement = role === null ? `alter database ${target} ${assignment}` : `alter role ${this.#quote(role)} in database ${target} ${assignment}`;
       await this.#query(statement, [], action);
     }
+  }
+
+  /**
+   * Creates the roles of `globals` that do not exist on this server, with their attributes, role-wide
+   * settings, password hashes (when given) and the memberships that involve a role it created.
+   * Existing roles are never altered. SUPERUSER, REPLICATION and BYPASSRLS are granted only when
+   * `privileged` (the metadata is authentic) and the session can grant them; otherwise left out and named.
+   */
+  async createMissingRoles(globals: RecordedGlobals, passwordHashes: Readonly<Record<string, string>>, options: {privileged: boolean}): Promise<{created: string[]; withheld: string[]}> {
+    const action = 'create the roles of the backup on';
+    const names = globals.roles.map((role) => role.name);
+    const {rows: present} = await this.#query('select rolname from pg_roles where rolname = any($1::text[])', [names], action);
+    const existing = new Set((present as Array<{rolname: string}>).map((row) => row.rolname));
+    const {rows: me} = await this.#query('select rolsuper from pg_roles where rolname = current_user', [], action);
+    const superuser = (me[0] as {rolsuper: boolean} | undefined)?.rolsuper === true;
+    const created: string[] = [];
+    const withheld: string[] = [];
+    for (const role of globals.roles) {
+      if (existing.has(role.name)) continue;
+      const privileged = options.privileged && superuser;
+      const attribute = (on: boolean, name: string): string => `${on ? '' : 'NO'}${name}`;
+      for (const [on, name] of [[role.superuser, 'SUPERUSER'], [role.replication, 'REPLICATION'], [role.bypassRls, 'BYPASSRLS']] as const) {
+        if (on && !privileged) withheld.push(`${name} of role '${role.name}'`);
+      }
+      const clauses = [
+        attribute(role.superuser && privileged, 'SUPERUSER'),
+        attribute(role.replication && privileged, 'REPLICATION'),
+        attribute(role.bypassRls && privileged, 'BYPASSRLS'),
+        attribute(role.inherit, 'INHERIT'),
+        attribute(role.createRole, 'CREATEROLE'),
+        attribute(role.createDb, 'CREATEDB'),
+        attribute(role.canLogin, 'LOGIN'),
+        `CONNECTION LIMIT ${Number(role.connectionLimit)}`,
+        ...(role.validUntil === null ? [] : [`VALID UNTIL ${this.#client.escapeLiteral(role.validUntil)}`]),
+        // A stored SCRAM or MD5 verifier: PostgreSQL recognises it and stores it as it is.
+        ...(passwordHashes[role.name] === undefined ? [] : [`PASSWORD ${this.#client.escapeLiteral(passwordHashes[role.name]!)}`]),
+      ];
+      await this.#query(`create role ${this.#quote(role.name)} with ${clauses.join(' ')}`, [], `create role '${role.name}' on`);
+      created.push(role.name);
+    }
+    const ours = new Set(created);
+    for (const membership of globals.memberships) {
+      if (!ours.has(membership.member) && !ours.has(membership.role)) continue;
+      await this.#query(`grant ${this.#quote(membership.role)} to ${this.#quote(membership.member)}${membership.admin ? ' with admin option' : ''}`, [], action);
+    }
+    for (const {role, setting} of globals.settings) {
+      if (!ours.has(role)) continue;
+      const separator = setting.indexOf('=');
+      const name = setting.slice(0, separator);
+      const value = setting.slice(separator + 1);
+      const values = LIST_SETTINGS.has(name.toLowerCase()) ? splitSettingList(value) : [value];
+      await this.#query(`alter role ${this.#quote(role)} set ${this.#quote(name)} to ${values.map((item) => this.#client.escapeLiteral(item)).join(', ')}`, [], action);
+    }
+    return {created, withheld};
   }
 
   async drop(name: string): Promise<void> {

@@ -76,52 +76,6 @@ export async function countTableRows(client: pg.Client): Promise<TableRows[]> {
   return tables;
 }
 
-/**
- * A REPEATABLE READ transaction whose snapshot is exported for pg_dump (`--snapshot`), so that the
- * fingerprint counts exactly what pg_dump dumps. It must stay open until pg_dump has imported the
- * snapshot; it is closed after the dump, as pg_dump closes its own.
- */
-export class DumpSnapshot {
-  readonly #client: pg.Client;
-  readonly #target: DatabaseTarget;
-  readonly #sequences: SequencePosition[];
-  readonly id: string;
-
-  private constructor(client: pg.Client, target: DatabaseTarget, id: string, sequences: SequencePosition[]) {
-    this.#client = client;
-    this.#target = target;
-    this.id = id;
-    this.#sequences = sequences;
-  }
-
-  /** Exports the snapshot, and reads the sequences before pg_dump can: pg_dump's values are then at or past ours. */
-  static async export(target: DatabaseTarget): Promise<DumpSnapshot> {
-    const client = await connect(target, 'connect to');
-    try {
-      await client.query('begin isolation level repeatable read read only');
-      const {rows} = await client.query<{id: string}>('select pg_export_snapshot() as id');
-      return new DumpSnapshot(client, target, rows[0]!.id, await readSequences(client));
-    } catch (error) {
-      await client.end().catch(() => {});
-      throw databaseError(error, target, 'export a snapshot of');
-    }
-  }
-
-  /** Counts, in the exported snapshot; run while pg_dump dumps the same snapshot. */
-  async fingerprint(): Promise<DatabaseFingerprint> {
-    try {
-      return {tables: await countTableRows(this.#client), sequences: this.#sequences};
-    } catch (error) {
-      throw databaseError(error, this.#target, 'count the rows of');
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.#client.query('commit').catch(() => {});
-    await this.#client.end().catch(() => {});
-  }
-}
-
 /** The fingerprint of a database as it is now, in one REPEATABLE READ transaction. */
 export async function fingerprintDatabase(target: DatabaseTarget): Promise<DatabaseFingerprint> {
   const client = await connect(target, 'connect to');

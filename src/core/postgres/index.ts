@@ -7,3 +7,6 @@ export * from './restricted-dump.js';
 export * from './libpq-ssl.js';
 export * from './pg-service.js';
 export * from './fingerprint.js';
+export * from './cluster-globals.js';
+export * from './ownership-filter.js';
+export * from './dump-snapshot.js';

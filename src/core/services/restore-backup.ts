@@ -8,6 +8,8 @@ import {ByteCounter, COMPRESSION_FORMATS, Sha256Observer, StreamChain, StreamCha
 import {
   DatabaseAdmin,
   DatabaseTarget,
+  OwnershipFilter,
+  type OwnershipFilterOptions,
   RestrictedDumpStream,
   previousDatabaseName,
   probeClientTool,
@@ -45,6 +47,10 @@ export interface RestoreRequest {
   readonly allowUnencrypted?: boolean;
   /** Restore a backup of another database over the target. */
   readonly allowOtherDatabase?: boolean;
+  /** Create the roles the backup records that this server lacks (a new server after a disaster), before loading. */
+  readonly createRoles?: boolean;
+  /** Leave out the dump's ownership (and privilege) statements: everything is owned by the restoring role. */
+  readonly skip?: OwnershipFilterOptions;
   /**
    * Last chance to stop before any database is touched; rejects to cancel. It runs while the
    * backup's checksum and key are being checked; `signal` aborts it when one of those fails.
@@ -53,6 +59,8 @@ export interface RestoreRequest {
 }
 
 export interface RestoreResult extends RestorePlan {
+  /** Roles created by --create-roles; empty otherwise. */
+  readonly createdRoles: readonly string[];
   readonly plaintextBytes: number;
   readonly durationMs: number;
 }
@@ -279,7 +287,14 @@ function explainLoadFailure(stage: RestoreStage, error: unknown, metadata: Backu
  * Streams the backup into `scratch` (a new, empty database): storage -> hash -> decrypt -> decompress -> hash ->
  * `\restrict` -> psql. Succeeds only when psql exited 0 and both checksums match again.
  */
-export async function loadInto(context: RestoreContext, metadata: BackupMetadata, psqlTool: ClientToolInfo, scratch: DatabaseTarget, decryption: Decryption | undefined): Promise<number> {
+export async function loadInto(
+  context: RestoreContext,
+  metadata: BackupMetadata,
+  psqlTool: ClientToolInfo,
+  scratch: DatabaseTarget,
+  decryption: Decryption | undefined,
+  filter: OwnershipFilterOptions = {owners: false, privileges: false},
+): Promise<number> {
   const {events} = context;
   let source;
   try {
@@ -315,6 +330,8 @@ export async function loadInto(context: RestoreContext, metadata: BackupMetadata
         {stage: 'decompress', stream: decompress},
         {stage: 'load', stream: plaintextHash},
         {stage: 'load', stream: plaintextCount},
+        // After the checksums, which are of the dump as it was taken.
+        ...(filter.owners || filter.privileges ? [{stage: 'load' as const, stream: new OwnershipFilter(filter)}] : []),
         {stage: 'load', stream: restricted},
         {stage: 'load', stream: psql.input},
       ],
@@ -346,6 +363,53 @@ export async function loadInto(context: RestoreContext, metadata: BackupMetadata
   }
   events.stage('load', 'finished', {bytes: plaintextCount.bytes});
   return plaintextCount.bytes;
+}
+
+// ---- Roles for a new server ----
+
+/** Decrypts a small document sealed with the backup's cipher and key (see run-backup's encryptSmall). */
+async function decryptSmall(decryption: Decryption, metadata: BackupMetadata, sealed: Buffer): Promise<Buffer> {
+  const decipher = decryption.provider.createDecryptStream(decryption.key, metadata.encryption!);
+  const chunks: Buffer[] = [];
+  decipher.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await new Promise<void>((resolve, reject) => {
+    decipher.once('end', resolve);
+    decipher.once('error', reject);
+    decipher.end(sealed);
+  });
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Creates the roles the backup records and this server lacks, never touching existing ones.
+ * Privileged attributes come only from authentic metadata: without a key anyone who can write to
+ * the storage could have written the list.
+ */
+async function createRecordedRoles(context: RestoreContext, admin: DatabaseAdmin, metadata: BackupMetadata, decryption: Decryption | undefined): Promise<string[]> {
+  const {events} = context;
+  const globals = metadata.globals;
+  if (!globals) {
+    events.warning(`backup '${metadata.backupName}' records no roles (it was taken before synapse-backup recorded them): --create-roles creates none`);
+    return [];
+  }
+  const authenticator = documentAuthenticatorFor(context.settings.encryption);
+  const authentic = authenticator !== undefined && (await authenticator.verify(metadata)).status === 'authentic';
+  let hashes: Record<string, string> = {};
+  if (globals.passwords === 'included' && decryption) {
+    try {
+      const parsed: unknown = JSON.parse((await decryptSmall(decryption, metadata, Buffer.from(globals.passwordHashes!, 'base64'))).toString('utf8'));
+      if (typeof parsed === 'object' && parsed !== null && Object.values(parsed).every((hash) => typeof hash === 'string')) hashes = parsed as Record<string, string>;
+    } catch (error) {
+      events.warning(`unable to decrypt the password hashes recorded in '${metadata.backupName}' (${(error as Error).message}); the roles are created without passwords`);
+    }
+  } else if (globals.passwords !== 'included') {
+    events.warning(`backup '${metadata.backupName}' holds no password hashes (${globals.passwords === 'omitted-unencrypted' ? 'it is not encrypted' : 'the role that took it could not read them'}): set the passwords of the created roles yourself`);
+  }
+  const {created, withheld} = await admin.createMissingRoles(globals, hashes, {privileged: authentic});
+  if (withheld.length > 0) {
+    events.warning(`not granted: ${withheld.join(', ')} (${authentic ? 'the restoring role is not a superuser' : 'the metadata is not authenticated by a key'}); grant them yourself if they are needed`);
+  }
+  return created;
 }
 
 // ---- The whole restore ----
@@ -438,10 +502,11 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
       }
       throw error;
     }
-    events.stage('prepare', 'finished', {detail: scratchName});
     await checks.passed;
+    const createdRoles = request.createRoles ? await createRecordedRoles(context, admin, metadata, decryption) : [];
+    events.stage('prepare', 'finished', {detail: createdRoles.length > 0 ? `${scratchName}; created roles ${createdRoles.join(', ')}` : scratchName});
 
-    const plaintextBytes = await loadInto(context, metadata, session.psql, target.withDatabase(scratchName), decryption);
+    const plaintextBytes = await loadInto(context, metadata, session.psql, target.withDatabase(scratchName), decryption, request.skip);
     if (existing) await admin.copyDatabaseProperties(target.database, scratchName);
 
     if (context.signal.aborted) throw cancelled();
@@ -449,7 +514,7 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     await admin.swap(target.database, scratchName, previousDatabase ?? '', existing);
     swapped = true;
     events.stage('swap', 'finished', {detail: previousDatabase ? `previous database kept as '${previousDatabase}'` : target.database});
-    return {...plan, plaintextBytes, durationMs: now().getTime() - startedAt.getTime()};
+    return {...plan, createdRoles, plaintextBytes, durationMs: now().getTime() - startedAt.getTime()};
   } catch (error) {
     for (const stage of ['prepare', 'load', 'swap'] as const) events.stage(stage, 'skipped', {detail: 'stopped'});
     throw await reportedError(error, checks, context.signal);

@@ -7,10 +7,10 @@ import type {Settings} from '../config/index.js';
 import {SynapseError, cancelledError, isSynapseError} from '../errors/index.js';
 import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock, describeTakeover} from '../lock/index.js';
-import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata} from '../metadata/index.js';
+import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata, type RecordedGlobals} from '../metadata/index.js';
 import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from '../naming/index.js';
 import {BLOCK_SIZE, BlockPool, ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream} from '../pipeline/index.js';
-import {DatabaseTarget, DumpSnapshot, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type DatabaseFingerprint, type DumpProcess} from '../postgres/index.js';
+import {DatabaseTarget, DumpSnapshot, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type ClusterGlobals, type DatabaseFingerprint, type DumpProcess} from '../postgres/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
 import {documentAuthenticatorFor} from './document-trust.js';
 
@@ -67,6 +67,8 @@ interface EarlyDump {
   readonly controller: AbortController;
   /** The row counts and sequences of the snapshot pg_dump dumps, or why there are none. */
   readonly fingerprint: Promise<DatabaseFingerprint | {readonly unavailable: string}>;
+  /** The roles the database needs (and, when asked, their password hashes), or why there are none. */
+  readonly globals: {readonly roles: ClusterGlobals | {readonly unavailable: string}; readonly passwordHashes: Record<string, string> | undefined};
   /** Frees the pipe, stops pg_dump if it still runs and ends the snapshot; harmless after a finished pipeline. */
   abandon(): Promise<void>;
 }
@@ -88,7 +90,8 @@ async function startDumpEarly(context: BackupContext, target: DatabaseTarget): P
   let snapshot: DumpSnapshot | undefined;
   let unavailable = '';
   try {
-    snapshot = await DumpSnapshot.export(target);
+    // Password hashes are only ever stored encrypted, so they are only read for an encrypted backup.
+    snapshot = await DumpSnapshot.export(target, {passwordHashes: context.encryption !== undefined});
   } catch (error) {
     unavailable = `unable to export a snapshot for pg_dump: ${(error as Error).message}`;
   }
@@ -112,6 +115,7 @@ async function startDumpEarly(context: BackupContext, target: DatabaseTarget): P
     blocks,
     controller,
     fingerprint,
+    globals: {roles: snapshot?.globals ?? {unavailable}, passwordHashes: snapshot?.passwordHashes},
     async abandon() {
       context.signal.removeEventListener('abort', abortFromOutside);
       // An output nobody read would keep its pipe, and the process, open.
@@ -211,6 +215,30 @@ async function streamDump(context: BackupContext, early: EarlyDump, name: string
   }
 }
 
+/** Encrypts a small document with the backup's cipher and key, as the backup itself is encrypted. */
+async function encryptSmall(context: BackupContext, plaintext: Buffer): Promise<Buffer> {
+  const cipher = context.encryption!.createEncryptStream(context.settings.encryption!.key.reveal(), {iterations: context.settings.encryption!.iterations});
+  const chunks: Buffer[] = [];
+  cipher.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await new Promise<void>((resolve, reject) => {
+    cipher.once('end', resolve);
+    cipher.once('error', reject);
+    cipher.end(plaintext);
+  });
+  return Buffer.concat(chunks);
+}
+
+/** The globals for the metadata; password hashes only encrypted, and only when the backup is. */
+async function recordGlobals(context: BackupContext, read: EarlyDump['globals']): Promise<RecordedGlobals | undefined> {
+  if ('unavailable' in read.roles) return undefined;
+  const {roles, memberships, settings} = read.roles;
+  const base = {roles, memberships, settings};
+  if (!context.encryption) return {...base, passwords: 'omitted-unencrypted'};
+  if (!read.passwordHashes) return {...base, passwords: 'omitted-not-readable'};
+  const sealed = await encryptSmall(context, Buffer.from(JSON.stringify(read.passwordHashes), 'utf8'));
+  return {...base, passwords: 'included', passwordHashes: sealed.toString('base64')};
+}
+
 /** Runs one backup end to end; a failure at any point leaves no backup behind and earlier ones untouched. */
 export async function runBackup(context: BackupContext, request: {type: BackupType}): Promise<BackupResult> {
   const {settings, storage, events} = context;
@@ -278,6 +306,8 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     events.stage('metadata', 'started');
     const fingerprint = await early.fingerprint;
     if ('unavailable' in fingerprint) events.warning(`backup '${name}' has no fingerprint (${fingerprint.unavailable}); a test restore of it can check that it loads, not that every row arrived`);
+    const globals = await recordGlobals(context, early.globals);
+    if (!globals) events.warning(`backup '${name}' does not record the roles it needs (${(early.globals.roles as {unavailable: string}).unavailable}); restore --create-roles cannot recreate them`);
     const completedAt = now();
     const unsigned: BackupMetadata = {
       formatVersion: METADATA_FORMAT_VERSION,
@@ -294,6 +324,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       encryption: context.encryption ? context.encryption.describe({iterations: settings.encryption!.iterations}) : null,
       tool: {name: 'synapse-backup', version: context.toolVersion},
       ...('unavailable' in fingerprint ? {} : {fingerprint: {takenIn: 'dump-snapshot' as const, ...fingerprint}}),
+      ...(globals ? {globals} : {}),
     };
     const metadataKey = metadataKeyFor(name);
     let metadata: BackupMetadata;

@@ -121,6 +121,24 @@ describe('backup test-restore', function () {
     expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
   });
 
+  it("never drops the scratch database of a test restore that is still running", async function () {
+    const name = await workspace.backup();
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: SLOW_PSQL});
+    const running = spawnCli(['backup', 'test-restore', name], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
+    try {
+      await waitFor(async () => (await databaseNames(SCRATCH_PREFIX)).length > 0, 'the scratch database');
+      const [live] = await databaseNames(SCRATCH_PREFIX);
+      const second = await workspace.run(['backup', 'test-restore', name, '--json']);
+      expect(second.exitCode, second.stderr).to.equal(0);
+      expect(second.json.result.reclaimedDatabases).to.deep.equal([]);
+      expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([live]);
+    } finally {
+      running.kill('SIGTERM');
+      await running;
+    }
+    expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
+  });
+
   it('drops the scratch database a killed test restore left, and only that one', async function () {
     const name = await workspace.backup();
     const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: SLOW_PSQL});

@@ -4,7 +4,7 @@ import {readFile, rm, truncate, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 import {gunzipSync, gzipSync} from 'node:zlib';
 
-import {seedSampleData} from '../../helpers/database.js';
+import {seedSampleData, sql} from '../../helpers/database.js';
 import {fakeBinDir, versionAware} from '../../helpers/fake-tools.js';
 import {rewriteMetadata} from '../../helpers/metadata.js';
 import {startHttpReceiver, type HttpReceiver} from '../../helpers/receivers.js';
@@ -102,6 +102,19 @@ describe('backup verify', function () {
       expect(entry.error.code).to.equal('E_INTEGRITY');
     });
 
+    it('measures the whole stored file even when decoding fails near its start', async function () {
+      // Large enough for many reads: the decoder fails on the first ones, the checksum needs the rest.
+      await sql(workspace.database, "insert into orders (customer_id, total, notes) select 1, g, md5(g::text) || repeat(md5((g * 7)::text), 20) from generate_series(1, 30000) g");
+      const large = await workspace.backup({}, 'daily');
+      const file = path.join(workspace.backupDir, large);
+      expect((await readFile(file)).length).to.be.greaterThan(512 * 1024);
+      await flipByte(file, 1000);
+      const result = await workspace.run(['backup', 'verify', large, '--json']);
+      expect(result.exitCode).to.equal(13);
+      const report = result.json.error.details.backups[0];
+      expect(checkStatuses(report)).to.include({size: 'passed', sha256: 'failed', decode: 'failed'});
+    });
+
     it('fails on a truncated file, saying it is truncated', async function () {
       const file = path.join(workspace.backupDir, name);
       await truncate(file, (await readFile(file)).length - 100);
@@ -193,6 +206,13 @@ describe('backup verify', function () {
 
     afterEach(async function () {
       await workspace.dispose();
+    });
+
+    it('records the roles it needs, but never password hashes, in the metadata of an unencrypted backup', async function () {
+      const {globals} = await workspace.readMetadata(name);
+      expect(globals.roles.map((role: {name: string}) => role.name)).to.include('postgres');
+      expect(globals.passwords).to.equal('omitted-unencrypted');
+      expect(globals).not.to.have.property('passwordHashes');
     });
 
     it('passes as it was written', async function () {
