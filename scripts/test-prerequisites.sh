@@ -19,6 +19,7 @@ need radosgw radosgw            # ...Ceph radosgw (strict S3), with one monitor 
 need ceph-mon ceph-mon
 need ceph-osd ceph-osd
 need curl curl
+need systemd-analyze systemd    # `schedule --systemd` units are checked with systemd-analyze verify
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing="$missing postgresql-15"
 
 [ -z "$missing" ] && exit 0

@@ -4,7 +4,7 @@ import type {RestoreLeftovers} from '../../core/services/index.js';
 export function formatRestoreLeftovers(leftovers: RestoreLeftovers | null): string[] {
   if (!leftovers) return [];
   const lines: string[] = [];
-  for (const database of leftovers.reclaimed) lines.push(`dropped database '${database}' (left by a restore that did not finish)`);
+  for (const database of leftovers.reclaimed) lines.push(`dropped database '${database}' (left by a ${database.startsWith('synapse_restore_test_') ? 'test restore' : 'restore'} that did not finish)`);
   for (const {database, drop, reason} of leftovers.abandoned) lines.push(`database '${database}': ${reason}. Drop it: ${drop}`);
   if (leftovers.previous.length > 0) {
     lines.push('Databases kept by earlier restores (the content before each restore; drop them when no longer needed):');

@@ -40,6 +40,11 @@ export interface Settings {
   readonly storage: {readonly scheme: string; readonly location: string};
   readonly encryption: EncryptionSettings | undefined;
   readonly compression: CompressionSettings;
+  /**
+   * Count every table's rows in pg_dump's snapshot for test restores to compare with
+   * (BACKUP_FINGERPRINT, default on); the counts cost a second read of every table during the dump.
+   */
+  readonly fingerprint: boolean;
   readonly retention: RetentionPolicy;
   readonly pgBinDir: string | undefined;
   /** How often a running stage logs its progress when not on a terminal. */
@@ -175,6 +180,14 @@ function resolveCompression(env: Env): CompressionSettings {
   return {algorithm, level};
 }
 
+function resolveSwitch(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['on', 'true', 'yes', '1'].includes(raw)) return true;
+  if (['off', 'false', 'no', '0'].includes(raw)) return false;
+  throw new SynapseError('E_CONFIG', {message: `unable to use ${name} '${env[name]}': expected on or off`});
+}
+
 /**
  * Reads the configuration a command needs; every bad value of what it uses is an E_CONFIG error
  * naming the variable. `uses` names the groups it validates (all of them by default).
@@ -185,6 +198,7 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
   const warnings: string[] = [];
   const encryption = resolveEncryption(sources, env, warnings, uses.has('new-backups'));
   const compression = leniently(uses.has('new-backups'), () => resolveCompression(env), DEFAULT_COMPRESSION, warnings);
+  const fingerprint = leniently(uses.has('new-backups'), () => resolveSwitch(env, 'BACKUP_FINGERPRINT', true), true, warnings);
   const retention = leniently(
     uses.has('retention'),
     () => ({
@@ -209,6 +223,7 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
     },
     encryption,
     compression,
+    fingerprint,
     retention,
     pgBinDir: env.PG_BIN_DIR?.trim() || undefined,
     progressIntervalMs,

@@ -34,6 +34,8 @@ export class DumpSnapshot {
     const client = await connect(target, 'connect to');
     try {
       await client.query('begin isolation level repeatable read read only');
+      // The counts run beside pg_dump: on one worker each, they leave the server's other cores to it.
+      await client.query('set local max_parallel_workers_per_gather = 0');
       const {rows} = await client.query<{id: string}>('select pg_export_snapshot() as id');
       const sequences = await readSequences(client);
       // A failed read would abort the transaction pg_dump's snapshot lives in: each is tried under a savepoint.

@@ -66,9 +66,9 @@ interface EarlyDump {
   /** Aborts the pipeline and pg_dump; linked to the caller's signal. */
   readonly controller: AbortController;
   /** The row counts and sequences of the snapshot pg_dump dumps, or why there are none. */
-  readonly fingerprint: Promise<DatabaseFingerprint | {readonly unavailable: string}>;
-  /** The roles the database needs (and, when asked, their password hashes), or why there are none. */
-  readonly globals: {readonly roles: ClusterGlobals | {readonly unavailable: string}; readonly passwordHashes: Record<string, string> | undefined};
+  readonly fingerprint: Promise<DatabaseFingerprint | {readonly unavailable: string; readonly quiet?: true}>;
+  /** The roles the database needs, or why there are none; their password hashes already sealed (a key derivation of its own, run during the dump). */
+  readonly globals: {readonly roles: ClusterGlobals | {readonly unavailable: string}; readonly sealedPasswordHashes: Promise<Buffer> | undefined};
   /** Frees the pipe, stops pg_dump if it still runs and ends the snapshot; harmless after a finished pipeline. */
   abandon(): Promise<void>;
 }
@@ -103,9 +103,15 @@ async function startDumpEarly(context: BackupContext, target: DatabaseTarget): P
     await snapshot?.close();
     throw error;
   }
-  const fingerprint = snapshot
-    ? snapshot.fingerprint().catch((error: unknown) => ({unavailable: `unable to count rows in pg_dump's snapshot: ${(error as Error).message}`}))
-    : Promise.resolve({unavailable});
+  const hashes = snapshot?.passwordHashes;
+  const sealed = hashes && context.encryption ? encryptSmall(context, Buffer.from(JSON.stringify(hashes), 'utf8')) : undefined;
+  // Awaited when the metadata is written; a failure then is that run's failure, not an unhandled rejection now.
+  sealed?.catch(() => {});
+  const fingerprint = !snapshot
+    ? Promise.resolve({unavailable})
+    : context.settings.fingerprint
+      ? snapshot.fingerprint().catch((error: unknown) => ({unavailable: `unable to count rows in pg_dump's snapshot: ${(error as Error).message}`}))
+      : Promise.resolve({unavailable: 'BACKUP_FINGERPRINT=off', quiet: true});
   // Until a pipeline owns the output, a failing pg_dump must not crash the process; preflight or the pipeline reports it.
   dump.output.on('error', () => {});
   let exited = false;
@@ -115,7 +121,7 @@ async function startDumpEarly(context: BackupContext, target: DatabaseTarget): P
     blocks,
     controller,
     fingerprint,
-    globals: {roles: snapshot?.globals ?? {unavailable}, passwordHashes: snapshot?.passwordHashes},
+    globals: {roles: snapshot?.globals ?? {unavailable}, sealedPasswordHashes: sealed},
     async abandon() {
       context.signal.removeEventListener('abort', abortFromOutside);
       // An output nobody read would keep its pipe, and the process, open.
@@ -234,9 +240,8 @@ async function recordGlobals(context: BackupContext, read: EarlyDump['globals'])
   const {roles, memberships, settings} = read.roles;
   const base = {roles, memberships, settings};
   if (!context.encryption) return {...base, passwords: 'omitted-unencrypted'};
-  if (!read.passwordHashes) return {...base, passwords: 'omitted-not-readable'};
-  const sealed = await encryptSmall(context, Buffer.from(JSON.stringify(read.passwordHashes), 'utf8'));
-  return {...base, passwords: 'included', passwordHashes: sealed.toString('base64')};
+  if (!read.sealedPasswordHashes) return {...base, passwords: 'omitted-not-readable'};
+  return {...base, passwords: 'included', passwordHashes: (await read.sealedPasswordHashes).toString('base64')};
 }
 
 /** Runs one backup end to end; a failure at any point leaves no backup behind and earlier ones untouched. */
@@ -305,7 +310,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
 
     events.stage('metadata', 'started');
     const fingerprint = await early.fingerprint;
-    if ('unavailable' in fingerprint) events.warning(`backup '${name}' has no fingerprint (${fingerprint.unavailable}); a test restore of it can check that it loads, not that every row arrived`);
+    if ('unavailable' in fingerprint && !('quiet' in fingerprint)) events.warning(`backup '${name}' has no fingerprint (${fingerprint.unavailable}); a test restore of it can check that it loads, not that every row arrived`);
     const globals = await recordGlobals(context, early.globals);
     if (!globals) events.warning(`backup '${name}' does not record the roles it needs (${(early.globals.roles as {unavailable: string}).unavailable}); restore --create-roles cannot recreate them`);
     const completedAt = now();

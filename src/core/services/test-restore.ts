@@ -17,6 +17,18 @@ export function restoreTestDatabaseName(at: Date): string {
 /** Held by the session of a running test restore, so that a later one can tell its database from a dead one's. */
 const lockLabel = (database: string): string => `restore test into ${database}`;
 
+/**
+ * The scratch databases of test restores that died (kill -9, a lost connection): those whose
+ * owner's lock this session could take, and now holds until `release`. A running test restore's is never among them.
+ */
+export async function claimDeadRestoreTestDatabases(admin: DatabaseAdmin): Promise<{databases: string[]; release: (database: string) => Promise<void>}> {
+  const databases: string[] = [];
+  for (const candidate of await admin.databasesMatching(RESTORE_TEST_DATABASE)) {
+    if (await admin.tryAdvisoryLock(lockLabel(candidate))) databases.push(candidate);
+  }
+  return {databases, release: (database) => admin.advisoryUnlock(lockLabel(database))};
+}
+
 export interface FingerprintComparison {
   /** 'skipped' for a backup without a fingerprint (older, or taken where no snapshot could be exported). */
   readonly status: 'matched' | 'differs' | 'skipped';
@@ -74,12 +86,11 @@ export async function testRestore(context: StoredBackupContext, name: string, op
   const admin = await DatabaseAdmin.open(settings.database, {lockTimeoutMs: 10_000});
   let scratch: string | undefined;
   try {
+    const dead = await claimDeadRestoreTestDatabases(admin);
     const reclaimed: string[] = [];
-    for (const leftover of await admin.databasesMatching(RESTORE_TEST_DATABASE)) {
-      // Its test restore's session holds this lock while it lives; getting it means that run is dead.
-      if (!(await admin.tryAdvisoryLock(lockLabel(leftover)))) continue;
+    for (const leftover of dead.databases) {
       await admin.drop(leftover);
-      await admin.advisoryUnlock(lockLabel(leftover));
+      await dead.release(leftover);
       reclaimed.push(leftover);
       events.warning(`dropped database '${leftover}', left by an earlier test restore that did not finish`);
     }

@@ -18,6 +18,19 @@ const SLOW_PSQL = versionAware('psql', 'exec sleep 60');
 describe('backup test-restore', function () {
   let workspace: Workspace;
 
+  /** Starts a test restore of `name`, kills it with SIGKILL while psql loads, and returns the scratch database it left. */
+  async function killTestRestoreDuringLoad(name: string): Promise<string> {
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: SLOW_PSQL});
+    const killed = spawnCli(['backup', 'test-restore', name], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
+    await waitFor(async () => (await databaseNames(SCRATCH_PREFIX)).length > 0, 'the scratch database');
+    killed.kill('SIGKILL');
+    await killed;
+    const [leftover] = await databaseNames(SCRATCH_PREFIX);
+    // The dead run's session may take a moment to end on the server.
+    await waitFor(async () => (await sql('postgres', `select count(*)::int as n from pg_stat_activity where datname = '${leftover}'`)).rows[0].n === 0, 'the killed session to end');
+    return leftover!;
+  }
+
   beforeEach(async function () {
     workspace = await createWorkspace();
     await seedSampleData(workspace.database, 200);
@@ -37,6 +50,16 @@ describe('backup test-restore', function () {
     expect(rows).to.deep.equal({'audit.events': 37, 'public.customers': 200, 'public.orders': 800});
     const sequences = Object.fromEntries(fingerprint.sequences.map((sequence: {schema: string; name: string; lastValue: string}) => [`${sequence.schema}.${sequence.name}`, sequence.lastValue]));
     expect(sequences).to.deep.equal({'audit.events_id_seq': '37', 'public.customers_id_seq': '201', 'public.orders_id_seq': '800'});
+  });
+
+  it('takes no fingerprint with BACKUP_FINGERPRINT=off, and refuses a value that is not on or off', async function () {
+    const result = await workspace.run(['backup', 'run', '--json'], {BACKUP_FINGERPRINT: 'off'});
+    expect(result.exitCode, result.stderr).to.equal(0);
+    expect(result.json.warnings.join('\n')).not.to.include('fingerprint');
+    expect(await workspace.readMetadata(result.json.result.name)).not.to.have.property('fingerprint');
+    const bad = await workspace.run(['backup', 'run', '--json'], {BACKUP_FINGERPRINT: 'sometimes'});
+    expect(bad.exitCode).to.equal(2);
+    expect(bad.json.error.message).to.include('BACKUP_FINGERPRINT');
   });
 
   it('loads the backup into a scratch database, finds the data equal, drops it, and leaves the database alone', async function () {
@@ -139,19 +162,25 @@ describe('backup test-restore', function () {
     expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
   });
 
+  it('leaves cleanup (hourly) to drop the scratch database of a killed test restore, and says so; a dry run only names it', async function () {
+    const name = await workspace.backup();
+    const leftover = await killTestRestoreDuringLoad(name);
+    const dryRun = await workspace.run(['backup', 'cleanup', '--dry-run']);
+    expect(dryRun.exitCode, dryRun.stderr).to.equal(0);
+    expect(dryRun.stdout).to.include(`database '${leftover}': left by a test restore that did not finish (dry run: not dropped)`);
+    expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([leftover]);
+    const cleanup = await workspace.run(['backup', 'cleanup']);
+    expect(cleanup.exitCode, cleanup.stderr).to.equal(0);
+    expect(cleanup.stdout).to.include(`dropped database '${leftover}' (left by a test restore that did not finish)`);
+    expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
+  });
+
   it('drops the scratch database a killed test restore left, and only that one', async function () {
     const name = await workspace.backup();
-    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: SLOW_PSQL});
-    const killed = spawnCli(['backup', 'test-restore', name], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
-    await waitFor(async () => (await databaseNames(SCRATCH_PREFIX)).length > 0, 'the scratch database');
-    killed.kill('SIGKILL');
-    await killed;
-    const [leftover] = await databaseNames(SCRATCH_PREFIX);
+    const leftover = await killTestRestoreDuringLoad(name);
     // A look-alike that no test restore made must survive.
     await sql('postgres', `create database ${SCRATCH_PREFIX}keep_me`);
     try {
-      // The dead run's session may take a moment to end on the server.
-      await waitFor(async () => (await sql('postgres', `select count(*)::int as n from pg_stat_activity where datname = '${leftover}'`)).rows[0].n === 0, 'the killed session to end');
       const result = await workspace.run(['backup', 'test-restore', name, '--json']);
       expect(result.exitCode, result.stderr).to.equal(0);
       expect(result.json.result.reclaimedDatabases).to.deep.equal([leftover]);
