@@ -8,6 +8,7 @@ import {seedSampleData, sql} from '../../helpers/database.js';
 import {fakeBinDir, versionAware} from '../../helpers/fake-tools.js';
 import {rewriteMetadata} from '../../helpers/metadata.js';
 import {startHttpReceiver, type HttpReceiver} from '../../helpers/receivers.js';
+import {freePort} from '../../helpers/services.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -83,8 +84,9 @@ describe('backup verify', function () {
       const [entry] = await workspace.journalEntries();
       expect(entry).to.include({operation: 'verify', outcome: 'succeeded', backupName: name});
       expect(entry.authentication.mac).to.match(/^[0-9a-f]{64}$/);
-      // The default --latest picks the same backup.
-      const latest = await workspace.run(['backup', 'verify', '--json']);
+      // The default --latest picks the same backup, and no database server is needed for it.
+      const latest = await workspace.run(['backup', 'verify', '--json'], {DATABASE_URL: `postgresql://postgres@127.0.0.1:${await freePort()}/${workspace.database}`});
+      expect(latest.exitCode, latest.stderr).to.equal(0);
       expect(latest.json.result.backups.map((backup: {backupName: string}) => backup.backupName)).to.deep.equal([name]);
     });
 
