@@ -1,6 +1,6 @@
 import {expect} from 'chai';
 
-import {formatPrometheus, sparkline} from '../../src/cli/format/index.js';
+import {formatAge, formatPrometheus, sparkline} from '../../src/cli/format/index.js';
 import {SynapseError} from '../../src/core/errors/index.js';
 import type {JournalEntry} from '../../src/core/journal/index.js';
 import {DEFAULT_STATUS_POLICY, EMPTY_ALERT_STATE, evaluateStatus, exitStatusOf, nextAlertState, planAlerts, statusPolicyFrom, type BackupFact, type StatusInput, type StatusProblem} from '../../src/core/status/index.js';
@@ -125,6 +125,10 @@ describe('status: the pure parts', function () {
       const text = formatPrometheus(report);
       expect(text).to.include('synapse_backup_size_bytes{database="we\\"ird\\\\name\\nx",type="hourly"} 10\n');
       for (const line of text.trimEnd().split('\n')) expect(line, line).to.match(/^(# (HELP|TYPE) synapse_backup_\w+ .+|synapse_backup_\w+(\{.*\})? [-0-9.e+NaN]+)$/);
+    });
+
+    it('says ages as people do', function () {
+      expect([3_000, 90_000, 45 * 60_000, 2 * HOUR, 26 * HOUR, 27.3 * HOUR, 32 * 24 * HOUR, undefined].map(formatAge)).to.deep.equal(['3 s', '90 s', '45 min', '2 h', '26 h', '27.3 h', '32 d', '-']);
     });
 
     it('draws a sparkline between the minimum and the maximum', function () {

@@ -1,5 +1,5 @@
 import {STATUS_LEVELS, type StatusReport} from '../../core/status/index.js';
-import {formatBytes, formatDuration} from '../../core/units/index.js';
+import {formatAge, formatBytes, formatDuration} from '../../core/units/index.js';
 
 const SPARKS = '▁▂▃▄▅▆▇█';
 
@@ -9,10 +9,6 @@ export function sparkline(values: readonly number[]): string {
   const low = Math.min(...values);
   const high = Math.max(...values);
   return values.map((value) => SPARKS[high === low ? SPARKS.length - 1 : Math.round(((value - low) / (high - low)) * (SPARKS.length - 1))]).join('');
-}
-
-function age(ms: number | undefined): string {
-  return ms === undefined ? '-' : formatDuration(ms);
 }
 
 function table(rows: string[][]): string[] {
@@ -36,8 +32,8 @@ export function formatStatusReport(report: StatusReport, options: {sparklines: b
       type.database,
       type.type,
       type.newest?.name ?? 'none',
-      age(type.ageMs),
-      formatDuration(type.maxAgeMs),
+      formatAge(type.ageMs),
+      formatAge(type.maxAgeMs),
       type.newest ? formatBytes(type.newest.storedBytes) : '-',
       type.newest ? formatDuration(type.newest.durationMs) : '-',
       trend(type.trend.storedBytes, formatBytes) || '-',

@@ -1,6 +1,7 @@
 import type {StorageSpace} from '../../contracts/storage.js';
 import type {JournalEntry, JournalOperation} from '../journal/index.js';
 import {BACKUP_TYPES, type BackupType} from '../naming/index.js';
+import {formatAge} from '../units/index.js';
 
 /**
  * Monitoring verdicts, in the Nagios plugin convention, so that `status` drops into Nagios, Icinga
@@ -124,13 +125,6 @@ const toRunFact = (entry: JournalEntry): RunFact => ({
   ...(entry.backupType ? {backupType: entry.backupType} : {}),
   ...(entry.error ? {error: entry.error} : {}),
 });
-
-function formatAge(ms: number): string {
-  const minutes = Math.round(ms / 60_000);
-  if (minutes < 120) return `${minutes} min`;
-  const hours = ms / 3_600_000;
-  return hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} days`;
-}
 
 function judgeType(input: StatusInput, database: string, type: BackupType, problems: StatusProblem[]): TypeStatus {
   const {policy, now} = input;

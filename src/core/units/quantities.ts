@@ -19,3 +19,13 @@ export function formatRate(bytes: number, milliseconds: number): string {
 export function formatDuration(milliseconds: number): string {
   return milliseconds < 60_000 ? `${(milliseconds / 1000).toFixed(1)} s` : `${Math.floor(milliseconds / 60_000)} min ${Math.round((milliseconds % 60_000) / 1000)} s`;
 }
+
+/** An age or a maximum age as people say it: seconds and minutes up to 2 h, hours up to 2 days, then days. */
+export function formatAge(ms: number | undefined): string {
+  if (ms === undefined) return '-';
+  const trim = (value: number): string => value.toFixed(1).replace(/\.0$/, '');
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 2 * 3_600_000) return `${Math.round(ms / 60_000)} min`;
+  if (ms < 48 * 3_600_000) return `${trim(ms / 3_600_000)} h`;
+  return `${trim(ms / 86_400_000)} d`;
+}
