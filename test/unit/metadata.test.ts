@@ -21,6 +21,13 @@ const valid: BackupMetadata = {
   tool: {name: 'synapse-backup', version: '0.1.0'},
 };
 
+const GLOBALS = {
+  roles: [{name: 'app', superuser: false, inherit: true, createRole: false, createDb: false, canLogin: true, replication: false, bypassRls: false, connectionLimit: -1, validUntil: null}],
+  memberships: [],
+  settings: [{role: 'app', setting: 'search_path=app, public'}],
+  passwords: 'omitted-not-readable',
+};
+
 describe('backup metadata', function () {
   it('round-trips', function () {
     expect(parseMetadata(name, serializeMetadata(valid))).to.deep.equal(valid);
@@ -53,11 +60,27 @@ describe('backup metadata', function () {
     ['a huge iteration count', JSON.stringify({...valid, encryption: {...valid.encryption, kdfIterations: 1e12}}), /iterations are out of range/],
     ['an .enc name without encryption', JSON.stringify({...valid, encryption: null}), /the file name says encrypted, but the metadata says it is not/],
     ['a daily name with an hourly type', JSON.stringify({...valid, backupType: 'hourly'}), /hourly backup, which the file name contradicts/],
+    ['a fingerprint with a negative count', JSON.stringify({...valid, fingerprint: {takenIn: 'dump-snapshot', tables: [{schema: 'public', name: 't', rows: -1}], sequences: []}}), /fingerprint is malformed/],
+    ['a fingerprint with a sequence value that is not a number', JSON.stringify({...valid, fingerprint: {takenIn: 'dump-snapshot', tables: [], sequences: [{schema: 'public', name: 's', lastValue: '1; drop table t', isCalled: true, increment: '1'}]}}), /fingerprint is malformed/],
+    ['globals with a role flag that is not a boolean', JSON.stringify({...valid, globals: {...GLOBALS, roles: [{...GLOBALS.roles[0], superuser: 'yes'}]}}), /globals are malformed/],
+    ['globals with a setting without a value', JSON.stringify({...valid, globals: {...GLOBALS, settings: [{role: 'app', setting: 'search_path'}]}}), /globals are malformed/],
+    ['globals that claim password hashes but hold none', JSON.stringify({...valid, globals: {...GLOBALS, passwords: 'included'}}), /globals are malformed/],
     ['a malformed MAC', JSON.stringify({...valid, authentication: {algorithm: 'hmac-sha256', kdf: 'pbkdf2-sha256', kdfIterations: 1000, mac: 'xyz'}}), /MAC is malformed/],
   ];
   it('refuses encryption metadata on a name without .enc', function () {
     const plainName = 'backup_daily_20260222_020000.sql.gz';
     expect(() => parseMetadata(plainName, JSON.stringify({...valid, backupName: plainName}))).to.throw(SynapseError, /the metadata says encrypted, but the file name says it is not/);
+  });
+
+  it('reads a fingerprint and globals', function () {
+    const withBoth = {...valid, fingerprint: {takenIn: 'dump-snapshot', tables: [{schema: 'public', name: 't', rows: 3}], sequences: [{schema: 'public', name: 's', lastValue: '-9223372036854775808', isCalled: false, increment: '-1'}]}, globals: GLOBALS};
+    expect(parseMetadata(name, JSON.stringify(withBoth))).to.deep.equal(withBoth);
+  });
+
+  it('refuses password hashes in an unencrypted backup', function () {
+    const plainName = 'backup_daily_20260222_020000.sql.gz';
+    const text = JSON.stringify({...valid, backupName: plainName, encryption: null, globals: {...GLOBALS, passwords: 'included', passwordHashes: 'c2VjcmV0'}});
+    expect(() => parseMetadata(plainName, text)).to.throw(SynapseError, /password hashes but is not encrypted/);
   });
 
   for (const [label, text, message] of broken) {

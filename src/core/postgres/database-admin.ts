@@ -265,10 +265,11 @@ export class DatabaseAdmin {
   }
 
   /**
-   * Creates the roles of `globals` that do not exist on this server, with their attributes, role-wide
-   * settings, password hashes (when given) and the memberships that involve a role it created.
-   * Existing roles are never altered. SUPERUSER, REPLICATION and BYPASSRLS are granted only when
-   * `privileged` (the metadata is authentic) and the session can grant them; otherwise left out and named.
+   * Creates the roles of `globals` that do not exist on this server, with their attributes, password
+   * hashes (when given), their memberships in other roles and, when `privileged`, their role-wide
+   * settings. Existing roles are never altered, nor made members of anything. SUPERUSER, REPLICATION
+   * and BYPASSRLS are granted only when `privileged` (the metadata is authentic) and the session can
+   * grant them. What is left out is named in `withheld`.
    */
   async createMissingRoles(globals: RecordedGlobals, passwordHashes: Readonly<Record<string, string>>, options: {privileged: boolean}): Promise<{created: string[]; withheld: string[]}> {
     const action = 'create the roles of the backup on';
@@ -304,11 +305,20 @@ export class DatabaseAdmin {
     }
     const ours = new Set(created);
     for (const membership of globals.memberships) {
-      if (!ours.has(membership.member) && !ours.has(membership.role)) continue;
+      // Only a role created here joins groups: making an existing role a member of one would change what it may do.
+      if (!ours.has(membership.member)) {
+        if (ours.has(membership.role)) withheld.push(`membership of existing role '${membership.member}' in '${membership.role}'`);
+        continue;
+      }
       await this.#query(`grant ${this.#quote(membership.role)} to ${this.#quote(membership.member)}${membership.admin ? ' with admin option' : ''}`, [], action);
     }
     for (const {role, setting} of globals.settings) {
       if (!ours.has(role)) continue;
+      // A setting runs at every login of the role (search_path, preload libraries): only from metadata a key vouches for.
+      if (!options.privileged) {
+        withheld.push(`setting '${setting.slice(0, setting.indexOf('='))}' of role '${role}'`);
+        continue;
+      }
       const separator = setting.indexOf('=');
       const name = setting.slice(0, separator);
       const value = setting.slice(separator + 1);

@@ -407,7 +407,7 @@ async function createRecordedRoles(context: RestoreContext, admin: DatabaseAdmin
   }
   const {created, withheld} = await admin.createMissingRoles(globals, hashes, {privileged: authentic});
   if (withheld.length > 0) {
-    events.warning(`not granted: ${withheld.join(', ')} (${authentic ? 'the restoring role is not a superuser' : 'the metadata is not authenticated by a key'}); grant them yourself if they are needed`);
+    events.warning(`not granted: ${withheld.join(', ')} (existing roles are never changed; ${authentic ? 'privileged attributes need a superuser' : 'privileged attributes and settings need metadata authenticated by a key'}); grant them yourself if they are needed`);
   }
   return created;
 }

@@ -116,6 +116,9 @@ describe('disaster recovery onto a new, empty server (throwaway cluster)', funct
       name,
       (metadata) => {
         metadata.globals.roles.push({...metadata.globals.roles.find((role: {name: string}) => role.name === `${prefix}reader`), name: planted, superuser: true, replication: true});
+        metadata.globals.settings.push({role: planted, setting: 'search_path=evil'});
+        // An existing role must not be pulled into a new one.
+        metadata.globals.memberships.push({role: planted, member: 'postgres', admin: false});
       },
       {sign: false},
     );
@@ -123,7 +126,9 @@ describe('disaster recovery onto a new, empty server (throwaway cluster)', funct
     expect(result.exitCode, result.stderr).to.equal(0);
     expect(result.json.result.createdRoles).to.include(planted);
     expect(await cluster.psql(`select rolsuper || ' ' || rolreplication from pg_roles where rolname = '${planted}'`)).to.equal('false false');
-    expect(result.json.warnings.join('\n')).to.include(`SUPERUSER of role '${planted}'`).and.include('not authenticated');
+    expect(result.json.warnings.join('\n')).to.include(`SUPERUSER of role '${planted}'`).and.include('authenticated by a key');
+    expect(await cluster.psql(`select count(*) from pg_db_role_setting where setrole = (select oid from pg_roles where rolname = '${planted}')`)).to.equal('0');
+    expect(await cluster.psql(`select count(*) from pg_auth_members where roleid = (select oid from pg_roles where rolname = '${planted}')`)).to.equal('0');
   });
 
   it('with --no-owner --no-privileges restores the data anywhere, owned by the restoring role', async function () {
