@@ -1,10 +1,9 @@
 import {Flags} from '@oclif/core';
-import {randomBytes} from 'node:crypto';
-import {mkdir, rename, rm, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
 import {SynapseCommand} from '../cli/base-command.js';
 import {SynapseError} from '../core/errors/index.js';
+import {writeFileAtomically} from '../core/files/index.js';
 import {DEFAULT_SCHEDULE_OPTIONS, cronTable, systemdUnits, validateScheduleOptions, type UnitFile} from '../core/schedule/index.js';
 
 interface ScheduleOutput {
@@ -52,14 +51,10 @@ export default class Schedule extends SynapseCommand<ScheduleOutput> {
 /** A unit file is replaced whole or not at all: systemd must never load half of one. */
 async function writeAtomically(directory: string, file: UnitFile): Promise<string> {
   const target = path.resolve(directory, file.name);
-  const staging = path.resolve(directory, `.${file.name}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await mkdir(directory, {recursive: true});
-    await writeFile(staging, file.text, {mode: 0o644, flag: 'wx'});
-    await rename(staging, target);
+    await writeFileAtomically(target, file.text, {mode: 0o644});
     return target;
   } catch (error) {
-    await rm(staging, {force: true});
     throw new SynapseError('E_CONFIG', {message: `unable to write '${target}': ${(error as Error).message}`, suggestion: 'Pass an --output directory this user can write to (as root for /etc/systemd/system).', cause: error});
   }
 }

@@ -1,6 +1,5 @@
 import {Flags} from '@oclif/core';
-import {createHash, randomBytes} from 'node:crypto';
-import {mkdir, rename, rm, writeFile} from 'node:fs/promises';
+import {createHash} from 'node:crypto';
 import path from 'node:path';
 
 import {SynapseCommand, type SuccessEnvelope} from '../cli/base-command.js';
@@ -8,6 +7,7 @@ import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../cli/environment-help.
 import {formatPrometheus, formatStatusReport} from '../cli/format/index.js';
 import {configurationEnvironment, openStorage} from '../cli/runtime.js';
 import {SynapseError} from '../core/errors/index.js';
+import {writeFileAtomically} from '../core/files/index.js';
 import {runExclusivelyOnThisHost} from '../core/lock/index.js';
 import {readBackupStatus} from '../core/services/index.js';
 import {exitStatusOf, nextAlertState, planAlerts, readAlertState, repeatIntervalFrom, writeAlertState, type StatusReport} from '../core/status/index.js';
@@ -73,13 +73,9 @@ export default class Status extends SynapseCommand<StatusOutput> {
   /** Writes the metrics where node_exporter reads them, by rename, so that it never reads half a file. */
   async writeTextfile(directory: string, text: string): Promise<void> {
     const file = path.join(directory, TEXTFILE_NAME);
-    // A name the collector ignores (it reads *.prom only) while it is being written.
-    const staging = path.join(directory, `.${TEXTFILE_NAME}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      await writeFile(staging, text, {mode: 0o644, flag: 'wx'});
-      await rename(staging, file);
+      await writeFileAtomically(file, text, {mode: 0o644});
     } catch (error) {
-      await rm(staging, {force: true});
       throw new SynapseError('E_CONFIG', {
         message: `unable to write the Prometheus textfile '${file}': ${(error as Error).message}`,
         suggestion: "Point --textfile at a directory this user can write to (node_exporter's --collector.textfile.directory).",
@@ -122,7 +118,6 @@ export default class Status extends SynapseCommand<StatusOutput> {
           outcome.resolved.push(cleared.id);
         }
       }
-      await mkdir(path.dirname(stateFile), {recursive: true, mode: 0o700});
       await writeAlertState(stateFile, nextAlertState(state, report.problems, delivered, resolvedDelivered, now));
     });
     if (!ran) this.warnUser(`no alerts sent: another status --notify held the alert state '${stateFile}' for over ${ALERT_MUTEX_TIMEOUT_MS / 1000} s`);

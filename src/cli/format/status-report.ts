@@ -1,4 +1,4 @@
-import {STATUS_LEVELS, type StatusReport} from '../../core/status/index.js';
+import type {StatusReport} from '../../core/status/index.js';
 import {formatAge, formatBytes, formatDuration} from '../../core/units/index.js';
 
 const SPARKS = '▁▂▃▄▅▆▇█';
@@ -23,7 +23,7 @@ function table(rows: string[][]): string[] {
  */
 export function formatStatusReport(report: StatusReport, options: {sparklines: boolean}): string {
   const headline = report.problems.length === 0 ? 'all backups current' : report.problems.map((problem) => problem.message).join('; ');
-  const lines = [`${STATUS_LEVELS[STATUS_LEVELS.indexOf(report.level)]!.toUpperCase()}: ${headline}`, ''];
+  const lines = [`${report.level.toUpperCase()}: ${headline}`, ''];
   const trend = (values: readonly number[], format: (value: number) => string): string =>
     options.sparklines ? sparkline(values) : values.slice(-4).map(format).join(' ');
   const rows = [['DATABASE', 'TYPE', 'NEWEST GOOD BACKUP', 'AGE', 'MAX AGE', 'SIZE', 'DURATION', 'SIZE TREND', 'DURATION TREND', 'STATE']];
@@ -38,7 +38,7 @@ export function formatStatusReport(report: StatusReport, options: {sparklines: b
       type.newest ? formatDuration(type.newest.durationMs) : '-',
       trend(type.trend.storedBytes, formatBytes) || '-',
       trend(type.trend.durationsMs, formatDuration) || '-',
-      type.overdue ? 'OVERDUE' : type.sizeRatio !== undefined && report.problems.some((problem) => problem.alert === 'alert.backup_size_drop' && problem.type === type.type && problem.database === type.database) ? 'SIZE DROP' : 'ok',
+      type.overdue ? 'OVERDUE' : type.sizeDrop ? 'SIZE DROP' : 'ok',
     ]);
   }
   if (report.types.length === 0) lines.push('No backup types to check: the storage holds no backups of this database (set BACKUP_ALERT_TYPES to require some).');

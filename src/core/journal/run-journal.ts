@@ -52,8 +52,8 @@ export interface StoredJournalEntry {
 export interface JournalReading {
   /** Newest first. */
   readonly entries: readonly StoredJournalEntry[];
-  /** Entries that were unreadable or, with a key configured, not authentic: never believed. */
-  readonly rejected: number;
+  /** Keys of entries that were unreadable or, with a key configured, not authentic: never believed. */
+  readonly rejectedKeys: readonly string[];
 }
 
 function parseEntry(text: string): JournalEntry | undefined {
@@ -87,7 +87,7 @@ function newestFirst(a: {key: string}, b: {key: string}): number {
  */
 export async function readJournal(storage: StorageBackend, authenticator: DocumentAuthenticator | undefined): Promise<JournalReading> {
   const keys = (await storage.list('synapse-backup.journal.')).filter((object) => JOURNAL_KEY_PATTERN.test(object.key)).sort(newestFirst);
-  let rejected = 0;
+  const rejectedKeys: string[] = [];
   const read = await Promise.all(
     keys.map(async ({key}): Promise<StoredJournalEntry | undefined> => {
       let text: string;
@@ -99,13 +99,13 @@ export async function readJournal(storage: StorageBackend, authenticator: Docume
       }
       const entry = parseEntry(text);
       if (!entry || (authenticator && (await authenticator.verify(entry)).status !== 'authentic')) {
-        rejected++;
+        rejectedKeys.push(key);
         return undefined;
       }
       return {key, entry};
     }),
   );
-  return {entries: read.filter((entry): entry is StoredJournalEntry => entry !== undefined), rejected};
+  return {entries: read.filter((entry): entry is StoredJournalEntry => entry !== undefined), rejectedKeys};
 }
 
 /**
@@ -148,13 +148,12 @@ export async function appendJournalEntry(storage: StorageBackend, entry: NewJour
   const key = journalKey(now, randomBytes(4).toString('hex'));
   await writeSmallObject(storage, key, `${JSON.stringify(written)}\n`, {ifNotExists: true, private: true});
 
-  const all = (await storage.list('synapse-backup.journal.')).filter((object) => JOURNAL_KEY_PATTERN.test(object.key)).sort(newestFirst);
-  const known = new Map(before.entries.map((stored) => [stored.key, stored.entry]));
-  known.set(key, written);
-  const described = all.map(({key: storedKey}) => {
-    const stored = known.get(storedKey);
-    return {key: storedKey, kind: stored ? `${stored.operation}/${stored.outcome}` : undefined};
-  });
+  // Pruned from what was read before writing: an entry another run added meanwhile waits for the next prune.
+  const described = [
+    {key, kind: `${written.operation}/${written.outcome}`},
+    ...before.entries.map((stored) => ({key: stored.key, kind: `${stored.entry.operation}/${stored.entry.outcome}`})),
+    ...before.rejectedKeys.map((rejected) => ({key: rejected, kind: undefined})),
+  ].sort(newestFirst);
   for (const stale of journalKeysToPrune(described)) await storage.delete(stale).catch(() => {});
   return written;
 }

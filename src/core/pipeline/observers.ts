@@ -41,3 +41,15 @@ export class Sha256Observer extends Transform {
     return this.#digest;
   }
 }
+
+/** Runs a small buffer through a transform (a cipher, for a document of a few KB) and returns all it wrote. */
+export async function transformWhole(transform: Transform, input: Buffer): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  transform.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await new Promise<void>((resolve, reject) => {
+    transform.once('end', resolve);
+    transform.once('error', reject);
+    transform.end(input);
+  });
+  return Buffer.concat(chunks);
+}

@@ -31,6 +31,8 @@ const REFERENCED_ROLES = `
   select oid from referenced`;
 
 export async function readClusterGlobals(client: pg.Client): Promise<ClusterGlobals> {
+  const {rows: referenced} = await client.query<{oids: number[] | null}>(`select array_agg(oid) as oids from (${REFERENCED_ROLES}) referenced`);
+  const oids = referenced[0]?.oids ?? [];
   const {rows: roles} = await client.query<{
     rolname: string;
     rolsuper: boolean;
@@ -43,14 +45,16 @@ export async function readClusterGlobals(client: pg.Client): Promise<ClusterGlob
     rolconnlimit: number;
     rolvaliduntil: string | null;
   }>(`select rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil::text as rolvaliduntil
-        from pg_roles where oid in (${REFERENCED_ROLES}) order by rolname`);
+        from pg_roles where oid = any($1::oid[]) order by rolname`, [oids]);
   const {rows: memberships} = await client.query<{role: string; member: string; admin: boolean}>(
     `select pg_get_userbyid(roleid) as role, pg_get_userbyid(member) as member, admin_option as admin
-       from pg_auth_members where member in (${REFERENCED_ROLES}) and roleid in (${REFERENCED_ROLES}) order by 1, 2`,
+       from pg_auth_members where member = any($1::oid[]) and roleid = any($1::oid[]) order by 1, 2`,
+    [oids],
   );
   const {rows: settings} = await client.query<{role: string; setting: string}>(
     `select pg_get_userbyid(setrole) as role, unnest(setconfig) as setting from pg_db_role_setting
-      where setdatabase = 0 and setrole in (${REFERENCED_ROLES}) order by 1`,
+      where setdatabase = 0 and setrole = any($1::oid[]) order by 1`,
+    [oids],
   );
   return {
     roles: roles.map((role) => ({
@@ -71,10 +75,10 @@ export async function readClusterGlobals(client: pg.Client): Promise<ClusterGlob
 }
 
 /**
- * The password hashes (SCRAM or MD5 verifiers, never passwords) of the referenced roles; pg_authid
- * is readable by a superuser only, so this fails (42501) for anyone else.
+ * The password hashes (SCRAM or MD5 verifiers, never passwords) of `roles`; pg_authid is readable by
+ * a superuser only, so this fails (42501) for anyone else.
  */
-export async function readPasswordHashes(client: pg.Client): Promise<Record<string, string>> {
-  const {rows} = await client.query<{rolname: string; rolpassword: string}>(`select rolname, rolpassword from pg_authid where oid in (${REFERENCED_ROLES}) and rolpassword is not null`);
+export async function readPasswordHashes(client: pg.Client, roles: readonly string[]): Promise<Record<string, string>> {
+  const {rows} = await client.query<{rolname: string; rolpassword: string}>('select rolname, rolpassword from pg_authid where rolname = any($1::text[]) and rolpassword is not null', [roles]);
   return Object.fromEntries(rows.map((row) => [row.rolname, row.rolpassword]));
 }

@@ -49,7 +49,7 @@ export class DumpSnapshot {
         }
       };
       const globals = await attempt(() => readClusterGlobals(client));
-      const hashes = options.passwordHashes ? await attempt(() => readPasswordHashes(client)) : undefined;
+      const hashes = options.passwordHashes && !('unavailable' in globals) ? await attempt(() => readPasswordHashes(client, globals.roles.map((role) => role.name))) : undefined;
       return new DumpSnapshot(client, target, rows[0]!.id, sequences, globals, hashes && !('unavailable' in hashes) ? hashes : undefined);
     } catch (error) {
       await client.end().catch(() => {});

@@ -43,13 +43,13 @@ export async function readBackupStatus(settings: Settings, storage: StorageBacke
       : [],
   );
   const databases = request.allDatabases ? [...new Set(facts.map((fact) => fact.database))].sort() : [settings.database.database];
-  if (journal.rejected > 0) onWarning(`${journal.rejected} entries of the run journal could not be read${authenticator ? ' or are not authentic' : ''}, and were ignored`);
+  if (journal.rejectedKeys.length > 0) onWarning(`${journal.rejectedKeys.length} entries of the run journal could not be read${authenticator ? ' or are not authentic' : ''}, and were ignored`);
   return evaluateStatus({
     now: request.now ?? new Date(),
     databases,
     backups: facts,
     journal: journal.entries.map((stored) => stored.entry),
-    rejectedJournalEntries: journal.rejected,
+    rejectedJournalEntries: journal.rejectedKeys.length,
     location: storage.location,
     space,
     policy,

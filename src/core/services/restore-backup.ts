@@ -4,7 +4,7 @@ import type {Settings} from '../config/index.js';
 import {SynapseError, cancelledError, isSynapseError} from '../errors/index.js';
 import type {RestoreStage} from '../events/index.js';
 import type {BackupMetadata} from '../metadata/index.js';
-import {ByteCounter, COMPRESSION_FORMATS, Sha256Observer, StreamChain, StreamChainFailure, createDecompressStream} from '../pipeline/index.js';
+import {ByteCounter, COMPRESSION_FORMATS, Sha256Observer, StreamChain, StreamChainFailure, createDecompressStream, transformWhole} from '../pipeline/index.js';
 import {
   DatabaseAdmin,
   DatabaseTarget,
@@ -368,16 +368,8 @@ export async function loadInto(
 // ---- Roles for a new server ----
 
 /** Decrypts a small document sealed with the backup's cipher and key (see run-backup's encryptSmall). */
-async function decryptSmall(decryption: Decryption, metadata: BackupMetadata, sealed: Buffer): Promise<Buffer> {
-  const decipher = decryption.provider.createDecryptStream(decryption.key, metadata.encryption!);
-  const chunks: Buffer[] = [];
-  decipher.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await new Promise<void>((resolve, reject) => {
-    decipher.once('end', resolve);
-    decipher.once('error', reject);
-    decipher.end(sealed);
-  });
-  return Buffer.concat(chunks);
+function decryptSmall(decryption: Decryption, metadata: BackupMetadata, sealed: Buffer): Promise<Buffer> {
+  return transformWhole(decryption.provider.createDecryptStream(decryption.key, metadata.encryption!), sealed);
 }
 
 /**

@@ -9,7 +9,7 @@ import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock, describeTakeover} from '../lock/index.js';
 import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata, type RecordedGlobals} from '../metadata/index.js';
 import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from '../naming/index.js';
-import {BLOCK_SIZE, BlockPool, ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream} from '../pipeline/index.js';
+import {BLOCK_SIZE, BlockPool, ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream, transformWhole} from '../pipeline/index.js';
 import {DatabaseTarget, DumpSnapshot, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type ClusterGlobals, type DatabaseFingerprint, type DumpProcess} from '../postgres/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
 import {documentAuthenticatorFor} from './document-trust.js';
@@ -222,16 +222,8 @@ async function streamDump(context: BackupContext, early: EarlyDump, name: string
 }
 
 /** Encrypts a small document with the backup's cipher and key, as the backup itself is encrypted. */
-async function encryptSmall(context: BackupContext, plaintext: Buffer): Promise<Buffer> {
-  const cipher = context.encryption!.createEncryptStream(context.settings.encryption!.key.reveal(), {iterations: context.settings.encryption!.iterations});
-  const chunks: Buffer[] = [];
-  cipher.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await new Promise<void>((resolve, reject) => {
-    cipher.once('end', resolve);
-    cipher.once('error', reject);
-    cipher.end(plaintext);
-  });
-  return Buffer.concat(chunks);
+function encryptSmall(context: BackupContext, plaintext: Buffer): Promise<Buffer> {
+  return transformWhole(context.encryption!.createEncryptStream(context.settings.encryption!.key.reveal(), {iterations: context.settings.encryption!.iterations}), plaintext);
 }
 
 /** The globals for the metadata; password hashes only encrypted, and only when the backup is. */

@@ -4,8 +4,8 @@ import {SynapseError, isSynapseError} from '../errors/index.js';
 import type {BackupMetadata} from '../metadata/index.js';
 import {DatabaseAdmin, compactTimestamp, compareFingerprints, fingerprintDatabase, type FingerprintDifference} from '../postgres/index.js';
 import {loadInto, probeRestrictingPsql} from './restore-backup.js';
-import {decryptionFor, readBackupMetadata, type StoredBackupContext} from './stored-backup.js';
-import {verifyBackup, type VerifyOptions} from './verify-backup.js';
+import {decryptionFor, type StoredBackupContext} from './stored-backup.js';
+import {verifyAndKeepMetadata, type VerifyOptions} from './verify-backup.js';
 
 /** Scratch databases of test restores: `synapse_restore_test_<UTC time>_<random>`. Nothing else is ever dropped. */
 export const RESTORE_TEST_DATABASE = /^synapse_restore_test_\d{8}_\d{6}_[0-9a-f]{6}$/;
@@ -71,14 +71,14 @@ export async function testRestore(context: StoredBackupContext, name: string, op
   const now = context.now ?? (() => new Date());
   const startedAt = now();
   const {settings, events} = context;
-  const verification = await verifyBackup(context, name, options);
-  if (verification.failure) {
-    throw new SynapseError(verification.failure.code, {
-      message: `unable to test-restore '${name}': it failed verification: ${verification.failure.message}`,
+  // The metadata the verification checked is the one loaded and compared with: no second read for someone to swap.
+  const {report: verification, metadata} = await verifyAndKeepMetadata(context, name, options);
+  if (verification.failure || !metadata) {
+    throw new SynapseError(verification.failure!.code, {
+      message: `unable to test-restore '${name}': it failed verification: ${verification.failure!.message}`,
       details: {checks: verification.checks},
     });
   }
-  const metadata = await readBackupMetadata(context.storage, name, 'test-restore');
   const decryption = decryptionFor(settings, context.encryptionProviders, metadata, 'test-restore');
   const psql = await probeRestrictingPsql(settings);
 

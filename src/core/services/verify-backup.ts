@@ -3,7 +3,7 @@ import {SynapseError, cancelledError, isSynapseError, type ErrorCode} from '../e
 import type {BackupMetadata} from '../metadata/index.js';
 import {COMPRESSION_FORMATS} from '../pipeline/index.js';
 import {storageError} from '../storage/index.js';
-import {readBackStoredBackup, writeVerificationRecord, type ReadBackOutcome} from '../verification/index.js';
+import {readBackStoredBackup, writeVerificationRecord, type DecodeSteps, type ReadBackOutcome} from '../verification/index.js';
 import {documentAuthenticatorFor} from './document-trust.js';
 import {decryptionFor, keyFits, readBackupMetadata, type Decryption, type StoredBackupContext} from './stored-backup.js';
 
@@ -66,7 +66,7 @@ class Findings {
 }
 
 /** The steps of a read-back that decodes, with the first-block check of the key done. */
-async function decodeSteps(context: VerifyContext, metadata: BackupMetadata, decryption: Decryption | undefined, findings: Findings): Promise<{decrypt: ReturnType<Decryption['provider']['createDecryptStream']> | undefined} | undefined> {
+async function decodeSteps(context: VerifyContext, metadata: BackupMetadata, decryption: Decryption | undefined, findings: Findings): Promise<DecodeSteps | undefined> {
   if (!decryption) return {decrypt: undefined};
   if (!(await keyFits(context.storage, metadata, decryption))) return undefined;
   try {
@@ -124,6 +124,11 @@ function judgeReadBack(metadata: BackupMetadata, outcome: ReadBackOutcome, findi
  * resolve; only a storage failure, a cancellation or a missing backup reject.
  */
 export async function verifyBackup(context: VerifyContext, name: string, options: VerifyOptions = {}): Promise<VerifyReport> {
+  return (await verifyAndKeepMetadata(context, name, options)).report;
+}
+
+/** verifyBackup, also handing back the metadata it checked, for a caller that goes on to use the backup (a test restore). */
+export async function verifyAndKeepMetadata(context: VerifyContext, name: string, options: VerifyOptions = {}): Promise<{report: VerifyReport; metadata: BackupMetadata | undefined}> {
   const now = context.now ?? (() => new Date());
   const startedAt = now().getTime();
   const {settings, storage, events} = context;
@@ -147,7 +152,7 @@ export async function verifyBackup(context: VerifyContext, name: string, options
   } catch (error) {
     if (isSynapseError(error) && error.code === 'E_METADATA') {
       findings.fail('metadata', 'E_METADATA', error.message);
-      return report(undefined, false);
+      return {report: report(undefined, false), metadata: undefined};
     }
     throw error;
   }
@@ -161,7 +166,7 @@ export async function verifyBackup(context: VerifyContext, name: string, options
     } catch (error) {
       if (!isSynapseError(error)) throw error;
       findings.fail('key', error.code, error.message);
-      return report(metadata, false);
+      return {report: report(metadata, false), metadata};
     }
   }
   if (authenticator) {
@@ -170,11 +175,11 @@ export async function verifyBackup(context: VerifyContext, name: string, options
       if (decryption && !(await keyFits(storage, metadata, decryption))) {
         findings.fail('authenticity', 'E_WRONG_KEY', 'the configured key is not the one the backup was made with (neither its metadata\'s MAC nor its first block match the key)');
       } else findings.fail('authenticity', 'E_NOT_AUTHENTIC', `its metadata is not authentic: ${authenticity.reason}`);
-      return report(metadata, false);
+      return {report: report(metadata, false), metadata};
     }
     if (metadata.encryption === null && !options.allowUnencrypted) {
       findings.fail('authenticity', 'E_UNENCRYPTED', 'it is not encrypted, but a key is configured, so it was not written by a run with this configuration (pass --allow-unencrypted if you made it)');
-      return report(metadata, false);
+      return {report: report(metadata, false), metadata};
     }
     if (authenticity.status === 'unsigned') findings.skip('authenticity', 'its metadata has no MAC (written before synapse-backup authenticated metadata)');
     else findings.pass('authenticity', 'metadata MAC matches the configured key');
@@ -182,7 +187,7 @@ export async function verifyBackup(context: VerifyContext, name: string, options
 
   const missingCodec = COMPRESSION_FORMATS[metadata.compression.algorithm].unavailable();
   const canDecode = (metadata.encryption === null || decryption !== undefined) && !missingCodec;
-  let steps: Awaited<ReturnType<typeof decodeSteps>>;
+  let steps: DecodeSteps | undefined;
   let keyRejected = false;
   if (canDecode) {
     try {
@@ -190,7 +195,7 @@ export async function verifyBackup(context: VerifyContext, name: string, options
     } catch (error) {
       throw storageError(error, storage, 'read backup', name);
     }
-    if (findings.failure) return report(metadata, false);
+    if (findings.failure) return {report: report(metadata, false), metadata};
     keyRejected = steps === undefined;
   }
 
@@ -220,7 +225,7 @@ export async function verifyBackup(context: VerifyContext, name: string, options
       events.warning(`verified '${name}', but unable to record that in the storage: ${(error as Error).message}`);
     }
   }
-  return report(metadata, decoded);
+  return {report: report(metadata, decoded), metadata};
 }
 
 /** The backups a selection names: one by name, the newest, or every one the storage holds (newest first). */

@@ -1,8 +1,7 @@
-import {randomBytes} from 'node:crypto';
-import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
-import path from 'node:path';
+import {readFile} from 'node:fs/promises';
 
 import {errnoCode} from '../errors/index.js';
+import {writeFileAtomically} from '../files/index.js';
 import type {AlertName, StatusProblem} from './evaluate-status.js';
 
 /** What `status --notify` remembers between runs: each standing problem and when it was last sent. */
@@ -83,13 +82,5 @@ export async function readAlertState(file: string): Promise<{state: AlertState; 
 
 /** Replaces the state file atomically: a run killed midway leaves the old state or the new, never half of one. */
 export async function writeAlertState(file: string, state: AlertState): Promise<void> {
-  await mkdir(path.dirname(file), {recursive: true, mode: 0o700});
-  const staging = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await writeFile(staging, `${JSON.stringify(state, null, 2)}\n`, {mode: 0o600, flag: 'wx'});
-    await rename(staging, file);
-  } catch (error) {
-    await rm(staging, {force: true});
-    throw error;
-  }
+  await writeFileAtomically(file, `${JSON.stringify(state, null, 2)}\n`, {mode: 0o600, directoryMode: 0o700});
 }

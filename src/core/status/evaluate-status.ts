@@ -1,5 +1,5 @@
 import type {StorageSpace} from '../../contracts/storage.js';
-import type {JournalEntry, JournalOperation} from '../journal/index.js';
+import {JOURNAL_OPERATIONS, type JournalEntry, type JournalOperation} from '../journal/index.js';
 import {BACKUP_TYPES, type BackupType} from '../naming/index.js';
 import {formatAge} from '../units/index.js';
 
@@ -69,6 +69,8 @@ export interface TypeStatus {
   readonly trend: {readonly storedBytes: readonly number[]; readonly durationsMs: readonly number[]};
   /** The newest backup's size over the median of the previous ones; undefined with fewer than two backups. */
   readonly sizeRatio: number | undefined;
+  /** The newest backup is under the policy's fraction of that median. */
+  readonly sizeDrop: boolean;
 }
 
 export interface RunFact {
@@ -147,17 +149,19 @@ function judgeType(input: StatusInput, database: string, type: BackupType, probl
   }
   const previous = ofType.slice(0, -1).slice(-policy.sizeWindow);
   let sizeRatio: number | undefined;
+  let sizeDrop = false;
   if (newest && previous.length > 0) {
     const typical = median(previous.map((backup) => backup.storedBytes));
     sizeRatio = typical > 0 ? newest.storedBytes / typical : undefined;
-    if (sizeRatio !== undefined && sizeRatio < policy.minSizeRatio) {
+    sizeDrop = sizeRatio !== undefined && sizeRatio < policy.minSizeRatio;
+    if (sizeDrop) {
       problems.push({
         id: `backup_size_drop:${database}:${type}:${newest.name}`,
         alert: 'alert.backup_size_drop',
         level: 'warning',
         database,
         type,
-        message: `the newest ${type} backup of database '${database}' (${newest.name}, ${newest.storedBytes} bytes) is ${Math.round(sizeRatio * 100)}% of the median of the ${previous.length} before it (${Math.round(typical)} bytes): check for a dropped table, an emptied schema or a wrong database`,
+        message: `the newest ${type} backup of database '${database}' (${newest.name}, ${newest.storedBytes} bytes) is ${Math.round(sizeRatio! * 100)}% of the median of the ${previous.length} before it (${Math.round(typical)} bytes): check for a dropped table, an emptied schema or a wrong database`,
       });
     }
   }
@@ -171,6 +175,7 @@ function judgeType(input: StatusInput, database: string, type: BackupType, probl
     overdue,
     trend: {storedBytes: recent.map((backup) => backup.storedBytes), durationsMs: recent.map((backup) => backup.durationMs)},
     sizeRatio,
+    sizeDrop,
   };
 }
 
@@ -235,7 +240,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     return found && toRunFact(found);
   };
   const failureCounts = Object.fromEntries(
-    (['backup', 'verify', 'restore-test', 'restore', 'cleanup'] as const).map((operation) => [operation, input.journal.find((entry) => entry.operation === operation && entry.outcome === 'failed')?.failureCount ?? 0]),
+    JOURNAL_OPERATIONS.map((operation) => [operation, input.journal.find((entry) => entry.operation === operation && entry.outcome === 'failed')?.failureCount ?? 0]),
   ) as Record<JournalOperation, number>;
   const level: StatusLevel = problems.some((problem) => problem.level === 'critical') ? 'critical' : problems.length > 0 ? 'warning' : 'ok';
   return {
