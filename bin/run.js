@@ -14,5 +14,10 @@ if (major < 22 || (major === 22 && minor < 13)) {
 const {availableParallelism} = await import('node:os');
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism() + 2));
 
+// Plugins a user installed run with our privileges the moment oclif loads them: judge where they
+// live first, and leave them out when another user could have written there (see plugin-directory-trust).
+const {pluginDirectoryVerdict} = await import('../dist/cli/plugin-host/plugin-directory-trust.js');
+const {refusal} = pluginDirectoryVerdict();
+
 const {execute} = await import('@oclif/core');
-await execute({dir: import.meta.url});
+await execute({dir: import.meta.url, ...(refusal ? {loadOptions: {userPlugins: false}} : {})});

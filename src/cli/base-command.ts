@@ -10,7 +10,7 @@ import {Notifier, buildEvent, type DeliveryReport, type EventFacts} from '../cor
 import {appendJournalEntry, type JournalOperation} from '../core/journal/index.js';
 import type {StorageBackend} from '../contracts/storage.js';
 import {startBufferCollector} from './buffer-collector.js';
-import {discoverNotificationSinks} from './plugin-host/index.js';
+import {discoverNotificationSinks, pluginDirectoryVerdict} from './plugin-host/index.js';
 import {configurationEnvironment, guessOperationFacts, loadEncryptionProviders, loadSettings, openStorage} from './runtime.js';
 import {formatErrorText, formatRestoreLeftovers} from './format/index.js';
 import {chooseDisplayMode, withStageDisplay, type DisplayMode, type StageTitle} from './views/index.js';
@@ -81,6 +81,8 @@ export abstract class SynapseCommand<T> extends Command {
     this.#stopBufferCollector = startBufferCollector();
     this.#startedAt = Date.now();
     this.eventFacts = {operation: (this.id ?? '').replaceAll(':', ' ')};
+    const {refusal} = pluginDirectoryVerdict();
+    if (refusal) this.warnUser(refusal);
   }
 
   protected warnUser(message: string): void {

@@ -17,7 +17,7 @@ export const COMMAND_ENVIRONMENT = {
     STORAGE,
     `${KEY}: to authenticate the metadata and the run journal`,
     'BACKUP_ALERT_TYPES, BACKUP_ALERT_MAX_AGE_HOURLY, BACKUP_ALERT_MAX_AGE_DAILY, BACKUP_ALERT_MAX_AGE_MONTHLY, BACKUP_ALERT_MIN_FREE_PERCENT, BACKUP_ALERT_MIN_SIZE_RATIO',
-    `${NOTIFY}, NOTIFY_REPEAT_INTERVAL`,
+    `${NOTIFY}, NOTIFY_REPEAT_INTERVAL, SYNAPSE_BACKUP_STATE_DIR (where --notify keeps what it sent)`,
     PLUGINS,
   ],
   verify: [`${CONNECTION}: only for the events' database name; no database is touched`, STORAGE, `${KEY}: to check the MAC and decode the backup`, NOTIFY, PLUGINS],

@@ -10,7 +10,7 @@ import {SynapseError, errnoCode, isSynapseError} from '../core/errors/index.js';
 import type {EventFacts} from '../core/notify/index.js';
 import {DatabaseTarget} from '../core/postgres/index.js';
 import {DEFAULT_RETRY_DELAYS_MS, boundOperation, withOperationBounds, withOperationLog, withRetries} from '../core/storage/index.js';
-import {discoverEncryptionProviders, discoverStorageBackends} from './plugin-host/index.js';
+import {discoverEncryptionProviders, discoverStorageBackends, pluginDirectoryVerdict} from './plugin-host/index.js';
 
 /** The .env file of the working directory, if any; read, never merged into process.env. */
 export function readDotenvFile(cwd: string): Record<string, string> {
@@ -71,8 +71,10 @@ export async function openStorage(
   const found = backends.get(settings.storage.scheme);
   if (!found) {
     throw new SynapseError('E_CONFIG', {
-      message: `unable to use BACKUP_STORAGE '${settings.storage.scheme}': no installed plugin provides it (available: ${[...backends.keys()].join(', ') || 'none'})`,
-      suggestion: 'Install the storage plugin with `synapse-backup plugins install <name>` or pick one of the available backends.',
+      message: `unable to use BACKUP_STORAGE '${settings.storage.scheme}': no installed plugin provides it (available: ${[...backends.keys()].join(', ') || 'none'})${pluginDirectoryVerdict().refusal ? `; ${pluginDirectoryVerdict().refusal}` : ''}`,
+      suggestion: pluginDirectoryVerdict().refusal
+        ? 'Fix the owner and modes of the plugin directory as the message says; the plugin providing this backend is there.'
+        : 'Install the storage plugin with `synapse-backup plugins install <name>` or pick one of the available backends.',
     });
   }
   try {

@@ -4,7 +4,7 @@ import {hostname} from 'node:os';
 import {SynapseCommand} from '../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../cli/environment-help.js';
 import {formatCheckReport, type PluginComponent} from '../cli/format/index.js';
-import {discoverEncryptionProviders, discoverStorageBackends} from '../cli/plugin-host/index.js';
+import {discoverEncryptionProviders, discoverStorageBackends, pluginDirectoryVerdict} from '../cli/plugin-host/index.js';
 import {configurationEnvironment, openStorage} from '../cli/runtime.js';
 import type {StorageBackend} from '../contracts/storage.js';
 import type {Settings} from '../core/config/index.js';
@@ -35,6 +35,12 @@ export default class Check extends SynapseCommand<CheckOutput> {
     const components: PluginComponent[] = [];
     const checks: CheckResult[] = [];
 
+    const pluginDirectory = pluginDirectoryVerdict();
+    checks.push(
+      pluginDirectory.refusal
+        ? {check: 'plugin directory', status: 'failed', detail: pluginDirectory.refusal, suggestion: `Fix the owner and modes of '${pluginDirectory.dataDir}' and every directory above it, then run check again.`}
+        : {check: 'plugin directory', status: 'ok', detail: `'${pluginDirectory.dataDir}' and the plugins in it can be written by root or this user only`},
+    );
     // Discovery problems are findings here, not reasons to stop looking.
     try {
       for (const [scheme, {registration, plugin}] of await discoverStorageBackends(this.config)) components.push({kind: 'storage', name: scheme, description: registration.description, plugin});

@@ -29,7 +29,7 @@ export default class Schedule extends SynapseCommand<ScheduleOutput> {
     user: Flags.string({summary: 'The system user the jobs run as.', default: DEFAULT_SCHEDULE_OPTIONS.user}),
     'env-file': Flags.string({summary: 'The environment file with the configuration (DATABASE_URL, BACKUP_DIR, NOTIFY_*...).', default: DEFAULT_SCHEDULE_OPTIONS.envFile}),
     'key-file': Flags.string({summary: 'The file holding the encryption key, passed to systemd units with LoadCredential=.', default: DEFAULT_SCHEDULE_OPTIONS.keyFile}),
-    'log-file': Flags.string({summary: "Where cron appends the jobs' output (systemd uses the journal).", default: DEFAULT_SCHEDULE_OPTIONS.logFile}),
+    'log-file': Flags.string({summary: "Where cron appends the jobs' output, a file the user must be able to write (default: syslog through logger, tagged synapse-backup; systemd uses the journal)."}),
   };
 
   async run(): Promise<ScheduleOutput> {

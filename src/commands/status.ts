@@ -1,5 +1,4 @@
 import {Flags} from '@oclif/core';
-import {createHash} from 'node:crypto';
 import path from 'node:path';
 
 import {SynapseCommand, type SuccessEnvelope} from '../cli/base-command.js';
@@ -8,19 +7,17 @@ import {formatPrometheus, formatStatusReport} from '../cli/format/index.js';
 import {configurationEnvironment, openStorage} from '../cli/runtime.js';
 import {SynapseError} from '../core/errors/index.js';
 import {writeFileAtomically} from '../core/files/index.js';
-import {runExclusivelyOnThisHost} from '../core/lock/index.js';
-import {readBackupStatus} from '../core/services/index.js';
-import {exitStatusOf, nextAlertState, planAlerts, readAlertState, repeatIntervalFrom, writeAlertState, type StatusReport} from '../core/status/index.js';
+import {alertStateDirectories, deliverAlerts, readBackupStatus, type AlertDeliveryResult} from '../core/services/index.js';
+import {exitStatusOf, repeatIntervalFrom, type StatusReport} from '../core/status/index.js';
 
 interface StatusOutput extends StatusReport {
   readonly exitStatus: number;
   /** With --notify: the alerts sent this time, and the problems whose resolution was sent. */
-  readonly alerts?: {readonly sent: readonly string[]; readonly resolved: readonly string[]};
+  readonly alerts?: AlertDeliveryResult;
 }
 
 /** Nagios' UNKNOWN: what status ends with when it cannot tell. */
 const UNKNOWN = 3;
-const ALERT_MUTEX_TIMEOUT_MS = 120_000;
 const TEXTFILE_NAME = 'synapse_backup.prom';
 
 export default class Status extends SynapseCommand<StatusOutput> {
@@ -65,7 +62,17 @@ export default class Status extends SynapseCommand<StatusOutput> {
     if (flags.format === 'prometheus') {
       if (!this.jsonEnabled()) process.stdout.write(formatPrometheus(report));
     } else this.print(formatStatusReport(report, {sparklines: process.stdout.isTTY === true}));
-    const alerts = flags.notify ? await this.sendAlerts(report, storage.location, repeatIntervalMs) : undefined;
+    const alerts = flags.notify
+      ? await deliverAlerts({
+          report,
+          storage: {scheme: settings.storage.scheme, location: storage.location},
+          stateDirectories: alertStateDirectories(configurationEnvironment(), process.geteuid?.() ?? 0),
+          repeatIntervalMs,
+          now: new Date(),
+          send: (name, facts) => this.notify(name, facts),
+          onWarning: (message) => this.warnUser(message),
+        })
+      : undefined;
     process.exitCode = exitStatus;
     return {...report, exitStatus, ...(alerts ? {alerts} : {})};
   }
@@ -82,45 +89,5 @@ export default class Status extends SynapseCommand<StatusOutput> {
         cause: error,
       });
     }
-  }
-
-  /**
-   * Sends what is new or due again, and the resolutions, under a host-wide mutex keyed by the state
-   * file: a second run waits for the first, then finds the alerts already sent.
-   */
-  async sendAlerts(report: StatusReport, location: string, repeatIntervalMs: number): Promise<{sent: string[]; resolved: string[]}> {
-    const scope = createHash('sha256').update(`${location}\0${report.types.map((type) => type.database).join(',')}`).digest('hex').slice(0, 16);
-    const stateFile = path.join(this.config.dataDir, 'alert-state', `${scope}.json`);
-    const outcome = {sent: [] as string[], resolved: [] as string[]};
-    const ran = await runExclusivelyOnThisHost(`alerts ${stateFile}`, ALERT_MUTEX_TIMEOUT_MS, async () => {
-      const {state, warning} = await readAlertState(stateFile);
-      if (warning) this.warnUser(warning);
-      const now = new Date();
-      const plan = planAlerts(state, report.problems, now, repeatIntervalMs);
-      const delivered = new Set<string>();
-      const resolvedDelivered = new Set<string>();
-      for (const problem of plan.send) {
-        const reports = await this.notify(problem.alert, {
-          ...(problem.database ? {database: problem.database} : {}),
-          ...(problem.type ? {backup: {type: problem.type}} : {}),
-          storage: {scheme: this.eventFacts.storage?.scheme ?? '', location},
-          details: {alert: problem.id, level: problem.level, message: problem.message},
-        });
-        if (reports.some((delivery) => delivery.delivered)) {
-          delivered.add(problem.id);
-          outcome.sent.push(problem.id);
-        }
-      }
-      for (const cleared of plan.resolved) {
-        const reports = await this.notify('alert.resolved', {details: {alert: cleared.id, resolves: cleared.alert, message: `resolved: ${cleared.message}`}});
-        if (reports.some((delivery) => delivery.delivered)) {
-          resolvedDelivered.add(cleared.id);
-          outcome.resolved.push(cleared.id);
-        }
-      }
-      await writeAlertState(stateFile, nextAlertState(state, report.problems, delivered, resolvedDelivered, now));
-    });
-    if (!ran) this.warnUser(`no alerts sent: another status --notify held the alert state '${stateFile}' for over ${ALERT_MUTEX_TIMEOUT_MS / 1000} s`);
-    return outcome;
   }
 }

@@ -32,6 +32,7 @@ export const EVENT_NAMES = [
   'alert.backup_failed',
   'alert.restore_test_failed',
   'alert.checksum_failed',
+  'alert.storage_unreadable',
   'alert.resolved',
   'test.ping',
 ] as const;

@@ -3,6 +3,7 @@ import {execa} from 'execa';
 import path from 'node:path';
 
 import {existsSync} from 'node:fs';
+import {chmod, mkdir, readFile} from 'node:fs/promises';
 
 import {PROJECT_ROOT, runCli} from '../helpers/cli.js';
 import {startHttpReceiver} from '../helpers/receivers.js';
@@ -69,6 +70,58 @@ describe('plugins', function () {
     expect(result.exitCode).to.equal(8);
     expect(result.json.error.message).to.match(/both '.+' and '.+' provide it/);
     expect(result.json.error.message).to.include("for 'local'");
+  });
+
+  describe('plugins only from directories no other user can write', function () {
+    const marker = () => path.join(temp.path, 'marker');
+    const planted = async (): Promise<void> => {
+      const link = await cli(['plugins', 'link', '--no-install', path.join(FIXTURES, 'planted-init')]);
+      expect(link.exitCode, link.stderr).to.equal(0);
+    };
+    const runList = async () => {
+      await mkdir(env.BACKUP_DIR!, {recursive: true});
+      return cli(['backup', 'list', '--json'], {PLANTED_MARKER: marker(), BACKUP_ENCRYPTION_KEY: 'a-key-that-is-long-enough-0123456789abcdef'});
+    };
+
+    it('loads them from a directory of root or this user that no one else can write (the control)', async function () {
+      await planted();
+      const result = await runList();
+      expect(result.exitCode, result.stderr).to.equal(0);
+      expect(await readFile(marker(), 'utf8')).to.equal('ran with key visible\n');
+      const check = await cli(['check', '--json']);
+      expect((check.json.result ?? check.json.error.details).checks.find((found: {check: string}) => found.check === 'plugin directory').status).to.equal('ok');
+    });
+
+    for (const [what, spoil] of [
+      ['writable by every user (0777)', (directory: string) => chmod(directory, 0o777)],
+      ['owned by another user (nobody)', (directory: string) => execa('chown', ['nobody', directory]).then(() => undefined)],
+    ] as const) {
+      it(`refuses to load any of them from a directory ${what}, says why and how to fix it, and check reports it`, async function () {
+        await planted();
+        await spoil(env.SYNAPSE_BACKUP_DATA_DIR!);
+        const result = await runList();
+        expect(result.exitCode, result.stderr).to.equal(0);
+        expect(existsSync(marker()), 'the planted init hook ran').to.equal(false);
+        const warning = result.json.warnings.join('\n');
+        expect(warning).to.include('were not loaded').and.include(env.SYNAPSE_BACKUP_DATA_DIR!).and.include('chmod -R go-w');
+        const check = await cli(['check', '--json']);
+        expect(check.exitCode).to.equal(9);
+        const finding = check.json.error.details.checks.find((found: {check: string}) => found.check === 'plugin directory');
+        expect(finding.status).to.equal('failed');
+        expect(existsSync(marker())).to.equal(false);
+      });
+    }
+
+    it('refuses a linked plugin whose own directory another user can write', async function () {
+      const copy = path.join(temp.path, 'shared-checkout');
+      await execa('cp', ['-r', path.join(FIXTURES, 'planted-init'), copy]);
+      await chmod(copy, 0o777);
+      const link = await cli(['plugins', 'link', '--no-install', copy]);
+      expect(link.exitCode, link.stderr).to.equal(0);
+      const result = await runList();
+      expect(existsSync(marker())).to.equal(false);
+      expect(result.json.warnings.join('\n')).to.include(copy).and.include('writable by every user');
+    });
   });
 
   describe('the plugin API handshake', function () {

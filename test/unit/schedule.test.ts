@@ -8,10 +8,15 @@ describe('schedule: the pure parts', function () {
     const jobs = cronTable(DEFAULT_SCHEDULE_OPTIONS).split('\n').filter((line) => /^[0-9*]/.test(line));
     expect(jobs).to.have.length(SCHEDULED_JOBS.length);
     for (const line of jobs) {
-      expect(line).to.match(/^(\S+ ){5}postgres set -a && \. \/etc\/synapse-backup\/env && \/opt\/synapse-backup\/bin\/synapse-backup .+ >> \/var\/log\/synapse-backup\.log 2>&1$/);
+      expect(line).to.match(/^(\S+ ){5}postgres set -a && \. \/etc\/synapse-backup\/env && \/opt\/synapse-backup\/bin\/synapse-backup .+ 2>&1 \| logger -t synapse-backup$/);
     }
     expect(jobs.some((line) => line.startsWith('*/5 * * * * ') && line.includes('status --notify'))).to.equal(true);
     expect(jobs.some((line) => line.includes('backup test-restore --latest') && / 0 postgres /.test(line))).to.equal(true);
+  });
+
+  it('appends to a --log-file instead, and says that the user must be able to write it', function () {
+    const table = cronTable({...DEFAULT_SCHEDULE_OPTIONS, logFile: '/var/log/synapse-backup/cron.log'});
+    expect(table).to.include('backup run --backup-type hourly >> /var/log/synapse-backup/cron.log 2>&1\n').and.include('writable by postgres');
   });
 
   it('never puts the key in a unit or its environment, only in LoadCredential=', function () {

@@ -19,13 +19,19 @@ function run(operation: JournalEntry['operation'], outcome: JournalEntry['outcom
 }
 
 function input(overrides: Partial<StatusInput>): StatusInput {
-  return {now: NOW, databases: ['shop'], backups: [], journal: [], rejectedJournalEntries: 0, location: '/b', space: {freeBytes: 50, totalBytes: 100}, policy: DEFAULT_STATUS_POLICY, ...overrides};
+  return {now: NOW, databases: ['shop'], backups: [], unusable: [], journal: [], rejectedJournalEntries: 0, location: '/b', space: {freeBytes: 50, totalBytes: 100}, policy: DEFAULT_STATUS_POLICY, ...overrides};
 }
 
 describe('status: the pure parts', function () {
   describe('evaluating', function () {
     const cases: Array<[string, Partial<StatusInput>, string, string[]]> = [
-      ['no backups, no types configured: nothing to check', {}, 'ok', []],
+      ['no backups at all: never OK', {}, 'critical', ['no_good_backup:shop']],
+      ['backups present, none authentic', {unusable: [{database: undefined, reason: 'not authentic'}, {database: 'shop', reason: 'not authentic'}]}, 'critical', ['no_good_backup:shop']],
+      ['only another database has backups', {backups: [backup('daily', 1, 1000, 'other')]}, 'critical', ['no_good_backup:shop']],
+      ['every database asked for, none has a backup', {databases: []}, 'critical', ['no_good_backup']],
+      ['metadata this user cannot read', {backups: [backup('hourly', 1)], unusable: [{database: undefined, reason: 'unreadable', unreadable: 'EACCES'}]}, 'unknown', ['storage_unreadable']],
+      ['metadata unreadable and no good backup: critical wins', {unusable: [{database: undefined, reason: 'unreadable', unreadable: 'EACCES'}]}, 'critical', ['no_good_backup:shop', 'storage_unreadable']],
+      ['a damaged backup beside a good one', {backups: [backup('hourly', 1)], unusable: [{database: 'shop', reason: 'damaged'}]}, 'ok', []],
       ['a fresh hourly backup', {backups: [backup('hourly', 0.5)]}, 'ok', []],
       ['an hourly backup just past 2 h', {backups: [backup('hourly', 2.1)]}, 'critical', ['backup_overdue:shop:hourly']],
       ['a daily backup 25 h old is still current', {backups: [backup('daily', 25)]}, 'ok', []],
@@ -52,6 +58,11 @@ describe('status: the pure parts', function () {
         expect(report.problems.map((problem) => problem.id)).to.deep.equal(problems);
       });
     }
+
+    it('says how many backups do not count, and why, when none is good', function () {
+      const report = evaluateStatus(input({unusable: [{database: undefined, reason: 'not authentic'}, {database: 'shop', reason: 'not authentic'}, {database: 'other', reason: 'damaged'}]}));
+      expect(report.problems[0]!.message).to.equal("database 'shop' has no good backup in '/b'; '/b' holds 2 backups that do not count (2 not authentic)");
+    });
 
     it('maps the verdict to Nagios exit statuses', function () {
       expect(['ok', 'warning', 'critical', 'unknown'].map((level) => exitStatusOf(level as never))).to.deep.equal([0, 1, 2, 3]);
@@ -100,6 +111,13 @@ describe('status: the pure parts', function () {
         const plan = planAlerts(state, [problem('a')], at(minute), REPEAT);
         expect(plan.send.map((sent) => sent.id), `minute ${minute}`).to.deep.equal(expected);
         state = nextAlertState(state, [problem('a')], new Set(plan.send.map((sent) => sent.id)), new Set(), at(minute));
+      }
+    });
+
+    it('never lets a last-sent time in the future, or one it cannot read, silence an alert', function () {
+      for (const lastSentAt of [at(60 * 24 * 365).toISOString(), 'yesterday']) {
+        const state = {formatVersion: 1 as const, problems: {a: {alert: 'alert.backup_overdue' as const, message: 'a stands', firstSeenAt: at(0).toISOString(), lastSentAt}}};
+        expect(planAlerts(state, [problem('a')], at(1), REPEAT).send.map((sent) => sent.id), lastSentAt).to.deep.equal(['a']);
       }
     });
 

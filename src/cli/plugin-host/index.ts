@@ -1,1 +1,2 @@
 export * from './discover-plugins.js';
+export * from './plugin-directory-trust.js';

@@ -5,7 +5,7 @@ import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-he
 import {countdown} from '../../cli/countdown.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
 import {loadEncryptionProviders, openStorage} from '../../cli/runtime.js';
-import {quoteIdentifier} from '../../core/postgres/index.js';
+import {nameForMessage, quoteIdentifier} from '../../core/postgres/index.js';
 import {assertRestorableName, restoreBackup, type RestoreResult} from '../../core/services/index.js';
 
 const COUNTDOWN_SECONDS = 5;
@@ -15,7 +15,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
   static override journals = 'restore' as const;
   static override summary = 'Restore a backup into the configured database, replacing its content.';
   static override description = withEnvironmentHelp(
-    `Refuses what it cannot trust: metadata whose MAC does not match the key, an unencrypted backup where a key is configured (--allow-unencrypted), a backup of another database (--allow-other-database). Checks the backup's SHA-256 against its metadata and the key against its first block while the countdown runs, and loads nothing until both passed: it loads the backup with psql under \\restrict (no meta-command in the dump runs) into a new database and swaps names with the target in one transaction, so that a restore killed at any moment leaves the target as it was or fully swapped. One restore per database at a time (a second exits 11). The previous database is kept as <name>_pre_restore_<timestamp> until you drop it. Sessions connected to the target are ended at the swap. Needs CREATEDB and ownership of the target database.`,
+    `Refuses what it cannot trust: metadata whose MAC does not match the key or, with a key configured, has no MAC (--allow-unsigned-metadata), an unencrypted backup where a key is configured (--allow-unencrypted), a backup of another database (--allow-other-database). Checks the backup's SHA-256 against its metadata and the key against its first block while the countdown runs, and loads nothing until both passed: it loads the backup with psql under \\restrict (no meta-command in the dump runs) into a new database and swaps names with the target in one transaction, so that a restore killed at any moment leaves the target as it was or fully swapped. One restore per database at a time (a second exits 11). The previous database is kept as <name>_pre_restore_<timestamp> until you drop it. Sessions connected to the target are ended at the swap. Needs CREATEDB and ownership of the target database.`,
     COMMAND_ENVIRONMENT.restore,
   );
 
@@ -31,6 +31,16 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
   static override flags = {
     yes: Flags.boolean({char: 'y', summary: `Start at once, without the ${COUNTDOWN_SECONDS}-second countdown.`, default: false}),
     'allow-unencrypted': Flags.boolean({summary: 'Restore an unencrypted backup although a key is configured (refused otherwise: it may have been planted).', default: false}),
+    'allow-unsigned-metadata': Flags.boolean({
+      summary: 'Restore a backup whose metadata has no MAC although a key is configured (written before synapse-backup signed metadata; refused otherwise, since a stripped MAC looks the same). Nothing privileged is taken from it.',
+      default: false,
+    }),
+    'grant-superuser-equivalent': Flags.boolean({
+      summary:
+        "With --create-roles: also make created roles members of superuser roles and of pg_execute_server_program, pg_read_server_files or pg_write_server_files, as the (authentic) backup records. RISK: such a member can act as a superuser and as the server's operating-system account.",
+      default: false,
+      dependsOn: ['create-roles'],
+    }),
     'allow-other-database': Flags.boolean({summary: 'Restore a backup taken from a database of another name over the configured one.', default: false}),
     'no-owner': Flags.boolean({summary: "Leave out the dump's ALTER ... OWNER TO statements: the restoring role owns everything (a quick restore anywhere).", default: false}),
     'no-privileges': Flags.boolean({summary: "Leave out the dump's GRANT, REVOKE and ALTER DEFAULT PRIVILEGES statements (with --no-owner, a restore onto a server without the backup's roles).", default: false}),
@@ -64,6 +74,8 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
           {
             name: args.file,
             allowUnencrypted: flags['allow-unencrypted'],
+            allowUnsigned: flags['allow-unsigned-metadata'],
+            allowSuperuserEquivalentGrants: flags['grant-superuser-equivalent'],
             allowOtherDatabase: flags['allow-other-database'],
             createRoles: flags['create-roles'],
             skip: {owners: flags['no-owner'], privileges: flags['no-privileges']},
@@ -89,7 +101,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
     );
     this.print(
       `Restored ${result.backupName} (a backup of database '${result.sourceDatabase}') into database '${result.database}' (${formatBytes(result.plaintextBytes)} of SQL in ${formatDuration(result.durationMs)}).` +
-        (result.createdRoles.length > 0 ? `\nCreated the roles ${result.createdRoles.join(', ')}.` : '') +
+        (result.createdRoles.length > 0 ? `\nCreated the roles ${result.createdRoles.map((role) => nameForMessage(role)).join(', ')}.` : '') +
         (result.previousDatabase ? `\nThe previous database is kept as '${result.previousDatabase}'; drop it when you no longer need it: DROP DATABASE ${quoteIdentifier(result.previousDatabase)};` : ''),
     );
     await this.notify('restore.succeeded', {

@@ -24,6 +24,7 @@ export default class BackupTestRestore extends SynapseCommand<RestoreTestResult>
   static override flags = {
     latest: Flags.boolean({summary: 'Test the newest backup (the default).', default: false}),
     'allow-unencrypted': Flags.boolean({summary: 'Accept an unencrypted backup although a key is configured (refused otherwise, as restore refuses it).', default: false}),
+    'allow-unsigned-metadata': Flags.boolean({summary: 'Accept a backup whose metadata has no MAC although a key is configured (a legacy backup; refused otherwise, as restore refuses it).', default: false}),
   };
 
   async run(): Promise<RestoreTestResult> {
@@ -41,7 +42,7 @@ export default class BackupTestRestore extends SynapseCommand<RestoreTestResult>
         {stage: 'compare', title: 'Compare row counts and sequences with the backup'},
         {stage: 'drop', title: 'Drop scratch database'},
       ],
-      () => testRestore(context, name!, {allowUnencrypted: flags['allow-unencrypted']}),
+      () => testRestore(context, name!, {allowUnencrypted: flags['allow-unencrypted'], allowUnsigned: flags['allow-unsigned-metadata']}),
     );
     this.print(formatRestoreTest(result));
     await this.notify('restore-test.succeeded', {

@@ -35,6 +35,7 @@ export default class BackupVerify extends SynapseCommand<VerifyOutput> {
     latest: Flags.boolean({summary: 'Verify the newest backup (the default).', default: false, exclusive: ['all']}),
     all: Flags.boolean({summary: 'Verify every backup in the storage, newest first.', default: false, exclusive: ['latest']}),
     'allow-unencrypted': Flags.boolean({summary: 'Accept an unencrypted backup although a key is configured (refused otherwise, as restore refuses it).', default: false}),
+    'allow-unsigned-metadata': Flags.boolean({summary: 'Accept a backup whose metadata has no MAC although a key is configured (a legacy backup; refused otherwise, as restore refuses it).', default: false}),
   };
 
   async run(): Promise<VerifyOutput> {
@@ -49,7 +50,7 @@ export default class BackupVerify extends SynapseCommand<VerifyOutput> {
 
     const reports: VerifyReport[] = [];
     for (const name of names) {
-      const report = await this.display('backup', [{stage: 'verify', title: `Read back ${name}`}], () => verifyBackup(context, name, {allowUnencrypted: flags['allow-unencrypted']}));
+      const report = await this.display('backup', [{stage: 'verify', title: `Read back ${name}`}], () => verifyBackup(context, name, {allowUnencrypted: flags['allow-unencrypted'], allowUnsigned: flags['allow-unsigned-metadata']}));
       reports.push(report);
       this.print(formatVerifyReport(report));
       if (report.failure?.checksumMismatch) {

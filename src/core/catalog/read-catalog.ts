@@ -4,7 +4,8 @@ import {MAX_METADATA_BYTES, parseMetadata, type BackupMetadata, type DocumentAut
 import {classifyKey, metadataKeyFor, type BackupNameParts} from '../naming/index.js';
 import type {BackupHealth} from '../retention/index.js';
 import {readSmallObject, storageError} from '../storage/index.js';
-import {readCurrentVerification, type VerificationRecord} from '../verification/index.js';
+import {decideTrust, UNSIGNED_FLAG} from '../trust/index.js';
+import {readVerificationState, type VerificationRecord} from '../verification/index.js';
 
 /** A check's probe older than this was left by a check that was killed; a younger one may still be read back. */
 const PROBE_MAX_AGE_MS = 3_600_000;
@@ -25,6 +26,11 @@ export interface CatalogEntry {
   readonly pending: boolean;
   /** A verification record is stored, current or not. */
   readonly hasVerificationRecord: boolean;
+  /**
+   * The metadata could not be read for a reason of the storage's (EACCES, EIO), not of its
+   * content: whoever reads this catalog cannot see whether the backup is good.
+   */
+  readonly unreadable?: string;
 }
 
 export interface Catalog {
@@ -45,6 +51,11 @@ function newestFirst(a: CatalogEntry, b: CatalogEntry): number {
 
 type Judged = Omit<CatalogEntry, 'name' | 'parts' | 'object' | 'pending' | 'hasVerificationRecord'>;
 
+/** Errors that say the metadata was not read at all, as opposed to read and found wanting. */
+function isReadFailure(error: unknown): boolean {
+  return !isSynapseError(error) && errnoCode(error) !== undefined && errnoCode(error) !== 'EFBIG';
+}
+
 async function judgeMetadata(storage: StorageBackend, name: string, object: ObjectInfo, options: CatalogOptions): Promise<Judged> {
   let metadata: BackupMetadata;
   try {
@@ -52,20 +63,22 @@ async function judgeMetadata(storage: StorageBackend, name: string, object: Obje
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return {health: 'metadata-missing', problem: 'metadata missing'};
     const reason = isSynapseError(error) ? error.message : `metadata unreadable: ${(error as Error).message}`;
-    return {health: 'metadata-unreadable', problem: reason};
+    return {health: 'metadata-unreadable', problem: reason, ...(isReadFailure(error) ? {unreadable: errnoCode(error)!} : {})};
   }
-  if (options.authenticator) {
-    const authenticity = await options.authenticator.verify(metadata);
-    if (authenticity.status === 'forged') return {health: 'forged', problem: `metadata not authentic: ${authenticity.reason}`};
-    if (authenticity.status === 'unsigned') {
-      return {health: 'unsigned', metadata, problem: 'metadata has no MAC (written before metadata was authenticated): restorable, but not counted as a good backup'};
-    }
+  const trust = await decideTrust(metadata, {authenticator: options.authenticator});
+  if (trust.verdict === 'refused') {
+    if (trust.why === 'unencrypted') return {health: 'unsigned', metadata, problem: 'not authenticated: written without a key (restorable with --allow-unencrypted), not counted as a good backup'};
+    if (trust.why === 'unsigned') return {health: 'unsigned', metadata, problem: `metadata has no MAC, so it is not authenticated (restorable with ${UNSIGNED_FLAG}), not counted as a good backup`};
+    return {health: 'forged', problem: `metadata not authentic: ${trust.reason}`};
   }
   if (object.size !== metadata.sizes.storedBytes) {
     return {health: 'damaged', metadata, problem: `the stored file has ${object.size} bytes, the metadata records ${metadata.sizes.storedBytes}`};
   }
-  const verification = await readCurrentVerification(storage, metadata, object, options.authenticator);
-  return {health: 'good', metadata, ...(verification ? {verification} : {})};
+  const verification = await readVerificationState(storage, metadata, object, options.authenticator);
+  if (verification.failed) {
+    return {health: 'damaged', metadata, problem: `its last verification failed (${verification.failed.verifiedAt}): ${verification.failed.failure ?? 'damaged'}`};
+  }
+  return {health: 'good', metadata, ...(verification.passed ? {verification: verification.passed} : {})};
 }
 
 /**

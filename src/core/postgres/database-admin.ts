@@ -53,6 +53,17 @@ export interface ExistingDatabase {
   readonly allowConnections: boolean;
 }
 
+/**
+ * Predefined roles whose members act as the server's operating-system account (run programs, read
+ * and write its files): as good as a superuser.
+ */
+const SERVER_ACCOUNT_ROLES = new Set(['pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files']);
+
+/** A name from a backup, quoted for a message: control characters escaped, so a planted name cannot forge lines. */
+export function nameForMessage(name: string): string {
+  return JSON.stringify(name).replaceAll('\u2028', '\\u2028').replaceAll('\u2029', '\\u2029');
+}
+
 /** An SQL identifier in double quotes, as PostgreSQL reads it: for hints a user pastes into psql. */
 export function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -265,13 +276,23 @@ export class DatabaseAdmin {
   }
 
   /**
-   * Creates the roles of `globals` that do not exist on this server, with their attributes, password
-   * hashes (when given), their memberships in other roles and, when `privileged`, their role-wide
-   * settings. Existing roles are never altered, nor made members of anything. SUPERUSER, REPLICATION
-   * and BYPASSRLS are granted only when `privileged` (the metadata is authentic) and the session can
-   * grant them. What is left out is named in `withheld`.
+   * Creates the roles of `globals` that do not exist on this server, with their attributes and
+   * password hashes (when given), their memberships and their role-wide settings. Existing roles are
+   * never altered, nor made members of anything. What a created role may do beyond its own objects
+   * depends on whether the metadata is authentic:
+   *  - unauthenticated (no key, or a legacy or unencrypted backup accepted by the operator): no
+   *    SUPERUSER, REPLICATION, BYPASSRLS or CREATEROLE, no membership in any role that existed before
+   *    this restore (superusers and the predefined pg_* roles above all), no role settings;
+   *  - authentic: SUPERUSER, REPLICATION and BYPASSRLS when the session can grant them, and
+   *    memberships in superuser roles or in the roles that give the server's operating-system
+   *    account only with `superuserEquivalent`.
+   * What is left out is named in `withheld`.
    */
-  async createMissingRoles(globals: RecordedGlobals, passwordHashes: Readonly<Record<string, string>>, options: {privileged: boolean}): Promise<{created: string[]; withheld: string[]}> {
+  async createMissingRoles(
+    globals: RecordedGlobals,
+    passwordHashes: Readonly<Record<string, string>>,
+    options: {authentic: boolean; superuserEquivalent: boolean},
+  ): Promise<{created: string[]; withheld: string[]}> {
     const action = 'create the roles of the backup on';
     const names = globals.roles.map((role) => role.name);
     const {rows: present} = await this.#query('select rolname from pg_roles where rolname = any($1::text[])', [names], action);
@@ -280,19 +301,20 @@ export class DatabaseAdmin {
     const superuser = (me[0] as {rolsuper: boolean} | undefined)?.rolsuper === true;
     const created: string[] = [];
     const withheld: string[] = [];
+    const privileged = options.authentic && superuser;
     for (const role of globals.roles) {
       if (existing.has(role.name)) continue;
-      const privileged = options.privileged && superuser;
       const attribute = (on: boolean, name: string): string => `${on ? '' : 'NO'}${name}`;
       for (const [on, name] of [[role.superuser, 'SUPERUSER'], [role.replication, 'REPLICATION'], [role.bypassRls, 'BYPASSRLS']] as const) {
-        if (on && !privileged) withheld.push(`${name} of role '${role.name}'`);
+        if (on && !privileged) withheld.push(`${name} of role ${nameForMessage(role.name)}`);
       }
+      if (role.createRole && !options.authentic) withheld.push(`CREATEROLE of role ${nameForMessage(role.name)}`);
       const clauses = [
         attribute(role.superuser && privileged, 'SUPERUSER'),
         attribute(role.replication && privileged, 'REPLICATION'),
         attribute(role.bypassRls && privileged, 'BYPASSRLS'),
         attribute(role.inherit, 'INHERIT'),
-        attribute(role.createRole, 'CREATEROLE'),
+        attribute(role.createRole && options.authentic, 'CREATEROLE'),
         attribute(role.createDb, 'CREATEDB'),
         attribute(role.canLogin, 'LOGIN'),
         `CONNECTION LIMIT ${Number(role.connectionLimit)}`,
@@ -300,14 +322,27 @@ export class DatabaseAdmin {
         // A stored SCRAM or MD5 verifier: PostgreSQL recognises it and stores it as it is.
         ...(passwordHashes[role.name] === undefined ? [] : [`PASSWORD ${this.#client.escapeLiteral(passwordHashes[role.name]!)}`]),
       ];
-      await this.#query(`create role ${this.#quote(role.name)} with ${clauses.join(' ')}`, [], `create role '${role.name}' on`);
+      await this.#query(`create role ${this.#quote(role.name)} with ${clauses.join(' ')}`, [], `create role ${nameForMessage(role.name)} on`);
       created.push(role.name);
     }
     const ours = new Set(created);
+    const groups = [...new Set(globals.memberships.filter((membership) => ours.has(membership.member)).map((membership) => membership.role))];
+    const {rows: groupRows} = await this.#query('select rolname, rolsuper from pg_roles where rolname = any($1::text[])', [groups], action);
+    const superuserGroups = new Set((groupRows as Array<{rolname: string; rolsuper: boolean}>).filter((row) => row.rolsuper).map((row) => row.rolname));
     for (const membership of globals.memberships) {
+      const member = nameForMessage(membership.member);
+      const group = nameForMessage(membership.role);
       // Only a role created here joins groups: making an existing role a member of one would change what it may do.
       if (!ours.has(membership.member)) {
-        if (ours.has(membership.role)) withheld.push(`membership of existing role '${membership.member}' in '${membership.role}'`);
+        if (ours.has(membership.role)) withheld.push(`membership of existing role ${member} in ${group}`);
+        continue;
+      }
+      if (!options.authentic && !ours.has(membership.role)) {
+        withheld.push(`membership of ${member} in existing role ${group}`);
+        continue;
+      }
+      if ((superuserGroups.has(membership.role) || SERVER_ACCOUNT_ROLES.has(membership.role)) && !options.superuserEquivalent) {
+        withheld.push(`membership of ${member} in ${group}, which ${superuserGroups.has(membership.role) ? 'is a superuser' : "gives the server's operating-system account"}`);
         continue;
       }
       await this.#query(`grant ${this.#quote(membership.role)} to ${this.#quote(membership.member)}${membership.admin ? ' with admin option' : ''}`, [], action);
@@ -315,8 +350,8 @@ export class DatabaseAdmin {
     for (const {role, setting} of globals.settings) {
       if (!ours.has(role)) continue;
       // A setting runs at every login of the role (search_path, preload libraries): only from metadata a key vouches for.
-      if (!options.privileged) {
-        withheld.push(`setting '${setting.slice(0, setting.indexOf('='))}' of role '${role}'`);
+      if (!options.authentic) {
+        withheld.push(`setting ${nameForMessage(setting.slice(0, setting.indexOf('=')))} of role ${nameForMessage(role)}`);
         continue;
       }
       const separator = setting.indexOf('=');

@@ -47,7 +47,7 @@ function newestFirst(a: RetentionCandidate, b: RetentionCandidate): number {
 const NEVER_REMOVED: Partial<Record<BackupHealth, string>> = {
   'metadata-missing': 'metadata missing: integrity unknown, never removed automatically',
   'metadata-unreadable': 'metadata unreadable: integrity unknown, never removed automatically',
-  unsigned: 'metadata has no MAC: not counted as good, never removed automatically',
+  unsigned: 'not authenticated (no MAC, or written without a key): not counted as good, never removed automatically',
   forged: 'metadata not authentic: not counted, never removed automatically',
   damaged: 'damaged: not counted, never removed automatically',
 };

@@ -7,8 +7,11 @@ export interface ScheduleOptions {
   readonly envFile: string;
   /** Passed to systemd units with LoadCredential=, never through the environment file. */
   readonly keyFile: string;
-  /** cron's output goes here; systemd's goes to the journal. */
-  readonly logFile: string;
+  /**
+   * Where cron appends the jobs' output; undefined (the default): to syslog, tagged synapse-backup
+   * (`journalctl -t synapse-backup`), which works for any user on a stock system. systemd's goes to the journal.
+   */
+  readonly logFile: string | undefined;
 }
 
 export const DEFAULT_SCHEDULE_OPTIONS: ScheduleOptions = {
@@ -16,8 +19,11 @@ export const DEFAULT_SCHEDULE_OPTIONS: ScheduleOptions = {
   user: 'postgres',
   envFile: '/etc/synapse-backup/env',
   keyFile: '/etc/synapse-backup/key',
-  logFile: '/var/log/synapse-backup.log',
+  logFile: undefined,
 };
+
+/** The syslog tag of cron's output. */
+export const SYSLOG_TAG = 'synapse-backup';
 
 /** One scheduled job: when (as cron and as systemd say it) and what. */
 interface Job {
@@ -55,7 +61,7 @@ export function validateScheduleOptions(options: ScheduleOptions): ScheduleOptio
     ['--install-dir', options.installDir],
     ['--env-file', options.envFile],
     ['--key-file', options.keyFile],
-    ['--log-file', options.logFile],
+    ...(options.logFile === undefined ? [] : [['--log-file', options.logFile] as [string, string]]),
   ];
   for (const [flag, value] of paths) {
     if (!value.startsWith('/') || UNSAFE_PATH.test(value) || value.split('/').includes('..')) {
@@ -73,18 +79,30 @@ export function validateScheduleOptions(options: ScheduleOptions): ScheduleOptio
 
 const launcher = (options: ScheduleOptions): string => `${options.installDir.replace(/\/+$/, '')}/bin/synapse-backup`;
 
-/** An /etc/cron.d file: every job, as `user`, with the environment file loaded and output appended to the log. */
+/**
+ * Where a job's output goes. A redirection sh cannot open makes it skip the whole command, so the
+ * default pipes into logger(1), which the job's user can always run: the command runs whatever
+ * becomes of its output. A --log-file must be writable by the user; the table says so.
+ */
+function outputOf(options: ScheduleOptions): string {
+  return options.logFile === undefined ? `2>&1 | logger -t ${SYSLOG_TAG}` : `>> ${options.logFile} 2>&1`;
+}
+
+/** An /etc/cron.d file: every job, as `user`, with the environment file loaded and its output kept. */
 export function cronTable(options: ScheduleOptions): string {
   const lines = [
     '# synapse-backup schedule: install as /etc/cron.d/synapse-backup (owned by root, mode 0644).',
     `# The configuration, the key file (BACKUP_ENCRYPTION_KEY_FILE) included, comes from ${options.envFile}, readable by ${options.user} only.`,
+    options.logFile === undefined
+      ? `# Output goes to syslog, tagged ${SYSLOG_TAG}: journalctl -t ${SYSLOG_TAG} (or /var/log/syslog where rsyslog runs).`
+      : `# Output is appended to ${options.logFile}, which must exist and be writable by ${options.user}: where sh cannot open it, it skips the job.`,
     '# Overlapping runs are safe: a second backup exits 11 and changes nothing.',
     'SHELL=/bin/sh',
     'PATH=/usr/local/bin:/usr/bin:/bin',
     '# m h dom mon dow user command',
   ];
   for (const job of SCHEDULED_JOBS) {
-    lines.push(`# ${job.description}`, `${job.cron} ${options.user} set -a && . ${options.envFile} && ${launcher(options)} ${job.args} >> ${options.logFile} 2>&1`);
+    lines.push(`# ${job.description}`, `${job.cron} ${options.user} set -a && . ${options.envFile} && ${launcher(options)} ${job.args} ${outputOf(options)}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -2,9 +2,20 @@ import type {StorageBackend, StorageSpace} from '../../contracts/storage.js';
 import {readCatalog} from '../catalog/index.js';
 import type {Settings} from '../config/index.js';
 import {readJournal} from '../journal/index.js';
-import {evaluateStatus, statusPolicyFrom, type BackupFact, type StatusReport} from '../status/index.js';
+import type {BackupHealth} from '../retention/index.js';
+import {evaluateStatus, statusPolicyFrom, type BackupFact, type StatusReport, type UnusableBackup} from '../status/index.js';
 import {storageError} from '../storage/index.js';
-import {documentAuthenticatorFor} from './document-trust.js';
+import {documentAuthenticatorFor} from '../trust/index.js';
+
+/** How status words each kind of backup that does not count. */
+const UNUSABLE_REASONS: Record<Exclude<BackupHealth, 'good' | 'incomplete'>, string> = {
+  forged: 'not authentic with the configured key (forged, or made with another key)',
+  unsigned: 'not authenticated (no MAC, or written without a key)',
+  damaged: 'damaged',
+  'metadata-missing': 'without metadata',
+  'metadata-unreadable': 'with unreadable metadata',
+  'data-missing': 'without their backup file',
+};
 
 export interface StatusRequest {
   /** Every database the storage holds backups of, instead of the configured one. */
@@ -42,12 +53,18 @@ export async function readBackupStatus(settings: Settings, storage: StorageBacke
         ]
       : [],
   );
+  const unusable: UnusableBackup[] = backups.flatMap((entry) =>
+    entry.health === 'good' || entry.health === 'incomplete'
+      ? []
+      : [{database: entry.metadata?.database.name, reason: UNUSABLE_REASONS[entry.health], ...(entry.unreadable ? {unreadable: entry.unreadable} : {})}],
+  );
   const databases = request.allDatabases ? [...new Set(facts.map((fact) => fact.database))].sort() : [settings.database.database];
   if (journal.rejectedKeys.length > 0) onWarning(`${journal.rejectedKeys.length} entries of the run journal could not be read${authenticator ? ' or are not authentic' : ''}, and were ignored`);
   return evaluateStatus({
     now: request.now ?? new Date(),
     databases,
     backups: facts,
+    unusable,
     journal: journal.entries.map((stored) => stored.entry),
     rejectedJournalEntries: journal.rejectedKeys.length,
     location: storage.location,

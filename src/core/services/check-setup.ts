@@ -7,7 +7,7 @@ import type {DeliveryReport, Notifier} from '../notify/index.js';
 import {assertDumpCanReadServer, probeClientTool, readServerInfo, type ServerInfo} from '../postgres/index.js';
 import {probeKey} from '../naming/index.js';
 import {readSmallObject, writeSmallObject} from '../storage/index.js';
-import {documentAuthenticatorFor} from './document-trust.js';
+import {documentAuthenticatorFor} from '../trust/index.js';
 import {listBackups} from './list-backups.js';
 
 export type CheckStatus = 'ok' | 'warning' | 'failed' | 'skipped';

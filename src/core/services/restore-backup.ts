@@ -21,7 +21,7 @@ import {
 } from '../postgres/index.js';
 import {storageError} from '../storage/index.js';
 import {checkStoredFile} from '../verification/index.js';
-import {documentAuthenticatorFor} from './document-trust.js';
+import {decideTrust, documentAuthenticatorFor, type TrustDecision} from '../trust/index.js';
 import {assertBackupName, decryptionFor, keyFits, readBackupMetadata, type Decryption, type StoredBackupContext} from './stored-backup.js';
 
 /** What a restore works with: the same as every reader of stored backups. */
@@ -45,6 +45,14 @@ export interface RestoreRequest {
   readonly name: string;
   /** Restore an unencrypted backup although a key is configured. */
   readonly allowUnencrypted?: boolean;
+  /** Restore a backup whose metadata has no MAC although a key is configured (a legacy backup); nothing privileged comes from it. */
+  readonly allowUnsigned?: boolean;
+  /**
+   * With --create-roles and authentic metadata: also grant memberships in superuser roles and in
+   * pg_execute_server_program, pg_read_server_files and pg_write_server_files, which give a role
+   * the server's own operating-system account.
+   */
+  readonly allowSuperuserEquivalentGrants?: boolean;
   /** Restore a backup of another database over the target. */
   readonly allowOtherDatabase?: boolean;
   /** Create the roles the backup records that this server lacks (a new server after a disaster), before loading. */
@@ -65,6 +73,9 @@ export interface RestoreResult extends RestorePlan {
   readonly durationMs: number;
 }
 
+/** The flag that lets authentic metadata make a created role a member of a superuser-equivalent role. */
+export const SUPERUSER_EQUIVALENT_FLAG = '--grant-superuser-equivalent';
+
 /** One wording for every cancelled restore. */
 function cancelled(): SynapseError {
   return cancelledError('finish the restore', 'The target database was left as it was.');
@@ -78,33 +89,22 @@ export function assertRestorableName(name: string): void {
 // ---- Step 1: read the backup's metadata and decide whether it may be restored at all ----
 
 /**
- * Everything in the storage is untrusted: with a key configured, the metadata must carry a right
- * MAC (older backups without one are restored with a warning), and an unencrypted backup is
- * refused unless asked for; a backup of another database is refused unless asked for.
+ * Everything in the storage is untrusted: the one trust decision (see core/trust) must not refuse
+ * the metadata, and a backup of another database is refused unless asked for. Resolves to the
+ * decision, which later says whether anything privileged may come from the metadata.
  */
-async function assertRestoreAllowed(context: RestoreContext, request: RestoreRequest, metadata: BackupMetadata): Promise<void> {
+async function assertRestoreAllowed(context: RestoreContext, request: RestoreRequest, metadata: BackupMetadata): Promise<TrustDecision> {
   const {settings, events} = context;
   const name = metadata.backupName;
-  const authenticator = documentAuthenticatorFor(settings.encryption);
-  if (authenticator) {
-    const authenticity = await authenticator.verify(metadata);
-    if (authenticity.status === 'forged') {
-      // A wrong key fails every MAC too; the file's first block tells which it is.
-      const decryption = metadata.encryption ? decryptionFor(context.settings, context.encryptionProviders, metadata, 'restore') : undefined;
-      if (decryption && !(await keyFits(context.storage, metadata, decryption))) {
-        throw new SynapseError('E_WRONG_KEY', {
-          message: `unable to restore '${name}': the configured key is not the one it was made with (neither its metadata's MAC nor its first block match the key)`,
-        });
-      }
-      throw new SynapseError('E_NOT_AUTHENTIC', {message: `unable to restore '${name}': its metadata is not authentic: ${authenticity.reason}`});
-    }
-    if (metadata.encryption === null && !request.allowUnencrypted) {
-      throw new SynapseError('E_UNENCRYPTED', {message: `unable to restore '${name}': it is not encrypted, but a key is configured, so it was not written by a run with this configuration`});
-    }
-    if (authenticity.status === 'unsigned') {
-      events.warning(`the metadata of '${name}' has no MAC (it was written before synapse-backup authenticated metadata), so it cannot be proved authentic; restoring it on the strength of its checksum${metadata.encryption ? ' and key' : ''}.`);
-    }
-  }
+  const decryption = metadata.encryption && settings.encryption ? decryptionFor(context.settings, context.encryptionProviders, metadata, 'restore') : undefined;
+  const trust = await decideTrust(metadata, {
+    authenticator: documentAuthenticatorFor(settings.encryption),
+    allowUnencrypted: request.allowUnencrypted,
+    allowUnsigned: request.allowUnsigned,
+    ...(decryption ? {keyFits: () => keyFits(context.storage, metadata, decryption)} : {}),
+  });
+  if (trust.verdict === 'refused') throw new SynapseError(trust.code, {message: `unable to restore '${name}': ${trust.reason}`});
+  if (trust.verdict === 'unauthenticated' && trust.why !== 'no-key') events.warning(`restoring '${name}' on the strength of its checksum${metadata.encryption ? ' and key' : ''} alone: ${trust.reason}`);
   const target = settings.database.database;
   if (metadata.database.name !== target && !request.allowOtherDatabase) {
     throw new SynapseError('E_OTHER_DATABASE', {
@@ -119,6 +119,7 @@ async function assertRestoreAllowed(context: RestoreContext, request: RestoreReq
       suggestion: 'Run synapse-backup through its launcher bin/synapse-backup, which uses the Node.js that `npm install` brings.',
     });
   }
+  return trust;
 }
 
 // ---- Step 2: check the stored file and the key, while the rest is set up ----
@@ -374,18 +375,22 @@ function decryptSmall(decryption: Decryption, metadata: BackupMetadata, sealed: 
 
 /**
  * Creates the roles the backup records and this server lacks, never touching existing ones.
- * Privileged attributes come only from authentic metadata: without a key anyone who can write to
- * the storage could have written the list.
+ * What a created role may do beyond logging in comes only from metadata a key vouches for: without
+ * one, anyone who can write to the storage could have written the list (see createMissingRoles).
  */
-async function createRecordedRoles(context: RestoreContext, admin: DatabaseAdmin, metadata: BackupMetadata, decryption: Decryption | undefined): Promise<string[]> {
+async function createRecordedRoles(
+  context: RestoreContext,
+  admin: DatabaseAdmin,
+  metadata: BackupMetadata,
+  decryption: Decryption | undefined,
+  trust: {authentic: boolean; superuserEquivalent: boolean},
+): Promise<string[]> {
   const {events} = context;
   const globals = metadata.globals;
   if (!globals) {
     events.warning(`backup '${metadata.backupName}' records no roles (it was taken before synapse-backup recorded them): --create-roles creates none`);
     return [];
   }
-  const authenticator = documentAuthenticatorFor(context.settings.encryption);
-  const authentic = authenticator !== undefined && (await authenticator.verify(metadata)).status === 'authentic';
   let hashes: Record<string, string> = {};
   if (globals.passwords === 'included' && decryption) {
     try {
@@ -397,9 +402,12 @@ async function createRecordedRoles(context: RestoreContext, admin: DatabaseAdmin
   } else if (globals.passwords !== 'included') {
     events.warning(`backup '${metadata.backupName}' holds no password hashes (${globals.passwords === 'omitted-unencrypted' ? 'it is not encrypted' : 'the role that took it could not read them'}): set the passwords of the created roles yourself`);
   }
-  const {created, withheld} = await admin.createMissingRoles(globals, hashes, {privileged: authentic});
+  const {created, withheld} = await admin.createMissingRoles(globals, hashes, {authentic: trust.authentic, superuserEquivalent: trust.superuserEquivalent});
   if (withheld.length > 0) {
-    events.warning(`not granted: ${withheld.join(', ')} (existing roles are never changed; ${authentic ? 'privileged attributes need a superuser' : 'privileged attributes and settings need metadata authenticated by a key'}); grant them yourself if they are needed`);
+    const why = trust.authentic
+      ? `existing roles are never changed; SUPERUSER, REPLICATION and BYPASSRLS need a superuser to grant them; memberships that give the server's operating-system account need ${SUPERUSER_EQUIVALENT_FLAG}`
+      : 'existing roles are never changed; privileged attributes, CREATEROLE, memberships in roles that existed before and role settings need metadata authenticated by a key';
+    events.warning(`not granted: ${withheld.join(', ')} (${why}); grant them yourself if they are needed`);
   }
   return created;
 }
@@ -448,8 +456,9 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
   }
   const stopChecks = new AbortController();
   const checks = startIntegrityChecks(context, metadata, decryption, AbortSignal.any([context.signal, stopChecks.signal]));
+  let trust: TrustDecision;
   try {
-    await allowed;
+    trust = await allowed;
   } catch (error) {
     stopChecks.abort();
     await checks.failure();
@@ -495,7 +504,7 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
       throw error;
     }
     await checks.passed;
-    const createdRoles = request.createRoles ? await createRecordedRoles(context, admin, metadata, decryption) : [];
+    const createdRoles = request.createRoles ? await createRecordedRoles(context, admin, metadata, decryption, {authentic: trust.verdict === 'authentic', superuserEquivalent: request.allowSuperuserEquivalentGrants === true}) : [];
     events.stage('prepare', 'finished', {detail: createdRoles.length > 0 ? `${scratchName}; created roles ${createdRoles.join(', ')}` : scratchName});
 
     const plaintextBytes = await loadInto(context, metadata, session.psql, target.withDatabase(scratchName), decryption, request.skip);

@@ -12,7 +12,7 @@ import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from
 import {BLOCK_SIZE, BlockPool, ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream, transformWhole} from '../pipeline/index.js';
 import {DatabaseTarget, DumpSnapshot, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type ClusterGlobals, type DatabaseFingerprint, type DumpProcess} from '../postgres/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
-import {documentAuthenticatorFor} from './document-trust.js';
+import {documentAuthenticatorFor} from '../trust/index.js';
 
 export interface BackupContext {
   readonly settings: Settings;

@@ -4,7 +4,7 @@ import type {BackupMetadata} from '../metadata/index.js';
 import {COMPRESSION_FORMATS} from '../pipeline/index.js';
 import {storageError} from '../storage/index.js';
 import {readBackStoredBackup, writeVerificationRecord, type DecodeSteps, type ReadBackOutcome} from '../verification/index.js';
-import {documentAuthenticatorFor} from './document-trust.js';
+import {decideTrust, documentAuthenticatorFor} from '../trust/index.js';
 import {decryptionFor, keyFits, readBackupMetadata, type Decryption, type StoredBackupContext} from './stored-backup.js';
 
 export type VerifyCheckName = 'metadata' | 'authenticity' | 'size' | 'sha256' | 'key' | 'decode' | 'plaintext' | 'completion';
@@ -42,6 +42,8 @@ export type VerifyContext = StoredBackupContext;
 export interface VerifyOptions {
   /** Accept an unencrypted backup although a key is configured (refused otherwise, as restore refuses it). */
   readonly allowUnencrypted?: boolean;
+  /** Accept metadata without a MAC although a key is configured (a legacy backup; refused otherwise). */
+  readonly allowUnsigned?: boolean;
 }
 
 export type VerifySelection = {readonly name: string} | {readonly latest: true} | {readonly all: true};
@@ -169,21 +171,18 @@ export async function verifyAndKeepMetadata(context: VerifyContext, name: string
       return {report: report(metadata, false), metadata};
     }
   }
-  if (authenticator) {
-    const authenticity = await authenticator.verify(metadata);
-    if (authenticity.status === 'forged') {
-      if (decryption && !(await keyFits(storage, metadata, decryption))) {
-        findings.fail('authenticity', 'E_WRONG_KEY', 'the configured key is not the one the backup was made with (neither its metadata\'s MAC nor its first block match the key)');
-      } else findings.fail('authenticity', 'E_NOT_AUTHENTIC', `its metadata is not authentic: ${authenticity.reason}`);
-      return {report: report(metadata, false), metadata};
-    }
-    if (metadata.encryption === null && !options.allowUnencrypted) {
-      findings.fail('authenticity', 'E_UNENCRYPTED', 'it is not encrypted, but a key is configured, so it was not written by a run with this configuration (pass --allow-unencrypted if you made it)');
-      return {report: report(metadata, false), metadata};
-    }
-    if (authenticity.status === 'unsigned') findings.skip('authenticity', 'its metadata has no MAC (written before synapse-backup authenticated metadata)');
-    else findings.pass('authenticity', 'metadata MAC matches the configured key');
-  } else findings.skip('authenticity', 'no key configured: the metadata cannot be authenticated');
+  const trust = await decideTrust(metadata, {
+    authenticator,
+    allowUnencrypted: options.allowUnencrypted,
+    allowUnsigned: options.allowUnsigned,
+    ...(decryption ? {keyFits: () => keyFits(storage, metadata, decryption)} : {}),
+  });
+  if (trust.verdict === 'refused') {
+    findings.fail('authenticity', trust.code, trust.why === 'unencrypted' ? `${trust.reason}; pass --allow-unencrypted if you made it` : trust.reason);
+    return {report: report(metadata, false), metadata};
+  }
+  if (trust.verdict === 'authentic') findings.pass('authenticity', 'metadata MAC matches the configured key');
+  else findings.skip('authenticity', trust.reason);
 
   const missingCodec = COMPRESSION_FORMATS[metadata.compression.algorithm].unavailable();
   const canDecode = (metadata.encryption === null || decryption !== undefined) && !missingCodec;
@@ -216,29 +215,40 @@ export async function verifyAndKeepMetadata(context: VerifyContext, name: string
   }
   events.stage('verify', findings.failure ? 'failed' : 'finished', {bytes: outcome.storedBytes, detail: findings.failure ? findings.failure.message : `sha256 ${outcome.storedSha256}`});
 
-  if (!findings.failure) {
-    // The record lets cleanup skip its own full read of this file; it is a convenience, so failing to write it is only a warning.
+  // The record lets cleanup skip its own full read of this file, and a failure keeps every reader
+  // from taking the backup for good; it is a convenience, so failing to write it is only a warning.
+  const condemned = findings.failure?.code === 'E_INTEGRITY' ? findings.failure.message : undefined;
+  if (!findings.failure || condemned) {
     try {
       const object = await storage.stat(name);
-      if (object) await writeVerificationRecord(storage, metadata, object, authenticator, now());
+      if (object) await writeVerificationRecord(storage, metadata, object, authenticator, now(), condemned);
     } catch (error) {
-      events.warning(`verified '${name}', but unable to record that in the storage: ${(error as Error).message}`);
+      events.warning(`${condemned ? 'found' : 'verified'} '${name}'${condemned ? ' damaged' : ''}, but unable to record that in the storage: ${(error as Error).message}`);
     }
   }
   return {report: report(metadata, decoded), metadata};
 }
 
-/** The backups a selection names: one by name, the newest, or every one the storage holds (newest first). */
+/**
+ * The backups a selection names: one by name; the newest good backup of the configured database
+ * (one whose last verification failed, or that cannot be authenticated, is not good); or every one
+ * the storage holds (newest first).
+ */
 export async function selectBackupsToVerify(context: VerifyContext, selection: VerifySelection): Promise<string[]> {
   if ('name' in selection) return [selection.name];
   const {backups} = await readCatalog(context.storage, {authenticator: documentAuthenticatorFor(context.settings.encryption)});
-  // A backup whose run is still going (or was killed) is not a backup yet.
-  const finished = backups.filter((entry) => entry.health !== 'incomplete' && entry.health !== 'data-missing');
   if ('latest' in selection) {
-    if (finished.length === 0) {
-      throw new SynapseError('E_BACKUP_NOT_FOUND', {message: `unable to verify the latest backup: '${context.storage.location}' holds none`, suggestion: 'Run `synapse-backup backup run` first.'});
+    const database = context.settings.database.database;
+    const newest = backups.find((entry) => entry.health === 'good' && entry.metadata?.database.name === database);
+    if (!newest) {
+      const others = backups.filter((entry) => entry.health !== 'incomplete' && entry.health !== 'data-missing').length;
+      throw new SynapseError('E_BACKUP_NOT_FOUND', {
+        message: `unable to find the latest good backup of database '${database}' in '${context.storage.location}'${others > 0 ? ` (it holds ${others} other backups, none of them a good one of this database)` : ''}`,
+        suggestion: 'Run `synapse-backup backup list` to see what the storage holds (and why a backup is not good), or pass a backup name.',
+      });
     }
-    return [finished[0]!.name];
+    return [newest.name];
   }
-  return finished.map((entry) => entry.name);
+  // A backup whose run is still going (or was killed) is not a backup yet.
+  return backups.filter((entry) => entry.health !== 'incomplete' && entry.health !== 'data-missing').map((entry) => entry.name);
 }

@@ -30,8 +30,9 @@ export interface AlertPlan {
 /** What to send, given what was standing and what stands now. Pure. */
 export function planAlerts(state: AlertState, problems: readonly StatusProblem[], now: Date, repeatIntervalMs: number): AlertPlan {
   const send = problems.filter((problem) => {
-    const lastSentAt = state.problems[problem.id]?.lastSentAt;
-    return lastSentAt === undefined || now.getTime() - Date.parse(lastSentAt) >= repeatIntervalMs;
+    const lastSentAt = Date.parse(state.problems[problem.id]?.lastSentAt ?? '');
+    // A time that cannot be read, or one in the future (a clock set back, a hand-edited state), must not silence an alert for good.
+    return Number.isNaN(lastSentAt) || lastSentAt > now.getTime() || now.getTime() - lastSentAt >= repeatIntervalMs;
   });
   const current = new Set(problems.map((problem) => problem.id));
   const resolved = Object.entries(state.problems)

@@ -46,13 +46,14 @@ export const DEFAULT_STATUS_POLICY: StatusPolicy = {
 };
 
 /** The alerts `status --notify` sends; each problem carries the one it raises. */
-export type AlertName = 'alert.backup_overdue' | 'alert.disk_low' | 'alert.backup_size_drop' | 'alert.backup_failed' | 'alert.restore_test_failed';
+export type AlertName = 'alert.backup_overdue' | 'alert.disk_low' | 'alert.backup_size_drop' | 'alert.backup_failed' | 'alert.restore_test_failed' | 'alert.storage_unreadable';
 
 export interface StatusProblem {
   /** Stable while the problem stands (e.g. `backup_overdue:shop:daily`): what de-duplication keys on. */
   readonly id: string;
   readonly alert: AlertName;
-  readonly level: 'warning' | 'critical';
+  /** 'unknown': status could not see what it checks (storage it cannot read), which is never OK. */
+  readonly level: 'warning' | 'critical' | 'unknown';
   readonly message: string;
   readonly database?: string;
   readonly type?: BackupType;
@@ -97,8 +98,20 @@ export interface StatusReport {
   readonly rejectedJournalEntries: number;
 }
 
+/** A backup in the storage that is not good: status must not pass over it in silence. */
+export interface UnusableBackup {
+  /** From its metadata where that could be parsed; undefined when nothing can be told. */
+  readonly database: string | undefined;
+  /** Why it does not count, in words for the message ("not authentic", "damaged"). */
+  readonly reason: string;
+  /** Its metadata could not be read at all (EACCES, EIO): the storage hides whether it is good. */
+  readonly unreadable?: string;
+}
+
 export interface StatusInput {
   readonly now: Date;
+  /** Backups present that are not good (forged, another key's, unsigned, damaged, unreadable). */
+  readonly unusable: readonly UnusableBackup[];
   /** The databases to report on; backups of others are ignored. */
   readonly databases: readonly string[];
   readonly backups: readonly BackupFact[];
@@ -111,6 +124,16 @@ export interface StatusInput {
 }
 
 const TREND_LENGTH = 8;
+
+/** `; the storage holds 3 backups that do not count (2 not authentic, 1 damaged)`, or nothing. */
+function unusableSummary(input: StatusInput, database: string | undefined): string {
+  const relevant = input.unusable.filter((backup) => database === undefined || backup.database === undefined || backup.database === database);
+  if (relevant.length === 0) return '';
+  const counts = new Map<string, number>();
+  for (const backup of relevant) counts.set(backup.reason, (counts.get(backup.reason) ?? 0) + 1);
+  const parts = [...counts].map(([reason, count]) => `${count} ${reason}`).join(', ');
+  return `; '${input.location}' holds ${relevant.length} backup${relevant.length === 1 ? '' : 's'} that do${relevant.length === 1 ? 'es' : ''} not count (${parts})`;
+}
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -144,7 +167,7 @@ function judgeType(input: StatusInput, database: string, type: BackupType, probl
       type,
       message: newest
         ? `the newest good ${type} backup of database '${database}' is ${formatAge(ageMs!)} old (${newest.name}); one is due every ${formatAge(maxAgeMs)}`
-        : `database '${database}' has no good ${type} backup`,
+        : `database '${database}' has no good ${type} backup${unusableSummary(input, database)}`,
     });
   }
   const previous = ofType.slice(0, -1).slice(-policy.sizeWindow);
@@ -192,6 +215,33 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     const present = new Set(input.backups.filter((backup) => backup.database === database).map((backup) => backup.type));
     const checked = policy.types ?? BACKUP_TYPES.filter((type) => present.has(type));
     for (const type of BACKUP_TYPES) if (checked.includes(type)) types.push(judgeType(input, database, type, problems));
+    // No type to check because there is no good backup at all: the worst case, never "all current".
+    if (checked.length === 0) {
+      problems.push({
+        id: `no_good_backup:${database}`,
+        alert: 'alert.backup_overdue',
+        level: 'critical',
+        database,
+        message: `database '${database}' has no good backup in '${input.location}'${unusableSummary(input, database)}`,
+      });
+    }
+  }
+  if (input.databases.length === 0) {
+    problems.push({
+      id: 'no_good_backup',
+      alert: 'alert.backup_overdue',
+      level: 'critical',
+      message: `'${input.location}' holds no good backup of any database${unusableSummary(input, undefined)}`,
+    });
+  }
+  const unreadable = input.unusable.filter((backup) => backup.unreadable !== undefined);
+  if (unreadable.length > 0) {
+    problems.push({
+      id: 'storage_unreadable',
+      alert: 'alert.storage_unreadable',
+      level: 'unknown',
+      message: `unable to read the metadata of ${unreadable.length} backup${unreadable.length === 1 ? '' : 's'} in '${input.location}' (${[...new Set(unreadable.map((backup) => backup.unreadable))].join(', ')}), so status cannot tell whether ${unreadable.length === 1 ? 'it is' : 'they are'} good: give this user read access to the backup storage`,
+    });
   }
 
   const freeRatio = input.space && input.space.totalBytes > 0 ? input.space.freeBytes / input.space.totalBytes : undefined;
@@ -242,7 +292,14 @@ export function evaluateStatus(input: StatusInput): StatusReport {
   const failureCounts = Object.fromEntries(
     JOURNAL_OPERATIONS.map((operation) => [operation, input.journal.find((entry) => entry.operation === operation && entry.outcome === 'failed')?.failureCount ?? 0]),
   ) as Record<JournalOperation, number>;
-  const level: StatusLevel = problems.some((problem) => problem.level === 'critical') ? 'critical' : problems.length > 0 ? 'warning' : 'ok';
+  // What is known to be bad outranks what cannot be seen; what cannot be seen outranks a warning.
+  const level: StatusLevel = problems.some((problem) => problem.level === 'critical')
+    ? 'critical'
+    : problems.some((problem) => problem.level === 'unknown')
+      ? 'unknown'
+      : problems.length > 0
+        ? 'warning'
+        : 'ok';
   return {
     level,
     checkedAt: now.toISOString(),

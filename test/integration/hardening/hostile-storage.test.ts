@@ -207,10 +207,15 @@ describe('hostile storage content', function () {
       expect(cleanup.json.result.removedKeys).to.deep.equal([]);
     });
 
-    it('restores an older backup without a MAC, with a warning, but does not count it as good', async function () {
+    it('refuses a backup whose MAC was stripped (exit 14), restores it only with --allow-unsigned-metadata, and never counts it as good', async function () {
       const made = await workspace.backup();
       await rewriteMetadata(workspace.backupDir, made, () => {}, {sign: false});
-      const restored = await workspace.run(['backup', 'restore', made, '--yes', '--json']);
+      const refused = await workspace.run(['backup', 'restore', made, '--yes', '--json']);
+      expect(refused.exitCode, refused.stdout).to.equal(14);
+      expect(refused.json.error.code).to.equal('E_NOT_AUTHENTIC');
+      const verified = await workspace.run(['backup', 'verify', made, '--json']);
+      expect(verified.exitCode, verified.stdout).to.equal(14);
+      const restored = await workspace.run(['backup', 'restore', made, '--yes', '--allow-unsigned-metadata', '--json']);
       expect(restored.exitCode, restored.stdout).to.equal(0);
       expect(restored.json.warnings.join('\n')).to.match(/has no MAC/);
       const listed = await workspace.run(['backup', 'list', '--json']);

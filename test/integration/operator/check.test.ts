@@ -39,6 +39,7 @@ describe('synapse-backup check', function () {
     ]);
     expect(components.find((component: {name: string}) => component.name === 'webhook').plugin).to.equal('@synapse-backup/plugin-notify-webhook');
     expect(statuses(checks)).to.deep.equal({
+      'plugin directory': 'ok',
       configuration: 'ok',
       database: 'ok',
       pg_dump: 'ok',

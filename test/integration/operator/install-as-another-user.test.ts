@@ -1,7 +1,7 @@
 import {expect} from 'chai';
 import {execa} from 'execa';
 import {existsSync} from 'node:fs';
-import {chmod, mkdtemp, readdir, rm} from 'node:fs/promises';
+import {chmod, mkdtemp, readFile, readdir, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 
@@ -9,7 +9,7 @@ import {PROJECT_ROOT} from '../../helpers/cli.js';
 import {createTestDatabase, seedSampleData} from '../../helpers/database.js';
 
 /** What `npm ci` leaves in /opt/synapse-backup: everything the CLI runs from. */
-const INSTALLED = ['bin', 'dist', 'node_modules', '.node-runtime', 'package.json', 'oclif.manifest.json', 'plugins', 'scripts'];
+const INSTALLED = ['bin', 'dist', 'node_modules', '.node-runtime', 'package.json', 'oclif.manifest.json', 'packages', 'plugins', 'scripts'];
 
 /**
  * The README's install: root runs `npm ci` in a root-owned directory; cron and systemd run the
@@ -78,5 +78,74 @@ describe('installed by root, run by another user (runuser -u postgres)', functio
     const listed = await execa('runuser', ['-u', 'postgres', '--', 'env', '-i', `PATH=${bin}:/usr/bin:/bin`, `HOME=${home}`, `DATABASE_URL=${database.url}`, `BACKUP_DIR=${backups}`, 'sh', '-c', 'cd / && synapse-backup backup list --json'], {reject: false});
     expect(listed.exitCode, listed.stdout + listed.stderr).to.equal(0);
     expect(JSON.parse(listed.stdout).status).to.equal(0);
+  });
+
+  describe('the cron table `schedule --cron` writes, each line run as written with cron\'s environment', function () {
+    let syslog: {messages: () => Promise<string>; stop: () => Promise<void>} | undefined;
+    const stateHome = '/var/lib/postgresql/.local/state/synapse-backup';
+    let stateExisted = false;
+
+    before(async function () {
+      stateExisted = existsSync(stateHome);
+      // logger(1) needs a syslog socket; a stock Debian has journald's. Where none listens, stand one in.
+      if (!existsSync('/dev/log')) {
+        const file = path.join(root, 'syslog');
+        await writeFile(file, '');
+        const listener = execa('python3', ['-c', "import os,socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind('/dev/log')\nos.chmod('/dev/log',0o666)\nout=open(sys.argv[1],'ab',0)\nprint('ready',flush=True)\nwhile True: out.write(s.recv(65536)+b'\\n')", file], {reject: false});
+        await new Promise<void>((resolve) => listener.stdout!.once('data', () => resolve()));
+        syslog = {
+          messages: () => readFile(file, 'utf8'),
+          stop: async () => {
+            listener.kill();
+            await listener;
+            await rm('/dev/log', {force: true});
+          },
+        };
+      }
+    });
+
+    after(async function () {
+      await syslog?.stop();
+      if (!stateExisted) await rm(stateHome, {recursive: true, force: true});
+    });
+
+    it('runs every job as the configured user, with output in syslog', async function () {
+      const etc = path.join(root, 'etc-synapse-backup');
+      await execa('mkdir', ['-p', etc]);
+      const keyFile = path.join(etc, 'key');
+      await writeFile(keyFile, 'a-cron-key-that-is-long-enough-0123456789\n');
+      const envFile = path.join(etc, 'env');
+      await writeFile(envFile, `DATABASE_URL=${database.url}\nBACKUP_DIR=${backups}\nBACKUP_ENCRYPTION_KEY_FILE=${keyFile}\nBACKUP_ENCRYPTION_ITERATIONS=20000\n`);
+      await execa('chown', ['postgres:postgres', keyFile, envFile]);
+      await chmod(keyFile, 0o600);
+      await chmod(envFile, 0o600);
+      const generated = await execa(path.join(install, 'bin', 'synapse-backup'), ['schedule', '--cron', '--install-dir', install, '--env-file', envFile]);
+      const table = generated.stdout.split('\n');
+      // cron's own environment: HOME and LOGNAME from the password database, SHELL and PATH as the table sets them.
+      const variables = Object.fromEntries(table.filter((line) => /^[A-Z]+=/.test(line)).map((line) => line.split(/=(.*)/s).slice(0, 2)));
+      const cronEnvironment = {HOME: '/var/lib/postgresql', LOGNAME: 'postgres', SHELL: '/bin/sh', PATH: '/usr/bin:/bin', ...variables};
+      const jobs = table.filter((line) => /^[0-9*]/.test(line)).map((line) => {
+        const fields = line.split(' ');
+        return {user: fields[5]!, command: fields.slice(6).join(' ')};
+      });
+      expect(jobs.map((job) => job.user)).to.deep.equal(Array(6).fill('postgres'));
+      for (const job of jobs) {
+        const run = await execa('runuser', ['-u', job.user, '--', 'env', '-i', ...Object.entries(cronEnvironment).map(([name, value]) => `${name}=${value}`), cronEnvironment.SHELL, '-c', job.command], {
+          reject: false,
+          cwd: cronEnvironment.HOME,
+        });
+        // What cron would mail: nothing, since the output went to syslog.
+        expect(run.stdout + run.stderr, job.command).to.equal('');
+      }
+      const names = (await readdir(backups)).filter((file) => /^backup_.*\.enc$/.test(file));
+      expect(names.map((file) => file.split('_')[1]).sort()).to.deep.equal(['daily', 'hourly', 'monthly']);
+      if (syslog) {
+        const logged = await syslog.messages();
+        for (const text of ['synapse-backup: Backup backup_hourly_', 'backup verify: finished', 'backups kept', 'OK: all backups current', 'Data matches the backup']) expect(logged, text).to.include(text);
+        expect(logged).not.to.include('unable to load');
+      }
+      // status --notify kept its alert state in the user's own state directory.
+      expect(existsSync(path.join(stateHome, 'alert-state'))).to.equal(true);
+    });
   });
 });

@@ -108,27 +108,86 @@ describe('disaster recovery onto a new, empty server (throwaway cluster)', funct
     expect(await cluster.psql(`select rolconnlimit from pg_roles where rolname = '${prefix}reader'`)).to.equal('3');
   });
 
-  it('grants no privileged attribute from metadata it cannot authenticate', async function () {
-    // The same backup, its metadata re-written without a MAC and with a planted superuser among the roles.
-    const planted = `${prefix}planted`;
+  /** Every column of the roles that exist before a restore: an existing role must come out exactly as it went in. */
+  const authidRows = (): Promise<string> => cluster.psql(`select a::text from pg_authid a where rolname not like '${prefix}%' order by rolname`);
+  const membershipRows = (): Promise<string> =>
+    cluster.psql(`select pg_get_userbyid(roleid) || ' <- ' || pg_get_userbyid(member) || ' ' || admin_option from pg_auth_members order by 1`);
+
+  /** The attack of a writer of the storage: a genuine backup's metadata, its MAC removed, a role planted that joins the superuser and the server-program role. */
+  async function plantEscalatingRole(planted: string, options: {sign: boolean}): Promise<void> {
     await rewriteMetadata(
       workspace.backupDir,
       name,
       (metadata) => {
-        metadata.globals.roles.push({...metadata.globals.roles.find((role: {name: string}) => role.name === `${prefix}reader`), name: planted, superuser: true, replication: true});
+        const reader = metadata.globals.roles.find((role: {name: string}) => role.name === `${prefix}reader`);
+        metadata.globals.roles.push({...reader, name: planted, superuser: true, replication: true, createRole: true, canLogin: true});
         metadata.globals.settings.push({role: planted, setting: 'search_path=evil'});
-        // An existing role must not be pulled into a new one.
-        metadata.globals.memberships.push({role: planted, member: 'postgres', admin: false});
+        metadata.globals.memberships.push(
+          {role: 'postgres', member: planted, admin: false},
+          {role: 'pg_execute_server_program', member: planted, admin: true},
+          {role: 'pg_read_all_data', member: planted, admin: false},
+          // An existing role must not be pulled into a new one.
+          {role: planted, member: 'postgres', admin: false},
+        );
       },
-      {sign: false},
+      {sign: options.sign},
     );
+  }
+
+  it('refuses metadata whose MAC was stripped (exit 14) and creates nothing', async function () {
+    const planted = `${prefix}stripped`;
+    const before = await authidRows();
+    await plantEscalatingRole(planted, {sign: false});
     const result = await workspace.run(['backup', 'restore', name, '--yes', '--create-roles', '--json'], onNewServer());
+    expect(result.exitCode, result.stderr).to.equal(14);
+    expect(result.json.error.code).to.equal('E_NOT_AUTHENTIC');
+    expect(result.json.error.message).to.include('no MAC').and.include('--allow-unsigned-metadata');
+    expect(await cluster.psql(`select count(*) from pg_roles where rolname = '${planted}'`)).to.equal('0');
+    expect(await authidRows()).to.equal(before);
+  });
+
+  it('from unauthenticated metadata (the legacy flag) grants no privilege, no membership in an existing role and no setting', async function () {
+    const planted = `${prefix}legacy`;
+    const beforeAuthid = await authidRows();
+    const beforeMembers = await membershipRows();
+    await plantEscalatingRole(planted, {sign: false});
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--create-roles', '--allow-unsigned-metadata', '--json'], onNewServer());
     expect(result.exitCode, result.stderr).to.equal(0);
     expect(result.json.result.createdRoles).to.include(planted);
-    expect(await cluster.psql(`select rolsuper || ' ' || rolreplication from pg_roles where rolname = '${planted}'`)).to.equal('false false');
-    expect(result.json.warnings.join('\n')).to.include(`SUPERUSER of role '${planted}'`).and.include('authenticated by a key');
+    expect(await cluster.psql(`select rolsuper || ' ' || rolreplication || ' ' || rolcreaterole from pg_roles where rolname = '${planted}'`)).to.equal('false false false');
+    const warnings = result.json.warnings.join('\n');
+    expect(warnings).to.include('no MAC');
+    expect(warnings).to.include(`SUPERUSER of role "${planted}"`).and.include(`CREATEROLE of role "${planted}"`);
+    expect(warnings).to.include(`membership of "${planted}" in existing role "postgres"`).and.include(`membership of "${planted}" in existing role "pg_execute_server_program"`);
+    expect(warnings).to.include('authenticated by a key');
     expect(await cluster.psql(`select count(*) from pg_db_role_setting where setrole = (select oid from pg_roles where rolname = '${planted}')`)).to.equal('0');
-    expect(await cluster.psql(`select count(*) from pg_auth_members where roleid = (select oid from pg_roles where rolname = '${planted}')`)).to.equal('0');
+    expect(await cluster.psql(`select count(*) from pg_auth_members where member = (select oid from pg_roles where rolname = '${planted}') or roleid = (select oid from pg_roles where rolname = '${planted}')`)).to.equal('0');
+    // Existing roles come out exactly as they went in, every column, and are members of nothing new.
+    expect(await authidRows()).to.equal(beforeAuthid);
+    expect((await membershipRows()).split('\n').filter((line) => !line.includes(prefix))).to.deep.equal(beforeMembers.split('\n').filter((line) => !line.includes(prefix)));
+    // The planted role cannot become the superuser, nor run a program on the server.
+    expect(await cluster.psql(`select pg_has_role('${planted}', 'postgres', 'member')::text || ' ' || pg_has_role('${planted}', 'pg_execute_server_program', 'member')::text`)).to.equal('false false');
+  });
+
+  it('from authentic metadata grants memberships that give the server account only with --grant-superuser-equivalent', async function () {
+    const planted = `${prefix}signed`;
+    const beforeAuthid = await authidRows();
+    await plantEscalatingRole(planted, {sign: true});
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--create-roles', '--json'], onNewServer());
+    expect(result.exitCode, result.stderr).to.equal(0);
+    const members = (): Promise<string> =>
+      cluster.psql(`select string_agg(pg_get_userbyid(roleid), ',' order by pg_get_userbyid(roleid)) from pg_auth_members where member = (select oid from pg_roles where rolname = '${planted}')`);
+    // Authentic: CREATEROLE and the predefined pg_read_all_data come along; the superuser and the server-program role do not.
+    expect(await members()).to.equal('pg_read_all_data');
+    expect(await cluster.psql(`select rolcreaterole::text from pg_roles where rolname = '${planted}'`)).to.equal('true');
+    expect(result.json.warnings.join('\n')).to.include(`membership of "${planted}" in "pg_execute_server_program"`).and.include('--grant-superuser-equivalent');
+    expect(await authidRows()).to.equal(beforeAuthid);
+
+    await cluster.psql(`drop role ${planted}`);
+    const granted = await workspace.run(['backup', 'restore', name, '--yes', '--create-roles', '--grant-superuser-equivalent', '--json'], onNewServer());
+    expect(granted.exitCode, granted.stderr).to.equal(0);
+    expect(await members()).to.equal('pg_execute_server_program,pg_read_all_data,postgres');
+    expect(await authidRows()).to.equal(beforeAuthid);
   });
 
   it('with --no-owner --no-privileges restores the data anywhere, owned by the restoring role', async function () {

@@ -1,15 +1,17 @@
 import {expect} from 'chai';
-import {mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
+import {execa} from 'execa';
+import {existsSync} from 'node:fs';
+import {chmod, mkdir, readFile, readdir, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 
-import {runCli} from '../../helpers/cli.js';
+import {CLI, runCli} from '../../helpers/cli.js';
 import {seedSampleData, sql} from '../../helpers/database.js';
 import {fakeBinDir, versionAware} from '../../helpers/fake-tools.js';
 import {mountTmpfs, remountReadOnly, unmount} from '../../helpers/mounts.js';
 import {startHttpReceiver, type HttpReceiver} from '../../helpers/receivers.js';
 import {freePort} from '../../helpers/services.js';
-import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
+import {TEST_KEY, createWorkspace, type Workspace} from '../../helpers/workspace.js';
 
 /** The status command's problems by alert, from its --json result. */
 function alertsOf(result: {json: any}): string[] {
@@ -30,7 +32,7 @@ describe('status', function () {
     await workspace.dispose();
   });
 
-  const status = (args: string[], env: Record<string, string | undefined> = {}) => workspace.run(['status', ...args], {SYNAPSE_BACKUP_DATA_DIR: dataDir, ...env});
+  const status = (args: string[], env: Record<string, string | undefined> = {}) => workspace.run(['status', ...args], {SYNAPSE_BACKUP_STATE_DIR: dataDir, ...env});
 
   it('is OK (exit 0) with a current backup, and shows it in the table, as JSON and as Prometheus metrics', async function () {
     const name = await workspace.backup();
@@ -124,13 +126,77 @@ describe('status', function () {
     expect(result.json.warnings.join('\n')).to.include('not authentic');
   });
 
-  it('exits 3 (UNKNOWN) when it cannot read the storage', async function () {
+  it('exits 3 (UNKNOWN) when it cannot read the storage, and creates no missing storage', async function () {
     const result = await status(['--json'], {BACKUP_DIR: path.join(workspace.cwd, 'nowhere')});
     expect(result.exitCode).to.equal(3);
+    expect(existsSync(path.join(workspace.cwd, 'nowhere'))).to.equal(false);
     expect(result.json.status).to.equal(3);
     const text = await status([], {BACKUP_DIR: path.join(workspace.cwd, 'nowhere')});
     expect(text.exitCode).to.equal(3);
     expect(text.stderr).to.include('does not exist');
+  });
+
+  it('is CRITICAL (exit 2), never OK, when it sees no good backup: an empty storage, or backups none of which the key authenticates', async function () {
+    await mkdir(workspace.backupDir, {recursive: true});
+    const empty = await status(['--json']);
+    expect(empty.exitCode, empty.stdout).to.equal(2);
+    expect(empty.json.result.problems.map((problem: {id: string}) => problem.id)).to.deep.equal([`no_good_backup:${workspace.database}`]);
+    expect((await status([])).stdout).to.match(/^CRITICAL: database '.*' has no good backup/);
+
+    await workspace.backup();
+    await workspace.backup({}, 'daily');
+    const otherKey = await status(['--json'], {BACKUP_ENCRYPTION_KEY: 'another-key-that-is-long-enough-0123456789'});
+    expect(otherKey.exitCode, otherKey.stdout).to.equal(2);
+    expect(otherKey.json.result.problems[0].message).to.include('holds 2 backups that do not count (2 not authentic with the configured key');
+  });
+
+  it('is UNKNOWN (exit 3) when it cannot read a backup\'s metadata, CRITICAL when then no backup is good', async function () {
+    const name = await workspace.backup();
+    // The storage as another user sees it: the directory readable, the metadata not.
+    await chmod(workspace.cwd, 0o755);
+    await chmod(workspace.backupDir, 0o755);
+    const meta = path.join(workspace.backupDir, `${name}.meta.json`);
+    await chmod(meta, 0o600);
+    const asNobody = (extra: string[] = []) =>
+      execa('runuser', ['-u', 'nobody', '--', 'env', '-i', `PATH=${process.env.PATH}`, 'HOME=/nonexistent', `DATABASE_URL=${workspace.databaseUrl}`, `BACKUP_DIR=${workspace.backupDir}`, `BACKUP_ENCRYPTION_KEY=${TEST_KEY}`, 'BACKUP_ENCRYPTION_ITERATIONS=20000', process.execPath, '--', CLI, 'status', '--json', ...extra], {reject: false, cwd: '/'});
+    const blind = await asNobody();
+    expect(blind.exitCode, blind.stdout + blind.stderr).to.equal(2);
+    const ids = JSON.parse(blind.stdout).result.problems.map((problem: {id: string}) => problem.id);
+    expect(ids).to.deep.equal([`no_good_backup:${workspace.database}`, 'storage_unreadable']);
+    expect(JSON.parse(blind.stdout).result.problems[1].message).to.include('EACCES');
+    // A second backup it can read is good, but the one it cannot see still keeps it from OK.
+    const second = await workspace.backup();
+    await chmod(path.join(workspace.backupDir, `${second}.meta.json`), 0o644);
+    await chmod(path.join(workspace.backupDir, second), 0o644);
+    const partly = await asNobody();
+    expect(partly.exitCode, partly.stdout + partly.stderr).to.equal(3);
+    expect(JSON.parse(partly.stdout).result.level).to.equal('unknown');
+  });
+
+  it('no longer counts a backup as good once a verification found it damaged, anywhere', async function () {
+    const older = await workspace.backup();
+    const newer = await workspace.backup();
+    const file = path.join(workspace.backupDir, newer);
+    const bytes = await readFile(file);
+    bytes[bytes.length - 40] = bytes[bytes.length - 40]! ^ 0xff;
+    await writeFile(file, bytes);
+    const verified = await workspace.run(['backup', 'verify', newer, '--json']);
+    expect(verified.exitCode).to.equal(13);
+    // Put the bytes back as they were verified: the record of the failure still stands until a verification passes.
+    bytes[bytes.length - 40] = bytes[bytes.length - 40]! ^ 0xff;
+    await writeFile(file, bytes);
+    const result = await status(['--json']);
+    expect(result.json.result.types[0].newest.name).to.equal(older);
+    const listed = await workspace.run(['backup', 'list', '--json']);
+    expect(listed.json.result.backups.find((backup: {name: string}) => backup.name === newer)).to.include({health: 'damaged'});
+    const latest = await workspace.run(['backup', 'test-restore', '--latest', '--json']);
+    expect(latest.exitCode, latest.stdout).to.equal(0);
+    expect(latest.json.result.backupName).to.equal(older);
+    const cleanup = await workspace.run(['backup', 'cleanup', '--dry-run', '--json'], {BACKUP_RETENTION_HOURLY: '1'});
+    expect(cleanup.json.result.removedKeys ?? []).to.deep.equal([]);
+    // A verification that passes again makes it good again.
+    expect((await workspace.run(['backup', 'verify', newer, '--json'])).exitCode).to.equal(0);
+    expect((await status(['--json'])).json.result.types[0].newest.name).to.equal(newer);
   });
 
   it('writes a node_exporter textfile atomically', async function () {
@@ -212,10 +278,34 @@ describe('status', function () {
       expect(received()).to.deep.equal(['alert.backup_overdue', 'alert.backup_overdue', `resolved backup_overdue:${workspace.database}:hourly`]);
     });
 
+    it('keeps the real status when the alert state cannot be written: falls back to a private directory, else sends at every run', async function () {
+      await workspace.backup();
+      await sleep(1100);
+      const blocker = path.join(workspace.cwd, 'a-file');
+      await writeFile(blocker, 'not a directory');
+      const temp = path.join(workspace.cwd, 'tmp');
+      await mkdir(temp);
+      const overdue = {NOTIFY_WEBHOOK_URL: receiver.url, BACKUP_ALERT_MAX_AGE_HOURLY: '1s', SYNAPSE_BACKUP_STATE_DIR: path.join(blocker, 'state'), TMPDIR: temp};
+      const first = await status(['--notify', '--json'], overdue);
+      expect(first.exitCode, first.stdout).to.equal(2);
+      expect(first.json.status).to.equal(2);
+      expect(first.json.warnings.join('\n')).to.include('unable to keep the alert state in').and.include(temp);
+      expect((await status(['--notify', '--json'], overdue)).exitCode).to.equal(2);
+      expect(received()).to.deep.equal(['alert.backup_overdue']);
+
+      // Nowhere to keep it: the real status still, and the alert again at every run rather than never.
+      const nowhere = {...overdue, TMPDIR: blocker};
+      const blind = await status(['--notify', '--json'], nowhere);
+      expect(blind.exitCode, blind.stdout).to.equal(2);
+      expect(blind.json.warnings.join('\n')).to.include('unable to keep the alert state anywhere');
+      await status(['--notify', '--json'], nowhere);
+      expect(received()).to.deep.equal(['alert.backup_overdue', 'alert.backup_overdue', 'alert.backup_overdue']);
+    });
+
     it('does not double-send from concurrent runs', async function () {
       await workspace.backup();
       await sleep(1100);
-      const env = {...workspace.env, SYNAPSE_BACKUP_DATA_DIR: dataDir, NOTIFY_WEBHOOK_URL: receiver.url, BACKUP_ALERT_MAX_AGE_HOURLY: '1s'};
+      const env = {...workspace.env, SYNAPSE_BACKUP_STATE_DIR: dataDir, NOTIFY_WEBHOOK_URL: receiver.url, BACKUP_ALERT_MAX_AGE_HOURLY: '1s'};
       const runs = await Promise.all(Array.from({length: 4}, () => runCli(['status', '--notify', '--json'], {cwd: workspace.cwd, env})));
       expect(runs.map((run) => run.exitCode)).to.deep.equal([2, 2, 2, 2]);
       expect(received()).to.deep.equal(['alert.backup_overdue']);

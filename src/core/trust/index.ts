@@ -1,0 +1,2 @@
+export * from './backup-trust.js';
+export * from './document-authenticator.js';
