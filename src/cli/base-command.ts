@@ -160,8 +160,9 @@ export abstract class SynapseCommand<T> extends Command {
 
   /**
    * What a command that reads stored backups (verify, test-restore) starts with: the name checked,
-   * the settings, the storage (read-write: such runs record what they find) and the ciphers; from
-   * here on the run is journaled.
+   * the settings, the storage (opened for reading: a read-only mount must serve them, as it serves
+   * the disaster-recovery step `backup verify --latest`; what they record is a warning when it
+   * cannot be written) and the ciphers; from here on the run is journaled.
    */
   protected async openStoredBackups(name: string | undefined, action: string): Promise<StoredBackupContext> {
     if (name) {
@@ -169,7 +170,7 @@ export abstract class SynapseCommand<T> extends Command {
       this.eventFacts.backup = {name};
     }
     const settings = this.loadSettings([]);
-    const storage = await openStorage(this.config, settings, 'read-write', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
+    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
     this.journalIn(storage, settings);
     return {settings, storage, encryptionProviders: await loadEncryptionProviders(this.config), events: this.events, signal: this.signal};
   }

@@ -79,14 +79,16 @@ export default class Check extends SynapseCommand<CheckOutput> {
     // Configured here rather than through this.notifier(), which would also report its problems as warnings: here they are findings.
     const notifier = await Notifier.configure(sinks.sinks, env);
     let reports: DeliveryReport[] | undefined;
+    let probes: Map<string, string | undefined> | undefined;
     try {
+      probes = await notifier.probe();
       if (flags['notify-test']) {
         reports = await notifier.deliver(buildEvent('test.ping', {operation: 'check', database: settings.database.database}, {host: hostname(), toolVersion: this.config.version}));
       }
     } finally {
       await notifier.close();
     }
-    checks.push(...checkSinks(notifier, reports));
+    checks.push(...checkSinks(notifier, reports, probes));
 
     this.print(formatCheckReport(components, checks));
     const failed = checks.filter((check) => check.status === 'failed');

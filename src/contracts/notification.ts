@@ -109,6 +109,11 @@ export interface ConfiguredSink {
    * idempotent): the core then tries once more.
    */
   deliver(event: SynapseEvent, options: DeliveryOptions): Promise<void>;
+  /**
+   * Checks, without sending anything, that a delivery could succeed (connects, negotiates, logs
+   * in), for `synapse-backup check`. Rejects with the reason. Optional (plugin API 1.2).
+   */
+  probe?(options: DeliveryOptions): Promise<void>;
   close?(): Promise<void>;
 }
 

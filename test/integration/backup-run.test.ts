@@ -86,9 +86,13 @@ describe('backup run', function () {
     expect(table.exitCode).to.equal(0);
     const lines = table.stdout.split('\n');
     expect(lines[0]).to.equal(`Available backups of database '${workspace.database}':`);
-    expect(lines[1]).to.match(/^Filename\s+Database\s+Type\s+Timestamp\s+Size$/);
-    expect(lines[3]).to.match(new RegExp(`^${newer.replaceAll('.', '\\.')}\\s+${workspace.database}\\s+Hourly\\s+\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}\\s+\\d+\\.\\d{2} KB$`));
-    expect(lines[4]).to.match(new RegExp(`^${older.replaceAll('.', '\\.')}\\s+${workspace.database}\\s+Monthly`));
+    expect(lines[1]).to.match(/^Filename\s+Type\s+Timestamp\s+Size$/);
+    expect(lines[3]).to.match(new RegExp(`^${newer.replaceAll('.', '\\.')}\\s+Hourly\\s+\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}\\s+\\d+\\.\\d{2} KB$`));
+    expect(lines[4]).to.match(new RegExp(`^${older.replaceAll('.', '\\.')}\\s+Monthly`));
+    // The Database column only where several databases are shown.
+    const all = (await workspace.run(['backup', 'list', '--all-databases'])).stdout.split('\n');
+    expect(all[1]).to.match(/^Filename\s+Database\s+Type\s+Timestamp\s+Size$/);
+    expect(all[3]).to.match(new RegExp(`^${newer.replaceAll('.', '\\.')}\\s+${workspace.database}\\s+Hourly\\s`));
     const json = await workspace.run(['backup', 'list', '--json']);
     expect(json.json.result.backups.map((backup: {name: string}) => backup.name)).to.deep.equal([newer, older]);
     expect(json.json.result.backups[0]).to.include({health: 'good', type: 'hourly', encrypted: true});

@@ -226,6 +226,24 @@ describe('backup restore', function () {
     await expectUntouched(changed);
   });
 
+  it("shows psql's warnings of a restore that succeeds, counted, in --json too", async function () {
+    const name = await workspace.backup();
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'warning-bin'), {psql: versionAware('psql', 'echo "psql:<stdin>:42: WARNING:  no privileges were granted for \\"t\\"" >&2\nexec psql "$@"')});
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json'], {PG_BIN_DIR: binDir});
+    expect(result.exitCode, result.stdout).to.equal(0);
+    expect(result.json.result.psqlWarnings).to.deep.equal({lines: 1, text: 'psql:<stdin>:42: WARNING:  no privileges were granted for "t"'});
+    expect(result.json.warnings.join('\n')).to.include('psql wrote 1 line of warnings').and.include('no privileges were granted');
+    const text = await workspace.run(['backup', 'restore', name, '--yes'], {PG_BIN_DIR: binDir});
+    expect(text.stderr).to.include('WARNING:  no privileges were granted');
+  });
+
+  it('says so when SYNAPSE_BACKUP_LOCK_TIMEOUT_MS cannot be read, and restores with the default', async function () {
+    const name = await workspace.backup();
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json'], {SYNAPSE_BACKUP_LOCK_TIMEOUT_MS: 'soon'});
+    expect(result.exitCode, result.stdout).to.equal(0);
+    expect(result.json.warnings.join('\n')).to.include("SYNAPSE_BACKUP_LOCK_TIMEOUT_MS 'soon'").and.include('using the default (10000 ms)');
+  });
+
   it('reports a wrong key as a wrong key, before touching the database', async function () {
     const name = await workspace.backup();
     const changed = await changeDatabase();

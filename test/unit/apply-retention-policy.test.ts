@@ -128,6 +128,15 @@ describe('applyRetentionPolicy', function () {
     ]);
   });
 
+  it('applies its counts only to the database it manages, keeping every other database\'s backups', function () {
+    const candidates = [...series('hourly', 3).map((candidate) => ({...candidate, database: 'a'})), ...series('hourly', 3).map((candidate) => ({...candidate, name: `b-${candidate.name}`, database: 'b'}))];
+    const scoped = applyRetentionPolicy(candidates, {...standard, hourly: 1}, {database: 'b'});
+    expect(scoped.filter((decision) => decision.action === 'remove').map((decision) => decision.name).sort()).to.deep.equal(['b-hourly-1', 'b-hourly-2']);
+    expect(scoped.filter((decision) => decision.database === 'a').map((decision) => decision.reason)).to.deep.equal(Array(3).fill("a backup of another database: this cleanup manages 'b' (--all-databases for every database)"));
+    const everywhere = applyRetentionPolicy(candidates, {...standard, hourly: 1}, {database: undefined});
+    expect(everywhere.filter((decision) => decision.action === 'remove')).to.have.length(4);
+  });
+
   it('names the backups that must be verified before an older one may go', function () {
     const candidates = [backup('hourly', 0, 'good', 0, {verified: false}), backup('hourly', 1, 'good', 0, {verified: false}), backup('hourly', 2)];
     const decisions = applyRetentionPolicy(candidates, {...standard, hourly: 2});

@@ -47,7 +47,18 @@ describe('formatting', function () {
       size: 10,
       database: undefined,
     };
+    // For one database, exactly the product's promise: no Database column.
     expect(formatBackupTable([backup, broken])).to.equal(
+      [
+        'Available backups:',
+        'Filename                                 Type       Timestamp                  Size',
+        '-'.repeat(83),
+        'backup_hourly_20260222_143000.sql.gz.enc Hourly     2026-02-22 14:30:00     2.45 MB',
+        'backup_daily_20260221_020000.sql.gz.enc  Daily      2026-02-21 02:00:00        10 B  [metadata missing]',
+        '',
+      ].join('\n'),
+    );
+    expect(formatBackupTable([backup, broken], 'Available backups:', {showDatabase: true})).to.equal(
       [
         'Available backups:',
         'Filename                                 Database Type       Timestamp                  Size',

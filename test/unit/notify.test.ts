@@ -3,7 +3,7 @@ import {expect} from 'chai';
 import {parseDuration} from '../../src/core/config/duration.js';
 import {resolveSettings} from '../../src/core/config/index.js';
 import {SynapseError} from '../../src/core/errors/index.js';
-import {DEFAULT_EVENT_PATTERNS, buildEvent, matchesEvent, outcomeOf, parseEventPatterns, sinkSecrets, summarize} from '../../src/core/notify/index.js';
+import {DEFAULT_EVENT_PATTERNS, Notifier, buildEvent, matchesEvent, outcomeOf, parseEventPatterns, sinkSecrets, summarize} from '../../src/core/notify/index.js';
 import {redact} from '../../src/core/secrets/index.js';
 
 describe('notifications: the pure parts', function () {
@@ -34,6 +34,14 @@ describe('notifications: the pure parts', function () {
         expect(() => parseEventPatterns('NOTIFY_X_EVENTS', bad), bad).to.throw(SynapseError, /NOTIFY_X_EVENTS/);
       }
     });
+  });
+
+  it('warns of an event pattern that matches no event of this version, as a mistyped one would', async function () {
+    const sink = {factory: {id: 'webhook', description: '', activatedBy: 'NOTIFY_WEBHOOK_URL', variables: [], create: async () => ({target: 'x', deliver: async () => {}})}, plugin: 'p'};
+    const notifier = await Notifier.configure([sink], {NOTIFY_WEBHOOK_URL: 'http://127.0.0.1:1/', NOTIFY_WEBHOOK_EVENTS: 'backup.faild,restore.*'});
+    expect(notifier.warnings.join('\n')).to.include("NOTIFY_WEBHOOK_EVENTS names 'backup.faild', which matches no event of this version").and.not.include("'restore.*'");
+    const fine = await Notifier.configure([sink], {NOTIFY_WEBHOOK_URL: 'http://127.0.0.1:1/', NOTIFY_WEBHOOK_EVENTS: 'backup.failed,alert.*'});
+    expect(fine.warnings).to.deep.equal([]);
   });
 
   describe('durations', function () {

@@ -142,6 +142,8 @@ describe('resolveSettings', function () {
     const bad = settingsOf({SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS: 'abc'});
     expect(bad.progressIntervalMs).to.equal(10000);
     expect(bad.warnings.join('\n')).to.include("SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS 'abc'");
+    // Every command uses these: the warning must not say otherwise.
+    expect(bad.warnings.join('\n')).to.include('using the default (10000 ms) instead').and.not.include('does not use it');
     expect(settingsOf({}).storageTimeoutMs).to.equal(300_000);
     expect(settingsOf({SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS: '1500'}).storageTimeoutMs).to.equal(1500);
     for (const value of ['abc', '0']) {

@@ -86,6 +86,11 @@ describe('status: the pure parts', function () {
       expect(policy.minSizeRatio).to.equal(0.25);
     });
 
+    it('refuses a bare number of max age rather than guess its unit (26 means hours to whoever wrote it)', function () {
+      expect(() => statusPolicyFrom({BACKUP_ALERT_MAX_AGE_DAILY: '26'})).to.throw(SynapseError, /BACKUP_ALERT_MAX_AGE_DAILY '26': a bare number has no unit; write it with one, such as 26h/);
+      expect(statusPolicyFrom({BACKUP_ALERT_MAX_AGE_DAILY: '26h'}).maxAgeMs.daily).to.equal(26 * 3_600_000);
+    });
+
     for (const [name, value] of [['BACKUP_ALERT_MAX_AGE_DAILY', 'soon'], ['BACKUP_ALERT_TYPES', 'weekly'], ['BACKUP_ALERT_MIN_FREE_PERCENT', '120'], ['BACKUP_ALERT_MIN_SIZE_RATIO', '2'], ['BACKUP_ALERT_MIN_SIZE_RATIO', '-1']] as const) {
       it(`refuses ${name}=${value}, naming it`, function () {
         expect(() => statusPolicyFrom({[name]: value})).to.throw(SynapseError, name);

@@ -4,8 +4,14 @@ import type {ConfiguredSink, DeliveryOptions, NotificationSinkFactory, SynapseEv
 /** Healthchecks.io's convention (Cronitor, Dead Man's Snitch and others accept it): `/start`, the URL itself, `/fail`. */
 const SUFFIX: Partial<Record<SynapseEvent['outcome'], string>> = {started: '/start', success: '', failure: '/fail'};
 
+/**
+ * `check --notify-test` must not reset the dead man's switch: a success ping without a backup would
+ * hide that backups stopped. Healthchecks' `/log` records the ping without changing the check's state.
+ */
+const TEST_SUFFIX = '/log';
+
 export function pingUrl(base: URL, event: SynapseEvent): URL | undefined {
-  const suffix = SUFFIX[event.event === 'test.ping' ? 'success' : event.outcome];
+  const suffix = event.event === 'test.ping' ? TEST_SUFFIX : SUFFIX[event.outcome];
   if (suffix === undefined) return undefined;
   const url = new URL(base);
   url.pathname = `${url.pathname.replace(/\/+$/, '')}${suffix}`;

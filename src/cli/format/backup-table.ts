@@ -10,13 +10,17 @@ export function formatTimestamp(iso: string): string {
   return iso.replace('T', ' ').slice(0, 19);
 }
 
-/** The `backup list` table: newest first, broken backups marked at the end of their row. */
-export function formatBackupTable(backups: readonly ListedBackup[], heading = 'Available backups:'): string {
+/**
+ * The `backup list` table: newest first, broken backups marked at the end of their row. The
+ * Database column only where several databases are shown (--all-databases); for one database the
+ * table is the product's promise: Filename, Type, Timestamp, Size.
+ */
+export function formatBackupTable(backups: readonly ListedBackup[], heading = 'Available backups:', options: {showDatabase?: boolean} = {}): string {
   if (backups.length === 0) return `${heading}\nNo backups found.\n`;
   const nameWidth = Math.max(40, ...backups.map((backup) => backup.name.length));
   const databaseWidth = Math.max(8, ...backups.map((backup) => (backup.database ?? '?').length));
   const row = (name: string, database: string, type: string, timestamp: string, size: string, note = ''): string =>
-    `${name.padEnd(nameWidth)} ${database.padEnd(databaseWidth)} ${type.padEnd(10)} ${timestamp.padEnd(20)} ${size.padStart(10)}${note ? `  ${note}` : ''}`.trimEnd();
+    `${name.padEnd(nameWidth)} ${options.showDatabase ? `${database.padEnd(databaseWidth)} ` : ''}${type.padEnd(10)} ${timestamp.padEnd(20)} ${size.padStart(10)}${note ? `  ${note}` : ''}`.trimEnd();
   const header = row('Filename', 'Database', 'Type', 'Timestamp', 'Size');
   const lines = [
     heading,

@@ -20,6 +20,10 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
 
   static override flags = {
     'dry-run': Flags.boolean({summary: 'Show what would be deleted and delete nothing.', default: false}),
+    'all-databases': Flags.boolean({
+      summary: "Apply the retention counts to every database's backups in the storage, not only to those of the database DATABASE_URL names.",
+      default: false,
+    }),
   };
 
   async run(): Promise<CleanupOutput> {
@@ -34,7 +38,11 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
         {stage: 'verify', title: 'Verify the backups that replace older ones'},
         {stage: 'remove', title: 'Delete'},
       ],
-      () => cleanupBackups({storage, policy: settings.retention, events: this.events, authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: flags['dry-run']}),
+      () =>
+        cleanupBackups(
+          {storage, policy: settings.retention, events: this.events, authenticator: documentAuthenticatorFor(settings.encryption), database: flags['all-databases'] ? undefined : settings.database.database},
+          {dryRun: flags['dry-run']},
+        ),
     );
     const verb = result.dryRun ? 'would remove' : 'removed';
     const width = verb.length;
@@ -44,6 +52,7 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
     ];
     const removed = result.decisions.filter((decision) => decision.action === 'remove').length;
     const outcome = result.dryRun ? 'would be removed' : 'removed';
+    if (flags['all-databases']) this.warnUser(`--all-databases: the retention counts of this configuration (hourly ${settings.retention.hourly}, daily ${settings.retention.daily}, monthly ${settings.retention.monthly}) apply to every database in '${storage.location}'`);
     this.print(`${lines.join('\n')}${lines.length > 0 ? '\n' : ''}${result.dryRun ? 'Dry run: ' : ''}${removed} backups and ${result.leftovers.length} leftovers ${outcome}; ${result.decisions.length - removed} backups kept.`);
     // Restores that died leave scratch databases on the server; the storage alone cannot tell.
     const databases = await this.showRestoreLeftovers(settings, {reclaim: !result.dryRun});

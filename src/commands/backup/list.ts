@@ -32,7 +32,7 @@ export default class BackupList extends SynapseCommand<ListOutput> {
     const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
     const database = flags['all-databases'] ? undefined : settings.database.database;
     const backups = await listBackups(storage, {authenticator: documentAuthenticatorFor(settings.encryption), database});
-    this.print(formatBackupTable(backups, database === undefined ? 'Available backups of every database:' : `Available backups of database '${database}':`));
+    this.print(formatBackupTable(backups, database === undefined ? 'Available backups of every database:' : `Available backups of database '${database}':`, {showDatabase: database === undefined}));
     const restoreLeftovers = await this.showRestoreLeftovers(settings, {reclaim: false, separate: true});
     return {database: database ?? null, backups, restoreLeftovers};
   }

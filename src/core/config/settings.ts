@@ -86,6 +86,20 @@ function leniently<T>(used: boolean, resolve: () => T, fallback: T, warnings: st
   }
 }
 
+/**
+ * A tuning setting every command uses (a bound, an interval): its value when valid, else its
+ * default, said so in a warning rather than in silence.
+ */
+function withDefaultOnError<T>(resolve: () => T, fallback: T, described: string, warnings: string[]): T {
+  try {
+    return resolve();
+  } catch (error) {
+    if (!(error instanceof SynapseError)) throw error;
+    warnings.push(`${error.message}; using the default (${described}) instead`);
+    return fallback;
+  }
+}
+
 function readKeyFile(file: string): Secret {
   let text: string;
   try {
@@ -210,9 +224,9 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
     warnings,
   );
   // Only what the display shows depends on it: never a reason to stop, always a reason to say so.
-  const progressIntervalMs = leniently(false, () => nonNegativeInteger(env, 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', DEFAULT_PROGRESS_INTERVAL_MS), DEFAULT_PROGRESS_INTERVAL_MS, warnings);
+  const progressIntervalMs = withDefaultOnError(() => nonNegativeInteger(env, 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', DEFAULT_PROGRESS_INTERVAL_MS), DEFAULT_PROGRESS_INTERVAL_MS, `${DEFAULT_PROGRESS_INTERVAL_MS} ms`, warnings);
   // A bound on a hung storage, not on the data: a bad value must not stop a restore either.
-  const storageTimeoutMs = leniently(false, () => nonNegativeInteger(env, 'SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS', DEFAULT_STORAGE_TIMEOUT_MS, 1), DEFAULT_STORAGE_TIMEOUT_MS, warnings);
+  const storageTimeoutMs = withDefaultOnError(() => nonNegativeInteger(env, 'SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS', DEFAULT_STORAGE_TIMEOUT_MS, 1), DEFAULT_STORAGE_TIMEOUT_MS, `${DEFAULT_STORAGE_TIMEOUT_MS} ms`, warnings);
   return {
     // Storage and encryption plugins get neither our secrets nor the notification sinks' credentials.
     env: Object.fromEntries(Object.entries(withoutSecrets(env)).filter(([name]) => !name.startsWith('NOTIFY_'))),

@@ -32,6 +32,7 @@ export const ERROR_CATALOGUE = {
   E_RESTORE_TEST_FAILED: {exitCode: 6, suggestion: 'The backup loaded, but its data differs from what was counted at backup time (see the differences above). Do not rely on it: take a new backup, test-restore that one, and look for what changed the stored backup.'},
   E_VERIFY_FAILED: {exitCode: 13, suggestion: 'Each failed backup is named with the check it failed. Take a new backup now, and restore from one that verifies (`synapse-backup backup verify NAME`).'},
   E_CHECK_FAILED: {exitCode: 9, suggestion: 'Fix what the failed checks name (each says what to do), then run `synapse-backup check` again.'},
+  E_ENCODING_MISMATCH: {exitCode: 2, suggestion: "Restore into a database of the backup's encoding: drop or rename the target (synapse-backup then creates it with the recorded encoding and locale), or point DATABASE_URL at another database name with --allow-other-database."},
   E_CANCELLED: {exitCode: 130, suggestion: 'The operation was cancelled; nothing was changed.'},
 } as const satisfies Record<string, {exitCode: number; suggestion: string}>;
 

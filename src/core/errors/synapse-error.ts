@@ -27,9 +27,9 @@ export class SynapseError extends Error {
   }
 
   /** The same failure with a more specific suggestion or further details (e.g. the stage it happened in). */
-  with(changes: {suggestion?: string; details?: Readonly<Record<string, unknown>>}): SynapseError {
+  with(changes: {message?: string; suggestion?: string; details?: Readonly<Record<string, unknown>>}): SynapseError {
     return new SynapseError(this.code, {
-      message: this.message,
+      message: changes.message ?? this.message,
       suggestion: changes.suggestion ?? this.suggestion,
       cause: this.cause,
       details: {...this.details, ...changes.details},

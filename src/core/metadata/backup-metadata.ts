@@ -30,6 +30,8 @@ export interface BackupMetadata {
     readonly name: string;
     readonly serverVersion: string;
     readonly serverVersionNum: number;
+    /** The database's own properties, which a plain dump does not carry; absent on older backups. */
+    readonly properties?: RecordedDatabaseProperties;
   };
   readonly dump: {
     readonly tool: 'pg_dump';
@@ -70,6 +72,45 @@ export interface BackupMetadata {
   readonly globals?: RecordedGlobals;
   /** Present on backups written with a key configured; absent on older ones and on unencrypted storages. */
   readonly authentication?: DocumentAuthentication;
+}
+
+/** What `CREATE DATABASE`, `ALTER DATABASE`, `GRANT ... ON DATABASE` and `COMMENT ON DATABASE` would say. */
+export interface RecordedDatabaseProperties {
+  readonly encoding: string;
+  readonly collate: string;
+  readonly ctype: string;
+  readonly localeProvider: 'libc' | 'icu';
+  readonly icuLocale: string | null;
+  readonly owner: string;
+  /** -1: no limit. */
+  readonly connectionLimit: number;
+  readonly comment: string | null;
+  /** The grants on the database; null: never changed (PUBLIC may connect and make temporary tables). `grantee` null is PUBLIC. */
+  readonly acl: ReadonlyArray<{readonly grantee: string | null; readonly privilege: string; readonly grantable: boolean}> | null;
+  /** `ALTER DATABASE ... SET` (role null) and `ALTER ROLE ... IN DATABASE ... SET`, as `name=value`. */
+  readonly settings: ReadonlyArray<{readonly role: string | null; readonly setting: string}>;
+}
+
+const DATABASE_PRIVILEGES = ['CONNECT', 'CREATE', 'TEMPORARY'];
+
+function isDatabaseProperties(value: unknown): value is RecordedDatabaseProperties {
+  if (!isRecord(value)) return false;
+  const {encoding, collate, ctype, localeProvider, icuLocale, owner, connectionLimit, comment, acl, settings} = value;
+  return (
+    typeof encoding === 'string' && /^[A-Za-z0-9_]{1,32}$/.test(encoding) &&
+    typeof collate === 'string' && collate.length <= 256 &&
+    typeof ctype === 'string' && ctype.length <= 256 &&
+    (localeProvider === 'libc' || localeProvider === 'icu') &&
+    (icuLocale === null || (typeof icuLocale === 'string' && icuLocale.length <= 256)) &&
+    isText(owner) &&
+    Number.isSafeInteger(connectionLimit) && (connectionLimit as number) >= -1 &&
+    (comment === null || (typeof comment === 'string' && comment.length <= 65_536)) &&
+    (acl === null ||
+      (Array.isArray(acl) &&
+        acl.every((grant) => isRecord(grant) && (grant.grantee === null || isText(grant.grantee)) && DATABASE_PRIVILEGES.includes(grant.privilege as string) && typeof grant.grantable === 'boolean'))) &&
+    Array.isArray(settings) &&
+    settings.every((setting) => isRecord(setting) && (setting.role === null || isText(setting.role)) && isText(setting.setting) && (setting.setting as string).includes('='))
+  );
 }
 
 export interface RecordedFingerprint {
@@ -188,6 +229,7 @@ export function parseMetadata(backupName: string, text: string): BackupMetadata 
   if (!isCount(document.durationMs)) fail(backupName, 'durationMs is missing');
   const {database, dump, sizes, checksums, compression, encryption, tool} = document;
   if (!isRecord(database) || !isText(database.name) || !isText(database.serverVersion) || !isCount(database.serverVersionNum)) fail(backupName, 'database is missing or incomplete');
+  if (database.properties !== undefined && !isDatabaseProperties(database.properties)) fail(backupName, 'database properties are malformed');
   if (!isRecord(dump) || dump.tool !== 'pg_dump' || !isText(dump.version) || dump.format !== 'plain') fail(backupName, 'dump is missing or not a plain pg_dump');
   if (!isRecord(sizes) || !isCount(sizes.storedBytes) || !isCount(sizes.plaintextBytes)) fail(backupName, 'sizes are missing');
   if (!isRecord(checksums) || checksums.algorithm !== 'sha256' || !SHA256_HEX.test(String(checksums.stored)) || !SHA256_HEX.test(String(checksums.plaintext))) {

@@ -1,4 +1,4 @@
-import type {ConfiguredSink, NotificationSinkFactory, SynapseEvent} from '../../contracts/notification.js';
+import {EVENT_NAMES, type ConfiguredSink, type NotificationSinkFactory, type SynapseEvent} from '../../contracts/notification.js';
 import {parseDuration} from '../config/duration.js';
 import {SECRET_VARIABLES, withoutSecrets} from '../postgres/database-target.js';
 import {minimalChildEnvironment} from '../process/index.js';
@@ -78,6 +78,12 @@ export class Notifier {
           if (env[variable]?.trim()) {
             try {
               events = parseEventPatterns(variable, env[variable]!);
+              const unknown = events.filter((pattern) => !EVENT_NAMES.some((name) => matchesEvent([pattern], name)));
+              if (unknown.length > 0) {
+                warnings.push(
+                  `${variable} names ${unknown.map((pattern) => `'${pattern}'`).join(', ')}, which matches no event of this version, so the ${factory.id} sink would never get it (mistyped? events are ${EVENT_NAMES.join(', ')})`,
+                );
+              }
             } catch (error) {
               warnings.push(`${(error as Error).message}; the ${factory.id} sink gets its default events (${events.join(',')})`);
             }
@@ -107,6 +113,36 @@ export class Notifier {
   /** Delivers to every sink that wants it, in parallel; settles once each delivery has, within the timeout. */
   async deliver(event: SynapseEvent): Promise<DeliveryReport[]> {
     return Promise.all(this.recipientsOf(event.event).map((sink) => this.#deliverTo(sink, event)));
+  }
+
+  /**
+   * Asks each sink that can to check, without sending anything, that a delivery could succeed,
+   * bounded like a delivery; undefined for a sink that cannot tell, else the redacted reason or ''.
+   */
+  async probe(): Promise<Map<string, string | undefined>> {
+    const results = await Promise.all(
+      this.sinks.map(async ({id, sink}): Promise<[string, string | undefined]> => {
+        if (!sink.probe) return [id, undefined];
+        const controller = new AbortController();
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            controller.abort();
+            reject(new Error(`no answer within ${formatSeconds(this.timeoutMs)} (NOTIFY_TIMEOUT)`));
+          }, this.timeoutMs);
+        });
+        try {
+          await Promise.race([sink.probe({signal: controller.signal}), timedOut]);
+          return [id, ''];
+        } catch (error) {
+          return [id, this.redact(error instanceof Error ? error.message : String(error))];
+        } finally {
+          clearTimeout(timer);
+          controller.abort();
+        }
+      }),
+    );
+    return new Map(results);
   }
 
   redact(text: string): string {

@@ -120,6 +120,8 @@ export async function startPgDump(tool: ToolCommand, target: DatabaseTarget, sig
 
 export interface PsqlProcess extends ChildOutcome {
   readonly input: Writable;
+  /** What psql said while loading without failing (WARNING lines and the like): how many lines, and the last of them. */
+  readonly said: () => {readonly lines: number; readonly text: string};
 }
 
 /** psql reading a plain dump from stdin, stopping at the first error. */
@@ -127,6 +129,10 @@ export function startPsql(tool: ClientToolInfo, target: DatabaseTarget, signal: 
   const stderr = new StderrTail();
   const subprocess = spawnClientTool(tool, ['--no-psqlrc', '--quiet', '--set=ON_ERROR_STOP=1'], target, signal, {stdin: 'pipe', stdout: 'ignore'});
   stderr.attach(subprocess.stderr);
+  let lines = 0;
+  subprocess.stderr?.on('data', (chunk: Buffer) => {
+    for (const byte of chunk) if (byte === 0x0a) lines++;
+  });
   const outcome = watchChild(subprocess, tool, target, {code: 'E_RESTORE_FAILED', action: `load the backup into database '${target.database}'`}, stderr);
-  return {...outcome, input: subprocess.stdin!};
+  return {...outcome, input: subprocess.stdin!, said: () => ({lines, text: stderr.text()})};
 }

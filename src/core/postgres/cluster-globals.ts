@@ -18,7 +18,8 @@ export type RoleSetting = RecordedGlobals['settings'][number];
 
 /**
  * The roles this database refers to: through pg_shdepend (owners, grantees, policy roles), as its
- * owner, or in its per-role settings; then, transitively, the roles they are members of.
+ * owner, as a grantee on the database itself (a role granted only CONNECT), or in its per-role
+ * settings; then, transitively, the roles they are members of.
  */
 const REFERENCED_ROLES = `
   with recursive this_database as (select oid from pg_database where datname = current_database()),
@@ -26,6 +27,7 @@ const REFERENCED_ROLES = `
     select refobjid from pg_shdepend where dbid = (select oid from this_database) and refclassid = 'pg_authid'::regclass
     union select datdba from pg_database where oid = (select oid from this_database)
     union select setrole from pg_db_role_setting where setdatabase = (select oid from this_database) and setrole <> 0
+    union select a.grantee from pg_database d, aclexplode(d.datacl) a where d.oid = (select oid from this_database) and a.grantee <> 0
     union select m.roleid from pg_auth_members m join referenced r on m.member = r.oid
   )
   select oid from referenced`;

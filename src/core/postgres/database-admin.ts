@@ -1,10 +1,11 @@
-import {randomBytes} from 'node:crypto';
+import {createHash, randomBytes} from 'node:crypto';
 import {setTimeout as sleep} from 'node:timers/promises';
 import type pg from 'pg';
 
-import type {RecordedGlobals} from '../metadata/index.js';
+import type {RecordedDatabaseProperties, RecordedGlobals} from '../metadata/index.js';
 import {SynapseError} from '../errors/index.js';
 import {connect, databaseError} from './connect.js';
+import {readDatabaseProperties} from './database-properties.js';
 import type {DatabaseTarget} from './database-target.js';
 
 const MAX_IDENTIFIER_BYTES = 63;
@@ -43,6 +44,23 @@ export function splitSettingList(value: string): string[] {
   }
   if (current !== '' || wasQuoted || items.length > 0) items.push(wasQuoted ? current : current.trim());
   return items;
+}
+
+/** What a database is created with: its encoding and locale, and an owner where one is known to exist. */
+export interface DatabaseShape {
+  readonly owner?: string;
+  readonly encoding: string;
+  readonly collate: string;
+  readonly ctype: string;
+  readonly localeProvider?: 'libc' | 'icu';
+  readonly icuLocale?: string | null;
+}
+
+/** The encoding and locale recorded properties ask for, without the owner (who may not exist yet). */
+export function shapeOf(properties: RecordedDatabaseProperties | undefined): DatabaseShape | undefined {
+  if (!properties) return undefined;
+  const {encoding, collate, ctype, localeProvider, icuLocale} = properties;
+  return {encoding, collate, ctype, localeProvider, icuLocale};
 }
 
 export interface ExistingDatabase {
@@ -100,11 +118,17 @@ export function isScratchOf(name: string, target: string): boolean {
   return suffix !== undefined && derivedDatabaseName(target, suffix.slice(1)) === name;
 }
 
-/** `<base>_<suffix>`, shortening `base` so the whole fits PostgreSQL's 63-byte identifier limit. */
+/**
+ * `<base>_<suffix>`; where that exceeds PostgreSQL's 63-byte identifier limit, `base` is shortened
+ * and a hash of the whole of it added (`<shortened>_<hash>_<suffix>`), so that two databases with a
+ * long common prefix never derive names that could be taken for each other's.
+ */
 export function derivedDatabaseName(base: string, suffix: string): string {
+  if (Buffer.byteLength(`${base}_${suffix}`) <= MAX_IDENTIFIER_BYTES) return `${base}_${suffix}`;
+  const hash = createHash('sha256').update(base).digest('hex').slice(0, 8);
   let prefix = base;
-  while (Buffer.byteLength(`${prefix}_${suffix}`) > MAX_IDENTIFIER_BYTES) prefix = prefix.slice(0, -1);
-  return `${prefix}_${suffix}`;
+  while (prefix !== '' && Buffer.byteLength(`${prefix}_${hash}_${suffix}`) > MAX_IDENTIFIER_BYTES) prefix = [...prefix].slice(0, -1).join('');
+  return `${prefix}_${hash}_${suffix}`;
 }
 
 /**
@@ -152,8 +176,29 @@ export class DatabaseAdmin {
    * another restore of the same target holds it.
    */
   async tryLockRestoreOf(target: string): Promise<boolean> {
-    const {rows} = await this.#query("select pg_try_advisory_lock(hashtextextended('synapse-backup restore of ' || $1, 0)) as locked", [target], 'lock the restore of');
-    return (rows[0] as {locked: boolean}).locked;
+    return this.#tryClusterLock(`restore of ${target}`, 'lock the restore of');
+  }
+
+  /**
+   * An advisory lock is scoped to the database the session is connected to, and jobs connect to
+   * different maintenance databases (template1 when their target is `postgres`). So a lock counts
+   * as ours only when no other session of the whole cluster holds the same key, in any database:
+   * otherwise another job's cleanup could take a live restore for a dead one. Taken locally first,
+   * then checked in pg_locks (cluster-wide); when two sessions race, both give up, which is safe.
+   */
+  async #tryClusterLock(label: string, action: string): Promise<boolean> {
+    const key = "hashtextextended('synapse-backup ' || $1, 0)";
+    const {rows} = await this.#query(`select pg_try_advisory_lock(${key}) as locked`, [label], action);
+    if (!(rows[0] as {locked: boolean}).locked) return false;
+    const {rows: others} = await this.#query(
+      `select exists (select 1 from pg_locks where locktype = 'advisory' and objsubid = 1 and pid <> pg_backend_pid()
+         and ((classid::bigint << 32) | objid::bigint) = ${key}) as held`,
+      [label],
+      action,
+    );
+    if (!(others[0] as {held: boolean}).held) return true;
+    await this.#query(`select pg_advisory_unlock(${key})`, [label], action);
+    return false;
   }
 
   /** Databases in which earlier restores of `target` kept its previous content. */
@@ -164,8 +209,7 @@ export class DatabaseAdmin {
 
   /** A session-level advisory lock named by `label`, freed by the server when this session ends however it ends. */
   async tryAdvisoryLock(label: string): Promise<boolean> {
-    const {rows} = await this.#query("select pg_try_advisory_lock(hashtextextended('synapse-backup ' || $1, 0)) as locked", [label], 'take a lock on');
-    return (rows[0] as {locked: boolean}).locked;
+    return this.#tryClusterLock(label, 'take a lock on');
   }
 
   async advisoryUnlock(label: string): Promise<void> {
@@ -179,7 +223,7 @@ export class DatabaseAdmin {
   }
 
   async unlockRestoreOf(target: string): Promise<void> {
-    await this.#query("select pg_advisory_unlock(hashtextextended('synapse-backup restore of ' || $1, 0))", [target], 'unlock the restore of');
+    await this.advisoryUnlock(`restore of ${target}`);
   }
 
   /** Scratch databases of earlier restores of `target`; with the restore lock held, their runs are dead. */
@@ -219,12 +263,37 @@ export class DatabaseAdmin {
     return (await this.inspect(name)) !== undefined;
   }
 
-  /** An empty database shaped like `like` (owner, encoding, locale), to restore into. */
-  async createEmpty(name: string, like: ExistingDatabase | undefined): Promise<void> {
-    const options = like
-      ? ` owner ${this.#quote(like.owner)} encoding ${this.#client.escapeLiteral(like.encoding)} lc_collate ${this.#client.escapeLiteral(like.collate)} lc_ctype ${this.#client.escapeLiteral(like.ctype)}`
-      : '';
-    await this.#query(`create database ${this.#quote(name)} template template0${options}`, [], `create database '${name}' in`);
+  /** An empty database with the encoding and locale of `shape` (and its owner, when given), to restore into; the server's defaults without one. */
+  async createEmpty(name: string, shape: DatabaseShape | undefined): Promise<void> {
+    const literal = (value: string): string => this.#client.escapeLiteral(value);
+    const options = shape
+      ? [
+          ...(shape.owner ? [`owner ${this.#quote(shape.owner)}`] : []),
+          `encoding ${literal(shape.encoding)}`,
+          `lc_collate ${literal(shape.collate)}`,
+          `lc_ctype ${literal(shape.ctype)}`,
+          ...(shape.localeProvider === 'icu' && shape.icuLocale ? [`locale_provider icu icu_locale ${literal(shape.icuLocale)}`] : []),
+        ]
+      : [];
+    try {
+      await this.#query(`create database ${this.#quote(name)} template template0${options.length > 0 ? ` ${options.join(' ')}` : ''}`, [], `create database '${name}' in`);
+    } catch (error) {
+      if (shape && error instanceof SynapseError && error.code === 'E_DB_QUERY') {
+        throw error.with({
+          suggestion: `The backup's database has encoding ${shape.encoding} and locale ${shape.collate}/${shape.ctype}${shape.localeProvider === 'icu' ? ` (ICU ${shape.icuLocale})` : ''}: install that locale on this server (Debian: dpkg-reconfigure locales), then restore again.`,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** The properties of an existing database, as a backup records them. */
+  async readProperties(name: string): Promise<RecordedDatabaseProperties | undefined> {
+    try {
+      return await readDatabaseProperties(this.#client, name);
+    } catch (error) {
+      throw databaseError(error, this.#target, `read the properties of database '${name}' on`);
+    }
   }
 
   /**
@@ -234,45 +303,68 @@ export class DatabaseAdmin {
    * application it belongs to.
    */
   async copyDatabaseProperties(from: string, to: string): Promise<void> {
+    const properties = await this.readProperties(from);
+    if (!properties) return;
+    const withheld = await this.applyDatabaseProperties(to, properties, {trusted: true, owner: false});
+    if (withheld.length > 0) throw new SynapseError('E_RESTORE_FAILED', {message: `unable to copy the properties of database '${from}' to '${to}': ${withheld.join('; ')}`});
+  }
+
+  /**
+   * Gives `to` recorded properties: the connection limit, the comment, and which of PUBLIC's
+   * default privileges stand (revoking is never a risk); and, only when `trusted` (the metadata is
+   * authentic, or the properties come from this server), the owner (`owner`), the grants to roles and
+   * the settings, which run at every connection. What was not applied is returned, each with why.
+   */
+  async applyDatabaseProperties(to: string, properties: RecordedDatabaseProperties, options: {trusted: boolean; owner: boolean}): Promise<string[]> {
     const target = this.#quote(to);
-    const action = `copy the properties of database '${from}' to`;
-    const {rows: databases} = await this.#query(
-      "select oid, datconnlimit, datacl is null as default_acl, shobj_description(oid, 'pg_database') as comment from pg_database where datname = $1",
-      [from],
-      action,
-    );
-    const source = databases[0] as {oid: number; datconnlimit: number; default_acl: boolean; comment: string | null} | undefined;
-    if (!source) return;
-    if (source.datconnlimit !== -1) await this.#query(`alter database ${target} connection limit ${Number(source.datconnlimit)}`, [], action);
-    if (source.comment !== null) await this.#query(`comment on database ${target} is ${this.#client.escapeLiteral(source.comment)}`, [], action);
-    if (!source.default_acl) {
-      const {rows: grants} = await this.#query(
-        `select case when a.grantee = 0 then null else pg_get_userbyid(a.grantee) end as grantee, a.privilege_type, a.is_grantable
-           from pg_database d, aclexplode(d.datacl) a where d.oid = $1`,
-        [source.oid],
-        action,
-      );
-      await this.#query(`revoke all on database ${target} from public`, [], action);
-      for (const grant of grants as Array<{grantee: string | null; privilege_type: string; is_grantable: boolean}>) {
-        const grantee = grant.grantee === null ? 'public' : this.#quote(grant.grantee);
-        await this.#query(`grant ${grant.privilege_type} on database ${target} to ${grantee}${grant.is_grantable ? ' with grant option' : ''}`, [], action);
+    const action = `set the properties of database '${to}' on`;
+    const withheld: string[] = [];
+    const named = [properties.owner, ...(properties.acl ?? []).flatMap((grant) => (grant.grantee === null ? [] : [grant.grantee])), ...properties.settings.flatMap((setting) => (setting.role === null ? [] : [setting.role]))];
+    const {rows} = await this.#query('select rolname from pg_roles where rolname = any($1::text[])', [named], action);
+    const present = new Set((rows as Array<{rolname: string}>).map((row) => row.rolname));
+    const apply = async (what: string, statement: string): Promise<void> => {
+      try {
+        await this.#query(statement, [], action);
+      } catch (error) {
+        withheld.push(`${what} (${(error as Error).message})`);
+      }
+    };
+    const untrusted = 'the metadata is not authenticated by a key';
+    if (options.owner) {
+      if (!options.trusted) withheld.push(`owner ${nameForMessage(properties.owner)} (${untrusted})`);
+      else if (!present.has(properties.owner)) withheld.push(`owner ${nameForMessage(properties.owner)} (no such role here; --create-roles creates it)`);
+      else await apply(`owner ${nameForMessage(properties.owner)}`, `alter database ${target} owner to ${this.#quote(properties.owner)}`);
+    }
+    if (properties.connectionLimit !== -1) await apply('connection limit', `alter database ${target} connection limit ${Number(properties.connectionLimit)}`);
+    if (properties.comment !== null) await apply('comment', `comment on database ${target} is ${this.#client.escapeLiteral(properties.comment)}`);
+    if (properties.acl !== null) {
+      await apply('the revocation of PUBLIC\'s default privileges', `revoke all on database ${target} from public`);
+      for (const grant of properties.acl) {
+        const statement = (grantee: string): string => `grant ${grant.privilege} on database ${target} to ${grantee}${grant.grantable ? ' with grant option' : ''}`;
+        if (grant.grantee === null) await apply(`${grant.privilege} for PUBLIC`, statement('public'));
+        else if (!options.trusted) withheld.push(`${grant.privilege} for ${nameForMessage(grant.grantee)} (${untrusted})`);
+        else if (!present.has(grant.grantee)) withheld.push(`${grant.privilege} for ${nameForMessage(grant.grantee)} (no such role here)`);
+        else await apply(`${grant.privilege} for ${nameForMessage(grant.grantee)}`, statement(this.#quote(grant.grantee)));
       }
     }
-    const {rows: settings} = await this.#query(
-      `select case when s.setrole = 0 then null else pg_get_userbyid(s.setrole) end as role, unnest(s.setconfig) as setting
-         from pg_db_role_setting s where s.setdatabase = $1`,
-      [source.oid],
-      action,
-    );
-    for (const {role, setting} of settings as Array<{role: string | null; setting: string}>) {
+    for (const {role, setting} of properties.settings) {
       const separator = setting.indexOf('=');
       const name = setting.slice(0, separator);
       const value = setting.slice(separator + 1);
+      const what = `setting ${nameForMessage(name)}${role === null ? '' : ` of role ${nameForMessage(role)}`}`;
+      if (!options.trusted) {
+        withheld.push(`${what} (${untrusted})`);
+        continue;
+      }
+      if (role !== null && !present.has(role)) {
+        withheld.push(`${what} (no such role here)`);
+        continue;
+      }
       const values = LIST_SETTINGS.has(name.toLowerCase()) ? splitSettingList(value) : [value];
       const assignment = `set ${this.#quote(name)} to ${values.map((item) => this.#client.escapeLiteral(item)).join(', ')}`;
-      const statement = role === null ? `alter database ${target} ${assignment}` : `alter role ${this.#quote(role)} in database ${target} ${assignment}`;
-      await this.#query(statement, [], action);
+      await apply(what, role === null ? `alter database ${target} ${assignment}` : `alter role ${this.#quote(role)} in database ${target} ${assignment}`);
     }
+    return withheld;
   }
 
   /**

@@ -1,6 +1,8 @@
 import type pg from 'pg';
 
+import type {RecordedDatabaseProperties} from '../metadata/index.js';
 import {readClusterGlobals, readPasswordHashes, type ClusterGlobals} from './cluster-globals.js';
+import {readDatabaseProperties} from './database-properties.js';
 import {connect, databaseError} from './connect.js';
 import type {DatabaseTarget} from './database-target.js';
 import {countTableRows, readSequences, type DatabaseFingerprint, type SequencePosition} from './fingerprint.js';
@@ -19,8 +21,19 @@ export class DumpSnapshot {
   readonly globals: ClusterGlobals | {readonly unavailable: string};
   /** The referenced roles' password hashes: only when asked for and readable (a superuser). */
   readonly passwordHashes: Record<string, string> | undefined;
+  /** The database's own properties (encoding, owner, grants, settings), or why they could not be read. */
+  readonly properties: RecordedDatabaseProperties | {readonly unavailable: string};
 
-  private constructor(client: pg.Client, target: DatabaseTarget, id: string, sequences: SequencePosition[], globals: DumpSnapshot['globals'], passwordHashes: DumpSnapshot['passwordHashes']) {
+  private constructor(
+    client: pg.Client,
+    target: DatabaseTarget,
+    id: string,
+    sequences: SequencePosition[],
+    globals: DumpSnapshot['globals'],
+    passwordHashes: DumpSnapshot['passwordHashes'],
+    properties: DumpSnapshot['properties'],
+  ) {
+    this.properties = properties;
     this.#client = client;
     this.#target = target;
     this.id = id;
@@ -50,7 +63,8 @@ export class DumpSnapshot {
       };
       const globals = await attempt(() => readClusterGlobals(client));
       const hashes = options.passwordHashes && !('unavailable' in globals) ? await attempt(() => readPasswordHashes(client, globals.roles.map((role) => role.name))) : undefined;
-      return new DumpSnapshot(client, target, rows[0]!.id, sequences, globals, hashes && !('unavailable' in hashes) ? hashes : undefined);
+      const properties = await attempt(async () => (await readDatabaseProperties(client)) ?? {unavailable: 'the database is not in pg_database'});
+      return new DumpSnapshot(client, target, rows[0]!.id, sequences, globals, hashes && !('unavailable' in hashes) ? hashes : undefined, properties);
     } catch (error) {
       await client.end().catch(() => {});
       throw databaseError(error, target, 'export a snapshot of');

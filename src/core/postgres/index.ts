@@ -10,3 +10,4 @@ export * from './fingerprint.js';
 export * from './cluster-globals.js';
 export * from './ownership-filter.js';
 export * from './dump-snapshot.js';
+export * from './database-properties.js';

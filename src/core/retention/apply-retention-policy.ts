@@ -22,6 +22,11 @@ export interface RetentionCandidate {
   readonly verified: boolean;
 }
 
+/** Whose backups a cleanup manages: one database's (the one it is configured for), or every database's (undefined). */
+export interface RetentionScope {
+  readonly database: string | undefined;
+}
+
 /** How many good backups of each type to keep. */
 export type RetentionPolicy = Readonly<Record<BackupType, number>>;
 
@@ -62,10 +67,17 @@ const NEVER_REMOVED: Partial<Record<BackupHealth, string>> = {
  * unknown or bad is never removed automatically: it may be the last copy someone needs. The newest
  * good backup of each group is always kept, even with a quota of 0.
  */
-export function applyRetentionPolicy(candidates: readonly RetentionCandidate[], policy: RetentionPolicy): RetentionDecision[] {
+export function applyRetentionPolicy(candidates: readonly RetentionCandidate[], policy: RetentionPolicy, scope: RetentionScope = {database: undefined}): RetentionDecision[] {
   const decisions: RetentionDecision[] = [];
   const databases = [...new Set(candidates.map((candidate) => candidate.database ?? ''))].sort();
   for (const database of databases) {
+    // Another database's backups follow its own job's counts, not ours: kept as they are.
+    if (scope.database !== undefined && database !== '' && database !== scope.database) {
+      for (const candidate of candidates.filter((other) => other.database === database).sort(newestFirst)) {
+        decisions.push({name: candidate.name, type: candidate.type, database, action: 'keep', reason: `a backup of another database: this cleanup manages '${scope.database}' (--all-databases for every database)`});
+      }
+      continue;
+    }
     for (const type of BACKUP_TYPES) {
       const quota = policy[type];
       const kept = Math.max(quota, 1);

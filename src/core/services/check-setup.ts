@@ -97,12 +97,14 @@ export async function checkKey(settings: Settings, storage: StorageBackend | und
 }
 
 /** Each active sink, configured; with `reports`, what became of the test.ping sent to it. */
-export function checkSinks(notifier: Notifier, reports?: readonly DeliveryReport[]): CheckResult[] {
+export function checkSinks(notifier: Notifier, reports?: readonly DeliveryReport[], probes: ReadonlyMap<string, string | undefined> = new Map()): CheckResult[] {
   const results: CheckResult[] = notifier.warnings.map((warning) => ({check: 'notifications', status: 'failed', detail: warning}));
   for (const sink of notifier.sinks) {
     const report = reports?.find((candidate) => candidate.sink === sink.id);
     const events = `events ${sink.events.join(',')}`;
-    if (!reports) results.push({check: `notify:${sink.id}`, status: 'ok', detail: `${sink.sink.target}; ${events}`});
+    const probe = probes.get(sink.id);
+    if (probe) results.push({check: `notify:${sink.id}`, status: 'failed', detail: `${notifier.redact(sink.sink.target)}: ${probe}`});
+    else if (!reports) results.push({check: `notify:${sink.id}`, status: 'ok', detail: `${sink.sink.target}; ${events}${probe === '' ? '; reachable' : ''}`});
     else if (report?.delivered) results.push({check: `notify:${sink.id}`, status: 'ok', detail: `${sink.sink.target}: test.ping delivered in ${report.durationMs} ms`});
     else results.push({check: `notify:${sink.id}`, status: 'failed', detail: `${sink.sink.target}: test.ping not delivered: ${report?.error ?? 'no report'}`});
   }

@@ -14,6 +14,8 @@ export interface CleanupContext {
   readonly events: ProgressEvents;
   /** Present when a key is configured: only authentic metadata counts. */
   readonly authenticator?: DocumentAuthenticator;
+  /** The database whose backups this cleanup manages; undefined: every database in the storage (--all-databases). */
+  readonly database: string | undefined;
   readonly now?: () => Date;
 }
 
@@ -99,6 +101,7 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
         };
       }),
       context.policy,
+      {database: context.database},
     );
     const awaiting = [...new Set(decisions.flatMap((decision) => decision.awaitingVerification ?? []))].filter((name) => current(byName.get(name)!) === undefined);
     if (awaiting.length === 0) return decisions;

@@ -16,6 +16,8 @@ import {
   psqlSupportsRestrict,
   scratchDatabaseName,
   startPsql,
+  nameForMessage,
+  shapeOf,
   type ClientToolInfo,
   type ExistingDatabase,
 } from '../postgres/index.js';
@@ -70,6 +72,8 @@ export interface RestoreResult extends RestorePlan {
   /** Roles created by --create-roles; empty otherwise. */
   readonly createdRoles: readonly string[];
   readonly plaintextBytes: number;
+  /** psql's warnings during the load (which succeeded), also given as a warning of the run. */
+  readonly psqlWarnings: LoadOutcome['psqlWarnings'];
   readonly durationMs: number;
 }
 
@@ -192,6 +196,20 @@ function startIntegrityChecks(context: RestoreContext, metadata: BackupMetadata,
   return {failed: failed.signal, passed, failure: () => passed.then(() => undefined, (error: unknown) => error)};
 }
 
+/**
+ * A dump loaded into a database of another encoding is converted or refused row by row; a
+ * SQL_ASCII database restored into UTF8 fails on its first byte above 127. Refused before anything
+ * is touched, with what to do.
+ */
+function assertEncodingFits(metadata: BackupMetadata, existing: ExistingDatabase | undefined): void {
+  const recorded = metadata.database.properties?.encoding;
+  if (!existing || !recorded || recorded === existing.encoding) return;
+  throw new SynapseError('E_ENCODING_MISMATCH', {
+    message: `unable to restore '${metadata.backupName}' into database ${nameForMessage(metadata.database.name)}: the backup's database has encoding ${recorded}, the target has ${existing.encoding}; the target was left as it was`,
+    details: {backupEncoding: recorded, targetEncoding: existing.encoding},
+  });
+}
+
 // ---- Step 3: a session on the server that owns the target for the restore's whole length ----
 
 const DEFAULT_LOCK_TIMEOUT_MS = 10_000;
@@ -203,9 +221,13 @@ interface RestoreSession {
   readonly reclaimed: readonly string[];
 }
 
-function lockTimeoutMs(settings: Settings): number {
-  const raw = settings.env.SYNAPSE_BACKUP_LOCK_TIMEOUT_MS;
-  return raw && /^\d+$/.test(raw) && Number(raw) > 0 ? Number(raw) : DEFAULT_LOCK_TIMEOUT_MS;
+/** SYNAPSE_BACKUP_LOCK_TIMEOUT_MS; a value that is not a positive whole number is said, and the default used. */
+function lockTimeoutMs(settings: Settings, warn: (message: string) => void): number {
+  const raw = settings.env.SYNAPSE_BACKUP_LOCK_TIMEOUT_MS?.trim();
+  if (!raw) return DEFAULT_LOCK_TIMEOUT_MS;
+  if (/^\d+$/.test(raw) && Number(raw) > 0 && Number.isSafeInteger(Number(raw))) return Number(raw);
+  warn(`unable to use SYNAPSE_BACKUP_LOCK_TIMEOUT_MS '${raw}': expected a whole number of milliseconds; using the default (${DEFAULT_LOCK_TIMEOUT_MS} ms) instead`);
+  return DEFAULT_LOCK_TIMEOUT_MS;
 }
 
 export async function probeRestrictingPsql(settings: Settings): Promise<ClientToolInfo> {
@@ -227,7 +249,7 @@ export async function probeRestrictingPsql(settings: Settings): Promise<ClientTo
  */
 async function openRestoreSession(context: RestoreContext, target: DatabaseTarget): Promise<RestoreSession> {
   const {settings, events} = context;
-  const [probed, opened] = await Promise.allSettled([probeRestrictingPsql(settings), DatabaseAdmin.open(target, {lockTimeoutMs: lockTimeoutMs(settings)})]);
+  const [probed, opened] = await Promise.allSettled([probeRestrictingPsql(settings), DatabaseAdmin.open(target, {lockTimeoutMs: lockTimeoutMs(settings, (message) => events.warning(message))})]);
   if (probed.status === 'rejected' || opened.status === 'rejected') {
     if (opened.status === 'fulfilled') await opened.value.close();
     throw probed.status === 'rejected' ? probed.reason : (opened as PromiseRejectedResult).reason;
@@ -284,6 +306,12 @@ function explainLoadFailure(stage: RestoreStage, error: unknown, metadata: Backu
   }
 }
 
+export interface LoadOutcome {
+  readonly plaintextBytes: number;
+  /** What psql wrote to stderr on a load that succeeded: its warnings, counted by line, and the last of them. */
+  readonly psqlWarnings: {readonly lines: number; readonly text: string};
+}
+
 /**
  * Streams the backup into `scratch` (a new, empty database): storage -> hash -> decrypt -> decompress -> hash ->
  * `\restrict` -> psql. Succeeds only when psql exited 0 and both checksums match again.
@@ -295,7 +323,7 @@ export async function loadInto(
   scratch: DatabaseTarget,
   decryption: Decryption | undefined,
   filter: OwnershipFilterOptions = {owners: false, privileges: false},
-): Promise<number> {
+): Promise<LoadOutcome> {
   const {events} = context;
   let source;
   try {
@@ -363,7 +391,9 @@ export async function loadInto(
     });
   }
   events.stage('load', 'finished', {bytes: plaintextCount.bytes});
-  return plaintextCount.bytes;
+  const said = psql.said();
+  if (said.lines > 0) events.warning(`psql wrote ${said.lines} line${said.lines === 1 ? '' : 's'} of warnings while loading '${metadata.backupName}' (the load succeeded)${said.lines > 20 ? '; the last 20' : ''}:\n${said.text}`);
+  return {plaintextBytes: plaintextCount.bytes, psqlWarnings: said};
 }
 
 // ---- Roles for a new server ----
@@ -490,13 +520,16 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
       reclaimedDatabases: session.reclaimed,
       metadata,
     };
+    const recorded = metadata.database.properties;
+    assertEncodingFits(metadata, existing);
     await request.confirm(plan, checks.failed);
     if (context.signal.aborted) throw cancelled();
 
     events.stage('prepare', 'started');
     scratchName = scratchDatabaseName(target.database, startedAt);
     try {
-      await admin.createEmpty(scratchName, existing);
+      // A new database takes the recorded encoding and locale; its owner follows once the roles exist.
+      await admin.createEmpty(scratchName, existing ?? shapeOf(recorded));
     } catch (error) {
       if (isSynapseError(error) && error.code === 'E_DB_PRIVILEGE') {
         throw error.with({suggestion: `A restore loads into a new database first: grant the role CREATEDB (ALTER ROLE <role> CREATEDB) and make it the owner of '${target.database}'.`});
@@ -507,15 +540,19 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
     const createdRoles = request.createRoles ? await createRecordedRoles(context, admin, metadata, decryption, {authentic: trust.verdict === 'authentic', superuserEquivalent: request.allowSuperuserEquivalentGrants === true}) : [];
     events.stage('prepare', 'finished', {detail: createdRoles.length > 0 ? `${scratchName}; created roles ${createdRoles.join(', ')}` : scratchName});
 
-    const plaintextBytes = await loadInto(context, metadata, session.psql, target.withDatabase(scratchName), decryption, request.skip);
+    const {plaintextBytes, psqlWarnings} = await loadInto(context, metadata, session.psql, target.withDatabase(scratchName), decryption, request.skip);
     if (existing) await admin.copyDatabaseProperties(target.database, scratchName);
+    else if (recorded) {
+      const withheld = await admin.applyDatabaseProperties(scratchName, recorded, {trusted: trust.verdict === 'authentic', owner: true});
+      if (withheld.length > 0) events.warning(`database '${target.database}' was created without these of its recorded properties: ${withheld.join('; ')}; set them yourself if they are needed`);
+    } else events.warning(`backup '${metadata.backupName}' records no database properties (it was taken before synapse-backup recorded them): database '${target.database}' was created with this server's defaults (encoding, owner, grants, settings)`);
 
     if (context.signal.aborted) throw cancelled();
     events.stage('swap', 'started');
     await admin.swap(target.database, scratchName, previousDatabase ?? '', existing);
     swapped = true;
     events.stage('swap', 'finished', {detail: previousDatabase ? `previous database kept as '${previousDatabase}'` : target.database});
-    return {...plan, createdRoles, plaintextBytes, durationMs: now().getTime() - startedAt.getTime()};
+    return {...plan, createdRoles, plaintextBytes, psqlWarnings, durationMs: now().getTime() - startedAt.getTime()};
   } catch (error) {
     for (const stage of ['prepare', 'load', 'swap'] as const) events.stage(stage, 'skipped', {detail: 'stopped'});
     throw await reportedError(error, checks, context.signal);

@@ -7,7 +7,7 @@ import type {Settings} from '../config/index.js';
 import {SynapseError, cancelledError, isSynapseError} from '../errors/index.js';
 import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock, describeTakeover} from '../lock/index.js';
-import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata, type RecordedGlobals} from '../metadata/index.js';
+import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata, type RecordedDatabaseProperties, type RecordedGlobals} from '../metadata/index.js';
 import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from '../naming/index.js';
 import {BLOCK_SIZE, BlockPool, ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream, transformWhole} from '../pipeline/index.js';
 import {DatabaseTarget, DumpSnapshot, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type ClusterGlobals, type DatabaseFingerprint, type DumpProcess} from '../postgres/index.js';
@@ -69,6 +69,7 @@ interface EarlyDump {
   readonly fingerprint: Promise<DatabaseFingerprint | {readonly unavailable: string; readonly quiet?: true}>;
   /** The roles the database needs, or why there are none; their password hashes already sealed (a key derivation of its own, run during the dump). */
   readonly globals: {readonly roles: ClusterGlobals | {readonly unavailable: string}; readonly sealedPasswordHashes: Promise<Buffer> | undefined};
+  readonly properties: RecordedDatabaseProperties | {readonly unavailable: string};
   /** Frees the pipe, stops pg_dump if it still runs and ends the snapshot; harmless after a finished pipeline. */
   abandon(): Promise<void>;
 }
@@ -122,6 +123,7 @@ async function startDumpEarly(context: BackupContext, target: DatabaseTarget): P
     controller,
     fingerprint,
     globals: {roles: snapshot?.globals ?? {unavailable}, sealedPasswordHashes: sealed},
+    properties: snapshot?.properties ?? {unavailable},
     async abandon() {
       context.signal.removeEventListener('abort', abortFromOutside);
       // An output nobody read would keep its pipe, and the process, open.
@@ -304,6 +306,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     const fingerprint = await early.fingerprint;
     if ('unavailable' in fingerprint && !('quiet' in fingerprint)) events.warning(`backup '${name}' has no fingerprint (${fingerprint.unavailable}); a test restore of it can check that it loads, not that every row arrived`);
     const globals = await recordGlobals(context, early.globals);
+    if ('unavailable' in early.properties) events.warning(`backup '${name}' does not record the database's own properties (${early.properties.unavailable}); a restore onto a new server creates it with the server's defaults`);
     if (!globals) events.warning(`backup '${name}' does not record the roles it needs (${(early.globals.roles as {unavailable: string}).unavailable}); restore --create-roles cannot recreate them`);
     const completedAt = now();
     const unsigned: BackupMetadata = {
@@ -313,7 +316,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       createdAt: startedAt.toISOString(),
       completedAt: completedAt.toISOString(),
       durationMs: completedAt.getTime() - startedAt.getTime(),
-      database: {name: server.database, serverVersion: server.version, serverVersionNum: server.versionNum},
+      database: {name: server.database, serverVersion: server.version, serverVersionNum: server.versionNum, ...('unavailable' in early.properties ? {} : {properties: early.properties})},
       dump: {tool: 'pg_dump', version: pgDump.version, format: 'plain'},
       sizes: {plaintextBytes: streamed.plaintextBytes, storedBytes: streamed.storedBytes},
       checksums: {algorithm: 'sha256', stored: streamed.storedSha256, plaintext: streamed.plaintextSha256},

@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto';
 
 import {SynapseError, isSynapseError} from '../errors/index.js';
 import type {BackupMetadata} from '../metadata/index.js';
-import {DatabaseAdmin, compactTimestamp, compareFingerprints, fingerprintDatabase, type FingerprintDifference} from '../postgres/index.js';
+import {DatabaseAdmin, compactTimestamp, shapeOf, compareFingerprints, fingerprintDatabase, type FingerprintDifference} from '../postgres/index.js';
 import {loadInto, probeRestrictingPsql} from './restore-backup.js';
 import {decryptionFor, type StoredBackupContext} from './stored-backup.js';
 import {verifyAndKeepMetadata, type VerifyOptions} from './verify-backup.js';
@@ -60,6 +60,17 @@ function compare(metadata: BackupMetadata, actual: Awaited<ReturnType<typeof fin
   return {status: differences.length === 0 ? 'matched' : 'differs', tables: recorded.tables.length, sequences: recorded.sequences.length, differences};
 }
 
+const NOTHING_TOUCHED = 'A test restore loads only into its own scratch database, which is dropped; the configured database was not touched.';
+
+/** The load is restore's; its words are a restore's ("the target was left as it was"), and a test restore has no target. */
+function asTestRestoreError(error: unknown): unknown {
+  if (!isSynapseError(error) || (error.code !== 'E_RESTORE_FAILED' && error.code !== 'E_CANCELLED')) return error;
+  return error.with({
+    message: error.message.replaceAll(/(,| and) the target was left as it was/g, '').replaceAll('; the target was not touched', ''),
+    suggestion: error.code === 'E_CANCELLED' ? `The test restore was cancelled. ${NOTHING_TOUCHED}` : `${NOTHING_TOUCHED} Read psql's message above: the backup did not load, so do not rely on it; take a new backup and test-restore that one.`,
+  });
+}
+
 /**
  * Proves a backup restorable: verifies it to the end, loads it with psql into a scratch database
  * it creates on the configured server, counts every table's rows and reads every sequence there,
@@ -97,7 +108,8 @@ export async function testRestore(context: StoredBackupContext, name: string, op
     scratch = restoreTestDatabaseName(startedAt);
     await admin.tryAdvisoryLock(lockLabel(scratch));
     try {
-      await admin.createEmpty(scratch, undefined);
+      // In the backup's encoding and locale: a SQL_ASCII database loaded into UTF8 would fail here, not on its own server.
+      await admin.createEmpty(scratch, shapeOf(metadata.database.properties));
     } catch (error) {
       if (isSynapseError(error) && error.code === 'E_DB_PRIVILEGE') {
         throw error.with({suggestion: 'A test restore loads into a new database: grant the role CREATEDB (ALTER ROLE <role> CREATEDB).'});
@@ -106,7 +118,7 @@ export async function testRestore(context: StoredBackupContext, name: string, op
     }
     events.stage('prepare', 'finished', {detail: scratch});
 
-    const plaintextBytes = await loadInto(context, metadata, psql, settings.database.withDatabase(scratch), decryption);
+    const {plaintextBytes} = await loadInto(context, metadata, psql, settings.database.withDatabase(scratch), decryption);
 
     events.stage('compare', 'started');
     const actual = metadata.fingerprint ? await fingerprintDatabase(settings.database.withDatabase(scratch)) : undefined;
@@ -134,7 +146,7 @@ export async function testRestore(context: StoredBackupContext, name: string, op
     return result;
   } catch (error) {
     for (const stage of ['prepare', 'load', 'compare'] as const) events.stage(stage, 'skipped', {detail: 'stopped'});
-    throw error;
+    throw asTestRestoreError(error);
   } finally {
     if (scratch) {
       events.stage('drop', 'started');

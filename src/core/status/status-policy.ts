@@ -37,7 +37,7 @@ export function statusPolicyFrom(env: Env): StatusPolicy {
   const maxAgeMs = Object.fromEntries(
     BACKUP_TYPES.map((type) => {
       const raw = set(env, MAX_AGE_VARIABLE[type]);
-      return [type, raw === undefined ? DEFAULT_STATUS_POLICY.maxAgeMs[type] : parseDuration(MAX_AGE_VARIABLE[type], raw, 's')];
+      return [type, raw === undefined ? DEFAULT_STATUS_POLICY.maxAgeMs[type] : parseDuration(MAX_AGE_VARIABLE[type], raw, 'none')];
     }),
   ) as Record<BackupType, number>;
   return {

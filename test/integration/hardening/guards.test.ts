@@ -93,7 +93,7 @@ describe('guards', function () {
         return local.get(key, options);
       },
     });
-    const result = await cleanupBackups({storage: watching, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: false});
+    const result = await cleanupBackups({storage: watching, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption), database: settings.database.database}, {dryRun: false});
     expect(result.verified).to.deep.equal([{name: newer, status: 'intact'}]);
     expect(result.removedKeys).to.have.length(2);
     expect(lockHeldDuringReads).to.deep.equal([false]);
@@ -118,7 +118,7 @@ describe('guards', function () {
         return local.put(key, body, options);
       },
     });
-    const result = await cleanupBackups({storage: damaging, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: false});
+    const result = await cleanupBackups({storage: damaging, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption), database: settings.database.database}, {dryRun: false});
     expect(result.removedKeys).to.deep.equal([]);
     expect(result.verified.find((outcome) => outcome.name === newer)).to.include({status: 'damaged'});
     expect(await workspace.backupFiles()).to.include(older);
@@ -135,7 +135,7 @@ describe('guards', function () {
       put: (key, body, options) => (deleted.push(`put ${key}`), local.put(key, body, options)),
       delete: (key) => (deleted.push(key), local.delete(key)),
     });
-    await cleanupBackups({storage: recording, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption)}, {dryRun: false});
+    await cleanupBackups({storage: recording, policy: settings.retention, events: new ProgressEvents(), authenticator: documentAuthenticatorFor(settings.encryption), database: settings.database.database}, {dryRun: false});
     // The run marker first, so that a removal cut short is finished by the next cleanup; it goes last.
     expect(deleted.filter((key) => key.replace(/^put /, '').startsWith(older))).to.deep.equal([`put ${older}.pending`, `${older}.meta.json`, older, `${older}.pending`]);
   });

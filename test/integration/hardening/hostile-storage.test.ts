@@ -242,6 +242,28 @@ describe('hostile storage content', function () {
       }
     });
 
+    it("cleans up only the configured database's backups; --all-databases applies the counts to every database and says so", async function () {
+      const other = await createWorkspace();
+      try {
+        const theirs = [await other.backup({BACKUP_DIR: workspace.backupDir}, 'daily')];
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        theirs.push(await other.backup({BACKUP_DIR: workspace.backupDir}, 'daily'));
+        await workspace.backup({}, 'daily');
+        // A job for our database that keeps no daily backups but the newest must not touch theirs.
+        const mine = await workspace.run(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_DAILY: '0'});
+        expect(mine.exitCode, mine.stdout).to.equal(0);
+        expect(await workspace.backupFiles()).to.include.members(theirs);
+        expect(mine.json.result.decisions.filter((decision: {database: string}) => decision.database === other.database).map((decision: {action: string}) => decision.action)).to.deep.equal(['keep', 'keep']);
+        const everywhere = await workspace.run(['backup', 'cleanup', '--all-databases', '--json'], {BACKUP_RETENTION_DAILY: '0'});
+        expect(everywhere.exitCode, everywhere.stdout).to.equal(0);
+        expect(everywhere.json.warnings.join('\n')).to.include('--all-databases').and.include('apply to every database');
+        expect(await workspace.backupFiles()).not.to.include(theirs[0]);
+        expect(await workspace.backupFiles()).to.include(theirs[1]);
+      } finally {
+        await other.dispose();
+      }
+    });
+
     it('refuses to restore a backup of another database unless asked to, and says which is which', async function () {
       const other = await createWorkspace();
       try {

@@ -20,13 +20,15 @@ interface MailReceiver {
 }
 
 /** A real SMTP server on loopback (smtp-server) that offers STARTTLS with its own certificate and asks for a login. */
-async function startMailReceiver(certificate: {key: Buffer; cert: Buffer}): Promise<MailReceiver> {
+async function startMailReceiver(certificate: {key: Buffer; cert: Buffer}, options: {startTls?: boolean} = {}): Promise<MailReceiver> {
   const messages: ParsedMail[] = [];
   const logins: MailReceiver['logins'] = [];
   const server = new SMTPServer({
     key: certificate.key,
     cert: certificate.cert,
     authMethods: ['PLAIN', 'LOGIN'],
+    // A server that offers AUTH but no STARTTLS: the password would cross the network in clear text.
+    ...(options.startTls === false ? {disabledCommands: ['STARTTLS'], allowInsecureAuth: true} : {}),
     onAuth(auth, session, callback) {
       logins.push({username: auth.username ?? '', password: auth.password ?? '', secure: session.secure});
       if (auth.username === 'backup' && auth.password === SMTP_PASSWORD) callback(null, {user: 'backup'});
@@ -122,6 +124,34 @@ describe('e-mail and command sinks', function () {
       expect(result.exitCode).to.equal(3);
       expect(result.json.warnings.join('\n')).to.match(/email sink .* of backup\.failed: unable to send mail: .*certificate/i);
       expect(mail.logins).to.deep.equal([]);
+    });
+
+    it('never logs in to a server that offers AUTH without STARTTLS, and check names the problem; a trusted relay only when allowed by name', async function () {
+      const keyFile = path.join(workspace.cwd, 'smtp.key');
+      const plain = await startMailReceiver({key: await readFile(keyFile), cert: await readFile(caFile)}, {startTls: false});
+      try {
+        const env = {NOTIFY_EMAIL_TO: 'oncall@example.com', NOTIFY_EMAIL_EVENTS: 'backup.succeeded', NOTIFY_SMTP_URL: `smtp://backup:${encodeURIComponent(SMTP_PASSWORD)}@127.0.0.1:${plain.port}`};
+        const result = await workspace.run(['backup', 'run', '--json'], env);
+        expect(result.exitCode).to.equal(0);
+        expect(result.json.warnings.join('\n')).to.include('of backup.succeeded: unable to send mail').and.include('clear text').and.include('NOTIFY_SMTP_ALLOW_PLAINTEXT_AUTH');
+        expect(plain.logins).to.deep.equal([]);
+        expect(plain.messages).to.have.length(0);
+        const check = await workspace.run(['check', '--json'], env);
+        expect(check.exitCode).to.equal(9);
+        const finding = check.json.error.details.checks.find((found: {check: string}) => found.check === 'notify:email');
+        expect(finding.status).to.equal('failed');
+        expect(finding.detail).to.include('clear text');
+        expect(check.stdout).not.to.include(SMTP_PASSWORD);
+        expect(plain.logins).to.deep.equal([]);
+
+        const relay = {...env, NOTIFY_SMTP_ALLOW_PLAINTEXT_AUTH: 'true'};
+        const allowed = await workspace.run(['backup', 'run', '--json'], relay);
+        expect(allowed.json.warnings.filter((warning: string) => warning.includes('notify'))).to.deep.equal([]);
+        expect(plain.messages).to.have.length(1);
+        expect(plain.logins).to.deep.equal([{username: 'backup', password: SMTP_PASSWORD, secure: false}]);
+      } finally {
+        await plain.close();
+      }
     });
 
     it('warns about a sink it cannot configure and still runs', async function () {

@@ -157,6 +157,12 @@ describe('HTTP notification sinks', function () {
   });
 
   describe('heartbeat', function () {
+    it('answers check --notify-test on /log, which does not count as a success (the switch is not reset without a backup)', async function () {
+      const check = await workspace.run(['check', '--notify-test', '--json'], {NOTIFY_HEARTBEAT_URL: `${receiver.url}/ping/abc-123`});
+      expect((check.json.result ?? check.json.error.details).checks.find((found: {check: string}) => found.check === 'notify:heartbeat').status).to.equal('ok');
+      expect(receiver.requests.map((entry) => entry.path)).to.deep.equal(['/ping/abc-123/log']);
+    });
+
     it('pings /start and then the URL when a backup succeeds, /start and /fail when it fails, even on bad configuration', async function () {
       const env = {NOTIFY_HEARTBEAT_URL: `${receiver.url}/ping/abc-123`};
       await workspace.backup(env);

@@ -3,7 +3,7 @@ import {execa} from 'execa';
 import {randomBytes} from 'node:crypto';
 
 import {startThrowawayCluster, type ThrowawayCluster} from '../../helpers/cluster.js';
-import {sql} from '../../helpers/database.js';
+import {databaseUrl, sql} from '../../helpers/database.js';
 import {rewriteMetadata} from '../../helpers/metadata.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
 
@@ -56,6 +56,19 @@ describe('disaster recovery onto a new, empty server (throwaway cluster)', funct
        grant select on public.accounts to ${prefix}reader;
        grant select, insert on app.ledger to ${prefix}reader;`,
     );
+    // The database's own properties, which a plain dump does not carry; one role is named only by a CONNECT grant.
+    await sql(
+      'postgres',
+      `create role ${prefix}connector login;
+       alter database ${workspace.database} owner to ${prefix}owner;
+       revoke connect, temporary on database ${workspace.database} from public;
+       grant connect on database ${workspace.database} to ${prefix}connector;
+       grant connect, temporary on database ${workspace.database} to ${prefix}reader;
+       alter database ${workspace.database} set work_mem = '7MB';
+       alter role ${prefix}reader in database ${workspace.database} set statement_timeout = '9s';
+       comment on database ${workspace.database} is 'the shop''s ledger';
+       alter database ${workspace.database} connection limit 42;`,
+    );
     name = await workspace.backup();
     // Passwords are checked there (SCRAM): a role restored with its hash must log in with its password.
     cluster = await startThrowawayCluster({passwordAuth: true});
@@ -64,7 +77,7 @@ describe('disaster recovery onto a new, empty server (throwaway cluster)', funct
   after(async function () {
     await cluster?.stop();
     await workspace?.dispose();
-    await sql('postgres', `drop role if exists ${prefix}writer; drop role if exists ${prefix}reader; drop role if exists ${prefix}owner;`);
+    await sql('postgres', `drop role if exists ${prefix}writer; drop role if exists ${prefix}reader; drop role if exists ${prefix}owner; drop role if exists ${prefix}connector;`);
   });
 
   const onNewServer = (extra: Record<string, string> = {}) => ({DATABASE_URL: cluster.url('postgres', workspace.database), ...extra});
@@ -72,11 +85,19 @@ describe('disaster recovery onto a new, empty server (throwaway cluster)', funct
   it('records the roles the database needs in the metadata, with the password hashes only encrypted', async function () {
     const {globals} = await workspace.readMetadata(name);
     const roles = globals.roles.map((role: {name: string}) => role.name).filter((role: string) => role.startsWith(prefix));
-    expect(roles).to.deep.equal([`${prefix}owner`, `${prefix}reader`, `${prefix}writer`]);
+    expect(roles).to.deep.equal([`${prefix}connector`, `${prefix}owner`, `${prefix}reader`, `${prefix}writer`]);
     expect(globals.memberships).to.deep.include({role: `${prefix}reader`, member: `${prefix}writer`, admin: false});
     expect(globals.settings).to.deep.include({role: `${prefix}reader`, setting: 'statement_timeout=5s'});
     expect(globals.passwords).to.equal('included');
     expect(JSON.stringify(globals)).not.to.include('SCRAM-SHA-256');
+  });
+
+  it('records the database\'s own properties, and counts a role granted only CONNECT among the roles it needs', async function () {
+    const metadata = await workspace.readMetadata(name);
+    expect(metadata.database.properties).to.deep.include({owner: `${prefix}owner`, connectionLimit: 42, comment: "the shop's ledger", encoding: 'UTF8'});
+    expect(metadata.database.properties.acl).to.deep.include({grantee: `${prefix}connector`, privilege: 'CONNECT', grantable: false});
+    expect(metadata.database.properties.settings).to.deep.include.members([{role: null, setting: 'work_mem=7MB'}, {role: `${prefix}reader`, setting: 'statement_timeout=9s'}]);
+    expect(metadata.globals.roles.map((role: {name: string}) => role.name)).to.include(`${prefix}connector`);
   });
 
   it('fails on the new server without --create-roles, leaving nothing behind', async function () {
@@ -89,7 +110,7 @@ describe('disaster recovery onto a new, empty server (throwaway cluster)', funct
   it('with --create-roles restores data, owners, grants, roles, memberships, settings and password hashes', async function () {
     const result = await workspace.run(['backup', 'restore', name, '--yes', '--create-roles', '--json'], onNewServer());
     expect(result.exitCode, `${result.stdout}\n${result.stderr}`).to.equal(0);
-    expect(result.json.result.createdRoles.filter((role: string) => role.startsWith(prefix)).sort()).to.deep.equal([`${prefix}owner`, `${prefix}reader`, `${prefix}writer`]);
+    expect(result.json.result.createdRoles.filter((role: string) => role.startsWith(prefix)).sort()).to.deep.equal([`${prefix}connector`, `${prefix}owner`, `${prefix}reader`, `${prefix}writer`]);
     const sourceOwnership = (await sql(workspace.database, OWNERSHIP_SQL)).rows.map((row) => Object.values(row)[0]);
     expect(lines(await cluster.psql(OWNERSHIP_SQL, workspace.database))).to.deep.equal(sourceOwnership);
     const sourceRoles = (await sql('postgres', rolesSql(prefix))).rows.map((row) => Object.values(row)[0]);
@@ -99,6 +120,23 @@ describe('disaster recovery onto a new, empty server (throwaway cluster)', funct
     expect(login.stdout.trim(), login.stderr).to.equal('50');
     const wrong = await execa('psql', ['-X', '-d', cluster.url(`${prefix}reader`, workspace.database, 'wrong'), '-c', 'select 1'], {reject: false});
     expect(wrong.exitCode).not.to.equal(0);
+
+    // The database itself came along: owner, grants (PUBLIC may not connect), settings, comment, limit.
+    const properties = (database: string) => `
+      select 'owner ' || pg_get_userbyid(datdba) || ' limit ' || datconnlimit || ' encoding ' || pg_encoding_to_char(encoding) from pg_database where datname = '${database}'
+      union all select 'acl ' || coalesce(pg_get_userbyid(a.grantee), 'PUBLIC') || ' ' || a.privilege_type from pg_database d, aclexplode(d.datacl) a where d.datname = '${database}' and a.grantee <> 0
+      union all select 'public ' || count(*) from pg_database d, aclexplode(d.datacl) a where d.datname = '${database}' and a.grantee = 0
+      union all select 'comment ' || shobj_description(oid, 'pg_database') from pg_database where datname = '${database}'
+      union all select 'setting ' || coalesce(pg_get_userbyid(nullif(s.setrole, 0)), '-') || ' ' || array_to_string(s.setconfig, ',') from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase where d.datname = '${database}'
+      order by 1`;
+    const sourceProperties = (await sql('postgres', properties(workspace.database))).rows.map((row) => Object.values(row)[0]);
+    expect(lines(await cluster.psql(properties(workspace.database)))).to.deep.equal(sourceProperties);
+    expect(sourceProperties).to.include(`acl ${prefix}connector CONNECT`).and.include('public 0');
+    await cluster.psql(`create role ${prefix}outsider login password 'outsider-secret'`);
+    const publicConnect = await execa('psql', ['-X', '-d', cluster.url(`${prefix}outsider`, workspace.database, 'outsider-secret'), '-c', 'select 1'], {reject: false});
+    expect(publicConnect.exitCode, 'a role without CONNECT').not.to.equal(0);
+    expect(publicConnect.stderr).to.include('permission denied for database');
+    await cluster.psql(`drop role ${prefix}outsider`);
 
     // A second restore finds the roles and changes none of them.
     await cluster.psql(`alter role ${prefix}reader connection limit 3`);
@@ -188,6 +226,35 @@ describe('disaster recovery onto a new, empty server (throwaway cluster)', funct
     expect(granted.exitCode, granted.stderr).to.equal(0);
     expect(await members()).to.equal('pg_execute_server_program,pg_read_all_data,postgres');
     expect(await authidRows()).to.equal(beforeAuthid);
+  });
+
+  it('creates a new database in the recorded encoding and locale, test-restores it there, and refuses an existing target of another encoding', async function () {
+    const latin = `${workspace.database}_latin`;
+    await sql('postgres', `create database ${latin} template template0 encoding 'LATIN1' lc_collate 'C' lc_ctype 'C'`);
+    await sql(latin, "create table words (w text); insert into words values ('café'), ('naïve')");
+    const backedUp = await workspace.backup({DATABASE_URL: databaseUrl(latin)});
+    expect((await workspace.readMetadata(backedUp)).database.properties).to.include({encoding: 'LATIN1', collate: 'C', ctype: 'C'});
+    const tested = await workspace.run(['backup', 'test-restore', backedUp, '--json'], {DATABASE_URL: databaseUrl(latin)});
+    expect(tested.exitCode, tested.stdout).to.equal(0);
+
+    const restored = await workspace.run(['backup', 'restore', backedUp, '--yes', '--json'], {DATABASE_URL: cluster.url('postgres', latin)});
+    expect(restored.exitCode, restored.stdout).to.equal(0);
+    expect(await cluster.psql(`select pg_encoding_to_char(encoding) || ' ' || datcollate || ' ' || datctype from pg_database where datname = '${latin}'`)).to.equal('LATIN1 C C');
+    // Read back as UTF-8 whatever psql's client encoding: the same characters, stored in LATIN1.
+    expect(await cluster.psql("select string_agg(encode(convert_to(w, 'UTF8'), 'hex'), ',' order by w) from words", latin)).to.equal(
+      ['café', 'naïve'].map((word) => Buffer.from(word).toString('hex')).join(','),
+    );
+
+    // The same name, now in UTF8: refused before anything is touched.
+    await cluster.psql(`drop database ${latin}`);
+    await cluster.psql(`create database ${latin}`);
+    const refused = await workspace.run(['backup', 'restore', backedUp, '--yes', '--json'], {DATABASE_URL: cluster.url('postgres', latin)});
+    expect(refused.exitCode, refused.stdout).to.equal(2);
+    expect(refused.json.error.code).to.equal('E_ENCODING_MISMATCH');
+    expect(refused.json.error.message).to.include('encoding LATIN1, the target has UTF8');
+    expect(await cluster.psql(`select count(*) from pg_tables where tablename = 'words'`, latin)).to.equal('0');
+    expect(await cluster.psql(`select count(*) from pg_database where datname like '${latin}_%'`)).to.equal('0');
+    await cluster.psql(`drop database ${latin}`);
   });
 
   it('with --no-owner --no-privileges restores the data anywhere, owned by the restoring role', async function () {

@@ -141,6 +141,18 @@ describe('backup test-restore', function () {
     child.kill('SIGTERM');
     const result = await child;
     expect(result.exitCode).to.equal(130);
+    expect(result.stderr).not.to.include('target');
+    expect(result.stderr).to.include('the configured database was not touched');
+    expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
+  });
+
+  it('says, when the load fails, that the configured database was not touched, never that a target was left as it was', async function () {
+    const name = await workspace.backup();
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: versionAware('psql', 'cat > /dev/null; echo "psql:<stdin>:7: ERROR:  out of shared memory" >&2; exit 3')});
+    const result = await workspace.run(['backup', 'test-restore', name, '--json'], {PG_BIN_DIR: binDir});
+    expect(result.exitCode, result.stdout).to.equal(6);
+    expect(JSON.stringify(result.json.error)).not.to.include('target');
+    expect(result.json.error.suggestion).to.include('the configured database was not touched');
     expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
   });
 
@@ -160,6 +172,25 @@ describe('backup test-restore', function () {
       await running;
     }
     expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
+  });
+
+  it("is never mistaken for dead by another job's cleanup, whatever database that job is configured for", async function () {
+    const name = await workspace.backup();
+    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: SLOW_PSQL});
+    const running = spawnCli(['backup', 'test-restore', name], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
+    try {
+      await waitFor(async () => (await databaseNames(SCRATCH_PREFIX)).length > 0, 'the scratch database');
+      const [live] = await databaseNames(SCRATCH_PREFIX);
+      // A cleanup for the database `postgres` works from template1, where the running test restore holds no lock.
+      for (const database of ['postgres', 'template1', workspace.database]) {
+        const cleanup = await workspace.run(['backup', 'cleanup', '--json'], {DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${database}`});
+        expect(cleanup.exitCode, cleanup.stdout + cleanup.stderr).to.equal(0);
+        expect(await databaseNames(SCRATCH_PREFIX), `a cleanup for '${database}'`).to.deep.equal([live]);
+      }
+    } finally {
+      running.kill('SIGTERM');
+      await running;
+    }
   });
 
   it('leaves cleanup (hourly) to drop the scratch database of a killed test restore, and says so; a dry run only names it', async function () {

@@ -1,12 +1,13 @@
 import {expect} from 'chai';
 import {createHash} from 'node:crypto';
-import {readFile, rm, truncate, writeFile} from 'node:fs/promises';
+import {mkdir, readFile, rm, truncate, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 import {gunzipSync, gzipSync} from 'node:zlib';
 
 import {seedSampleData, sql} from '../../helpers/database.js';
 import {fakeBinDir, versionAware} from '../../helpers/fake-tools.js';
 import {rewriteMetadata} from '../../helpers/metadata.js';
+import {mountTmpfs, remountReadOnly, unmount} from '../../helpers/mounts.js';
 import {startHttpReceiver, type HttpReceiver} from '../../helpers/receivers.js';
 import {freePort} from '../../helpers/services.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
@@ -248,6 +249,40 @@ describe('backup verify', function () {
       const report = result.json.error.details.backups[0];
       expect(checkStatuses(report)).to.include({sha256: 'passed', decode: 'failed'});
       expect(report.failure.message).to.include('decompress');
+    });
+  });
+
+  describe('on storage mounted read-only', function () {
+    let workspace: Workspace;
+    let mountPoint: string;
+
+    beforeEach(async function () {
+      workspace = await createWorkspace();
+      await seedSampleData(workspace.database, 50);
+      mountPoint = path.join(workspace.cwd, 'readonly');
+      await mkdir(mountPoint);
+      await mountTmpfs(mountPoint, {sizeBytes: 8 * 1024 * 1024});
+    });
+
+    afterEach(async function () {
+      await unmount(mountPoint);
+      await workspace.dispose();
+    });
+
+    it('verifies and test-restores there (the disaster-recovery steps), warning only that nothing could be recorded', async function () {
+      const name = await workspace.backup({BACKUP_DIR: mountPoint});
+      await remountReadOnly(mountPoint, true);
+      try {
+        const verified = await workspace.run(['backup', 'verify', '--latest', '--json'], {BACKUP_DIR: mountPoint});
+        expect(verified.exitCode, verified.stdout + verified.stderr).to.equal(0);
+        expect(verified.json.result.backups[0].backupName).to.equal(name);
+        expect(verified.json.warnings.join('\n')).to.include('unable to record');
+        const tested = await workspace.run(['backup', 'test-restore', '--latest', '--json'], {BACKUP_DIR: mountPoint});
+        expect(tested.exitCode, tested.stdout + tested.stderr).to.equal(0);
+        expect(tested.json.result.comparison.status).to.equal('matched');
+      } finally {
+        await remountReadOnly(mountPoint, false);
+      }
     });
   });
 
