@@ -21,3 +21,12 @@ const {refusal} = pluginDirectoryVerdict();
 
 const {execute} = await import('@oclif/core');
 await execute({dir: import.meta.url, ...(refusal ? {loadOptions: {userPlugins: false}} : {})});
+
+// The command has finished. What still keeps the process alive now is a storage call that timed
+// out but never returned (a dead network mount, an s3fs that stopped answering): it must not keep
+// a cron job for minutes. Once the output is written, exit with the command's status. Unref'd, so
+// an ordinary run ends by itself before this ever fires.
+const finished = setInterval(() => {
+  if (process.stdout.writableLength === 0 && process.stderr.writableLength === 0) process.exit();
+}, 500);
+finished.unref();

@@ -27,6 +27,9 @@ export interface ErrorEnvelope {
   readonly warnings: readonly string[];
 }
 
+/** How long after the first Ctrl-C or SIGTERM a command may take to stop, clean-up included. */
+const STOP_DEADLINE_MS = 4000;
+
 function asSynapseError(error: unknown): SynapseError {
   if (isSynapseError(error)) return error;
   if (error instanceof Errors.CLIError) {
@@ -68,6 +71,12 @@ export abstract class SynapseCommand<T> extends Command {
       process.stderr.write(`\nReceived ${signal} again: exiting without cleaning up.\n`);
       process.exit(130);
     }
+    // Clean-up gets its time, but not forever: a clean-up call on a storage that stopped answering
+    // would otherwise add its own grace to the first one. What is left is the next run's to repair.
+    setTimeout(() => {
+      process.stderr.write(`\nStill cleaning up ${STOP_DEADLINE_MS / 1000} s after ${signal}: exiting now; the next run removes what is left.\n`);
+      process.exit(130);
+    }, STOP_DEADLINE_MS).unref();
     const again = signal === 'SIGINT' ? 'press Ctrl-C again' : `send ${signal} again`;
     if (!this.jsonEnabled()) process.stderr.write(`\nReceived ${signal}: stopping and cleaning up (${again} to exit at once)...\n`);
     this.abortController.abort();

@@ -222,5 +222,8 @@ describe('backup run failures', function () {
     const result = await workspace.run(['backup', 'run', '--json'], {DATABASE_URL: workspace.databaseUrl.replace('postgres@', 'no_such_role@')});
     expect(result.exitCode).to.equal(3);
     expect(result.json.error.code).to.equal('E_DB_AUTH');
+    // The quick start on a machine whose user has no role: say what to do.
+    expect(result.json.error.message).to.include('the server has no role "no_such_role"');
+    expect(result.json.error.suggestion).to.include('DATABASE_URL=postgresql://postgres@').and.include('createuser --superuser no_such_role');
   });
 });

@@ -6,7 +6,7 @@ import {LocalDirectoryStorage} from '../../plugins/storage-local/src/local-direc
 import {resolveSettings} from '../../src/core/config/index.js';
 import {isSynapseError} from '../../src/core/errors/index.js';
 import {ProgressEvents} from '../../src/core/events/index.js';
-import {restoreBackup} from '../../src/core/services/index.js';
+import {restoreBackup, testRestore} from '../../src/core/services/index.js';
 import {databaseNames, seedSampleData, snapshotDatabase, sql} from '../helpers/database.js';
 import {createWorkspace, type Workspace} from '../helpers/workspace.js';
 
@@ -47,5 +47,24 @@ describe('restoreBackup (in process)', function () {
     expect((failure as Error).message).to.match(/changed after it was verified/);
     expect(await snapshotDatabase(workspace.database)).to.deep.equal(current);
     expect(await databaseNames(workspace.database)).to.deep.equal([workspace.database]);
+  });
+
+  it('test-restores against the metadata its verification checked, not a copy swapped in afterwards', async function () {
+    const name = await workspace.backup();
+    const settings = resolveSettings({process: {DATABASE_URL: workspace.databaseUrl, BACKUP_DIR: workspace.backupDir}, dotenv: {}, cwd: workspace.cwd});
+    const storage = await LocalDirectoryStorage.open(workspace.backupDir);
+    const events = new ProgressEvents();
+    const metadataFile = path.join(workspace.backupDir, `${name}.meta.json`);
+    // Once verified, the metadata is replaced by one whose fingerprint no restore can match.
+    events.on('stage', (event) => {
+      if (event.stage === 'prepare' && event.status === 'started') {
+        const swapped = JSON.parse(readFileSync(metadataFile, 'utf8'));
+        for (const table of swapped.fingerprint.tables) table.rows += 1;
+        writeFileSync(metadataFile, JSON.stringify(swapped));
+      }
+    });
+    const result = await testRestore({settings, storage, encryptionProviders: new Map(), events, signal: new AbortController().signal}, name);
+    expect(result.comparison.status).to.equal('matched');
+    expect(result.comparison.tables).to.be.greaterThan(0);
   });
 });

@@ -4,7 +4,7 @@ import {parseDuration} from '../../src/core/config/duration.js';
 import {resolveSettings} from '../../src/core/config/index.js';
 import {SynapseError} from '../../src/core/errors/index.js';
 import {DEFAULT_EVENT_PATTERNS, Notifier, buildEvent, matchesEvent, outcomeOf, parseEventPatterns, sinkSecrets, summarize} from '../../src/core/notify/index.js';
-import {redact} from '../../src/core/secrets/index.js';
+import {Secret, redact} from '../../src/core/secrets/index.js';
 
 describe('notifications: the pure parts', function () {
   describe('which events a sink gets', function () {
@@ -118,6 +118,21 @@ describe('notifications: the pure parts', function () {
       const clean = redact(message, secrets);
       for (const secret of ['TOKEN123', 'p@ss-word', 'p%40ss-word', 'hmac-secret-value']) expect(clean).not.to.include(secret);
       expect(clean).to.include('mail');
+    });
+
+    it('refuses a sink secret too short to be removed from messages without blanking ordinary words', async function () {
+      const factory = {id: 'email', description: '', activatedBy: 'NOTIFY_EMAIL_TO', variables: [{name: 'NOTIFY_SMTP_URL', description: '', secret: true}], create: async () => ({target: 'x', deliver: async () => {}})};
+      const refused = await Notifier.configure([{factory, plugin: 'p'}], {NOTIFY_EMAIL_TO: 'a@b.c', NOTIFY_SMTP_URL: 'smtp://u:short@mail.example:587'});
+      expect(refused.sinks).to.deep.equal([]);
+      expect(refused.warnings.join('\n')).to.include('the password in NOTIFY_SMTP_URL is 5 characters long: too short to be a secret');
+      expect(refused.redact('this is too short to be a secret')).to.equal('this is too short to be a secret');
+      const fine = await Notifier.configure([{factory, plugin: 'p'}], {NOTIFY_EMAIL_TO: 'a@b.c', NOTIFY_SMTP_URL: 'smtp://u:long-enough-secret@mail.example:587'});
+      expect(fine.sinks).to.have.length(1);
+      expect(fine.redact('login u:long-enough-secret failed')).to.equal('login u:[redacted] failed');
+    });
+
+    it('redacts no secret shorter than the threshold, so no ordinary word is blanked', function () {
+      expect(redact('is too short to be a secret', [new Secret('short')])).to.equal('is too short to be a secret');
     });
 
     it('keeps the sinks\' credentials from storage and encryption plugins', function () {

@@ -109,6 +109,21 @@ describe('trust: the pure parts', function () {
       });
     }
 
+    it('compares every table, whichever place the one that differs has', function () {
+      const names = ['first', 'second', 'third', 'fourth', 'last'];
+      for (const [index, differing] of names.entries()) {
+        const recorded = names.map((name) => table(name, 10));
+        const restored = names.map((name, at) => table(name, at === index ? 9 : 10));
+        expect(compareFingerprints({tables: recorded, sequences: []}, {tables: restored, sequences: []}), differing).to.deep.equal([
+          {kind: 'table', schema: 'public', name: differing, expected: '10 rows', actual: '9 rows'},
+        ]);
+      }
+      // Every sequence too, the first one included.
+      const sequences = ['s1', 's2', 's3'].map((name) => ({schema: 'public', name, lastValue: '10', isCalled: true, increment: '1'}));
+      const behind = sequences.map((sequence, at) => (at === 0 ? {...sequence, lastValue: '9'} : sequence));
+      expect(compareFingerprints({tables: [], sequences}, {tables: [], sequences: behind}).map((difference) => difference.name)).to.deep.equal(['s1']);
+    });
+
     it('reports each table whose rows differ, and objects on one side only', function () {
       const differences = compareFingerprints({tables: [table('a', 1), table('b', 2), table('gone', 3)], sequences: []}, {tables: [table('a', 1), table('b', 3), table('new', 0)], sequences: []});
       expect(differences).to.deep.equal([

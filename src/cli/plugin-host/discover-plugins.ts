@@ -6,7 +6,7 @@ import {HOOK_ENCRYPTION_PROVIDERS, HOOK_NOTIFICATION_SINKS, HOOK_STORAGE_BACKEND
 import type {NotificationSinkFactory} from '../../contracts/notification.js';
 import {PLUGIN_API_VERSION, PLUGIN_MANIFEST_FIELD} from '../../contracts/plugin-api.js';
 import type {StorageBackendFactory} from '../../contracts/storage.js';
-import {SynapseError} from '../../core/errors/index.js';
+import {SynapseError, pluginFailed} from '../../core/errors/index.js';
 import type {AvailableSink} from '../../core/notify/index.js';
 
 type HookName = keyof SynapseHookRegistrations;
@@ -68,7 +68,7 @@ async function discover<K extends HookName>(
   const outcome = await config.runHook(hook, {}, HOOK_TIMEOUT_MS, true);
   if (outcome.failures.length > 0) {
     const {plugin, error} = outcome.failures[0]!;
-    throw new SynapseError('E_PLUGIN', {message: `unable to load ${describe} from plugin '${plugin.name}': ${error.message}`, cause: error});
+    throw pluginFailed(`load ${describe} from plugin '${plugin.name}'`, error);
   }
   const found = new Map<string, Discovered<Registration<K>>>();
   for (const {plugin, result} of outcome.successes) {

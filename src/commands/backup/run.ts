@@ -5,11 +5,11 @@ import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
 import {loadEncryptionProviders, openStorage} from '../../cli/runtime.js';
-import {SynapseError} from '../../core/errors/index.js';
+import {isSynapseError} from '../../core/errors/index.js';
 import {BACKUP_TYPES, type BackupType} from '../../core/naming/index.js';
-import {runBackup, verifyBackup, type BackupResult, type VerifyReport} from '../../core/services/index.js';
+import {runVerifiedBackup, type VerifiedBackupResult} from '../../core/services/index.js';
 
-type RunOutput = BackupResult & {readonly verification: VerifyReport | undefined};
+type RunOutput = VerifiedBackupResult;
 
 export default class BackupRun extends SynapseCommand<RunOutput> {
   static override notifies = 'backup' as const;
@@ -46,10 +46,8 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
     this.journalIn(storage, settings);
     let encryption: EncryptionProvider | undefined;
     if (settings.encryption) {
+      // runVerifiedBackup refuses a configured cipher that no plugin provides.
       encryption = (await loadEncryptionProviders(this.config)).get(settings.encryption.provider);
-      if (!encryption) {
-        throw new SynapseError('E_PLUGIN', {message: `unable to encrypt: no installed plugin provides BACKUP_ENCRYPTION_PROVIDER '${settings.encryption.provider}'`});
-      }
     }
     const result = await this.display(
       'backup',
@@ -64,18 +62,19 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
         ...(flags.verify ? [{stage: 'verify' as const, title: 'Read back and verify'}] : []),
       ],
       async () => {
-        const backup = await runBackup({settings, storage, encryption, events: this.events, signal: this.signal, toolVersion: this.config.version}, {type: flags['backup-type'] as BackupType});
-        this.eventFacts.backup = {...this.eventFacts.backup, name: backup.name};
-        if (!flags.verify) return {...backup, verification: undefined};
-        const encryptionProviders = encryption ? new Map([[encryption.id, encryption]]) : new Map();
-        const verification = await verifyBackup({settings, storage, encryptionProviders, events: this.events, signal: this.signal}, backup.name);
-        if (verification.failure) {
-          throw new SynapseError(verification.failure.code, {
-            message: `backup '${backup.name}' was written, but reading it back failed verification: ${verification.failure.message}`,
-            details: {backupName: backup.name, checks: verification.checks},
-          });
+        try {
+          const backup = await runVerifiedBackup(
+            {settings, storage, encryption, events: this.events, signal: this.signal, toolVersion: this.config.version},
+            {type: flags['backup-type'] as BackupType, verify: flags.verify},
+          );
+          this.eventFacts.backup = {...this.eventFacts.backup, name: backup.name};
+          return backup;
+        } catch (error) {
+          // A backup written whose read-back failed: its failure event names it.
+          const written = isSynapseError(error) ? error.details.backupName : undefined;
+          if (typeof written === 'string') this.eventFacts.backup = {...this.eventFacts.backup, name: written};
+          throw error;
         }
-        return {...backup, verification};
       },
     );
     const {metadata} = result;

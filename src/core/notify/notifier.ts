@@ -4,7 +4,7 @@ import {SECRET_VARIABLES, withoutSecrets} from '../postgres/database-target.js';
 import {minimalChildEnvironment} from '../process/index.js';
 import {DEFAULT_EVENT_PATTERNS, matchesEvent, parseEventPatterns} from './event-patterns.js';
 import {redact, type Secret} from '../secrets/index.js';
-import {sinkSecrets} from './redact.js';
+import {shortSecretProblem, sinkSecrets} from './redact.js';
 
 export const DEFAULT_NOTIFY_TIMEOUT_MS = 10_000;
 /** Pause before the one retry a sink allows. */
@@ -88,6 +88,11 @@ export class Notifier {
               warnings.push(`${(error as Error).message}; the ${factory.id} sink gets its default events (${events.join(',')})`);
             }
           }
+          const short = factory.variables.flatMap((variable) => (variable.secret && env[variable.name]?.trim() ? [shortSecretProblem(variable.name, env[variable.name]!)] : [])).find(Boolean);
+          if (short) {
+            warnings.push(`unable to configure the ${factory.id} notification sink (plugin ${plugin}): ${short}; it sends nothing`);
+            return undefined;
+          }
           try {
             const sink = await factory.create({env: sinkEnv, childEnvironment: (extra = {}) => minimalChildEnvironment(parentEnv, extra)});
             return {id: factory.id, plugin, sink, events};
@@ -123,26 +128,33 @@ export class Notifier {
     const results = await Promise.all(
       this.sinks.map(async ({id, sink}): Promise<[string, string | undefined]> => {
         if (!sink.probe) return [id, undefined];
-        const controller = new AbortController();
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            controller.abort();
-            reject(new Error(`no answer within ${formatSeconds(this.timeoutMs)} (NOTIFY_TIMEOUT)`));
-          }, this.timeoutMs);
-        });
         try {
-          await Promise.race([sink.probe({signal: controller.signal}), timedOut]);
+          await this.#withinTimeout((signal) => sink.probe!({signal}));
           return [id, ''];
         } catch (error) {
           return [id, this.redact(error instanceof Error ? error.message : String(error))];
-        } finally {
-          clearTimeout(timer);
-          controller.abort();
         }
       }),
     );
     return new Map(results);
+  }
+
+  /** Runs `work`, which must stop when its signal aborts, for NOTIFY_TIMEOUT at most: a sink never holds a run longer. */
+  async #withinTimeout<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new Error(`no answer within ${formatSeconds(this.timeoutMs)} (NOTIFY_TIMEOUT)`));
+      }, this.timeoutMs);
+    });
+    try {
+      return await Promise.race([work(controller.signal), timedOut]);
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+    }
   }
 
   redact(text: string): string {
@@ -155,24 +167,16 @@ export class Notifier {
 
   async #deliverTo({id, sink}: ActiveSink, event: SynapseEvent): Promise<DeliveryReport> {
     const started = Date.now();
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        controller.abort();
-        reject(new Error(`no answer within ${formatSeconds(this.timeoutMs)} (NOTIFY_TIMEOUT)`));
-      }, this.timeoutMs);
-    });
     let attempts = 0;
-    const attempt = async (): Promise<void> => {
+    const attempt = async (signal: AbortSignal): Promise<void> => {
       for (;;) {
         attempts++;
         try {
-          await sink.deliver(event, {signal: controller.signal});
+          await sink.deliver(event, {signal});
           return;
         } catch (error) {
           const retryable = (error as {retryable?: unknown}).retryable === true;
-          if (!retryable || attempts > 1 || controller.signal.aborted || Date.now() - started + RETRY_PAUSE_MS >= this.timeoutMs) throw error;
+          if (!retryable || attempts > 1 || signal.aborted || Date.now() - started + RETRY_PAUSE_MS >= this.timeoutMs) throw error;
           await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
         }
       }
@@ -187,13 +191,10 @@ export class Notifier {
       ...(error === undefined ? {} : {error: this.redact(error instanceof Error ? error.message : String(error))}),
     });
     try {
-      await Promise.race([attempt(), timedOut]);
+      await this.#withinTimeout(attempt);
       return report();
     } catch (error) {
       return report(error);
-    } finally {
-      clearTimeout(timer);
-      controller.abort();
     }
   }
 }

@@ -4,3 +4,4 @@ export * from './failure-recorder.js';
 export * from './observers.js';
 export * from './stream-chain.js';
 export * from './dump-completion.js';
+export * from './decode-stages.js';

@@ -53,3 +53,27 @@ export async function transformWhole(transform: Transform, input: Buffer): Promi
   });
   return Buffer.concat(chunks);
 }
+
+/**
+ * Passes bytes through until more than `limit` have passed, then fails: a stored file that
+ * decodes to more SQL than was dumped (a decompression bomb in a planted backup) is stopped at the
+ * recorded size, not decoded to its end.
+ */
+export class SizeLimit extends Transform {
+  #bytes = 0;
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    super();
+    this.#limit = limit;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#bytes += chunk.length;
+    if (this.#bytes > this.#limit) {
+      callback(new Error(`it decodes to more than the ${this.#limit} bytes of SQL recorded at backup time; stopped there`));
+      return;
+    }
+    callback(null, chunk);
+  }
+}

@@ -26,6 +26,15 @@ export function databaseError(error: unknown, target: DatabaseTarget, action: st
       cause,
     });
   }
+  const missingRole = /role "(.+)" does not exist/.exec(reason)?.[1];
+  if (code === '28000' && missingRole !== undefined) {
+    // A fresh machine: no DATABASE_URL, so libpq's default, the operating-system user, which has no role.
+    return new SynapseError('E_DB_AUTH', {
+      message: `${where}: the server has no role ${JSON.stringify(missingRole)} (${reason})`,
+      suggestion: `Point DATABASE_URL at a role that exists (e.g. DATABASE_URL=postgresql://postgres@localhost:5432/${target.database}), or create this one as the superuser: sudo -u postgres createuser --superuser ${/^[A-Za-z0-9_]+$/.test(missingRole) ? missingRole : '<role>'} (a backup needs to read every table; a restore also CREATEDB).`,
+      cause,
+    });
+  }
   if (code.startsWith('28')) return new SynapseError('E_DB_AUTH', {message: `${where}: authentication failed (${reason})`, cause});
   // pg's words when the server asks for a password and none was given (libpq: "no password supplied").
   if (/client password must be a string|no password supplied|password must be provided/i.test(reason)) {

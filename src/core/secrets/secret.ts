@@ -35,6 +35,13 @@ export class Secret {
 }
 
 /**
+ * The shortest secret that is removed from messages. A shorter one would be found inside ordinary
+ * words ("is too short to be a secret") and blank them, so such a secret is refused where it is
+ * configured (see the notifier) rather than guessed at here.
+ */
+export const MIN_REDACTED_LENGTH = 8;
+
+/**
  * Removes every secret from a text that may reach a user: stderr of a child process, an error
  * message. Also blanks passwords written inline in connection URLs and conninfo strings.
  */
@@ -42,7 +49,7 @@ export function redact(text: string, secrets: ReadonlyArray<Secret | undefined>)
   let result = text;
   for (const secret of secrets) {
     const value = secret?.reveal();
-    if (!value) continue;
+    if (!value || value.length < MIN_REDACTED_LENGTH) continue;
     for (const form of new Set([value, encodeURIComponent(value)])) result = result.split(form).join(REDACTED);
   }
   return result

@@ -1,6 +1,6 @@
 export * from './cleanup-backups.js';
 export * from './list-backups.js';
-export * from './restore-backup.js';
+export * from './restore/index.js';
 export * from './run-backup.js';
 export * from '../trust/index.js';
 export * from './restore-leftovers.js';
@@ -10,3 +10,4 @@ export * from './verify-backup.js';
 export * from './test-restore.js';
 export * from './backup-status.js';
 export * from './deliver-alerts.js';
+export * from './run-verified-backup.js';

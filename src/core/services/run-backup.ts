@@ -4,7 +4,7 @@ import {PassThrough, type Transform} from 'node:stream';
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
 import type {Settings} from '../config/index.js';
-import {SynapseError, cancelledError, isSynapseError} from '../errors/index.js';
+import {SynapseError, cancelledError, isSynapseError, noPluginProvides, pluginFailed} from '../errors/index.js';
 import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock, describeTakeover} from '../lock/index.js';
 import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata, type RecordedDatabaseProperties, type RecordedGlobals} from '../metadata/index.js';
@@ -51,7 +51,7 @@ function explainStageFailure(stage: BackupStage, error: unknown, context: Backup
       return storageError(error, context.storage, 'store backup', name);
     }
     case 'encrypt': {
-      return new SynapseError('E_PLUGIN', {message: `unable to encrypt backup '${name}' with '${context.encryption?.id}': ${(error as Error).message}`, cause: error});
+      return pluginFailed(`encrypt backup '${name}' with '${context.encryption?.id}'`, error);
     }
     default: {
       return new SynapseError('E_INTERNAL', {message: `unable to ${stage} backup '${name}': ${(error as Error).message}`, cause: error});
@@ -244,7 +244,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
   const now = context.now ?? (() => new Date());
   const startedAt = now();
   if (settings.encryption && !context.encryption) {
-    throw new SynapseError('E_PLUGIN', {message: `unable to encrypt: no encryption plugin provides '${settings.encryption.provider}'`});
+    throw noPluginProvides('encrypt', `BACKUP_ENCRYPTION_PROVIDER '${settings.encryption.provider}'`);
   }
   const target = settings.database;
   // Built first: its key derivation (PBKDF2, a few hundred ms of CPU) then runs while preflight waits on the server.

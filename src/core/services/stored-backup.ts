@@ -1,7 +1,7 @@
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {StorageBackend} from '../../contracts/storage.js';
 import type {Settings} from '../config/index.js';
-import {SynapseError, errnoCode} from '../errors/index.js';
+import {SynapseError, errnoCode, noPluginProvides} from '../errors/index.js';
 import type {ProgressEvents} from '../events/index.js';
 import {MAX_METADATA_BYTES, parseMetadata, type BackupMetadata} from '../metadata/index.js';
 import {isBackupName, metadataKeyFor} from '../naming/index.js';
@@ -70,7 +70,7 @@ export function decryptionFor(settings: Settings, providers: ReadonlyMap<string,
   }
   const provider = providers.get(metadata.encryption.provider);
   if (!provider) {
-    throw new SynapseError('E_PLUGIN', {message: `unable to decrypt '${metadata.backupName}': no installed plugin provides cipher '${metadata.encryption.provider}'`});
+    throw noPluginProvides(`decrypt '${metadata.backupName}'`, `cipher '${metadata.encryption.provider}'`);
   }
   return {provider, key: settings.encryption.key.reveal()};
 }

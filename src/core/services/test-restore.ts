@@ -3,7 +3,7 @@ import {randomBytes} from 'node:crypto';
 import {SynapseError, isSynapseError} from '../errors/index.js';
 import type {BackupMetadata} from '../metadata/index.js';
 import {DatabaseAdmin, compactTimestamp, shapeOf, compareFingerprints, fingerprintDatabase, type FingerprintDifference} from '../postgres/index.js';
-import {loadInto, probeRestrictingPsql} from './restore-backup.js';
+import {loadInto, probeRestrictingPsql} from './restore/index.js';
 import {decryptionFor, type StoredBackupContext} from './stored-backup.js';
 import {verifyAndKeepMetadata, type VerifyOptions} from './verify-backup.js';
 

@@ -1,5 +1,5 @@
 import {readCatalog} from '../catalog/index.js';
-import {SynapseError, cancelledError, isSynapseError, type ErrorCode} from '../errors/index.js';
+import {SynapseError, cancelledError, isSynapseError, pluginFailed, type ErrorCode} from '../errors/index.js';
 import type {BackupMetadata} from '../metadata/index.js';
 import {COMPRESSION_FORMATS} from '../pipeline/index.js';
 import {storageError} from '../storage/index.js';
@@ -74,7 +74,8 @@ async function decodeSteps(context: VerifyContext, metadata: BackupMetadata, dec
   try {
     return {decrypt: decryption.provider.createDecryptStream(decryption.key, metadata.encryption!)};
   } catch (error) {
-    findings.fail('key', 'E_PLUGIN', `unable to decrypt with '${decryption.provider.id}': ${(error as Error).message}`);
+    const failure = pluginFailed(`decrypt with '${decryption.provider.id}'`, error);
+    findings.fail('key', failure.code, failure.message);
     return undefined;
   }
 }

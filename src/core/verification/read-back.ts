@@ -3,7 +3,7 @@ import {pipeline} from 'node:stream/promises';
 
 import type {StorageBackend} from '../../contracts/storage.js';
 import type {BackupMetadata} from '../metadata/index.js';
-import {ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, createDecompressStream} from '../pipeline/index.js';
+import {ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, decodeStages} from '../pipeline/index.js';
 
 /** Turns a backup's stored bytes back into its SQL: decrypt (when encrypted), then decompress. */
 export interface DecodeSteps {
@@ -48,13 +48,13 @@ class DecodeBranch extends Writable {
 
   constructor(steps: DecodeSteps, metadata: BackupMetadata, signal: AbortSignal) {
     super();
-    const decompress = createDecompressStream(metadata.compression.algorithm);
-    const record = (step: 'decrypt' | 'decompress') => (error: Error) => {
-      this.#failure ??= {step, message: error.message};
-    };
-    steps.decrypt?.on('error', record('decrypt'));
-    decompress.on('error', record('decompress'));
-    const streams = [this.#input, ...(steps.decrypt ? [steps.decrypt] : []), decompress, this.#plaintextCount, this.#plaintextHash, this.#completion, discard()];
+    const decode = decodeStages(metadata, steps.decrypt);
+    for (const {step, stream} of decode) {
+      stream.on('error', (error: Error) => {
+        this.#failure ??= {step, message: error.message};
+      });
+    }
+    const streams = [this.#input, ...decode.map(({stream}) => stream), this.#plaintextCount, this.#plaintextHash, this.#completion, discard()];
     this.#done = pipeline(streams as unknown as NodeJS.ReadWriteStream[], {signal}).catch((error: unknown) => {
       this.#failed = true;
       this.#failure ??= {step: 'decompress', message: (error as Error).message};

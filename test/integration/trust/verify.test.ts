@@ -211,6 +211,29 @@ describe('backup verify', function () {
       await workspace.dispose();
     });
 
+    it('stops decoding a bomb at the size of SQL its metadata records, in verify and in restore', async function () {
+      const file = path.join(workspace.backupDir, name);
+      // 256 MiB of SQL comments in a file of a few hundred KB, recorded as 1,000 bytes of SQL.
+      const stored = gzipSync(Buffer.alloc(256 * 1024 * 1024, '-'), {level: 9});
+      await writeFile(file, stored);
+      await rewriteMetadata(
+        workspace.backupDir,
+        name,
+        (metadata) => {
+          metadata.sizes = {plaintextBytes: 1000, storedBytes: stored.length};
+          metadata.checksums = {...metadata.checksums, stored: sha256(stored)};
+        },
+        {sign: false},
+      );
+      const verified = await workspace.run(['backup', 'verify', name, '--json']);
+      expect(verified.exitCode, verified.stdout).to.equal(13);
+      const decode = verified.json.error.details.backups[0].checks.find((check: {check: string}) => check.check === 'decode');
+      expect(decode.detail).to.include('more than the 1000 bytes of SQL recorded at backup time');
+      const restored = await workspace.run(['backup', 'restore', name, '--yes', '--json']);
+      expect(restored.exitCode, restored.stdout).to.equal(13);
+      expect(restored.json.error.message).to.include('more than the 1000 bytes of SQL recorded at backup time');
+    });
+
     it('records the roles it needs, but never password hashes, in the metadata of an unencrypted backup', async function () {
       const {globals} = await workspace.readMetadata(name);
       expect(globals.roles.map((role: {name: string}) => role.name)).to.include('postgres');

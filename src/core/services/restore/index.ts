@@ -1,0 +1,4 @@
+export {SUPERUSER_EQUIVALENT_FLAG, assertRestorableName, type RestoreContext, type RestorePlan, type RestoreRequest, type RestoreResult} from './restore-types.js';
+export {loadInto, type LoadOutcome} from './load.js';
+export {probeRestrictingPsql} from './session.js';
+export {restoreBackup} from './restore-backup.js';
