@@ -1,6 +1,6 @@
 /** The variables each command reads, for its --help: all configuration is environment (or .env). */
 const CONNECTION = 'DATABASE_URL (or PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ~/.pgpass)';
-const STORAGE = 'BACKUP_DIR, BACKUP_STORAGE, SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS';
+const STORAGE = 'BACKUP_DIR, BACKUP_STORAGE, SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS, BACKUP_S3_* and AWS_* (BACKUP_STORAGE=s3)';
 const KEY = 'BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE';
 const NOTIFY = 'NOTIFY_* (the notification sinks, NOTIFY_<SINK>_EVENTS, NOTIFY_TIMEOUT; see `synapse-backup check`)';
 const PLUGINS = 'SYNAPSE_BACKUP_DATA_DIR (where installed plugins are)';

@@ -71,7 +71,7 @@ export async function openStorage(
   const found = backends.get(settings.storage.scheme);
   if (!found) {
     throw new SynapseError('E_CONFIG', {
-      message: `unable to use BACKUP_STORAGE '${settings.storage.scheme}': no installed plugin provides it (available: ${[...backends.keys()].join(', ') || 'none'})${pluginDirectoryVerdict().refusal ? `; ${pluginDirectoryVerdict().refusal}` : ''}`,
+      message: `unable to use BACKUP_STORAGE '${settings.storage.scheme}': no installed plugin provides it (available: ${[...backends.keys()].sort().join(', ') || 'none'})${pluginDirectoryVerdict().refusal ? `; ${pluginDirectoryVerdict().refusal}` : ''}`,
       suggestion: pluginDirectoryVerdict().refusal
         ? 'Fix the owner and modes of the plugin directory as the message says; the plugin providing this backend is there.'
         : 'Install the storage plugin with `synapse-backup plugins install <name>` or pick one of the available backends.',

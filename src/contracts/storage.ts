@@ -23,6 +23,11 @@ export interface ObjectInfo {
   readonly key: string;
   readonly size: number;
   readonly modifiedAt: Date;
+  /**
+   * Optional: the store's entity tag for this version of the object, where it has one (S3). Not a
+   * checksum of the content (a multipart or SSE-KMS ETag is not an MD5): the metadata's SHA-256 is.
+   */
+  readonly etag?: string;
 }
 
 export interface PutOptions {
@@ -78,6 +83,14 @@ export interface StorageBackend {
    * a FUSE file system that reports made-up numbers).
    */
   space?(): Promise<StorageSpace | undefined>;
+  /**
+   * Optional (plugin API 1.2): uploads the backend staged out of sight of list() and never
+   * finished (S3's incomplete multipart uploads), begun before `olderThan`: removed, or with
+   * `dryRun` only named. Each comes back as `<key> (begun <ISO time>)`. `backup cleanup` calls it
+   * under the storage lock; an upload begun after `olderThan` may be a running backup's and is
+   * never touched.
+   */
+  abortStaleUploads?(olderThan: Date, options?: {readonly dryRun?: boolean}): Promise<string[]>;
   close?(): Promise<void>;
 }
 

@@ -107,3 +107,29 @@ export async function startS3fsMount(serverKind: S3Server = 's3rver'): Promise<S
     },
   };
 }
+
+/** An S3 server on loopback with one empty bucket, for the S3 backend spoken to directly. */
+export interface S3Endpoint {
+  readonly endpoint: string;
+  readonly accessKey: string;
+  readonly secretKey: string;
+  readonly bucket: string;
+  stop(): Promise<void>;
+}
+
+export async function startS3Server(serverKind: S3Server): Promise<S3Endpoint> {
+  const temp = await makeTempDir('synapse-s3-');
+  const bucket = 'synapse-backups';
+  const server = serverKind === 'radosgw' ? await startRadosgw(temp.path, bucket) : await startS3rver(temp.path, bucket);
+  const [accessKey, secretKey] = server.credentials.split(':') as [string, string];
+  return {
+    endpoint: `http://127.0.0.1:${server.port}`,
+    accessKey,
+    secretKey,
+    bucket,
+    async stop() {
+      await server.stop();
+      await temp.remove();
+    },
+  };
+}

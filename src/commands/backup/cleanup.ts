@@ -49,6 +49,7 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
     const lines = [
       ...result.decisions.map((decision) => `${(decision.action === 'keep' ? 'keep' : verb).padEnd(width)} ${decision.name}  (${decision.database ?? '?'}: ${decision.reason})`),
       ...result.leftovers.map((key) => `${verb.padEnd(width)} ${key}  (left by an interrupted run)`),
+      ...result.abortedUploads.map((upload) => `${(result.dryRun ? 'would abort' : 'aborted').padEnd(width)} the unfinished upload of ${upload}  (left by an interrupted run)`),
     ];
     const removed = result.decisions.filter((decision) => decision.action === 'remove').length;
     const outcome = result.dryRun ? 'would be removed' : 'removed';

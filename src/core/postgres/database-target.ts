@@ -27,7 +27,7 @@ function decodeUrlPart(value: string, part: string): string {
 }
 
 /** Variables that carry secrets: never handed on to child processes or plugins as they are. */
-export const SECRET_VARIABLES = ['DATABASE_URL', 'PGPASSWORD', 'BACKUP_ENCRYPTION_KEY'] as const;
+export const SECRET_VARIABLES = ['DATABASE_URL', 'PGPASSWORD', 'BACKUP_ENCRYPTION_KEY', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
 
 export function withoutSecrets(env: Env): Env {
   const clean: Record<string, string | undefined> = {...env};

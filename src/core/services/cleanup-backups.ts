@@ -37,6 +37,8 @@ export interface CleanupResult {
   readonly leftovers: readonly string[];
   /** Every key deleted (or, in a dry run, that would be). */
   readonly removedKeys: readonly string[];
+  /** Uploads that runs staged out of sight and never finished (S3 multipart uploads), aborted (or, in a dry run, that would be). */
+  readonly abortedUploads: readonly string[];
 }
 
 /** One step of removing a backup: `mark` writes its run marker, `delete` removes a key. */
@@ -134,6 +136,23 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
 }
 
 /**
+ * Where the lock keeps out every other run (a storage with conditional puts), an upload begun
+ * before this cleanup took the lock belongs to a run that is gone. Where it keeps out this host's
+ * runs only, another host's backup may be uploading: only uploads a day old are taken for stale.
+ */
+const UNGUARDED_STALE_UPLOAD_AGE_MS = 24 * 3_600_000;
+
+async function abortStaleUploads(storage: StorageBackend, lockedAt: Date, dryRun: boolean): Promise<string[]> {
+  if (!storage.abortStaleUploads) return [];
+  const olderThan = storage.capabilities.conditionalPut ? lockedAt : new Date(lockedAt.getTime() - UNGUARDED_STALE_UPLOAD_AGE_MS);
+  try {
+    return await storage.abortStaleUploads(olderThan, {dryRun});
+  } catch (error) {
+    throw storageError(error, storage, 'abort the unfinished uploads in');
+  }
+}
+
+/**
  * Applies the retention policy under the storage lock, so no backup is running and every staging
  * object or run marker found is a leftover of a run that crashed.
  */
@@ -146,6 +165,7 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
   // files that are still the ones it read, and anything new is read then.
   await decideWithVerifiedReplacements(context, (await readCatalog(storage, {authenticator: context.authenticator})).backups, options.dryRun, findings);
   const lock = await acquireStorageLock(storage, options.dryRun ? 'backup cleanup --dry-run' : 'backup cleanup', {evenWhenFull: true});
+  const lockedAt = new Date();
   if (lock.tookOverFrom) events.warning(describeTakeover(lock.tookOverFrom));
   if (lock.limitation) events.warning(lock.limitation);
   try {
@@ -178,7 +198,8 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
       }
       events.stage('remove', 'finished', {detail: `${removedKeys.length} objects removed`});
     } else events.stage('remove', 'skipped', {detail: 'dry run'});
-    return {dryRun: options.dryRun, policy: context.policy, decisions, verified: [...findings.values()].map((finding) => finding.outcome), leftovers, removedKeys};
+    const abortedUploads = await abortStaleUploads(storage, lockedAt, options.dryRun);
+    return {dryRun: options.dryRun, policy: context.policy, decisions, verified: [...findings.values()].map((finding) => finding.outcome), leftovers, removedKeys, abortedUploads};
   } finally {
     await lock.release().catch(() => {});
   }

@@ -102,6 +102,7 @@ export function withOperationBounds(storage: StorageBackend, bounds: OperationBo
     list: (prefix?: string) => bounded('list the backups', () => storage.list(prefix)),
     delete: (key: string) => bounded(`delete '${key}'`, () => storage.delete(key)),
     ...(storage.space ? {space: () => bounded('measure the free space', () => storage.space!())} : {}),
+    ...(storage.abortStaleUploads ? {abortStaleUploads: (olderThan: Date, options?: {readonly dryRun?: boolean}) => bounded('abort unfinished uploads', () => storage.abortStaleUploads!(olderThan, options))} : {}),
     ...(storage.close ? {close: () => bounded('close the storage', () => storage.close!())} : {}),
   };
 }

@@ -54,6 +54,7 @@ export function withRetries(storage: StorageBackend, policy: RetryPolicy): Stora
     list: (prefix?: string) => retried('list the backups', () => storage.list(prefix)),
     delete: (key: string) => retried(`delete '${key}'`, () => storage.delete(key)),
     ...(storage.space ? {space: () => retried('measure the free space', () => storage.space!())} : {}),
+    ...(storage.abortStaleUploads ? {abortStaleUploads: (olderThan: Date, options?: {readonly dryRun?: boolean}) => retried('abort unfinished uploads', () => storage.abortStaleUploads!(olderThan, options))} : {}),
     ...(storage.close ? {close: () => storage.close!()} : {}),
   };
 }
@@ -84,6 +85,7 @@ export function withOperationLog(storage: StorageBackend, log: (line: string) =>
     list: (prefix) => logged(`list '${prefix ?? ''}'`, () => storage.list(prefix), (objects) => `${objects.length} objects`),
     delete: (key) => logged(`delete '${key}'`, () => storage.delete(key)),
     ...(storage.space ? {space: () => logged('space', () => storage.space!(), (space) => (space ? `${space.freeBytes} of ${space.totalBytes} bytes free` : 'unknown'))} : {}),
+    ...(storage.abortStaleUploads ? {abortStaleUploads: (olderThan: Date, options?: {readonly dryRun?: boolean}) => logged('abort stale uploads', () => storage.abortStaleUploads!(olderThan, options), (aborted) => `${aborted.length} uploads`)} : {}),
     ...(storage.close ? {close: () => logged('close', () => storage.close!())} : {}),
   };
 }

@@ -80,6 +80,37 @@ describe('installed by root, run by another user (runuser -u postgres)', functio
     expect(JSON.parse(listed.stdout).status).to.equal(0);
   });
 
+  it("installs a plugin for every user as the README's recipe says, outside the checkout, and the cron user loads it", async function () {
+    // The recipe's own directory: root's, read-only to others, outside the install.
+    const shared = '/usr/local/lib/synapse-backup-plugins';
+    const existed = existsSync(shared);
+    const packed = await execa('npm', ['pack', '--pack-destination', root, path.join(PROJECT_ROOT, 'examples', 'notify-plugin-template')], {cwd: root});
+    const tarball = path.join(root, packed.stdout.trim().split('\n').pop()!);
+    const envFile = path.join(root, 'plugin-env');
+    const events = path.join(home, 'events.jsonl');
+    await writeFile(envFile, `DATABASE_URL=${database.url}\nBACKUP_DIR=${backups}\nNOTIFY_JSONL_FILE=${events}\nNOTIFY_JSONL_EVENTS=*\n`);
+    await chmod(envFile, 0o644);
+    const before = await installSnapshot();
+    try {
+      // As the README writes it (the install directory being this test's copy).
+      const installed = await execa('sh', ['-c', `sudo SYNAPSE_BACKUP_DATA_DIR=${shared} ${install}/bin/synapse-backup plugins install file:${tarball}`], {reject: false});
+      expect(installed.exitCode, installed.stdout + installed.stderr).to.equal(0);
+      const appended = await execa('sh', ['-c', `echo 'SYNAPSE_BACKUP_DATA_DIR=${shared}' | sudo tee -a ${envFile}`], {reject: false});
+      expect(appended.exitCode).to.equal(0);
+      const run = await asPostgres(`set -a && . ${envFile} && ${install}/bin/synapse-backup backup run --json`);
+      expect(run.exitCode, run.stdout + run.stderr).to.equal(0);
+      expect(JSON.parse(run.stdout).warnings.join('\n')).not.to.include('were not loaded');
+      const lines = (await readFile(events, 'utf8')).trim().split('\n').map((line) => JSON.parse(line).event);
+      expect(lines).to.deep.equal(['backup.started', 'backup.succeeded']);
+      // Nothing written to the install, nor to the plugin directory at run time: state is the user's own.
+      expect(await installSnapshot()).to.equal(before);
+      const status = await asPostgres(`set -a && . ${envFile} && ${install}/bin/synapse-backup status --notify --json`);
+      expect(JSON.parse(status.stdout).result.alerts.stateFile).to.match(new RegExp(`^${home}/\\.local/state/synapse-backup/alert-state/`));
+    } finally {
+      if (!existed) await rm(shared, {recursive: true, force: true});
+    }
+  });
+
   describe('the cron table `schedule --cron` writes, each line run as written with cron\'s environment', function () {
     let syslog: {messages: () => Promise<string>; stop: () => Promise<void>} | undefined;
     const stateHome = '/var/lib/postgresql/.local/state/synapse-backup';

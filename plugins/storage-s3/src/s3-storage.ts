@@ -1,0 +1,362 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import {NodeHttpHandler} from '@smithy/node-http-handler';
+import {createHash, randomBytes} from 'node:crypto';
+import {Agent as HttpAgent} from 'node:http';
+import {Agent as HttpsAgent} from 'node:https';
+import {Readable, addAbortSignal} from 'node:stream';
+import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities} from 'synapse-backup/plugin-api';
+
+import {largestObject, partSizeFor, readS3Settings, type S3Settings} from './s3-settings.js';
+
+/** What went wrong at S3, in the storage contract's errno terms, never with a credential in it. */
+export function s3Error(error: unknown, operation: string, where: string): Error & {code?: string} {
+  const failure = error as {name?: string; code?: string; message?: string; $metadata?: {httpStatusCode?: number}};
+  const status = failure.$metadata?.httpStatusCode;
+  const name = failure.name ?? 'Error';
+  const detail = `${name}${status ? ` (HTTP ${status})` : ''}: ${failure.message ?? String(error)}`;
+  const make = (code: string, text: string): Error & {code: string} => Object.assign(new Error(`S3 ${operation} ${where}: ${text}`), {code, cause: error});
+  if (name === 'AbortError') return Object.assign(new Error(`S3 ${operation} ${where}: aborted`), {name: 'AbortError', code: 'ABORT_ERR', cause: error});
+  if (name === 'NoSuchBucket') return make('ENOENT', `the bucket does not exist (${detail}); create it first`);
+  if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return make('ENOENT', detail);
+  if (name === 'PreconditionFailed' || status === 412) return make('EEXIST', detail);
+  if (name === 'RequestTimeTooSkewed') return make('ECLOCKSKEW', `this machine's clock differs too much from the server's; set the time (NTP) and try again (${detail})`);
+  if (['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(name) || status === 403) {
+    return make('EACCES', `the credentials were refused or lack the permission (${detail}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy`);
+  }
+  if (name === 'TimeoutError' || failure.code === 'ETIMEDOUT') return make('ETIMEDOUT', `no answer in time (${detail})`);
+  if (failure.code && /^E[A-Z]+$/.test(failure.code)) return make(failure.code, detail);
+  return make('EIO', detail);
+}
+
+const md5 = (data: Buffer): string => createHash('md5').update(data).digest('base64');
+
+/** Reads a stream in parts of given sizes, holding one part (and whatever chunk overlaps it) at a time. */
+class PartReader {
+  readonly #chunks: AsyncIterator<Buffer>;
+  #carry: Buffer = Buffer.alloc(0);
+  #ended = false;
+
+  constructor(body: Readable) {
+    this.#chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  /** The next `size` bytes (fewer at the end); `last` once the stream has ended. */
+  async next(size: number): Promise<{data: Buffer; last: boolean}> {
+    const parts: Buffer[] = [this.#carry];
+    let length = this.#carry.length;
+    while (length < size && !this.#ended) {
+      const {value, done} = await this.#chunks.next();
+      if (done) this.#ended = true;
+      else {
+        const chunk = Buffer.isBuffer(value) ? value : Buffer.from(value as Uint8Array);
+        parts.push(chunk);
+        length += chunk.length;
+      }
+    }
+    const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
+    this.#carry = all.subarray(Math.min(size, all.length));
+    const data = all.subarray(0, Math.min(size, all.length));
+    // One more look decides whether this part is the last: a stream that ends exactly at a part boundary.
+    if (this.#carry.length === 0 && !this.#ended) {
+      const {value, done} = await this.#chunks.next();
+      if (done) this.#ended = true;
+      else this.#carry = Buffer.isBuffer(value) ? value : Buffer.from(value as Uint8Array);
+    }
+    return {data: Buffer.from(data), last: this.#ended && this.#carry.length === 0};
+  }
+}
+
+/**
+ * Backups in an S3 bucket, spoken to directly through the AWS SDK v3: no mount, S3's own errors,
+ * bounded memory for any dump size. An object appears whole when its PutObject or
+ * CompleteMultipartUpload succeeds, never before, so a killed upload leaves no object (only an
+ * incomplete multipart upload, which this run aborts, or the bucket's lifecycle rule removes).
+ */
+export class S3Storage implements StorageBackend {
+  readonly scheme = 's3';
+  readonly location: string;
+  readonly capabilities: StorageCapabilities;
+  readonly settings: S3Settings;
+  readonly #client: S3Client;
+
+  private constructor(settings: S3Settings, client: S3Client, conditionalPut: boolean) {
+    this.settings = settings;
+    this.#client = client;
+    this.location = `s3://${settings.bucket}/${settings.prefix}${settings.endpoint ? ` at ${settings.endpoint}` : ''}`;
+    this.capabilities = {atomicPut: true, conditionalPut, rangeReads: true};
+  }
+
+  static async open(env: Readonly<Record<string, string | undefined>>, access: 'read' | 'read-write'): Promise<S3Storage> {
+    const settings = readS3Settings(env);
+    const agentOptions = {keepAlive: true, maxSockets: settings.partsInFlight + 8};
+    const client = new S3Client({
+      region: settings.region,
+      ...(settings.endpoint ? {endpoint: settings.endpoint} : {}),
+      forcePathStyle: settings.forcePathStyle,
+      maxAttempts: settings.maxAttempts,
+      // The SDK's default since 2025 (a CRC32 trailer on every upload) is refused by Ceph, R2 and
+      // others; Content-MD5 is sent by hand where it proves a body, and our SHA-256 proves the content.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: new NodeHttpHandler({
+        connectionTimeout: settings.connectTimeoutMs,
+        requestTimeout: settings.requestTimeoutMs,
+        // Without it a request past its timeout is only logged: a dead endpoint would hold the run.
+        throwOnRequestTimeout: true,
+        httpAgent: new HttpAgent(agentOptions),
+        httpsAgent: new HttpsAgent(agentOptions),
+      }),
+    });
+    const where = `s3://${settings.bucket}`;
+    try {
+      await client.send(new HeadBucketCommand({Bucket: settings.bucket}));
+    } catch (error) {
+      client.destroy();
+      const failure = s3Error(error, 'HeadBucket', where);
+      // HeadBucket has no body: a missing bucket comes back as a bare 404.
+      if (failure.code === 'ENOENT') throw Object.assign(new Error(`the bucket '${settings.bucket}' does not exist (or this account cannot see it); create it first`), {code: 'ENOENT', cause: error});
+      throw failure;
+    }
+    const storage = new S3Storage(settings, client, false);
+    if (access === 'read') return storage;
+    return new S3Storage(settings, client, await storage.#probeConditionalPut());
+  }
+
+  /**
+   * Some servers accept If-None-Match and ignore it: put a probe twice, conditionally. Only a
+   * second put refused with 412 proves the header is honoured. The probe is named as check's are,
+   * so one a killed run leaves is cleanup's after an hour.
+   */
+  async #probeConditionalPut(): Promise<boolean> {
+    const key = this.#key(`synapse-backup-check.${randomBytes(6).toString('hex')}.probe`);
+    const put = (): Promise<unknown> => this.#client.send(new PutObjectCommand({Bucket: this.settings.bucket, Key: key, Body: Buffer.from('1'), ContentMD5: md5(Buffer.from('1')), IfNoneMatch: '*'}));
+    try {
+      await put();
+      try {
+        await put();
+        return false;
+      } catch (error) {
+        return s3Error(error, 'PutObject', key).code === 'EEXIST';
+      }
+    } catch (error) {
+      const failure = s3Error(error, 'PutObject', `s3://${this.settings.bucket}/${key}`);
+      if (failure.code === 'EACCES') throw failure;
+      return false;
+    } finally {
+      await this.#client.send(new DeleteObjectCommand({Bucket: this.settings.bucket, Key: key})).catch(() => {});
+    }
+  }
+
+  #key(key: string): string {
+    return `${this.settings.prefix}${key}`;
+  }
+
+  #where(key: string): string {
+    return `s3://${this.settings.bucket}/${this.#key(key)}`;
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
+    const {signal} = options;
+    const Bucket = this.settings.bucket;
+    const Key = this.#key(key);
+    const reader = new PartReader(body);
+    const conditional = options.ifNotExists && this.capabilities.conditionalPut ? {IfNoneMatch: '*'} : {};
+    const storageClass = this.settings.storageClass ? {StorageClass: this.settings.storageClass as StorageClass} : {};
+    let sent = 0;
+    try {
+      signal?.throwIfAborted();
+      if (options.ifNotExists && !this.capabilities.conditionalPut && (await this.stat(key))) throw Object.assign(new Error(`S3 PutObject ${this.#where(key)}: it exists already`), {code: 'EEXIST'});
+      const first = await reader.next(partSizeFor(1, this.settings));
+      if (first.last) {
+        // Smaller than one part: one PutObject, which S3 publishes whole or not at all.
+        await this.#client.send(new PutObjectCommand({Bucket, Key, Body: first.data, ContentLength: first.data.length, ContentMD5: md5(first.data), ...conditional, ...storageClass}), {abortSignal: signal});
+        sent = first.data.length;
+      } else {
+        sent = await this.#multipart(Key, reader, first.data, conditional, storageClass, signal);
+      }
+    } catch (error) {
+      body.destroy();
+      throw error instanceof Error && 'code' in error && typeof (error as {code?: unknown}).code === 'string' && (error.message.startsWith('S3 ') || (error as {code: string}).code === 'EFBIG')
+        ? error
+        : s3Error(error, 'PutObject', this.#where(key));
+    }
+    // What the server holds must be what was sent: a proxy or a buggy server could have cut it.
+    const stored = await this.stat(key);
+    if (!stored || stored.size !== sent) {
+      await this.delete(key).catch(() => {});
+      throw Object.assign(new Error(`S3 PutObject ${this.#where(key)}: the server holds ${stored?.size ?? 'no'} bytes, ${sent} were sent; removed`), {code: 'EIO'});
+    }
+    return stored;
+  }
+
+  /** A streaming multipart upload: parts read one by one, a few in flight, aborted on any failure. */
+  async #multipart(Key: string, reader: PartReader, firstPart: Buffer, conditional: {IfNoneMatch?: string}, storageClass: {StorageClass?: StorageClass}, signal: AbortSignal | undefined): Promise<number> {
+    const Bucket = this.settings.bucket;
+    const where = `s3://${Bucket}/${Key}`;
+    let uploadId: string;
+    try {
+      const created = await this.#client.send(new CreateMultipartUploadCommand({Bucket, Key, ...storageClass}), {abortSignal: signal});
+      uploadId = created.UploadId!;
+    } catch (error) {
+      throw s3Error(error, 'CreateMultipartUpload', where);
+    }
+    const parts: Array<{PartNumber: number; ETag: string}> = [];
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
+    let sent = 0;
+    const upload = (PartNumber: number, data: Buffer): void => {
+      const done: Promise<void> = this.#client
+        .send(new UploadPartCommand({Bucket, Key, UploadId: uploadId, PartNumber, Body: data, ContentLength: data.length, ContentMD5: md5(data)}), {abortSignal: signal})
+        .then((answer) => {
+          parts.push({PartNumber, ETag: answer.ETag!});
+        })
+        .catch((error: unknown) => {
+          failure ??= s3Error(error, `UploadPart ${PartNumber}`, where);
+        })
+        .finally(() => inFlight.delete(done));
+      inFlight.add(done);
+    };
+    try {
+      let number = 1;
+      let part = {data: firstPart, last: false};
+      for (;;) {
+        upload(number, part.data);
+        sent += part.data.length;
+        if (part.last) break;
+        // Memory stays at (parts in flight + the one being read) whatever the dump's size.
+        while (inFlight.size >= this.settings.partsInFlight && failure === undefined) await Promise.race(inFlight);
+        if (failure !== undefined) throw failure;
+        number++;
+        if (number > this.settings.maxParts) {
+          throw Object.assign(new Error(`S3 upload ${where}: the dump needs more than ${this.settings.maxParts} parts; with these settings the largest backup is ${largestObject(this.settings)} bytes (raise BACKUP_S3_PART_SIZE${this.settings.fixedPartSize ? ' or unset BACKUP_S3_FIXED_PART_SIZE' : ''})`), {code: 'EFBIG'});
+        }
+        part = await reader.next(partSizeFor(number, this.settings));
+        if (part.data.length === 0) break;
+      }
+      await Promise.all(inFlight);
+      if (failure !== undefined) throw failure;
+      parts.sort((a, b) => a.PartNumber - b.PartNumber);
+      try {
+        await this.#client.send(new CompleteMultipartUploadCommand({Bucket, Key, UploadId: uploadId, MultipartUpload: {Parts: parts}, ...conditional}), {abortSignal: signal});
+      } catch (error) {
+        throw s3Error(error, 'CompleteMultipartUpload', where);
+      }
+      return sent;
+    } catch (error) {
+      await Promise.allSettled(inFlight);
+      // Not under the run's signal: a cancelled run must still take back what it started.
+      await this.#client.send(new AbortMultipartUploadCommand({Bucket, Key, UploadId: uploadId})).catch(() => {});
+      throw error;
+    }
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    const offset = options.offset ?? 0;
+    if (options.length === 0) return Readable.from([]);
+    const range = offset > 0 || options.length !== undefined ? `bytes=${offset}-${options.length === undefined ? '' : offset + options.length - 1}` : undefined;
+    try {
+      const answer = await this.#client.send(new GetObjectCommand({Bucket: this.settings.bucket, Key: this.#key(key), ...(range ? {Range: range} : {})}), {abortSignal: options.signal});
+      const stream = answer.Body as Readable;
+      return options.signal ? addAbortSignal(options.signal, stream) : stream;
+    } catch (error) {
+      const failure = s3Error(error, 'GetObject', this.#where(key));
+      // A range that starts at the end of the object: nothing to read, not an error.
+      if ((error as {name?: string}).name === 'InvalidRange') return Readable.from([]);
+      throw failure;
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const answer = await this.#client.send(new HeadObjectCommand({Bucket: this.settings.bucket, Key: this.#key(key)}));
+      return {key, size: Number(answer.ContentLength ?? 0), modifiedAt: answer.LastModified ?? new Date(0), ...(answer.ETag ? {etag: answer.ETag} : {})};
+    } catch (error) {
+      const failure = s3Error(error, 'HeadObject', this.#where(key));
+      if (failure.code === 'ENOENT') return undefined;
+      throw failure;
+    }
+  }
+
+  async list(prefix = ''): Promise<ObjectInfo[]> {
+    const objects: ObjectInfo[] = [];
+    let token: string | undefined;
+    do {
+      let answer;
+      try {
+        answer = await this.#client.send(
+          new ListObjectsV2Command({Bucket: this.settings.bucket, Prefix: this.#key(prefix), Delimiter: '/', MaxKeys: this.settings.listPageSize, ...(token ? {ContinuationToken: token} : {})}),
+        );
+      } catch (error) {
+        throw s3Error(error, 'ListObjectsV2', `s3://${this.settings.bucket}/${this.#key(prefix)}`);
+      }
+      for (const object of answer.Contents ?? []) {
+        if (!object.Key?.startsWith(this.settings.prefix)) continue;
+        objects.push({key: object.Key.slice(this.settings.prefix.length), size: Number(object.Size ?? 0), modifiedAt: object.LastModified ?? new Date(0), ...(object.ETag ? {etag: object.ETag} : {})});
+      }
+      token = answer.IsTruncated ? answer.NextContinuationToken : undefined;
+    } while (token);
+    return objects;
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.#client.send(new DeleteObjectCommand({Bucket: this.settings.bucket, Key: this.#key(key)}));
+    } catch (error) {
+      const failure = s3Error(error, 'DeleteObject', this.#where(key));
+      if (failure.code !== 'ENOENT') throw failure;
+    }
+  }
+
+  async abortStaleUploads(olderThan: Date, options: {readonly dryRun?: boolean} = {}): Promise<string[]> {
+    const Bucket = this.settings.bucket;
+    const stale: string[] = [];
+    let markers: {KeyMarker?: string; UploadIdMarker?: string} = {};
+    for (;;) {
+      let answer;
+      try {
+        answer = await this.#client.send(new ListMultipartUploadsCommand({Bucket, Prefix: this.settings.prefix, MaxUploads: this.settings.listPageSize, ...markers}));
+      } catch (error) {
+        throw s3Error(error, 'ListMultipartUploads', `s3://${Bucket}/${this.settings.prefix}`);
+      }
+      for (const upload of answer.Uploads ?? []) {
+        if (!upload.Key?.startsWith(this.settings.prefix) || !upload.UploadId || !upload.Initiated || upload.Initiated >= olderThan) continue;
+        const key = upload.Key.slice(this.settings.prefix.length);
+        if (!options.dryRun) {
+          try {
+            await this.#client.send(new AbortMultipartUploadCommand({Bucket, Key: upload.Key, UploadId: upload.UploadId}));
+          } catch (error) {
+            const failure = s3Error(error, 'AbortMultipartUpload', this.#where(key));
+            // Gone meanwhile (completed or aborted by a lifecycle rule): nothing left to take back.
+            if (failure.code !== 'ENOENT') throw failure;
+          }
+        }
+        stale.push(`${key} (begun ${upload.Initiated.toISOString()})`);
+      }
+      if (!answer.IsTruncated) return stale;
+      markers = {KeyMarker: answer.NextKeyMarker, UploadIdMarker: answer.NextUploadIdMarker};
+    }
+  }
+
+  /** An object store has no free-space figure: status says so rather than guess. */
+  async space(): Promise<undefined> {
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+  }
+}

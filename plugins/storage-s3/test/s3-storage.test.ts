@@ -1,0 +1,238 @@
+import {expect} from 'chai';
+import {randomBytes} from 'node:crypto';
+import {createServer, request, type Server} from 'node:http';
+import {createServer as createTcpServer, type Socket} from 'node:net';
+import {readFile} from 'node:fs/promises';
+import path from 'node:path';
+import {Readable} from 'node:stream';
+import type {StorageBackend} from 'synapse-backup/plugin-api';
+import {describeStorageContract} from '../../../src/testing/index.js';
+
+import {spawnCli} from '../../../test/helpers/cli.js';
+import {seedSampleData, snapshotDatabase, sql} from '../../../test/helpers/database.js';
+import {fakeBinDir, versionAware} from '../../../test/helpers/fake-tools.js';
+import {freePort, waitFor} from '../../../test/helpers/services.js';
+import {startS3Server, type S3Endpoint} from '../../../test/helpers/s3fs-mount.js';
+import {createWorkspace} from '../../../test/helpers/workspace.js';
+import {S3Storage} from '../src/s3-storage.js';
+import {largestObject, partSizeFor} from '../src/s3-settings.js';
+
+const MIB = 1024 * 1024;
+
+describe('S3 part sizes', function () {
+  it('grows the part size so that a stream of unknown length fits the part limit, or keeps it fixed when asked', function () {
+    const growing = {partSize: 8 * MIB, fixedPartSize: false, maxParts: 10_000};
+    expect([1, 1000, 1001, 2001, 9001, 10_000].map((number) => partSizeFor(number, growing) / MIB)).to.deep.equal([8, 8, 16, 32, 4096, 4096]);
+    // About 7.8 TiB from 8 MiB parts.
+    expect(largestObject(growing)).to.be.greaterThan(7.5 * 1024 ** 4);
+    const fixed = {partSize: 8 * MIB, fixedPartSize: true, maxParts: 10_000};
+    expect(partSizeFor(10_000, fixed)).to.equal(8 * MIB);
+    expect(largestObject(fixed)).to.equal(80_000 * MIB);
+  });
+});
+
+/** Against Ceph radosgw: strict SigV4, Content-MD5 checked, If-None-Match honoured. */
+describe('S3 storage on Ceph radosgw', function () {
+  this.timeout(120_000);
+  let server: S3Endpoint;
+  const saved: Record<string, string | undefined> = {};
+
+  before(async function () {
+    server = await startS3Server('radosgw');
+    // The SDK's default credential chain reads these, as it would on a real host.
+    for (const [name, value] of Object.entries({AWS_ACCESS_KEY_ID: server.accessKey, AWS_SECRET_ACCESS_KEY: server.secretKey})) {
+      saved[name] = process.env[name];
+      process.env[name] = value;
+    }
+  });
+
+  after(async function () {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    await server?.stop();
+  });
+
+  const env = (extra: Record<string, string> = {}) => ({BACKUP_S3_BUCKET: server.bucket, BACKUP_S3_ENDPOINT: server.endpoint, BACKUP_S3_PREFIX: `test-${randomBytes(4).toString('hex')}/`, ...extra});
+  const open = (extra: Record<string, string> = {}) => S3Storage.open(env(extra), 'read-write');
+
+  describeStorageContract('s3 (radosgw)', {
+    create: () => open(),
+    async dispose(storage: StorageBackend) {
+      for (const object of await storage.list()) await storage.delete(object.key);
+    },
+  });
+
+  it('finds that radosgw honours conditional writes, and says where the backups are without a credential', async function () {
+    const storage = await open();
+    expect(storage.capabilities).to.deep.equal({atomicPut: true, conditionalPut: true, rangeReads: true});
+    expect(storage.location).to.match(/^s3:\/\/synapse-backups\/test-[0-9a-f]{8}\/ at http:\/\/127\.0\.0\.1:\d+$/);
+    expect(storage.location).not.to.include(server.secretKey);
+    expect(await storage.list()).to.deep.equal([]);
+    await storage.close();
+  });
+
+  it('grows the part size as a multipart upload goes on, and stores the stream whole', async function () {
+    // 5 MiB parts doubling at every part (10 allowed): 5 + 10 + 20 MiB, then the rest in a fourth.
+    const storage = await open({BACKUP_S3_PART_SIZE: '5m', BACKUP_S3_MAX_PARTS: '10'});
+    const data = randomBytes(36 * MIB);
+    const chunks = Array.from({length: 36 * 4}, (_, index) => data.subarray(index * (MIB / 4), (index + 1) * (MIB / 4)));
+    const info = await storage.put('grown', Readable.from(chunks));
+    expect(info.size).to.equal(data.length);
+    // A multipart ETag ends with its number of parts: four growing ones, where 5 MiB parts would have made eight.
+    expect(info.etag).to.match(/-4"?$/);
+    const back = Buffer.concat(await (await storage.get('grown')).toArray());
+    expect(back.equals(data)).to.equal(true);
+    await storage.close();
+  });
+
+  it('refuses, before it completes anything, a stream larger than a fixed part size allows, and leaves no object', async function () {
+    const storage = await open({BACKUP_S3_PART_SIZE: '5m', BACKUP_S3_MAX_PARTS: '2', BACKUP_S3_FIXED_PART_SIZE: 'true'});
+    const failure = await storage.put('too-large', Readable.from([randomBytes(11 * MIB)])).catch((error: Error & {code?: string}) => error);
+    expect((failure as {code?: string}).code).to.equal('EFBIG');
+    expect((failure as Error).message).to.include('largest backup is 10485760 bytes');
+    expect(await storage.stat('too-large')).to.equal(undefined);
+    await storage.close();
+  });
+
+  it('lists more objects than fit one page', async function () {
+    const storage = await open({BACKUP_S3_LIST_PAGE_SIZE: '2'});
+    const keys = ['a', 'b', 'c', 'd', 'e'].map((letter) => `backup_${letter}`);
+    for (const key of keys) await storage.put(key, Readable.from([Buffer.from(key)]));
+    expect((await storage.list()).map((object) => object.key).sort()).to.deep.equal(keys);
+    expect((await storage.list('backup_c')).map((object) => object.key)).to.deep.equal(['backup_c']);
+    await storage.close();
+  });
+
+  it('names wrong credentials and a missing bucket as such, without the secret', async function () {
+    const secret = process.env.AWS_SECRET_ACCESS_KEY;
+    process.env.AWS_SECRET_ACCESS_KEY = 'not-the-secret-0123456789';
+    try {
+      const refused = await S3Storage.open(env(), 'read').catch((error: Error & {code?: string}) => error);
+      expect((refused as {code?: string}).code).to.equal('EACCES');
+      expect((refused as Error).message).to.include('credentials were refused').and.not.include('not-the-secret');
+    } finally {
+      process.env.AWS_SECRET_ACCESS_KEY = secret;
+    }
+    const missing = await S3Storage.open({...env(), BACKUP_S3_BUCKET: 'no-such-bucket'}, 'read').catch((error: Error & {code?: string}) => error);
+    expect((missing as {code?: string}).code).to.equal('ENOENT');
+    expect((missing as Error).message).to.include("the bucket 'no-such-bucket' does not exist");
+  });
+
+  it('backs up to the bucket with BACKUP_STORAGE=s3 and restores the same data from it', async function () {
+    const workspace = await createWorkspace();
+    try {
+      await seedSampleData(workspace.database, 300);
+      const s3 = {BACKUP_STORAGE: 's3', ...env(), AWS_ACCESS_KEY_ID: server.accessKey, AWS_SECRET_ACCESS_KEY: server.secretKey};
+      const before = await snapshotDatabase(workspace.database);
+      // A notification command records what it gets: the event on stdin, and its environment.
+      const seen = path.join(workspace.cwd, 'seen-by-sink');
+      const made = await workspace.run(['backup', 'run', '--backup-type', 'daily', '--verify', '--json'], {...s3, NOTIFY_COMMAND: `{ env; cat; } >> ${seen}`, NOTIFY_COMMAND_EVENTS: '*'});
+      expect(made.exitCode, made.stdout + made.stderr).to.equal(0);
+      expect(made.stdout + made.stderr).not.to.include(server.secretKey);
+      const sinkSaw = await readFile(seen, 'utf8');
+      expect(sinkSaw).to.include('backup.succeeded');
+      expect(sinkSaw).not.to.include(server.secretKey);
+      const listed = await workspace.run(['backup', 'list', '--json'], s3);
+      expect(listed.json.result.backups.map((backup: {name: string; health: string}) => `${backup.name} ${backup.health}`)).to.deep.equal([`${made.json.result.name} good`]);
+      await sql(workspace.database, "delete from orders; update customers set name = 'changed'");
+      const restored = await workspace.run(['backup', 'restore', made.json.result.name, '--yes', '--json'], s3);
+      expect(restored.exitCode, restored.stdout + restored.stderr).to.equal(0);
+      expect(await snapshotDatabase(workspace.database)).to.deep.equal(before);
+      const status = await workspace.run(['status', '--json'], {...s3, SYNAPSE_BACKUP_STATE_DIR: `${workspace.cwd}/state`});
+      expect(status.exitCode, status.stdout).to.equal(0);
+      expect(status.json.result.storage.freeBytes ?? null).to.equal(null);
+    } finally {
+      await workspace.dispose();
+    }
+  });
+
+  describe('faults, each a storage failure (exit 7) that names what failed, with nothing lost', function () {
+    let workspace: Awaited<ReturnType<typeof createWorkspace>>;
+    const s3 = (extra: Record<string, string> = {}) => ({BACKUP_STORAGE: 's3', ...env(), AWS_ACCESS_KEY_ID: server.accessKey, AWS_SECRET_ACCESS_KEY: server.secretKey, ...extra});
+
+    beforeEach(async function () {
+      workspace = await createWorkspace();
+      await seedSampleData(workspace.database, 50);
+    });
+
+    afterEach(async function () {
+      await workspace.dispose();
+    });
+
+    it('an endpoint that is down', async function () {
+      const result = await workspace.run(['backup', 'run', '--json'], s3({BACKUP_S3_ENDPOINT: `http://127.0.0.1:${await freePort()}`, BACKUP_S3_MAX_ATTEMPTS: '2'}));
+      expect(result.exitCode, result.stdout).to.equal(7);
+      expect(result.json.error.message).to.include('ECONNREFUSED').and.include('HeadBucket');
+    });
+
+    it('a server that accepts connections and never answers: bounded, not hung', async function () {
+      const sockets = new Set<Socket>();
+      const silent = createTcpServer((socket) => sockets.add(socket));
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      try {
+        const started = Date.now();
+        const result = await workspace.run(['backup', 'list', '--json'], s3({BACKUP_S3_ENDPOINT: `http://127.0.0.1:${(silent.address() as {port: number}).port}`, BACKUP_S3_REQUEST_TIMEOUT_MS: '1000', BACKUP_S3_MAX_ATTEMPTS: '2'}));
+        expect(result.exitCode, result.stdout).to.equal(7);
+        expect(result.json.error.message).to.match(/no answer in time|timed? ?out/i);
+        expect(Date.now() - started).to.be.below(30_000);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => silent.close(() => resolve()));
+      }
+    });
+
+    it('503 SlowDown answers are retried, and the backup lands whole', async function () {
+      // A proxy in front of radosgw that answers the first requests as an overloaded S3 does.
+      let slowDowns = 3;
+      const target = new URL(server.endpoint);
+      const proxy: Server = createServer((incoming, outgoing) => {
+        if (slowDowns > 0) {
+          slowDowns--;
+          incoming.resume();
+          outgoing.writeHead(503, {'content-type': 'application/xml'}).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+          return;
+        }
+        const forwarded = request({host: target.hostname, port: target.port, method: incoming.method, path: incoming.url, headers: incoming.headers}, (answer) => {
+          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(outgoing);
+        });
+        incoming.pipe(forwarded);
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      try {
+        const result = await workspace.run(['backup', 'run', '--verify', '--json'], s3({BACKUP_S3_ENDPOINT: `http://127.0.0.1:${(proxy.address() as {port: number}).port}`}));
+        expect(result.exitCode, result.stdout + result.stderr).to.equal(0);
+        expect(slowDowns).to.equal(0);
+      } finally {
+        proxy.closeAllConnections();
+        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      }
+    });
+
+    it('a kill -9 mid-upload leaves no good backup, and the next cleanup aborts the upload and says so', async function () {
+      const settings = env();
+      const storage = await S3Storage.open(settings, 'read');
+      // Incompressible SQL comments, more than a part, then pg_dump waits: the upload is open when the run dies.
+      const bin = await fakeBinDir(path.join(workspace.cwd, 'bin'), {pg_dump: versionAware('pg_dump', 'head -c 9000000 /dev/urandom | base64 -w 76 | sed "s/^/-- /"\nsleep 60')});
+      const child = spawnCli(['backup', 'run'], {cwd: workspace.cwd, env: {...workspace.env, ...s3(), BACKUP_S3_PREFIX: settings.BACKUP_S3_PREFIX, PG_BIN_DIR: bin}});
+      try {
+        await waitFor(async () => (await storage.abortStaleUploads(new Date(Date.now() + 60_000), {dryRun: true})).length > 0, 'the multipart upload', 60_000);
+      } finally {
+        child.kill('SIGKILL');
+        await child;
+      }
+      const named = {...s3(), BACKUP_S3_PREFIX: settings.BACKUP_S3_PREFIX};
+      const listed = await workspace.run(['backup', 'list', '--json'], named);
+      expect(listed.json.result.backups).to.deep.equal([]);
+      const dry = await workspace.run(['backup', 'cleanup', '--dry-run', '--json'], named);
+      expect(dry.json.result.abortedUploads).to.have.length(1);
+      const cleaned = await workspace.run(['backup', 'cleanup'], named);
+      expect(cleaned.exitCode, cleaned.stdout + cleaned.stderr).to.equal(0);
+      expect(cleaned.stdout).to.match(/aborted +the unfinished upload of backup_hourly_\d{8}_\d{6}\.sql\.gz\.enc \(begun /);
+      expect(await storage.abortStaleUploads(new Date(Date.now() + 60_000), {dryRun: true})).to.deep.equal([]);
+      await storage.close();
+    });
+  });
+});
