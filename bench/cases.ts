@@ -17,6 +17,27 @@ export interface CaseContext {
   readonly plainDumpGz: string;
   /** Backup directories holding one synapse-backup backup each, made once before the restore cases. */
   readonly backupSources: Readonly<Record<'gzip' | 'zstd', {directory: string; name: string}>>;
+  /** A real S3 server on loopback (Ceph radosgw), started when an S3 case runs. */
+  readonly s3: S3Target | undefined;
+}
+
+export interface S3Target {
+  readonly endpoint: string;
+  readonly accessKey: string;
+  readonly secretKey: string;
+  readonly bucket: string;
+}
+
+/** The S3 settings of one run of a case: a prefix of its own, so that runs never see each other's backups. */
+export function s3Environment(s3: S3Target, runDirectory: string): Record<string, string> {
+  return {
+    BACKUP_STORAGE: 's3',
+    BACKUP_S3_BUCKET: s3.bucket,
+    BACKUP_S3_ENDPOINT: s3.endpoint,
+    BACKUP_S3_PREFIX: `bench-${path.basename(runDirectory)}/`,
+    AWS_ACCESS_KEY_ID: s3.accessKey,
+    AWS_SECRET_ACCESS_KEY: s3.secretKey,
+  };
 }
 
 export interface BenchCase {
@@ -78,6 +99,13 @@ function synapseBackup(compression: 'gzip' | 'zstd', encrypted: boolean) {
   });
 }
 
+/** A backup straight into a bucket, beside the same backup into a local directory. */
+function synapseBackupToS3(context: CaseContext): CommandSpec {
+  if (!context.s3) throw new Error('the S3 case needs the S3 server the harness starts');
+  const local = synapseBackup('gzip', true)(context);
+  return {...local, env: {...local.env, ...s3Environment(context.s3, context.runDirectory)}};
+}
+
 function synapseRestore(compression: 'gzip' | 'zstd') {
   return (context: CaseContext): CommandSpec => {
     const source = context.backupSources[compression];
@@ -132,6 +160,7 @@ export const BACKUP_CASES: readonly BenchCase[] = [
   {id: 'synapse-gzip-plain', label: 'synapse-backup gzip, not encrypted', kind: 'backup', ours: true, command: synapseBackup('gzip', false)},
   {id: 'synapse-zstd', label: 'synapse-backup zstd, encrypted', kind: 'backup', ours: true, command: synapseBackup('zstd', true)},
   {id: 'synapse-zstd-plain', label: 'synapse-backup zstd, not encrypted', kind: 'backup', ours: true, command: synapseBackup('zstd', false)},
+  {id: 'synapse-gzip-s3', label: 'synapse-backup gzip, encrypted, to S3 (radosgw)', kind: 'backup', ours: true, unavailable: onPath('radosgw'), command: synapseBackupToS3},
 ];
 
 export const RESTORE_CASES: readonly BenchCase[] = [

@@ -129,6 +129,14 @@ export function evaluateTargets(summaries: readonly CaseSummary[], rssBySize: re
     });
   }
 
+  // The same backup into a bucket on loopback as into a local directory: at least 0.9x the throughput.
+  const toS3 = wall('synapse-gzip-s3');
+  const toLocal = wall('synapse-gzip');
+  const s3Throughput = toS3 !== undefined && toLocal !== undefined ? toLocal / toS3 : undefined;
+  results.push({target: 'S3 backup throughput vs local directory (gzip, encrypted)', limit: '>= 0.9x', measured: ratio(s3Throughput), met: s3Throughput === undefined ? undefined : s3Throughput >= 0.9});
+  const s3Peak = byId.get('synapse-gzip-s3')?.peakRssBytes;
+  results.push({target: 'peak RSS of an S3 backup', limit: '<= 250 MB', measured: s3Peak === undefined ? 'n/a' : `${(s3Peak / 1e6).toFixed(0)} MB`, met: s3Peak === undefined ? undefined : s3Peak <= 250e6});
+
   const ours = summaries.filter((summary) => summary.ours);
   const peak = ours.length > 0 ? Math.max(...ours.map((summary) => summary.peakRssBytes)) : undefined;
   results.push({target: 'peak RSS of our processes', limit: '<= 200 MB', measured: peak === undefined ? 'n/a' : `${(peak / 1e6).toFixed(0)} MB`, met: peak === undefined ? undefined : peak <= 200e6});

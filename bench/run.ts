@@ -15,7 +15,8 @@ import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 
 import {PG_BIN, startThrowawayCluster, type ThrowawayCluster} from '../test/helpers/cluster.js';
-import {BACKUP_CASES, RESTORE_CASES, type BenchCase, type CaseContext} from './cases.js';
+import {startS3Server, type S3Endpoint} from '../test/helpers/s3fs-mount.js';
+import {BACKUP_CASES, RESTORE_CASES, s3Environment, type BenchCase, type CaseContext} from './cases.js';
 import {formatProfile, readProfileIn, summarizeProfile, type ProfileSummary} from './cpu-profile.js';
 import {ensureDataset, fingerprint, planDataset, type DatasetInfo} from './dataset.js';
 import {formatLevels, measureLevels} from './levels.js';
@@ -77,6 +78,24 @@ function rotated<T>(cases: readonly T[], run: number): T[] {
   return [...cases.slice(shift), ...cases.slice(0, shift)];
 }
 
+/** Removes what one run of an S3 case stored, through the backend itself. */
+async function emptyPrefix(env: Record<string, string>): Promise<void> {
+  const {S3Storage} = (await import(path.join(PROJECT, 'plugins', 'storage-s3', 'dist', 'index.js'))) as typeof import('../plugins/storage-s3/src/index.js');
+  const saved = {id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY};
+  process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
+  process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
+  try {
+    const storage = await S3Storage.open(env, 'read');
+    for (const object of await storage.list()) await storage.delete(object.key);
+    await storage.close();
+  } finally {
+    if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+    else process.env.AWS_ACCESS_KEY_ID = saved.id;
+    if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+    else process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+  }
+}
+
 async function main(): Promise<void> {
   const size = positiveNumber('size', options.size);
   const runs = Math.round(positiveNumber('runs', options.runs));
@@ -85,8 +104,10 @@ async function main(): Promise<void> {
 
   const cluster = await startThrowawayCluster(options.fresh ? {} : {keepIn: path.join(options.cache, 'cluster')});
   const work = await mkdtemp(path.join(options.fresh ? '/tmp' : options.cache, 'run-'));
+  let s3: S3Endpoint | undefined;
   const stopAll = async (): Promise<void> => {
     await rm(work, {recursive: true, force: true});
+    await s3?.stop();
     await cluster.stop();
   };
   process.once('SIGINT', () => void stopAll().finally(() => process.exit(130)));
@@ -112,6 +133,7 @@ async function main(): Promise<void> {
       plainDump,
       plainDumpGz: `${plainDump}.gz`,
       backupSources,
+      s3,
     });
     const noSources = {gzip: {directory: '', name: ''}, zstd: {directory: '', name: ''}};
 
@@ -124,7 +146,10 @@ async function main(): Promise<void> {
         await cluster.psql(`CREATE DATABASE ${RESTORE_DATABASE}`);
         await cluster.psql('CHECKPOINT');
       }
-      const result = await measure(entry.command(context(directory, database, backupSources)), serverPid);
+      const caseContext = context(directory, database, backupSources);
+      const result = await measure(entry.command(caseContext), serverPid);
+      // radosgw keeps objects in memory: each run's backup goes once measured.
+      if (entry.id.endsWith('-s3') && s3) await emptyPrefix(s3Environment(s3, directory));
       if (entry.kind === 'restore') {
         const restored = await fingerprint(cluster, RESTORE_DATABASE);
         if (restored !== expected) throw new Error(`${entry.id} restored different data from ${database}: ${restored} instead of ${expected}`);
@@ -136,6 +161,10 @@ async function main(): Promise<void> {
 
     const samples = new Map<BenchCase, Measurement[]>();
     const backupCases = selected(BACKUP_CASES);
+    if (backupCases.some((entry) => entry.id.endsWith('-s3'))) {
+      log('starting Ceph radosgw on loopback for the S3 case');
+      s3 = await startS3Server('radosgw');
+    }
     const restoreCases = selected(RESTORE_CASES);
     log(`backups, ${runs} interleaved runs:`);
     for (let run = 1; run <= runs; run++) {
@@ -165,8 +194,8 @@ async function main(): Promise<void> {
     const caseSamples: CaseSamples[] = [...samples].map(([entry, measurements]) => ({id: entry.id, label: entry.label, kind: entry.kind, ours: entry.ours, samples: measurements}));
     const summaries = summarize(caseSamples, dumpBytes);
 
-    // Memory flatness: the same three commands at other database sizes.
-    const rssCases = ['synapse-gzip', 'synapse-zstd', 'synapse-restore-gzip'];
+    // Memory flatness: the same commands at other database sizes (those of them that ran here).
+    const rssCases = ['synapse-gzip', 'synapse-zstd', 'synapse-restore-gzip', 'synapse-gzip-s3'];
     const rssBySize: RssBySize[] = [];
     const mainPeak = summaries.filter((summary) => rssCases.includes(summary.id)).map((summary) => summary.peakRssBytes);
     const otherDatasets: DatasetInfo[] = [];
@@ -179,7 +208,7 @@ async function main(): Promise<void> {
         const otherFingerprint = await fingerprint(cluster, other.database);
         const sources = await makeSources(other.database);
         let peak = 0;
-        for (const id of rssCases) {
+        for (const id of rssCases.filter((candidate) => summaries.some((summary) => summary.id === candidate))) {
           const entry = [...BACKUP_CASES, ...RESTORE_CASES].find((candidate) => candidate.id === id)!;
           peak = Math.max(peak, (await runCase(entry, `${extra} MB`, other.database, sources, otherFingerprint)).peakRssBytes);
         }

@@ -28,6 +28,12 @@ export interface ObjectInfo {
    * checksum of the content (a multipart or SSE-KMS ETag is not an MD5): the metadata's SHA-256 is.
    */
   readonly etag?: string;
+  /**
+   * Optional: until when the store refuses to delete or change this object (S3 Object Lock
+   * retention); stat() reports it where the backend can tell. Retention keeps such a backup, with
+   * the reason, rather than fail on it.
+   */
+  readonly retainedUntil?: Date;
 }
 
 export interface PutOptions {
@@ -35,6 +41,11 @@ export interface PutOptions {
   readonly ifNotExists?: boolean;
   /** Create the object readable by its owner only (0600 on a file system). */
   readonly private?: boolean;
+  /**
+   * A backup or its metadata: a backend that can keep objects immutable for a while (S3 Object
+   * Lock) applies its retention to it. Never set for what must stay deletable (locks, markers, journal).
+   */
+  readonly immutable?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -75,7 +86,10 @@ export interface StorageBackend {
   stat(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, in no particular order. */
   list(prefix?: string): Promise<ObjectInfo[]>;
-  /** Removes the object; removing a missing key is not an error. */
+  /**
+   * Removes the object; removing a missing key is not an error. An object the store retains
+   * (see ObjectInfo.retainedUntil) is refused with code 'ERETAINED', and stays.
+   */
   delete(key: string): Promise<void>;
   /**
    * Optional (plugin API 1.1): the space at the location, for `status` and its disk-space alert.

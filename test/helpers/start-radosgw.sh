@@ -44,6 +44,10 @@ osd data = $D/osd/\$cluster-\$id
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw data = $D/rgw
 rgw thread pool size = 32
+# SSE-KMS with a fixed test key (radosgw's testing backend), over plain HTTP on loopback.
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = synapse-test-key=c3luYXBzZS10ZXN0LWttcy1rZXktMzItYnl0ZXMhISE=
+rgw crypt require ssl = false
 CONF
 C="-c $D/ceph.conf"
 monmaptool --create --addv a "[v2:127.0.0.1:$MON_PORT]" --fsid "$FSID" "$D/monmap" >/dev/null

@@ -137,6 +137,14 @@ describe('applyRetentionPolicy', function () {
     expect(everywhere.filter((decision) => decision.action === 'remove')).to.have.length(4);
   });
 
+  it('keeps a backup beyond the quota that the storage still retains (Object Lock), saying until when, and removes it once retention ends', function () {
+    const now = new Date(Date.UTC(2026, 5, 1));
+    const candidates = [backup('hourly', 0), backup('hourly', 1, 'good', 0, {retainedUntil: new Date(now.getTime() + 3_600_000)}), backup('hourly', 2, 'good', 0, {retainedUntil: new Date(now.getTime() - 1)})];
+    const decisions = applyRetentionPolicy(candidates, {...standard, hourly: 1}, {database: undefined, now});
+    expect(decisions.map((decision) => decision.action)).to.deep.equal(['keep', 'keep', 'remove']);
+    expect(decisions[1]!.reason).to.equal('beyond the newest 1 hourly backups (#2), but the storage retains it until 2026-06-01T01:00:00.000Z (Object Lock)');
+  });
+
   it('names the backups that must be verified before an older one may go', function () {
     const candidates = [backup('hourly', 0, 'good', 0, {verified: false}), backup('hourly', 1, 'good', 0, {verified: false}), backup('hourly', 2)];
     const decisions = applyRetentionPolicy(candidates, {...standard, hourly: 2});

@@ -67,9 +67,20 @@ describe('bench report', function () {
       'verify vs restore of the same backup (zstd)': false, // 10 / 9
       'encryption overhead (gzip)': true, // 7 / 7 - 1 = 0
       'encryption overhead (zstd)': true, // 4 / 3.9 - 1 = 2.6%
+      // No S3 case in this run: open, not met or missed.
+      'S3 backup throughput vs local directory (gzip, encrypted)': undefined,
+      'peak RSS of an S3 backup': undefined,
       'peak RSS of our processes': true, // 190 MB
       'RSS flat from 100 MB to 1000 MB database': false, // +26.7%
     });
+  });
+
+  it('judges the S3 backup against the local one of the same run, and its memory', function () {
+    const results = evaluateTargets(summarize([samples('synapse-gzip', 'backup', [9]), samples('synapse-gzip-s3', 'backup', [10])], 684e6), []);
+    const s3 = results.find((result) => result.target === 'S3 backup throughput vs local directory (gzip, encrypted)')!;
+    expect(s3).to.include({measured: '0.90x', met: true});
+    const slow = evaluateTargets(summarize([samples('synapse-gzip', 'backup', [8]), samples('synapse-gzip-s3', 'backup', [10])], 684e6), []);
+    expect(slow.find((result) => result.target === s3.target)).to.include({measured: '0.80x', met: false});
   });
 
   it('leaves a target open when a case it needs did not run', function () {

@@ -20,6 +20,11 @@ export interface S3Settings {
   /** How long one request may go without a byte moving. */
   readonly requestTimeoutMs: number;
   readonly maxAttempts: number;
+  /** Object Lock retention set on each backup and its metadata, in days; undefined: none. */
+  readonly objectLockDays: number | undefined;
+  readonly objectLockMode: 'COMPLIANCE' | 'GOVERNANCE';
+  /** Server-side encryption the bucket applies on top of ours: SSE-S3 (AES256) or SSE-KMS with a key. */
+  readonly serverSideEncryption: {readonly algorithm: 'AES256'} | {readonly algorithm: 'aws:kms'; readonly kmsKeyId: string | undefined} | undefined;
 }
 
 const MIB = 1024 * 1024;
@@ -60,6 +65,27 @@ function boolean(env: Readonly<Record<string, string | undefined>>, name: string
   return fail(`${name} '${env[name]}' must be true or false`);
 }
 
+function serverSideEncryption(raw: string | undefined, keyId: string | undefined): S3Settings['serverSideEncryption'] {
+  const mode = raw?.trim().toLowerCase();
+  const key = keyId?.trim() || undefined;
+  if (!mode) {
+    if (key) fail('BACKUP_S3_SSE_KMS_KEY_ID is set, but BACKUP_S3_SSE is not: set BACKUP_S3_SSE=kms');
+    return undefined;
+  }
+  if (mode === 's3' || mode === 'aes256') {
+    if (key) fail('BACKUP_S3_SSE_KMS_KEY_ID goes with BACKUP_S3_SSE=kms, not with SSE-S3');
+    return {algorithm: 'AES256'};
+  }
+  if (mode === 'kms' || mode === 'aws:kms') return {algorithm: 'aws:kms', kmsKeyId: key};
+  return fail(`BACKUP_S3_SSE '${raw}' must be s3 (SSE-S3) or kms (SSE-KMS, with BACKUP_S3_SSE_KMS_KEY_ID or the bucket's default key)`);
+}
+
+function objectLockMode(raw: string | undefined): 'COMPLIANCE' | 'GOVERNANCE' {
+  const mode = raw?.trim().toUpperCase() || 'COMPLIANCE';
+  if (mode !== 'COMPLIANCE' && mode !== 'GOVERNANCE') fail(`BACKUP_S3_OBJECT_LOCK_MODE '${raw}' must be COMPLIANCE (no one can shorten it) or GOVERNANCE (a user with s3:BypassGovernanceRetention can)`);
+  return mode;
+}
+
 export function readS3Settings(env: Readonly<Record<string, string | undefined>>): S3Settings {
   const bucket = env.BACKUP_S3_BUCKET?.trim();
   if (!bucket) fail('BACKUP_S3_BUCKET is not set: name the bucket the backups go to');
@@ -95,6 +121,9 @@ export function readS3Settings(env: Readonly<Record<string, string | undefined>>
     connectTimeoutMs: integer(env, 'BACKUP_S3_CONNECT_TIMEOUT_MS', DEFAULT_S3_SETTINGS.connectTimeoutMs, 100, 600_000),
     requestTimeoutMs: integer(env, 'BACKUP_S3_REQUEST_TIMEOUT_MS', DEFAULT_S3_SETTINGS.requestTimeoutMs, 100, 3_600_000),
     maxAttempts: integer(env, 'BACKUP_S3_MAX_ATTEMPTS', DEFAULT_S3_SETTINGS.maxAttempts, 1, 10),
+    objectLockDays: env.BACKUP_S3_OBJECT_LOCK_DAYS?.trim() ? integer(env, 'BACKUP_S3_OBJECT_LOCK_DAYS', 0, 1, 36_500) : undefined,
+    objectLockMode: objectLockMode(env.BACKUP_S3_OBJECT_LOCK_MODE),
+    serverSideEncryption: serverSideEncryption(env.BACKUP_S3_SSE, env.BACKUP_S3_SSE_KMS_KEY_ID),
   };
 }
 

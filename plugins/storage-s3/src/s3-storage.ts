@@ -4,6 +4,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
@@ -33,6 +34,7 @@ export function s3Error(error: unknown, operation: string, where: string): Error
   if (name === 'NoSuchBucket') return make('ENOENT', `the bucket does not exist (${detail}); create it first`);
   if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return make('ENOENT', detail);
   if (name === 'PreconditionFailed' || status === 412) return make('EEXIST', detail);
+  if (/retention|object ?lock|WORM/i.test(failure.message ?? '') && (name === 'AccessDenied' || status === 403)) return make('ERETAINED', `the bucket's Object Lock retains it (${detail})`);
   if (name === 'RequestTimeTooSkewed') return make('ECLOCKSKEW', `this machine's clock differs too much from the server's; set the time (NTP) and try again (${detail})`);
   if (['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(name) || status === 403) {
     return make('EACCES', `the credentials were refused or lack the permission (${detail}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy`);
@@ -43,6 +45,9 @@ export function s3Error(error: unknown, operation: string, where: string): Error
 }
 
 const md5 = (data: Buffer): string => createHash('md5').update(data).digest('base64');
+
+/** What every new object is created with: a storage class, Object Lock retention. */
+type ObjectOptions = {StorageClass?: StorageClass; ObjectLockMode?: 'COMPLIANCE' | 'GOVERNANCE'; ObjectLockRetainUntilDate?: Date; ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string};
 
 /** Reads a stream in parts of given sizes, holding one part (and whatever chunk overlaps it) at a time. */
 class PartReader {
@@ -131,6 +136,18 @@ export class S3Storage implements StorageBackend {
       if (failure.code === 'ENOENT') throw Object.assign(new Error(`the bucket '${settings.bucket}' does not exist (or this account cannot see it); create it first`), {code: 'ENOENT', cause: error});
       throw failure;
     }
+    if (settings.objectLockDays !== undefined) {
+      try {
+        const lock = await client.send(new GetObjectLockConfigurationCommand({Bucket: settings.bucket}));
+        if (lock.ObjectLockConfiguration?.ObjectLockEnabled !== 'Enabled') throw Object.assign(new Error('not enabled'), {name: 'ObjectLockConfigurationNotFoundError'});
+      } catch (error) {
+        client.destroy();
+        if ((error as {name?: string}).name === 'ObjectLockConfigurationNotFoundError' || (error as Error).message === 'not enabled') {
+          throw Object.assign(new Error(`BACKUP_S3_OBJECT_LOCK_DAYS is set, but the bucket '${settings.bucket}' has no Object Lock (it can only be enabled when a bucket is created, or by enabling versioning and then Object Lock)`), {code: 'EINVAL'});
+        }
+        throw s3Error(error, 'GetObjectLockConfiguration', where);
+      }
+    }
     const storage = new S3Storage(settings, client, false);
     if (access === 'read') return storage;
     return new S3Storage(settings, client, await storage.#probeConditionalPut());
@@ -143,7 +160,9 @@ export class S3Storage implements StorageBackend {
    */
   async #probeConditionalPut(): Promise<boolean> {
     const key = this.#key(`synapse-backup-check.${randomBytes(6).toString('hex')}.probe`);
-    const put = (): Promise<unknown> => this.#client.send(new PutObjectCommand({Bucket: this.settings.bucket, Key: key, Body: Buffer.from('1'), ContentMD5: md5(Buffer.from('1')), IfNoneMatch: '*'}));
+    // With the same headers as every object: a bucket policy may refuse a put without encryption.
+    const put = (): Promise<unknown> =>
+      this.#client.send(new PutObjectCommand({Bucket: this.settings.bucket, Key: key, Body: Buffer.from('1'), ContentMD5: md5(Buffer.from('1')), IfNoneMatch: '*', ...this.#objectOptions(false)}));
     try {
       await put();
       try {
@@ -161,6 +180,19 @@ export class S3Storage implements StorageBackend {
     }
   }
 
+  /** What every new object is created with: the storage class, server-side encryption and, for a backup or its metadata, Object Lock retention. */
+  #objectOptions(immutable: boolean): ObjectOptions {
+    const sse = this.settings.serverSideEncryption;
+    return {
+      ...(this.settings.storageClass ? {StorageClass: this.settings.storageClass as StorageClass} : {}),
+      ...(sse ? {ServerSideEncryption: sse.algorithm, ...('kmsKeyId' in sse && sse.kmsKeyId ? {SSEKMSKeyId: sse.kmsKeyId} : {})} : {}),
+      // A backup and its metadata are kept from deletion and change for the configured days, by the bucket itself.
+      ...(immutable && this.settings.objectLockDays !== undefined
+        ? {ObjectLockMode: this.settings.objectLockMode, ObjectLockRetainUntilDate: new Date(Date.now() + this.settings.objectLockDays * 86_400_000)}
+        : {}),
+    };
+  }
+
   #key(key: string): string {
     return `${this.settings.prefix}${key}`;
   }
@@ -175,7 +207,7 @@ export class S3Storage implements StorageBackend {
     const Key = this.#key(key);
     const reader = new PartReader(body);
     const conditional = options.ifNotExists && this.capabilities.conditionalPut ? {IfNoneMatch: '*'} : {};
-    const storageClass = this.settings.storageClass ? {StorageClass: this.settings.storageClass as StorageClass} : {};
+    const created = this.#objectOptions(options.immutable === true);
     let sent = 0;
     try {
       signal?.throwIfAborted();
@@ -183,10 +215,10 @@ export class S3Storage implements StorageBackend {
       const first = await reader.next(partSizeFor(1, this.settings));
       if (first.last) {
         // Smaller than one part: one PutObject, which S3 publishes whole or not at all.
-        await this.#client.send(new PutObjectCommand({Bucket, Key, Body: first.data, ContentLength: first.data.length, ContentMD5: md5(first.data), ...conditional, ...storageClass}), {abortSignal: signal});
+        await this.#client.send(new PutObjectCommand({Bucket, Key, Body: first.data, ContentLength: first.data.length, ContentMD5: md5(first.data), ...conditional, ...created}), {abortSignal: signal});
         sent = first.data.length;
       } else {
-        sent = await this.#multipart(Key, reader, first.data, conditional, storageClass, signal);
+        sent = await this.#multipart(Key, reader, first.data, conditional, created, signal);
       }
     } catch (error) {
       body.destroy();
@@ -204,13 +236,13 @@ export class S3Storage implements StorageBackend {
   }
 
   /** A streaming multipart upload: parts read one by one, a few in flight, aborted on any failure. */
-  async #multipart(Key: string, reader: PartReader, firstPart: Buffer, conditional: {IfNoneMatch?: string}, storageClass: {StorageClass?: StorageClass}, signal: AbortSignal | undefined): Promise<number> {
+  async #multipart(Key: string, reader: PartReader, firstPart: Buffer, conditional: {IfNoneMatch?: string}, objectOptions: ObjectOptions, signal: AbortSignal | undefined): Promise<number> {
     const Bucket = this.settings.bucket;
     const where = `s3://${Bucket}/${Key}`;
     let uploadId: string;
     try {
-      const created = await this.#client.send(new CreateMultipartUploadCommand({Bucket, Key, ...storageClass}), {abortSignal: signal});
-      uploadId = created.UploadId!;
+      const answer = await this.#client.send(new CreateMultipartUploadCommand({Bucket, Key, ...objectOptions}), {abortSignal: signal});
+      uploadId = answer.UploadId!;
     } catch (error) {
       throw s3Error(error, 'CreateMultipartUpload', where);
     }
@@ -283,7 +315,13 @@ export class S3Storage implements StorageBackend {
   async stat(key: string): Promise<ObjectInfo | undefined> {
     try {
       const answer = await this.#client.send(new HeadObjectCommand({Bucket: this.settings.bucket, Key: this.#key(key)}));
-      return {key, size: Number(answer.ContentLength ?? 0), modifiedAt: answer.LastModified ?? new Date(0), ...(answer.ETag ? {etag: answer.ETag} : {})};
+      return {
+        key,
+        size: Number(answer.ContentLength ?? 0),
+        modifiedAt: answer.LastModified ?? new Date(0),
+        ...(answer.ETag ? {etag: answer.ETag} : {}),
+        ...(answer.ObjectLockRetainUntilDate ? {retainedUntil: answer.ObjectLockRetainUntilDate} : {}),
+      };
     } catch (error) {
       const failure = s3Error(error, 'HeadObject', this.#where(key));
       if (failure.code === 'ENOENT') return undefined;
@@ -313,9 +351,27 @@ export class S3Storage implements StorageBackend {
   }
 
   async delete(key: string): Promise<void> {
+    const Bucket = this.settings.bucket;
+    const Key = this.#key(key);
     try {
-      await this.#client.send(new DeleteObjectCommand({Bucket: this.settings.bucket, Key: this.#key(key)}));
+      // In a versioned bucket (every Object Lock bucket is one) a delete without a version only
+      // hides the object behind a delete marker: it would look gone and still be kept, or, locked,
+      // look deleted while retained. Deleting the version itself removes it, or is refused.
+      let VersionId: string | undefined;
+      if (this.settings.objectLockDays !== undefined) {
+        const head = await this.#client.send(new HeadObjectCommand({Bucket, Key})).catch((error: unknown) => {
+          if (s3Error(error, 'HeadObject', this.#where(key)).code === 'ENOENT') return undefined;
+          throw error;
+        });
+        if (!head) return;
+        if (head.ObjectLockRetainUntilDate && head.ObjectLockRetainUntilDate > new Date()) {
+          throw Object.assign(new Error(`S3 DeleteObject ${this.#where(key)}: the bucket's Object Lock retains it until ${head.ObjectLockRetainUntilDate.toISOString()}`), {code: 'ERETAINED'});
+        }
+        VersionId = head.VersionId && head.VersionId !== 'null' ? head.VersionId : undefined;
+      }
+      await this.#client.send(new DeleteObjectCommand({Bucket, Key, ...(VersionId ? {VersionId} : {})}));
     } catch (error) {
+      if ((error as {code?: string}).code === 'ERETAINED') throw error;
       const failure = s3Error(error, 'DeleteObject', this.#where(key));
       if (failure.code !== 'ENOENT') throw failure;
     }

@@ -14,6 +14,8 @@ import {fakeBinDir, versionAware} from '../../../test/helpers/fake-tools.js';
 import {freePort, waitFor} from '../../../test/helpers/services.js';
 import {startS3Server, type S3Endpoint} from '../../../test/helpers/s3fs-mount.js';
 import {createWorkspace} from '../../../test/helpers/workspace.js';
+import {CreateBucketCommand, HeadObjectCommand, S3Client} from '@aws-sdk/client-s3';
+
 import {S3Storage} from '../src/s3-storage.js';
 import {largestObject, partSizeFor} from '../src/s3-settings.js';
 
@@ -148,6 +150,92 @@ describe('S3 storage on Ceph radosgw', function () {
     }
   });
 
+  it('asks for server-side encryption (SSE-KMS) on every object, small and multipart, and reads it back', async function () {
+    const storage = await open({BACKUP_S3_SSE: 'kms', BACKUP_S3_SSE_KMS_KEY_ID: 'synapse-test-key', BACKUP_S3_PART_SIZE: '5m'});
+    const client = new S3Client({region: 'us-east-1', endpoint: server.endpoint, forcePathStyle: true, credentials: {accessKeyId: server.accessKey, secretAccessKey: server.secretKey}});
+    try {
+      for (const [key, size] of [['small', 1000], ['multipart', 6 * MIB]] as const) {
+        const data = randomBytes(size);
+        await storage.put(key, Readable.from([data]));
+        const head = await client.send(new HeadObjectCommand({Bucket: server.bucket, Key: `${storage.settings.prefix}${key}`}));
+        expect(head.ServerSideEncryption, key).to.equal('aws:kms');
+        expect(head.SSEKMSKeyId, key).to.equal('synapse-test-key');
+        expect(Buffer.concat(await (await storage.get(key)).toArray()).equals(data), key).to.equal(true);
+      }
+    } finally {
+      client.destroy();
+      await storage.close();
+    }
+  });
+
+  it('refuses a KMS key without SSE-KMS, and an unknown mode', async function () {
+    for (const [extra, message] of [
+      [{BACKUP_S3_SSE_KMS_KEY_ID: 'k'}, 'BACKUP_S3_SSE is not'],
+      [{BACKUP_S3_SSE: 'rot13'}, "BACKUP_S3_SSE 'rot13' must be s3"],
+    ] as const) {
+      const failure = await S3Storage.open(env(extra), 'read').catch((error: Error) => error);
+      expect((failure as Error).message).to.include(message);
+    }
+  });
+
+  describe('Object Lock (immutable backups)', function () {
+    const lockedBucket = 'synapse-locked';
+
+    before(async function () {
+      const client = new S3Client({region: 'us-east-1', endpoint: server.endpoint, forcePathStyle: true, credentials: {accessKeyId: server.accessKey, secretAccessKey: server.secretKey}});
+      await client.send(new CreateBucketCommand({Bucket: lockedBucket, ObjectLockEnabledForBucket: true}));
+      client.destroy();
+    });
+
+    it('refuses BACKUP_S3_OBJECT_LOCK_DAYS on a bucket without Object Lock', async function () {
+      const failure = await S3Storage.open(env({BACKUP_S3_OBJECT_LOCK_DAYS: '7'}), 'read').catch((error: Error & {code?: string}) => error);
+      expect((failure as Error).message).to.include("the bucket 'synapse-backups' has no Object Lock");
+    });
+
+    it('retains each backup and its metadata; cleanup keeps a retained backup with the reason, status says until when', async function () {
+      const workspace = await createWorkspace();
+      try {
+        await seedSampleData(workspace.database, 20);
+        const locked = {
+          BACKUP_STORAGE: 's3',
+          ...env({BACKUP_S3_BUCKET: lockedBucket, BACKUP_S3_OBJECT_LOCK_DAYS: '1', BACKUP_S3_OBJECT_LOCK_MODE: 'GOVERNANCE'}),
+          AWS_ACCESS_KEY_ID: server.accessKey,
+          AWS_SECRET_ACCESS_KEY: server.secretKey,
+        };
+        const older = await workspace.backup(locked);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const newer = await workspace.backup(locked);
+        const storage = await S3Storage.open({...locked}, 'read-write');
+        for (const key of [older, `${older}.meta.json`]) {
+          const retainedUntil = (await storage.stat(key))?.retainedUntil;
+          expect(retainedUntil, key).to.be.instanceOf(Date);
+          expect(retainedUntil!.getTime() - Date.now()).to.be.within(23 * 3_600_000, 25 * 3_600_000);
+        }
+        // What must stay deletable is not retained: the run journal, the lock, markers.
+        const journal = (await storage.list('synapse-backup.journal.'))[0]!;
+        expect((await storage.stat(journal.key))?.retainedUntil).to.equal(undefined);
+        const refused = await storage.delete(older).catch((error: Error & {code?: string}) => error);
+        expect((refused as {code?: string}).code).to.equal('ERETAINED');
+        expect(await storage.stat(older)).not.to.equal(undefined);
+
+        const cleanup = await workspace.run(['backup', 'cleanup', '--json'], {...locked, BACKUP_RETENTION_HOURLY: '1'});
+        expect(cleanup.exitCode, cleanup.stdout + cleanup.stderr).to.equal(0);
+        const decision = cleanup.json.result.decisions.find((found: {name: string}) => found.name === older);
+        expect(decision).to.include({action: 'keep'});
+        expect(decision.reason).to.include('the storage retains it until').and.include('(Object Lock)');
+        expect(await storage.stat(older)).not.to.equal(undefined);
+        const status = await workspace.run(['status', '--json'], {...locked, SYNAPSE_BACKUP_STATE_DIR: path.join(workspace.cwd, 'state')});
+        expect(status.json.result.types[0].newest.name).to.equal(newer);
+        expect(status.json.result.types[0].newest.retainedUntil).to.be.a('string');
+        const text = await workspace.run(['status'], {...locked, SYNAPSE_BACKUP_STATE_DIR: path.join(workspace.cwd, 'state')});
+        expect(text.stdout).to.include('Object Lock: the newest hourly backup').and.include('cannot be deleted before');
+        await storage.close();
+      } finally {
+        await workspace.dispose();
+      }
+    });
+  });
+
   describe('faults, each a storage failure (exit 7) that names what failed, with nothing lost', function () {
     let workspace: Awaited<ReturnType<typeof createWorkspace>>;
     const s3 = (extra: Record<string, string> = {}) => ({BACKUP_STORAGE: 's3', ...env(), AWS_ACCESS_KEY_ID: server.accessKey, AWS_SECRET_ACCESS_KEY: server.secretKey, ...extra});
@@ -209,6 +297,53 @@ describe('S3 storage on Ceph radosgw', function () {
         proxy.closeAllConnections();
         await new Promise<void>((resolve) => proxy.close(() => resolve()));
       }
+    });
+
+    it('wrong credentials, named, at the command line', async function () {
+      const result = await workspace.run(['backup', 'run', '--json'], s3({AWS_SECRET_ACCESS_KEY: 'not-the-secret-0123456789'}));
+      expect(result.exitCode, result.stdout).to.equal(7);
+      expect(result.json.error.message).to.include('the credentials were refused').and.not.include('not-the-secret');
+    });
+
+    it('the server killed mid-upload: the run fails naming the upload, no good backup appears, and the next run succeeds', async function () {
+      const target = new URL(server.endpoint);
+      let uploaded = 0;
+      let dead = false;
+      const sockets = new Set<import('node:net').Socket>();
+      // A proxy in front of radosgw that dies for good once a few MB of parts went through it.
+      const proxy: Server = createServer((incoming, outgoing) => {
+        if (dead) return incoming.socket.destroy();
+        incoming.on('data', (chunk: Buffer) => {
+          uploaded += chunk.length;
+          if (uploaded > 7 * MIB && !dead) {
+            dead = true;
+            for (const socket of sockets) socket.destroy();
+          }
+        });
+        const forwarded = request({host: target.hostname, port: target.port, method: incoming.method, path: incoming.url, headers: incoming.headers}, (answer) => {
+          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(outgoing);
+        });
+        forwarded.on('error', () => incoming.socket.destroy());
+        incoming.pipe(forwarded);
+      });
+      proxy.on('connection', (socket) => sockets.add(socket));
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      const settings = env({BACKUP_S3_PART_SIZE: '5m', BACKUP_S3_MAX_ATTEMPTS: '2'});
+      const bin = await fakeBinDir(path.join(workspace.cwd, 'bin'), {pg_dump: versionAware('pg_dump', 'head -c 9000000 /dev/urandom | base64 -w 76 | sed "s/^/-- /"\nexec pg_dump "$@"')});
+      try {
+        const result = await workspace.run(['backup', 'run', '--json'], {...s3(), ...settings, BACKUP_S3_ENDPOINT: `http://127.0.0.1:${(proxy.address() as {port: number}).port}`, PG_BIN_DIR: bin});
+        expect(result.exitCode, result.stdout + result.stderr).to.equal(7);
+        expect(result.json.error.message).to.match(/UploadPart|CompleteMultipartUpload|PutObject|socket|ECONNRESET|EPIPE/);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      }
+      const direct = {...s3(), BACKUP_S3_PREFIX: settings.BACKUP_S3_PREFIX};
+      const listed = await workspace.run(['backup', 'list', '--json'], direct);
+      expect(listed.json.result.backups.filter((backup: {health: string}) => backup.health === 'good')).to.deep.equal([]);
+      const next = await workspace.run(['backup', 'run', '--json'], direct);
+      expect(next.exitCode, next.stdout + next.stderr).to.equal(0);
     });
 
     it('a kill -9 mid-upload leaves no good backup, and the next cleanup aborts the upload and says so', async function () {

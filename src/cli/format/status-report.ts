@@ -43,6 +43,9 @@ export function formatStatusReport(report: StatusReport, options: {sparklines: b
   }
   if (report.types.length === 0) lines.push('No backup types to check: the storage holds no backups of this database (set BACKUP_ALERT_TYPES to require some).');
   else lines.push(...table(rows));
+  for (const type of report.types) {
+    if (type.newest?.retainedUntil) lines.push(`Object Lock: the newest ${type.type} backup of '${type.database}' cannot be deleted before ${new Date(type.newest.retainedUntil).toISOString()}`);
+  }
   const {storage} = report;
   lines.push(
     '',

@@ -20,11 +20,15 @@ export interface RetentionCandidate {
   readonly health: BackupHealth;
   /** Its stored file was read back whole and matched its checksum (a current verification record). */
   readonly verified: boolean;
+  /** Until when the storage refuses to delete it (S3 Object Lock), where known. */
+  readonly retainedUntil?: Date;
 }
 
 /** Whose backups a cleanup manages: one database's (the one it is configured for), or every database's (undefined). */
 export interface RetentionScope {
   readonly database: string | undefined;
+  /** Now, for retention a storage holds until a time (Object Lock); the wall clock when not given. */
+  readonly now?: Date;
 }
 
 /** How many good backups of each type to keep. */
@@ -103,6 +107,11 @@ export function applyRetentionPolicy(candidates: readonly RetentionCandidate[], 
           continue;
         }
         goodSeen++;
+        const now = scope.now ?? new Date();
+        if (candidate.retainedUntil && candidate.retainedUntil > now && !(goodSeen === 1 && quota === 0) && goodSeen > quota) {
+          decide('keep', `beyond the newest ${quota} ${type} backups (#${goodSeen}), but the storage retains it until ${candidate.retainedUntil.toISOString()} (Object Lock)`);
+          continue;
+        }
         if (goodSeen === 1 && quota === 0) decide('keep', `newest good ${type} backup is always kept`);
         else if (goodSeen <= quota) decide('keep', `within the newest ${quota} ${type} backups (#${goodSeen})`);
         else if (unverified.length > 0) decide('keep', `beyond the newest ${quota} ${type} backups (#${goodSeen}), but kept until ${unverified.length === 1 ? 'the newer backup is' : `${unverified.length} newer backups are`} verified`, unverified);

@@ -1,9 +1,10 @@
 import type {StorageBackend} from '../../contracts/storage.js';
+import {errnoCode} from '../errors/index.js';
 import {readCatalog, type CatalogEntry} from '../catalog/index.js';
 import type {ProgressEvents} from '../events/index.js';
 import {acquireStorageLock, describeTakeover} from '../lock/index.js';
 import type {DocumentAuthenticator} from '../metadata/index.js';
-import {metadataKeyFor, pendingKeyFor, verificationKeyFor} from '../naming/index.js';
+import {classifyKey, metadataKeyFor, pendingKeyFor, verificationKeyFor} from '../naming/index.js';
 import {applyRetentionPolicy, type BackupHealth, type RetentionDecision, type RetentionPolicy} from '../retention/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
 import {checkStoredFile, writeVerificationRecord} from '../verification/index.js';
@@ -64,6 +65,14 @@ function removalSteps(entry: CatalogEntry): RemovalStep[] {
   return [...(entry.object && !entry.pending ? [{action: 'mark' as const, key: pendingKeyFor(name)}] : []), deletion(metadataKeyFor(name)), ...record, ...data, ...marker];
 }
 
+/** The backup a key belongs to (its file, metadata, marker or verification record), if any. */
+function backupOfKey(key: string): string | undefined {
+  const kind = classifyKey(key);
+  if (kind.kind === 'backup') return kind.name;
+  if (kind.kind === 'metadata' || kind.kind === 'pending' || kind.kind === 'verification') return kind.backupName;
+  return undefined;
+}
+
 /** What a read-back found, and for which file: it counts only while the file is still that one. */
 interface Finding {
   readonly outcome: VerificationOutcome;
@@ -83,6 +92,7 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
   const {storage, events} = context;
   const now = context.now ?? (() => new Date());
   const byName = new Map(backups.map((entry) => [entry.name, entry]));
+  const retention = new Map<string, Date | undefined>();
   const current = (entry: CatalogEntry): VerificationOutcome | undefined => {
     const finding = findings.get(entry.name);
     return finding && finding.file === fileIdentity(entry) ? finding.outcome : undefined;
@@ -100,11 +110,21 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
           sequence: entry.parts.sequence,
           health,
           verified: entry.verification !== undefined || outcome?.status === 'intact',
+          ...(retention.get(entry.name) ? {retainedUntil: retention.get(entry.name)!} : {}),
         };
       }),
       context.policy,
       {database: context.database},
     );
+    // A backup to remove that the storage may retain (Object Lock): asked once, and kept with the reason.
+    const unasked = decisions.filter((decision) => decision.action === 'remove' && byName.get(decision.name)?.object && !retention.has(decision.name));
+    if (unasked.length > 0) {
+      for (const decision of unasked) {
+        const object = await storage.stat(decision.name).catch(() => undefined);
+        retention.set(decision.name, object?.retainedUntil);
+      }
+      if (unasked.some((decision) => retention.get(decision.name) !== undefined)) continue;
+    }
     const awaiting = [...new Set(decisions.flatMap((decision) => decision.awaitingVerification ?? []))].filter((name) => current(byName.get(name)!) === undefined);
     if (awaiting.length === 0) return decisions;
     events.stage('verify', 'started', {detail: `${awaiting.length} backups to read back`});
@@ -182,7 +202,12 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
     events.stage('plan', 'finished', {detail: `${removedKeys.length} objects to remove`});
     if (!options.dryRun) {
       events.stage('remove', 'started');
+      // A backup the storage turns out to retain (Object Lock) stays whole: its remaining steps are
+      // skipped, and the marker written for its removal is taken back.
+      const retained = new Set<string>();
       for (const {action, key} of steps) {
+        const owner = backupOfKey(key);
+        if (owner !== undefined && retained.has(owner)) continue;
         try {
           if (action === 'mark') {
             await writeSmallObject(storage, key, '', {private: true});
@@ -192,6 +217,12 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
           // There is room now for the lock to say who holds it (see acquireStorageLock's evenWhenFull).
           await lock.recordHolder().catch(() => {});
         } catch (error) {
+          if (errnoCode(error) === 'ERETAINED' && owner !== undefined) {
+            retained.add(owner);
+            if (written.has(pendingKeyFor(owner))) await storage.delete(pendingKeyFor(owner)).catch(() => {});
+            events.warning(`kept '${owner}': the storage retains it (${(error as Error).message}); it goes once its retention ends`);
+            continue;
+          }
           events.stage('remove', 'failed');
           throw storageError(error, storage, action === 'mark' ? 'mark for removal' : 'delete', key);
         }

@@ -183,7 +183,7 @@ async function streamDump(context: BackupContext, early: EarlyDump, name: string
 
   // The early pg_dump's controller follows the caller's signal; the chain follows it.
   const chain = new StreamChain(controller.signal);
-  const stored = storage.put(name, body, {ifNotExists: true, private: true, signal: chain.signal});
+  const stored = storage.put(name, body, {ifNotExists: true, private: true, immutable: true, signal: chain.signal});
   try {
     const [object] = (await chain.run(
       [
@@ -331,7 +331,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     try {
       metadata = authenticator ? await authenticator.sign(unsigned) : unsigned;
       // Written last: a backup exists once its metadata does.
-      await writeSmallObject(storage, metadataKey, serializeMetadata(metadata), {ifNotExists: true, private: true});
+      await writeSmallObject(storage, metadataKey, serializeMetadata(metadata), {ifNotExists: true, private: true, immutable: true});
     } catch (error) {
       events.stage('metadata', 'failed');
       await storage.delete(metadataKey).catch(() => {});

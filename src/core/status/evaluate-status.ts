@@ -23,6 +23,8 @@ export interface BackupFact {
   readonly completedAt: Date;
   readonly storedBytes: number;
   readonly durationMs: number;
+  /** Until when the storage refuses to delete it (S3 Object Lock), where known: asked for the newest backups only. */
+  readonly retainedUntil?: Date;
 }
 
 export interface StatusPolicy {
