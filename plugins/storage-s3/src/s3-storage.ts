@@ -222,9 +222,8 @@ export class S3Storage implements StorageBackend {
       }
     } catch (error) {
       body.destroy();
-      throw error instanceof Error && 'code' in error && typeof (error as {code?: unknown}).code === 'string' && (error.message.startsWith('S3 ') || (error as {code: string}).code === 'EFBIG')
-        ? error
-        : s3Error(error, 'PutObject', this.#where(key));
+      // Ours already say which request failed; anything else (the SDK's, the body's) is explained here.
+      throw error instanceof Error && error.message.startsWith('S3 ') ? error : s3Error(error, 'PutObject', this.#where(key));
     }
     // What the server holds must be what was sent: a proxy or a buggy server could have cut it.
     const stored = await this.stat(key);
