@@ -54,22 +54,33 @@ export async function checkDatabase(settings: Settings): Promise<CheckResult[]> 
 
 /**
  * Writes, reads back and deletes a small private object under a name no other command takes for
- * a backup: the storage is reachable, writable and returns what it was given.
+ * a backup: the storage is reachable, writable, returns what it was given, and lets this user
+ * delete (a backup removes its markers, a cleanup old backups). Each step that fails is named.
+ * Reaching the storage at all (credentials, the bucket, the directory) is opening it, before this.
  */
 export async function checkStorageWritable(storage: StorageBackend): Promise<CheckResult> {
-  return attempt('storage', async () => {
-    const key = probeKey(randomBytes(6).toString('hex'));
-    const text = `written by synapse-backup check at ${new Date().toISOString()}\n`;
+  const key = probeKey(randomBytes(6).toString('hex'));
+  const text = `written by synapse-backup check at ${new Date().toISOString()}\n`;
+  const step = async <T>(name: string, work: () => Promise<T>): Promise<T | CheckResult> => {
     try {
-      await writeSmallObject(storage, key, text, {private: true, ifNotExists: true});
-      const back = await readSmallObject(storage, key);
-      if (back !== text) return {status: 'failed', detail: `${storage.location} returned other bytes than it was given`, suggestion: 'Check the storage for faults before trusting backups to it.'};
-    } finally {
-      await storage.delete(key).catch(() => {});
+      return await work();
+    } catch (error) {
+      const reason = isSynapseError(error) ? error.message : (error as Error).message;
+      return {check: 'storage', status: 'failed', detail: `${storage.scheme} ${storage.location}: unable to ${name} its probe '${key}': ${reason}`, suggestion: `Give this user permission to ${name} objects at the backup location, and check that it is healthy.`};
     }
-    const atomic = storage.capabilities.conditionalPut ? '' : '; no atomic conditional put, so the lock cannot exclude a run on another host';
-    return {status: storage.capabilities.conditionalPut ? 'ok' : 'warning', detail: `${storage.scheme} ${storage.location}: writable${atomic}`};
-  });
+  };
+  const isFailure = (value: unknown): value is CheckResult => typeof value === 'object' && value !== null && 'check' in value;
+  const written = await step('write', () => writeSmallObject(storage, key, text, {private: true, ifNotExists: true}));
+  if (isFailure(written)) return written;
+  const back = await step('read back', () => readSmallObject(storage, key));
+  if (isFailure(back) || back !== text) {
+    await storage.delete(key).catch(() => {});
+    return isFailure(back) ? back : {check: 'storage', status: 'failed', detail: `${storage.location} returned other bytes than it was given`, suggestion: 'Check the storage for faults before trusting backups to it.'};
+  }
+  const deleted = await step('delete', () => storage.delete(key));
+  if (isFailure(deleted)) return deleted;
+  const atomic = storage.capabilities.conditionalPut ? '' : '; no atomic conditional put, so the lock cannot exclude a run on another host';
+  return {check: 'storage', status: storage.capabilities.conditionalPut ? 'ok' : 'warning', detail: `${storage.scheme} ${storage.location}: write, read and delete work${atomic}`};
 }
 
 /**
