@@ -156,41 +156,41 @@ describe('backup test-restore', function () {
     expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
   });
 
-  it("never drops the scratch database of a test restore that is still running", async function () {
-    const name = await workspace.backup();
+  /** Runs `work` while a test restore of `name` is loading (its psql takes its time), with the name of its live scratch database; then stops it. */
+  async function whileTestRestoreLoads(name: string, work: (live: string) => Promise<void>): Promise<void> {
     const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: SLOW_PSQL});
     const running = spawnCli(['backup', 'test-restore', name], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
     try {
       await waitFor(async () => (await databaseNames(SCRATCH_PREFIX)).length > 0, 'the scratch database');
       const [live] = await databaseNames(SCRATCH_PREFIX);
-      const second = await workspace.run(['backup', 'test-restore', name, '--json']);
-      expect(second.exitCode, second.stderr).to.equal(0);
-      expect(second.json.result.reclaimedDatabases).to.deep.equal([]);
-      expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([live]);
+      await work(live!);
     } finally {
       running.kill('SIGTERM');
       await running;
     }
+  }
+
+  it("never drops the scratch database of a test restore that is still running", async function () {
+    const name = await workspace.backup();
+    await whileTestRestoreLoads(name, async (live) => {
+      const second = await workspace.run(['backup', 'test-restore', name, '--json']);
+      expect(second.exitCode, second.stderr).to.equal(0);
+      expect(second.json.result.reclaimedDatabases).to.deep.equal([]);
+      expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([live]);
+    });
     expect(await databaseNames(SCRATCH_PREFIX)).to.deep.equal([]);
   });
 
   it("is never mistaken for dead by another job's cleanup, whatever database that job is configured for", async function () {
     const name = await workspace.backup();
-    const binDir = await fakeBinDir(path.join(workspace.cwd, 'bin'), {psql: SLOW_PSQL});
-    const running = spawnCli(['backup', 'test-restore', name], {cwd: workspace.cwd, env: {...workspace.env, PG_BIN_DIR: binDir}});
-    try {
-      await waitFor(async () => (await databaseNames(SCRATCH_PREFIX)).length > 0, 'the scratch database');
-      const [live] = await databaseNames(SCRATCH_PREFIX);
+    await whileTestRestoreLoads(name, async (live) => {
       // A cleanup for the database `postgres` works from template1, where the running test restore holds no lock.
       for (const database of ['postgres', 'template1', workspace.database]) {
         const cleanup = await workspace.run(['backup', 'cleanup', '--json'], {DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${database}`});
         expect(cleanup.exitCode, cleanup.stdout + cleanup.stderr).to.equal(0);
         expect(await databaseNames(SCRATCH_PREFIX), `a cleanup for '${database}'`).to.deep.equal([live]);
       }
-    } finally {
-      running.kill('SIGTERM');
-      await running;
-    }
+    });
   });
 
   it('leaves cleanup (hourly) to drop the scratch database of a killed test restore, and says so; a dry run only names it', async function () {
