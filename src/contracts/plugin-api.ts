@@ -8,7 +8,7 @@
  * Semantic versioning: a minor version adds (a new optional member, a new event name), a major
  * version may break.
  */
-export const PLUGIN_API_VERSION = '1.2.0';
+export const PLUGIN_API_VERSION = '1.3.0';
 
 /** The package.json field that holds a plugin's declaration. */
 export const PLUGIN_MANIFEST_FIELD = 'synapse-backup';

@@ -11,6 +11,13 @@ export interface StorageCapabilities {
   readonly conditionalPut: boolean;
   /** get() honours `offset` and `length` without reading the bytes before them. */
   readonly rangeReads: boolean;
+  /**
+   * Optional (plugin API 1.3): put() and delete() with `ifMatch` compare and act in one atomic
+   * step, as S3's If-Match does. Absent or false, they still honour `ifMatch`, but by a look and
+   * then the act, which a concurrent writer can slip between; the core then adds what it can
+   * (a host-wide mutex) and says what remains.
+   */
+  readonly conditionalReplace?: boolean;
 }
 
 export interface StorageSpace {
@@ -24,8 +31,10 @@ export interface ObjectInfo {
   readonly size: number;
   readonly modifiedAt: Date;
   /**
-   * Optional: the store's entity tag for this version of the object, where it has one (S3). Not a
-   * checksum of the content (a multipart or SSE-KMS ETag is not an MD5): the metadata's SHA-256 is.
+   * The version of the object, for conditional deletes and replaces (`ifMatch`): S3's entity tag,
+   * a file's inode, modification time and size. A replaced object has another one; the same bytes
+   * stored again may keep it (S3). Not a checksum of the content (a multipart or SSE-KMS ETag is
+   * not an MD5): the metadata's SHA-256 is. Optional for backends of plugin API 1.2 and older.
    */
   readonly etag?: string;
   /**
@@ -46,7 +55,36 @@ export interface PutOptions {
    * Lock) applies its retention to it. Never set for what must stay deletable (locks, markers, journal).
    */
   readonly immutable?: boolean;
+  /**
+   * Optional (plugin API 1.3): replace only the version with this etag; an object that is missing
+   * or of another version is left as it is and the put rejects with code 'ECHANGED'.
+   */
+  readonly ifMatch?: string;
   readonly signal?: AbortSignal;
+}
+
+export interface DeleteOptions {
+  /**
+   * Optional (plugin API 1.3): delete only the version with this etag; another version is left
+   * and the delete rejects with code 'ECHANGED'. A missing object is not an error, as ever.
+   */
+  readonly ifMatch?: string;
+}
+
+export interface ListOptions {
+  /** Keys that start with this, in the area it names (see the StorageBackend's note on areas). */
+  readonly prefix?: string;
+  /** Only keys after this one, in code point order: where the previous page ended. */
+  readonly startAfter?: string;
+  /** At most this many objects (the backend may return fewer, and still a `next`). */
+  readonly limit?: number;
+}
+
+export interface ObjectPage {
+  /** In ascending code point order of their keys. */
+  readonly objects: readonly ObjectInfo[];
+  /** The `startAfter` of the next page; absent on the last one. */
+  readonly next?: string;
 }
 
 export interface GetOptions {
@@ -72,6 +110,14 @@ export interface GetOptions {
  * Only regular objects are objects: a backend on a file system must not follow symbolic links,
  * and treats one (or any special file) under a key as no object at all: stat() says undefined,
  * get() rejects with 'ENOENT', list() leaves it out.
+ *
+ * Areas (plugin API 1.3): a key may be a path of segments, `wal/000000010000000000000001`, each
+ * segment as isValidKeySegment() has it; what comes before the last '/' is the key's area. A
+ * backend on a file system maps each area to a directory, created when a put needs it; an object
+ * store keeps the key as it is. Listing sees one area at a time, the prefix's: list('wal/') and
+ * list('wal/0000') see the objects of `wal/`, list() those outside every area, never the objects
+ * of an area below (S3's Delimiter '/'). Backups and what belongs to them live outside every area,
+ * where every version of synapse-backup has written them; the WAL archive in `wal/`.
  */
 export interface StorageBackend {
   /** The registration scheme this backend was created for, e.g. 'local'. */
@@ -84,13 +130,18 @@ export interface StorageBackend {
   put(key: string, body: Readable, options?: PutOptions): Promise<ObjectInfo>;
   get(key: string, options?: GetOptions): Promise<Readable>;
   stat(key: string): Promise<ObjectInfo | undefined>;
-  /** Every object whose key starts with `prefix`, in no particular order. */
+  /** Every object of the prefix's area whose key starts with `prefix`, in no particular order. */
   list(prefix?: string): Promise<ObjectInfo[]>;
+  /**
+   * Optional (plugin API 1.3): one page of what list() sees, in key order, from `startAfter` on:
+   * a storage of any size is read a page at a time. The core reads list() where it is missing.
+   */
+  listPage?(options?: ListOptions): Promise<ObjectPage>;
   /**
    * Removes the object; removing a missing key is not an error. An object the store retains
    * (see ObjectInfo.retainedUntil) is refused with code 'ERETAINED', and stays.
    */
-  delete(key: string): Promise<void>;
+  delete(key: string, options?: DeleteOptions): Promise<void>;
   /**
    * Optional (plugin API 1.1): the space at the location, for `status` and its disk-space alert.
    * Undefined, or a method that resolves undefined, where the backend cannot tell (an object store,
@@ -110,6 +161,23 @@ export interface StorageBackend {
 
 /** Suffix of a staging object that a backend writes before publishing it under its final key. */
 export const STAGING_SUFFIX = '.partial';
+
+const KEY_SEGMENT = /^[A-Za-z0-9_.-]{1,200}$/;
+
+/** One segment of a key: letters, digits, '_', '.', '-', not '.' or '..', at most 200 characters. */
+export function isValidKeySegment(segment: string): boolean {
+  return KEY_SEGMENT.test(segment) && segment !== '.' && segment !== '..';
+}
+
+/** A key as the contract allows it: segments joined by '/' (see the note on areas). */
+export function isValidKey(key: string): boolean {
+  return key.split('/').every((segment) => isValidKeySegment(segment));
+}
+
+/** The area of a key or a list prefix: what comes before its last '/', with the '/' ('' outside every area). */
+export function areaOf(keyOrPrefix: string): string {
+  return keyOrPrefix.slice(0, keyOrPrefix.lastIndexOf('/') + 1);
+}
 
 export interface StorageBackendOptions {
   /** Backend-specific location: a directory, a bucket URL... */

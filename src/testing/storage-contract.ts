@@ -92,6 +92,7 @@ export function describeStorageContract(name: string, options: StorageContractOp
       expect(storage.scheme).to.be.a('string').and.not.empty;
       expect(storage.location).to.be.a('string').and.not.empty;
       for (const capability of ['atomicPut', 'conditionalPut', 'rangeReads'] as const) expect(storage.capabilities[capability]).to.be.a('boolean');
+      expect(storage.capabilities.conditionalReplace).to.be.oneOf([undefined, true, false]);
     });
 
     it('stores a stream and returns the same bytes', async function () {
@@ -248,6 +249,102 @@ export function describeStorageContract(name: string, options: StorageContractOp
       await storage.delete('doomed');
       expect(await storage.stat('doomed')).to.equal(undefined);
       await storage.delete('doomed');
+    });
+
+    describe('plugin API 1.3: areas, pages, versions and conditional changes (when it has listPage)', function () {
+      beforeEach(function () {
+        if (!storage.listPage) this.skip();
+      });
+
+      const put = (key: string, text: string, options = {}) => storage.put(key, Readable.from([Buffer.from(text)]), options);
+      const keysOf = (objects: readonly {key: string}[]) => objects.map((object) => object.key);
+      async function failureOf(attempt: () => Promise<unknown>): Promise<string | undefined> {
+        try {
+          await attempt();
+        } catch (error) {
+          return errorCode(error) ?? (error as Error).message;
+        }
+        return undefined;
+      }
+
+      it('keeps keys in areas apart: a listing sees its own area only, never one below or above', async function () {
+        for (const key of ['top', 'wal/000000010000000000000001', 'wal/000000010000000000000002', 'wal/history/00000002.history']) await put(key, key);
+        expect(keysOf(await storage.list()).sort()).to.deep.equal(['top']);
+        expect(keysOf(await storage.list('wal/')).sort()).to.deep.equal(['wal/000000010000000000000001', 'wal/000000010000000000000002']);
+        expect(keysOf(await storage.list('wal/0000000100000000000000')).sort()).to.deep.equal(['wal/000000010000000000000001', 'wal/000000010000000000000002']);
+        expect(keysOf(await storage.list('wal/history/'))).to.deep.equal(['wal/history/00000002.history']);
+        expect(keysOf(await storage.list('nothing-here/'))).to.deep.equal([]);
+        expect(keysOf((await storage.listPage!({prefix: 'wal/'})).objects)).to.deep.equal(['wal/000000010000000000000001', 'wal/000000010000000000000002']);
+        expect((await readAll(await storage.get('wal/history/00000002.history'))).toString()).to.equal('wal/history/00000002.history');
+        expect((await storage.stat('wal/000000010000000000000002'))?.size).to.equal('wal/000000010000000000000002'.length);
+        await storage.delete('wal/000000010000000000000001');
+        expect(keysOf(await storage.list('wal/'))).to.deep.equal(['wal/000000010000000000000002']);
+        expect(await storage.stat('elsewhere/absent')).to.equal(undefined);
+        expect(await failureOf(() => storage.get('elsewhere/absent'))).to.equal('ENOENT');
+      });
+
+      it('lists a page at a time, in key order, from where the last page ended', async function () {
+        const keys = Array.from({length: 23}, (_, index) => `k${String(index).padStart(2, '0')}`);
+        await Promise.all([...keys.map((key) => put(key, key)), put('wal/k99', 'another area')]);
+        const seen: string[] = [];
+        let pages = 0;
+        let startAfter: string | undefined;
+        do {
+          const page = await storage.listPage!({limit: 10, ...(startAfter === undefined ? {} : {startAfter})});
+          expect(page.objects.length).to.be.at.most(10);
+          seen.push(...keysOf(page.objects));
+          startAfter = page.next;
+          pages++;
+        } while (startAfter !== undefined && pages < 20);
+        expect(seen).to.deep.equal(keys);
+        expect(pages).to.be.at.least(3);
+        expect(keysOf((await storage.listPage!({startAfter: 'k19'})).objects)).to.deep.equal(['k20', 'k21', 'k22']);
+        expect(keysOf((await storage.listPage!({prefix: 'k1'})).objects)).to.deep.equal(keys.slice(10, 20));
+      });
+
+      it('gives each version of an object an etag, another one when it is replaced', async function () {
+        const first = await put('versioned', 'first');
+        expect(first.etag).to.be.a('string').and.not.empty;
+        expect((await storage.stat('versioned'))?.etag).to.equal(first.etag);
+        expect((await storage.list('versioned'))[0]?.etag).to.equal(first.etag);
+        const second = await put('versioned', 'second, longer');
+        expect(second.etag).to.be.a('string').and.not.equal(first.etag);
+      });
+
+      it("deletes only the version named by ifMatch, and refuses another with 'ECHANGED'", async function () {
+        const old = await put('guarded', 'old');
+        const current = await put('guarded', 'current version');
+        expect(await failureOf(() => storage.delete('guarded', {ifMatch: old.etag!}))).to.equal('ECHANGED');
+        expect((await readAll(await storage.get('guarded'))).toString()).to.equal('current version');
+        await storage.delete('guarded', {ifMatch: current.etag!});
+        expect(await storage.stat('guarded')).to.equal(undefined);
+        await storage.delete('guarded', {ifMatch: current.etag!});
+        expect(await objectsBesidesStagingOf(storage, 'guarded')).to.deep.equal([]);
+      });
+
+      it("replaces only the version named by ifMatch, refuses another or a missing one with 'ECHANGED'", async function () {
+        const old = await put('guarded', 'old');
+        const current = await put('guarded', 'current version');
+        expect(await failureOf(() => put('guarded', 'intruder', {ifMatch: old.etag!}))).to.equal('ECHANGED');
+        expect((await readAll(await storage.get('guarded'))).toString()).to.equal('current version');
+        const next = await put('guarded', 'the next version', {ifMatch: current.etag!});
+        expect(next.etag).to.not.equal(current.etag);
+        expect((await readAll(await storage.get('guarded'))).toString()).to.equal('the next version');
+        expect(await failureOf(() => put('absent', 'x', {ifMatch: current.etag!}))).to.equal('ECHANGED');
+        expect(await storage.stat('absent')).to.equal(undefined);
+        expect(await objectsBesidesStagingOf(storage, 'guarded')).to.deep.equal(['guarded']);
+      });
+
+      it('lets exactly one of many concurrent replaces of one version win (when it declares conditionalReplace)', async function () {
+        if (!storage.capabilities.conditionalReplace) this.skip();
+        const base = await put('contested', 'base');
+        const bodies = Array.from({length: 6}, (_, index) => `writer ${index}`);
+        const outcomes = await Promise.allSettled(bodies.map((body) => put('contested', body, {ifMatch: base.etag!})));
+        const winners = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+        expect(winners, JSON.stringify(outcomes.map((outcome) => outcome.status === 'rejected' ? errorCode(outcome.reason) : 'won'))).to.have.length(1);
+        for (const outcome of outcomes) if (outcome.status === 'rejected') expect(errorCode(outcome.reason)).to.equal('ECHANGED');
+        expect(bodies).to.include((await readAll(await storage.get('contested'))).toString());
+      });
     });
 
     it('reports its free space as whole bytes no larger than its size, or says it cannot tell (when it has space())', async function () {

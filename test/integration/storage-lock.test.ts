@@ -4,6 +4,7 @@ import {once} from 'node:events';
 import {readFile, writeFile} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import path from 'node:path';
+import {Readable} from 'node:stream';
 import {setTimeout as sleep} from 'node:timers/promises';
 
 import type {StorageBackend} from '../../src/contracts/storage.js';
@@ -28,9 +29,9 @@ function deadPid(): number {
 function slowDeletes(storage: StorageBackend): StorageBackend {
   let deletes = 0;
   return wrapStorage(storage, {
-    async delete(key) {
+    async delete(key, options) {
       await sleep(20 * deletes++);
-      return storage.delete(key);
+      return storage.delete(key, options);
     },
   });
 }
@@ -62,6 +63,28 @@ describe('storage lock', function () {
       expect(JSON.parse(await readFile(lockFile, 'utf8'))).to.deep.equal(winners[0]!.value.holder);
       await winners[0]!.value.release();
     }
+  });
+
+  it('releases only its own lock, even when another run takes the lock between the look and the delete', async function () {
+    const lockFile = path.join(temp.path, 'synapse-backup.lock');
+    const local = await LocalDirectoryStorage.open(temp.path);
+    const theirs = {pid: process.pid, hostname: hostname(), operation: 'backup run (another)', acquiredAt: new Date().toISOString()};
+    let racing = false;
+    // Someone removed our lock by hand and another run took it: its put lands just before our delete.
+    const storage = wrapStorage(local, {
+      async delete(key, options) {
+        if (racing && key === 'synapse-backup.lock') {
+          racing = false;
+          await local.delete(key);
+          await local.put(key, Readable.from([Buffer.from(JSON.stringify(theirs))]));
+        }
+        return local.delete(key, options);
+      },
+    });
+    const ours = await acquireStorageLock(storage, 'cleanup');
+    racing = true;
+    await ours.release();
+    expect(JSON.parse(await readFile(lockFile, 'utf8'))).to.deep.equal(theirs);
   });
 
   it('takes over a lock whose PID now belongs to another process, and respects one whose holder still runs', async function () {

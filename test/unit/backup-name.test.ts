@@ -1,7 +1,7 @@
 import {expect} from 'chai';
 
 import {STAGING_SUFFIX} from '../../src/contracts/storage.js';
-import {classifyKey, formatBackupName, nextFreeBackupName, parseBackupName} from '../../src/core/naming/index.js';
+import {areaOfKey, classifyKey, formatBackupName, nextFreeBackupName, parseBackupName} from '../../src/core/naming/index.js';
 
 const at = new Date(Date.UTC(2026, 1, 22, 14, 30, 0));
 
@@ -68,10 +68,28 @@ describe('backup names', function () {
     ['synapse-backup-check.0123456789ab.probe', 'probe'],
     ['synapse-backup-check.0123456789.probe', 'foreign'],
     ['synapse-backup-check.0123456789ab.probe.txt', 'foreign'],
+    // A backup's name in an area (the WAL archive's, or one of someone else's) is never a backup of ours.
+    ['wal/backup_hourly_20260222_143000.sql.gz.enc', 'foreign'],
+    ['wal/backup_hourly_20260222_143000.sql.gz.enc.meta.json', 'foreign'],
+    ['elsewhere/synapse-backup.lock', 'foreign'],
   ];
   for (const [key, kind] of classified) {
     it(`classifies '${key}' as ${kind}`, function () {
       expect(classifyKey(key).kind).to.equal(kind);
+    });
+  }
+
+  const areas: Array<[string, ReturnType<typeof areaOfKey>]> = [
+    ['backup_hourly_20260222_143000.sql.gz.enc', 'backups'],
+    ['synapse-backup.lock', 'backups'],
+    ['wal/000000010000000000000001', 'wal'],
+    ['wal/', 'wal'],
+    ['wal/history/00000002.history', 'foreign'],
+    ['elsewhere/backup_hourly_20260222_143000.sql.gz.enc', 'foreign'],
+  ];
+  for (const [key, area] of areas) {
+    it(`puts '${key}' in the ${area} area`, function () {
+      expect(areaOfKey(key)).to.equal(area);
     });
   }
 

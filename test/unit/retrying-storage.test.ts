@@ -3,27 +3,18 @@ import {expect} from 'chai';
 import type {StorageBackend} from '../../src/contracts/storage.js';
 import {SynapseError} from '../../src/core/errors/index.js';
 import {withRetries} from '../../src/core/storage/index.js';
+import {tableBackend} from '../helpers/storage.js';
 
 /** A backend whose list() fails with `failure` the first `times` calls, counting every call. */
 function failingList(failure: unknown, times: number): {storage: StorageBackend; calls: () => number} {
   let calls = 0;
-  const refuse = (): never => {
-    throw new Error('not used here');
-  };
-  const storage: StorageBackend = {
-    scheme: 'table',
-    location: 'table',
-    capabilities: {atomicPut: true, conditionalPut: true, rangeReads: true},
-    put: refuse,
-    get: refuse,
-    stat: refuse,
-    delete: refuse,
+  const storage = tableBackend({
     async list() {
       calls++;
       if (calls <= times) throw failure;
       return [];
     },
-  };
+  });
   return {storage, calls: () => calls};
 }
 

@@ -6,9 +6,34 @@ import path from 'node:path';
 import type {Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
 
-import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities, StorageSpace} from 'synapse-backup/plugin-api';
+import type {DeleteOptions, GetOptions, ListOptions, ObjectInfo, ObjectPage, PutOptions, StorageBackend, StorageCapabilities, StorageSpace} from 'synapse-backup/plugin-api';
 
 const STAGING_SUFFIX = '.partial';
+
+// The contract's key rules (isValidKey, areaOf in synapse-backup/plugin-api), restated: a plugin
+// depends on the core's types only, never on its code at run time.
+const KEY_SEGMENT = /^[A-Za-z0-9_.-]{1,200}$/;
+
+function isValidKey(key: string): boolean {
+  return key.split('/').every((segment) => KEY_SEGMENT.test(segment) && segment !== '.' && segment !== '..');
+}
+
+function areaOf(keyOrPrefix: string): string {
+  return keyOrPrefix.slice(0, keyOrPrefix.lastIndexOf('/') + 1);
+}
+
+/** A file's version, as a key's etag: a replaced file is another inode; one changed in place has another time or size. */
+function fileEtag(info: {ino: bigint; mtimeNs: bigint; size: bigint}): string {
+  return `${info.ino.toString(16)}-${info.mtimeNs.toString(16)}-${info.size.toString(16)}`;
+}
+
+function changed(key: string, why: string): NodeJS.ErrnoException {
+  return codedError('ECHANGED', `object '${key}' ${why}: left as it is`);
+}
+
+function byKey(a: ObjectInfo, b: ObjectInfo): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
 
 function codedError(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), {code});
@@ -90,7 +115,8 @@ export class LocalDirectoryStorage implements StorageBackend {
     this.location = directory;
     this.#hardLinks = options.hardLinks !== false;
     this.#device = options.device;
-    this.capabilities = {atomicPut: true, conditionalPut: this.#hardLinks, rangeReads: true};
+    // Without hard links a conditional put looks, then renames; so does a conditional replace.
+    this.capabilities = {atomicPut: true, conditionalPut: this.#hardLinks, rangeReads: true, conditionalReplace: this.#hardLinks};
   }
 
   /**
@@ -116,15 +142,47 @@ export class LocalDirectoryStorage implements StorageBackend {
     return new LocalDirectoryStorage(absolute, options);
   }
 
+  /** A key's file: its area (`wal/`) a directory under the location, as the contract maps it. */
   #path(key: string): string {
-    if (key === '' || key === '.' || key === '..' || key.includes('/') || key.includes('\\') || key.includes('\0')) {
-      throw codedError('EINVAL', `invalid object key '${key}'`);
-    }
-    return path.join(this.location, key);
+    if (!isValidKey(key)) throw codedError('EINVAL', `invalid object key '${key}'`);
+    return path.join(this.location, ...key.split('/'));
   }
 
-  async #syncDirectory(): Promise<void> {
-    const handle = await open(this.location, 'r');
+  /** The directory of an area, '' being the location itself. */
+  #areaDirectory(area: string): string {
+    return area === '' ? this.location : path.join(this.location, ...area.slice(0, -1).split('/'));
+  }
+
+  /**
+   * Walks the directories of a key's area: each must be a directory itself, never a symbolic link
+   * (one planted as `wal` would lead our writes and reads elsewhere). With `create`, a missing one
+   * is made 0700 like the location; without, a missing area is reported as such (no objects there).
+   */
+  async #walkArea(keyOrPrefix: string, create: boolean): Promise<'present' | 'missing'> {
+    let directory = this.location;
+    for (const segment of areaOf(keyOrPrefix).split('/').slice(0, -1)) {
+      directory = path.join(directory, segment);
+      let info = await lstat(directory).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined;
+        throw error;
+      });
+      if (!info) {
+        if (!create) return 'missing';
+        try {
+          await mkdir(directory, {mode: 0o700});
+          await this.#syncDirectory(path.dirname(directory));
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        }
+        info = await lstat(directory);
+      }
+      if (!info.isDirectory()) throw codedError('ENOTDIR', `'${directory}', the area of '${keyOrPrefix}', is not a directory (a symbolic link or a file is never followed there): remove it`);
+    }
+    return 'present';
+  }
+
+  async #syncDirectory(directory: string = this.location): Promise<void> {
+    const handle = await open(directory, 'r');
     try {
       await handle.sync();
     } catch (error) {
@@ -137,10 +195,11 @@ export class LocalDirectoryStorage implements StorageBackend {
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
     const finalPath = this.#path(key);
-    const stagingPath = this.#path(`${key}.${randomBytes(6).toString('hex')}${STAGING_SUFFIX}`);
+    const stagingPath = this.#stagingPath(key);
     let handle: FileHandle | undefined;
     let writer: WriteStream | undefined;
     try {
+      await this.#walkArea(key, true);
       handle = await open(stagingPath, 'wx', options.private ? 0o600 : 0o644);
       if (this.#device !== undefined && (await handle.stat()).dev !== this.#device) {
         await handle.close();
@@ -149,12 +208,14 @@ export class LocalDirectoryStorage implements StorageBackend {
       // flush: fsync before close, so the data is on disk before the name points at it.
       writer = createWriteStream('', {fd: handle, flush: true, highWaterMark: 1024 * 1024});
       await pipeline(body, writer, {signal: options.signal});
-      if (options.ifNotExists) {
+      if (options.ifMatch !== undefined) {
+        await this.#publishReplacing(key, options.ifMatch, stagingPath, finalPath);
+      } else if (options.ifNotExists) {
         await this.#publishWithoutReplacing(stagingPath, finalPath);
       } else {
         await rename(stagingPath, finalPath);
       }
-      await this.#syncDirectory();
+      await this.#syncDirectory(path.dirname(finalPath));
     } catch (error) {
       body.destroy();
       await this.#removeStaging(stagingPath, handle, writer);
@@ -183,10 +244,75 @@ export class LocalDirectoryStorage implements StorageBackend {
     }
   }
 
+  #stagingPath(key: string): string {
+    return this.#path(`${key}.${randomBytes(6).toString('hex')}${STAGING_SUFFIX}`);
+  }
+
+  /**
+   * Takes the file of `key` out of its name in one rename, so that what is compared with `etag` is
+   * exactly what was there: no writer can change it in between. `act` runs on a match; otherwise
+   * the file goes back with link(), which never replaces what a writer may have put there meanwhile.
+   * Without hard links: a look, then the act (see conditionalReplace).
+   */
+  async #ifStill(key: string, etag: string, act: (taken: string | undefined) => Promise<void>, whenGone: () => void): Promise<void> {
+    const finalPath = this.#path(key);
+    if (!this.#hardLinks) {
+      const current = await this.stat(key);
+      if (!current) return whenGone();
+      if (current.etag !== etag) throw changed(key, 'is another version');
+      await act(undefined);
+      return;
+    }
+    const taken = this.#stagingPath(key);
+    try {
+      await rename(finalPath, taken);
+    } catch (error) {
+      if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return whenGone();
+      throw error;
+    }
+    const info = await lstat(taken, {bigint: true});
+    if (!info.isFile() || fileEtag(info) !== etag) {
+      try {
+        await link(taken, finalPath);
+        await unlink(taken);
+      } catch (error) {
+        // A writer took the free name meanwhile: what was taken is now an older version, a staging file that cleanup removes.
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      throw changed(key, 'is another version');
+    }
+    await act(taken);
+  }
+
+  async #publishReplacing(key: string, etag: string, stagingPath: string, finalPath: string): Promise<void> {
+    await this.#ifStill(key, etag, async (taken) => {
+      if (taken === undefined) {
+        await rename(stagingPath, finalPath);
+        return;
+      }
+      try {
+        await link(stagingPath, finalPath);
+      } catch (error) {
+        // A writer took the name between: theirs stays, and the version we were to replace is gone with ours.
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+          await unlink(taken);
+          throw changed(key, 'was written by someone else meanwhile');
+        }
+        await link(taken, finalPath).catch(() => {});
+        throw error;
+      }
+      await unlink(stagingPath);
+      await unlink(taken);
+    }, () => {
+      throw changed(key, 'is gone');
+    });
+  }
+
   async #publishWithoutReplacing(stagingPath: string, finalPath: string): Promise<void> {
+    const key = path.relative(this.location, finalPath).split(path.sep).join('/');
     if (!this.#hardLinks) {
       // Not atomic against a concurrent writer, which the storage lock excludes (on this host: see conditionalPut).
-      if (await this.stat(path.basename(finalPath))) throw codedError('EEXIST', `object '${path.basename(finalPath)}' already exists`);
+      if (await this.stat(key)) throw codedError('EEXIST', `object '${key}' already exists`);
       await rename(stagingPath, finalPath);
       return;
     }
@@ -194,11 +320,11 @@ export class LocalDirectoryStorage implements StorageBackend {
       await link(stagingPath, finalPath);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') throw codedError('EEXIST', `object '${path.basename(finalPath)}' already exists`);
+      if (code === 'EEXIST') throw codedError('EEXIST', `object '${key}' already exists`);
       // File systems without hard links (some FUSE mounts): check, then rename. Not atomic against
       // a concurrent writer, which the storage lock already excludes.
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw error;
-      if (await this.stat(path.basename(finalPath))) throw codedError('EEXIST', `object '${path.basename(finalPath)}' already exists`);
+      if (await this.stat(key)) throw codedError('EEXIST', `object '${key}' already exists`);
       await rename(stagingPath, finalPath);
       return;
     }
@@ -210,6 +336,7 @@ export class LocalDirectoryStorage implements StorageBackend {
     // (to /etc/shadow, say) is refused without a word about its target. O_NONBLOCK, which a
     // regular file ignores, keeps a FIFO planted there from blocking the open until a writer comes.
     let handle;
+    if ((await this.#walkArea(key, false)) === 'missing') throw codedError('ENOENT', `object '${key}' does not exist`);
     try {
       handle = await open(this.#path(key), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (error) {
@@ -231,21 +358,49 @@ export class LocalDirectoryStorage implements StorageBackend {
 
   /** Only regular files are objects: a symbolic link or a device under an object's name is not one. */
   async stat(key: string): Promise<ObjectInfo | undefined> {
+    if ((await this.#walkArea(key, false)) === 'missing') return undefined;
     try {
-      const info = await lstat(this.#path(key));
-      return info.isFile() ? {key, size: info.size, modifiedAt: info.mtime} : undefined;
+      const info = await lstat(this.#path(key), {bigint: true});
+      return info.isFile() ? {key, size: Number(info.size), modifiedAt: info.mtime, etag: fileEtag(info)} : undefined;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      // ENOTDIR: a file where the key's area would be a directory; no such object.
+      if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return undefined;
       throw error;
     }
   }
 
-  async list(prefix = ''): Promise<ObjectInfo[]> {
-    const entries = await readdir(this.location, {withFileTypes: true});
-    const objects = await Promise.all(
-      entries.filter((entry) => entry.isFile() && entry.name.startsWith(prefix)).map((entry) => this.stat(entry.name)),
-    );
+  /** The names in the prefix's area that may be objects: regular files with a key the contract allows (what else is there is nobody's object). */
+  async #namesIn(prefix: string): Promise<string[]> {
+    const area = areaOf(prefix);
+    if ((await this.#walkArea(prefix, false)) === 'missing') return [];
+    let entries;
+    try {
+      entries = await readdir(this.#areaDirectory(area), {withFileTypes: true});
+    } catch (error) {
+      // An area nothing was ever written to has no directory yet: it is empty.
+      if (area !== '' && ['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return [];
+      throw error;
+    }
+    return entries.filter((entry) => entry.isFile() && isValidKey(`${area}${entry.name}`) && `${area}${entry.name}`.startsWith(prefix)).map((entry) => `${area}${entry.name}`);
+  }
+
+  async #statAll(keys: readonly string[]): Promise<ObjectInfo[]> {
+    const objects = await Promise.all(keys.map((key) => this.stat(key)));
     return objects.filter((object): object is ObjectInfo => object !== undefined);
+  }
+
+  async list(prefix = ''): Promise<ObjectInfo[]> {
+    return this.#statAll(await this.#namesIn(prefix));
+  }
+
+  /** A directory has no order nor position: the names are sorted here, and only the page's files are looked at. */
+  async listPage(options: ListOptions = {}): Promise<ObjectPage> {
+    const limit = options.limit ?? 1000;
+    const after = options.startAfter;
+    const names = (await this.#namesIn(options.prefix ?? '')).filter((key) => after === undefined || key > after).sort();
+    const page = names.slice(0, limit);
+    const objects = (await this.#statAll(page)).sort(byKey);
+    return names.length > limit ? {objects, next: page.at(-1)!} : {objects};
   }
 
   /** What `df` shows for the directory's file system: the blocks an unprivileged writer may still use, and the size. */
@@ -254,13 +409,20 @@ export class LocalDirectoryStorage implements StorageBackend {
     return {freeBytes: stats.bavail * stats.bsize, totalBytes: stats.blocks * stats.bsize};
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options: DeleteOptions = {}): Promise<void> {
+    const file = this.#path(key);
+    if ((await this.#walkArea(key, false)) === 'missing') return;
+    if (options.ifMatch !== undefined) {
+      await this.#ifStill(key, options.ifMatch, async (taken) => unlink(taken ?? file), () => {});
+      await this.#syncDirectory(path.dirname(file));
+      return;
+    }
     try {
-      await unlink(this.#path(key));
+      await unlink(file);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return;
       throw error;
     }
-    await this.#syncDirectory();
+    await this.#syncDirectory(path.dirname(file));
   }
 }

@@ -83,9 +83,39 @@ describe('local directory storage', function () {
     expect(failure?.message).to.include('not a regular file').and.not.include('target');
   });
 
+  it('maps an area to a directory of its own, 0700, and never follows a symbolic link planted as one', async function () {
+    const storage = await LocalDirectoryStorage.open(directory);
+    await storage.put('wal/000000010000000000000001', Readable.from([Buffer.from('segment')]));
+    expect(await readdir(path.join(directory, 'wal'))).to.deep.equal(['000000010000000000000001']);
+    expect((await stat(path.join(directory, 'wal'))).mode & 0o777).to.equal(0o700);
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'synapse-elsewhere-'));
+    try {
+      await writeFile(path.join(elsewhere, 'planted'), 'theirs');
+      await symlink(elsewhere, path.join(directory, 'history'));
+      for (const attempt of [
+        () => storage.put('history/00000002.history', Readable.from([Buffer.from('x')])),
+        () => storage.get('history/planted'),
+        () => storage.stat('history/planted'),
+        () => storage.list('history/'),
+        () => storage.delete('history/planted'),
+      ]) {
+        let failure: unknown;
+        try {
+          await attempt();
+        } catch (error) {
+          failure = error;
+        }
+        expect((failure as NodeJS.ErrnoException | undefined)?.code).to.equal('ENOTDIR');
+      }
+      expect(await readdir(elsewhere)).to.deep.equal(['planted']);
+    } finally {
+      await rm(elsewhere, {recursive: true, force: true});
+    }
+  });
+
   it('rejects keys that would escape the directory', async function () {
     const storage = await LocalDirectoryStorage.open(directory);
-    for (const key of ['../evil', 'a/b', '..', '']) {
+    for (const key of ['../evil', 'a/../../evil', '..', '', '/etc/evil', 'a//b', 'a/', 'a\\b', 'a b']) {
       let failure: unknown;
       try {
         await storage.put(key, Readable.from([Buffer.from('x')]));

@@ -3,7 +3,7 @@ import {link, readFile, realpath, stat, unlink} from 'node:fs/promises';
 import path from 'node:path';
 import {Readable, Transform, pipeline} from 'node:stream';
 import {LocalDirectoryStorage} from '@synapse-backup/plugin-storage-local';
-import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities, StorageSpace} from 'synapse-backup/plugin-api';
+import type {DeleteOptions, GetOptions, ListOptions, ObjectInfo, ObjectPage, PutOptions, StorageBackend, StorageCapabilities, StorageSpace} from 'synapse-backup/plugin-api';
 
 import {DEFAULT_NETWORK_FSTYPES, deviceName, judgeMount, mountOf, parseMountinfo, type MountEntry} from './mountinfo.js';
 
@@ -180,9 +180,14 @@ export class MountStorage implements StorageBackend {
     return this.#inner.list(prefix);
   }
 
-  async delete(key: string): Promise<void> {
+  async listPage(options?: ListOptions): Promise<ObjectPage> {
     await this.#assertMounted();
-    return this.#inner.delete(key);
+    return this.#inner.listPage(options);
+  }
+
+  async delete(key: string, options?: DeleteOptions): Promise<void> {
+    await this.#assertMounted();
+    return this.#inner.delete(key, options);
   }
 
   /** Measured only on the live mount: under a dropped one, statfs would describe the local disk. */

@@ -25,7 +25,7 @@ describe('mount storage on a real SMB share', function () {
 
   it('finds that this server has no hard links, and declares no conditional put', async function () {
     const storage = await MountStorage.open(nextDirectory(), 'read-write', {create: true});
-    expect(storage.capabilities).to.deep.equal({atomicPut: true, conditionalPut: false, rangeReads: true});
+    expect(storage.capabilities).to.deep.equal({atomicPut: true, conditionalPut: false, rangeReads: true, conditionalReplace: false});
     expect(await storage.list(), 'the probe is gone').to.deep.equal([]);
   });
 

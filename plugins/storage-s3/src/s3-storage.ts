@@ -19,7 +19,7 @@ import {createHash, randomBytes} from 'node:crypto';
 import {Agent as HttpAgent} from 'node:http';
 import {Agent as HttpsAgent} from 'node:https';
 import {Readable, addAbortSignal} from 'node:stream';
-import type {GetOptions, ObjectInfo, PutOptions, StorageBackend, StorageCapabilities} from 'synapse-backup/plugin-api';
+import type {DeleteOptions, GetOptions, ListOptions, ObjectInfo, ObjectPage, PutOptions, StorageBackend, StorageCapabilities} from 'synapse-backup/plugin-api';
 
 import {largestObject, partSizeFor, readS3Settings, type S3Settings} from './s3-settings.js';
 
@@ -43,6 +43,21 @@ export function s3Error(error: unknown, operation: string, where: string): Error
   if (failure.code && /^E[A-Z]+$/.test(failure.code)) return make(failure.code, detail);
   return make('EIO', detail);
 }
+
+/**
+ * A refused If-Match (412; 409 when writes raced at the server; 404 when the object is gone) in
+ * the contract's terms: the object is not the version the caller named, and was left alone.
+ */
+function asChanged(error: Error & {code?: string}, where: string): Error & {code?: string} {
+  const status = ((error.cause ?? error) as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode;
+  if (error.code === 'EEXIST' || error.code === 'ENOENT' || status === 409) {
+    return Object.assign(new Error(`${where}: the object is not the version named (${error.message}); left as it is`), {code: 'ECHANGED', cause: error});
+  }
+  return error;
+}
+
+/** A key of ours is made of these (the contract's isValidKey): '~' sorts after every one of them. */
+const AFTER_EVERY_KEY_CHARACTER = '~';
 
 const md5 = (data: Buffer): string => createHash('md5').update(data).digest('base64');
 
@@ -98,11 +113,11 @@ export class S3Storage implements StorageBackend {
   readonly settings: S3Settings;
   readonly #client: S3Client;
 
-  private constructor(settings: S3Settings, client: S3Client, conditionalPut: boolean) {
+  private constructor(settings: S3Settings, client: S3Client, conditions: {conditionalPut: boolean; conditionalReplace: boolean}) {
     this.settings = settings;
     this.#client = client;
     this.location = `s3://${settings.bucket}/${settings.prefix}${settings.endpoint ? ` at ${settings.endpoint}` : ''}`;
-    this.capabilities = {atomicPut: true, conditionalPut, rangeReads: true};
+    this.capabilities = {atomicPut: true, rangeReads: true, ...conditions};
   }
 
   static async open(env: Readonly<Record<string, string | undefined>>, access: 'read' | 'read-write'): Promise<S3Storage> {
@@ -148,35 +163,50 @@ export class S3Storage implements StorageBackend {
         throw s3Error(error, 'GetObjectLockConfiguration', where);
       }
     }
-    const storage = new S3Storage(settings, client, false);
+    const storage = new S3Storage(settings, client, {conditionalPut: false, conditionalReplace: false});
     if (access === 'read') return storage;
-    return new S3Storage(settings, client, await storage.#probeConditionalPut());
+    return new S3Storage(settings, client, await storage.#probeConditions());
   }
 
   /**
-   * Some servers accept If-None-Match and ignore it: put a probe twice, conditionally. Only a
-   * second put refused with 412 proves the header is honoured. The probe is named as check's are,
-   * so one a killed run leaves is cleanup's after an hour.
+   * Some servers accept If-None-Match or If-Match and ignore them: only a refusal proves a header
+   * honoured. A probe is put, then put again with If-None-Match: * (a refusal: conditional puts),
+   * then put and deleted with If-Match naming a version it is not (refusals: conditional
+   * replaces). The probe is named as check's are, so one a killed run leaves is cleanup's after an hour.
    */
-  async #probeConditionalPut(): Promise<boolean> {
+  async #probeConditions(): Promise<{conditionalPut: boolean; conditionalReplace: boolean}> {
     const key = this.#key(`synapse-backup-check.${randomBytes(6).toString('hex')}.probe`);
+    const Bucket = this.settings.bucket;
     // With the same headers as every object: a bucket policy may refuse a put without encryption.
-    const put = (): Promise<unknown> =>
-      this.#client.send(new PutObjectCommand({Bucket: this.settings.bucket, Key: key, Body: Buffer.from('1'), ContentMD5: md5(Buffer.from('1')), IfNoneMatch: '*', ...this.#objectOptions(false)}));
-    try {
-      await put();
+    const put = (conditions: {IfNoneMatch?: string; IfMatch?: string}): Promise<{ETag?: string}> =>
+      this.#client.send(new PutObjectCommand({Bucket, Key: key, Body: Buffer.from('1'), ContentMD5: md5(Buffer.from('1')), ...conditions, ...this.#objectOptions(false)}));
+    const refused = async (attempt: () => Promise<unknown>): Promise<boolean> => {
       try {
-        await put();
+        await attempt();
         return false;
       } catch (error) {
-        return s3Error(error, 'PutObject', key).code === 'EEXIST';
+        const code = s3Error(error, 'probe', key).code;
+        if (code === 'EACCES') throw s3Error(error, 'PutObject', `s3://${Bucket}/${key}`);
+        return code === 'EEXIST';
       }
-    } catch (error) {
-      const failure = s3Error(error, 'PutObject', `s3://${this.settings.bucket}/${key}`);
-      if (failure.code === 'EACCES') throw failure;
-      return false;
+    };
+    const notThisVersion = '"00000000000000000000000000000000"';
+    try {
+      let version: string | undefined;
+      try {
+        version = (await put({IfNoneMatch: '*'})).ETag;
+      } catch (error) {
+        const failure = s3Error(error, 'PutObject', `s3://${Bucket}/${key}`);
+        if (failure.code === 'EACCES') throw failure;
+        version = (await put({})).ETag;
+      }
+      const conditionalPut = await refused(() => put({IfNoneMatch: '*'}));
+      // Ceph 16 honours If-Match on a put (comparing the tag without its quotes) but not on a delete.
+      const replaceHonoured = version !== undefined && (await refused(() => put({IfMatch: notThisVersion}))) && (await put({IfMatch: version}).then(() => true, () => false));
+      const conditionalReplace = replaceHonoured && (await refused(() => this.#client.send(new DeleteObjectCommand({Bucket, Key: key, IfMatch: notThisVersion}))));
+      return {conditionalPut, conditionalReplace};
     } finally {
-      await this.#client.send(new DeleteObjectCommand({Bucket: this.settings.bucket, Key: key})).catch(() => {});
+      await this.#client.send(new DeleteObjectCommand({Bucket, Key: key})).catch(() => {});
     }
   }
 
@@ -206,12 +236,17 @@ export class S3Storage implements StorageBackend {
     const Bucket = this.settings.bucket;
     const Key = this.#key(key);
     const reader = new PartReader(body);
-    const conditional = options.ifNotExists && this.capabilities.conditionalPut ? {IfNoneMatch: '*'} : {};
+    const conditional =
+      options.ifMatch !== undefined && this.capabilities.conditionalReplace ? {IfMatch: options.ifMatch} : options.ifNotExists && this.capabilities.conditionalPut ? {IfNoneMatch: '*'} : {};
     const created = this.#objectOptions(options.immutable === true);
     let sent = 0;
     try {
       signal?.throwIfAborted();
       if (options.ifNotExists && !this.capabilities.conditionalPut && (await this.stat(key))) throw Object.assign(new Error(`S3 PutObject ${this.#where(key)}: it exists already`), {code: 'EEXIST'});
+      // A server that ignores If-Match: a look first (see conditionalReplace).
+      if (options.ifMatch !== undefined && !this.capabilities.conditionalReplace && (await this.stat(key))?.etag !== options.ifMatch) {
+        throw Object.assign(new Error(`S3 PutObject ${this.#where(key)}: the object is not the version named; left as it is`), {code: 'ECHANGED'});
+      }
       const first = await reader.next(partSizeFor(1, this.settings));
       if (first.last) {
         // Smaller than one part: one PutObject, which S3 publishes whole or not at all.
@@ -223,7 +258,8 @@ export class S3Storage implements StorageBackend {
     } catch (error) {
       body.destroy();
       // Ours already say which request failed; anything else (the SDK's, the body's) is explained here.
-      throw error instanceof Error && error.message.startsWith('S3 ') ? error : s3Error(error, 'PutObject', this.#where(key));
+      const failure = error instanceof Error && error.message.startsWith('S3 ') ? (error as Error & {code?: string}) : s3Error(error, 'PutObject', this.#where(key));
+      throw 'IfMatch' in conditional ? asChanged(failure, `S3 PutObject ${this.#where(key)}`) : failure;
     }
     // What the server holds must be what was sent: a proxy or a buggy server could have cut it.
     const stored = await this.stat(key);
@@ -235,7 +271,7 @@ export class S3Storage implements StorageBackend {
   }
 
   /** A streaming multipart upload: parts read one by one, a few in flight, aborted on any failure. */
-  async #multipart(Key: string, reader: PartReader, firstPart: Buffer, conditional: {IfNoneMatch?: string}, objectOptions: ObjectOptions, signal: AbortSignal | undefined): Promise<number> {
+  async #multipart(Key: string, reader: PartReader, firstPart: Buffer, conditional: {IfNoneMatch?: string; IfMatch?: string}, objectOptions: ObjectOptions, signal: AbortSignal | undefined): Promise<number> {
     const Bucket = this.settings.bucket;
     const where = `s3://${Bucket}/${Key}`;
     let uploadId: string;
@@ -330,29 +366,60 @@ export class S3Storage implements StorageBackend {
 
   async list(prefix = ''): Promise<ObjectInfo[]> {
     const objects: ObjectInfo[] = [];
-    let token: string | undefined;
+    let startAfter: string | undefined;
     do {
-      let answer;
-      try {
-        answer = await this.#client.send(
-          new ListObjectsV2Command({Bucket: this.settings.bucket, Prefix: this.#key(prefix), Delimiter: '/', MaxKeys: this.settings.listPageSize, ...(token ? {ContinuationToken: token} : {})}),
-        );
-      } catch (error) {
-        throw s3Error(error, 'ListObjectsV2', `s3://${this.settings.bucket}/${this.#key(prefix)}`);
-      }
-      for (const object of answer.Contents ?? []) {
-        if (!object.Key?.startsWith(this.settings.prefix)) continue;
-        objects.push({key: object.Key.slice(this.settings.prefix.length), size: Number(object.Size ?? 0), modifiedAt: object.LastModified ?? new Date(0), ...(object.ETag ? {etag: object.ETag} : {})});
-      }
-      token = answer.IsTruncated ? answer.NextContinuationToken : undefined;
-    } while (token);
+      const page = await this.listPage({prefix, ...(startAfter === undefined ? {} : {startAfter}), limit: this.settings.listPageSize});
+      objects.push(...page.objects);
+      startAfter = page.next;
+    } while (startAfter !== undefined);
     return objects;
   }
 
-  async delete(key: string): Promise<void> {
+  /**
+   * One ListObjectsV2 request. With Delimiter '/', what lies in an area below comes back as a common
+   * prefix, not as objects: the contract's one area at a time. A page may hold only such prefixes,
+   * so the next page starts after the last of them and all it holds.
+   */
+  async listPage(options: ListOptions = {}): Promise<ObjectPage> {
+    const Prefix = this.#key(options.prefix ?? '');
+    let answer;
+    try {
+      answer = await this.#client.send(
+        new ListObjectsV2Command({
+          Bucket: this.settings.bucket,
+          Prefix,
+          Delimiter: '/',
+          MaxKeys: Math.min(options.limit ?? this.settings.listPageSize, this.settings.listPageSize),
+          ...(options.startAfter === undefined ? {} : {StartAfter: this.#key(options.startAfter)}),
+        }),
+      );
+    } catch (error) {
+      throw s3Error(error, 'ListObjectsV2', `s3://${this.settings.bucket}/${Prefix}`);
+    }
+    const objects: ObjectInfo[] = [];
+    for (const object of answer.Contents ?? []) {
+      if (!object.Key?.startsWith(this.settings.prefix)) continue;
+      objects.push({key: object.Key.slice(this.settings.prefix.length), size: Number(object.Size ?? 0), modifiedAt: object.LastModified ?? new Date(0), ...(object.ETag ? {etag: object.ETag} : {})});
+    }
+    objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    if (!answer.IsTruncated) return {objects};
+    const lastKey = objects.at(-1)?.key ?? '';
+    const lastArea = (answer.CommonPrefixes ?? []).map((common) => `${(common.Prefix ?? '').slice(this.settings.prefix.length)}${AFTER_EVERY_KEY_CHARACTER}`).sort().at(-1) ?? '';
+    const next = lastKey > lastArea ? lastKey : lastArea;
+    return next === '' ? {objects} : {objects, next};
+  }
+
+  async delete(key: string, options: DeleteOptions = {}): Promise<void> {
     const Bucket = this.settings.bucket;
     const Key = this.#key(key);
+    const {ifMatch} = options;
     try {
+      if (ifMatch !== undefined && !this.capabilities.conditionalReplace) {
+        // A server that ignores If-Match: a look first (see conditionalReplace).
+        const current = await this.stat(key);
+        if (!current) return;
+        if (current.etag !== ifMatch) throw Object.assign(new Error(`S3 DeleteObject ${this.#where(key)}: the object is not the version named; left as it is`), {code: 'ECHANGED'});
+      }
       // In a versioned bucket (every Object Lock bucket is one) a delete without a version only
       // hides the object behind a delete marker: it would look gone and still be kept, or, locked,
       // look deleted while retained. Deleting the version itself removes it, or is refused.
@@ -368,11 +435,12 @@ export class S3Storage implements StorageBackend {
         }
         VersionId = head.VersionId && head.VersionId !== 'null' ? head.VersionId : undefined;
       }
-      await this.#client.send(new DeleteObjectCommand({Bucket, Key, ...(VersionId ? {VersionId} : {})}));
+      await this.#client.send(new DeleteObjectCommand({Bucket, Key, ...(VersionId ? {VersionId} : {}), ...(ifMatch !== undefined && this.capabilities.conditionalReplace ? {IfMatch: ifMatch} : {})}));
     } catch (error) {
-      if ((error as {code?: string}).code === 'ERETAINED') throw error;
+      if (['ERETAINED', 'ECHANGED'].includes((error as {code?: string}).code ?? '')) throw error;
       const failure = s3Error(error, 'DeleteObject', this.#where(key));
-      if (failure.code !== 'ENOENT') throw failure;
+      if (failure.code === 'ENOENT') return;
+      throw ifMatch !== undefined ? asChanged(failure, `S3 DeleteObject ${this.#where(key)}`) : failure;
     }
   }
 

@@ -28,7 +28,7 @@ for (const server of ['s3rver', 'radosgw'] as const satisfies readonly S3Server[
   it('declares what s3fs cannot do: no conditional put', async function () {
     const storage = await open(path.join(mount.mountPoint, 'capabilities'));
     expect(storage.scheme).to.equal('s3fs');
-    expect(storage.capabilities).to.deep.equal({atomicPut: true, conditionalPut: false, rangeReads: true});
+    expect(storage.capabilities).to.deep.equal({atomicPut: true, conditionalPut: false, rangeReads: true, conditionalReplace: false});
     // s3fs reports a made-up capacity (terabytes, never full): status must not believe it.
     expect(await storage.space?.()).to.equal(undefined);
   });

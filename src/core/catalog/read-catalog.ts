@@ -1,9 +1,9 @@
 import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
 import {errnoCode, isSynapseError} from '../errors/index.js';
 import {MAX_METADATA_BYTES, parseMetadata, type BackupMetadata, type DocumentAuthenticator} from '../metadata/index.js';
-import {classifyKey, metadataKeyFor, type BackupNameParts} from '../naming/index.js';
+import {CATALOG_PREFIXES, classifyKey, metadataKeyFor, type BackupNameParts} from '../naming/index.js';
 import type {BackupHealth} from '../retention/index.js';
-import {readSmallObject, storageError} from '../storage/index.js';
+import {listAll, readSmallObject, storageError} from '../storage/index.js';
 import {decideTrust, UNSIGNED_FLAG} from '../trust/index.js';
 import {readVerificationState, type VerificationRecord} from '../verification/index.js';
 
@@ -89,7 +89,8 @@ async function judgeMetadata(storage: StorageBackend, name: string, object: Obje
 export async function readCatalog(storage: StorageBackend, options: CatalogOptions = {}): Promise<Catalog> {
   let objects: ObjectInfo[];
   try {
-    objects = await storage.list();
+    // Only what is ours to sort out, a page at a time: not the WAL archive, not a foreign file.
+    objects = await listAll(storage, CATALOG_PREFIXES);
   } catch (error) {
     throw storageError(error, storage, 'list backups in');
   }
@@ -119,7 +120,13 @@ export async function readCatalog(storage: StorageBackend, options: CatalogOptio
       }
       if (!stored) return {...base, health: 'data-missing', problem: 'backup file missing'};
       if (!metadataKeys.has(name)) return {...base, object: stored.object, health: 'metadata-missing', problem: 'metadata missing (lost or damaged)'};
-      return {...base, object: stored.object, ...(await judgeMetadata(storage, name, stored.object, options))};
+      const judged = await judgeMetadata(storage, name, stored.object, options);
+      // On a storage that may show a put before it is done, metadata that will not parse while its
+      // run is still marked is being written, not damaged.
+      if (base.pending && !storage.capabilities.atomicPut && judged.health === 'metadata-unreadable' && judged.unreadable === undefined) {
+        return {...base, object: stored.object, health: 'incomplete', problem: 'unfinished: its metadata is still being written, or its run was killed'};
+      }
+      return {...base, object: stored.object, ...judged};
     }),
   );
   // A record whose backup is gone entirely: what a removal killed after its metadata left.

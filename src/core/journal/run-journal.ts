@@ -3,7 +3,7 @@ import {randomBytes} from 'node:crypto';
 import type {StorageBackend} from '../../contracts/storage.js';
 import {isRecord, parseAuthentication, type DocumentAuthentication, type DocumentAuthenticator} from '../metadata/index.js';
 import {JOURNAL_KEY_PATTERN, journalKey} from '../naming/index.js';
-import {readSmallObject, writeSmallObject} from '../storage/index.js';
+import {listAll, readSmallObject, writeSmallObject} from '../storage/index.js';
 
 /**
  * A small journal of runs, kept in the backup storage itself: a monitoring host that can only read
@@ -86,7 +86,7 @@ function newestFirst(a: {key: string}, b: {key: string}): number {
  * who can write to the storage must not be able to hide a failure or fake a passed restore test.
  */
 export async function readJournal(storage: StorageBackend, authenticator: DocumentAuthenticator | undefined): Promise<JournalReading> {
-  const keys = (await storage.list('synapse-backup.journal.')).filter((object) => JOURNAL_KEY_PATTERN.test(object.key)).sort(newestFirst);
+  const keys = (await listAll(storage, ['synapse-backup.journal.'])).filter((object) => JOURNAL_KEY_PATTERN.test(object.key)).sort(newestFirst);
   const rejectedKeys: string[] = [];
   const read = await Promise.all(
     keys.map(async ({key}): Promise<StoredJournalEntry | undefined> => {

@@ -1,6 +1,6 @@
 import {hostname} from 'node:os';
 
-import type {StorageBackend} from '../../contracts/storage.js';
+import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
 import {SynapseError, errnoCode} from '../errors/index.js';
 import {runExclusivelyOnThisHost} from './host-mutex.js';
 import {processStartTime} from './process-identity.js';
@@ -47,16 +47,44 @@ const TAKEOVER_WAIT_MS = 10_000;
  * hard links), a look then a put is atomic only against runs of this host, which a host-wide mutex
  * makes it; runs on other hosts are not excluded, and the lock says so.
  */
-async function createLockObject(storage: StorageBackend, content: string): Promise<void> {
-  if (storage.capabilities.conditionalPut) {
-    await writeSmallObject(storage, LOCK_KEY, content, {ifNotExists: true, private: true});
-    return;
-  }
+async function createLockObject(storage: StorageBackend, content: string): Promise<ObjectInfo> {
+  if (storage.capabilities.conditionalPut) return writeSmallObject(storage, LOCK_KEY, content, {ifNotExists: true, private: true});
+  let created: ObjectInfo | undefined;
   const done = await runExclusivelyOnThisHost(`${storage.scheme}:${storage.location}:${LOCK_KEY}:create`, TAKEOVER_WAIT_MS, async () => {
     if (await storage.stat(LOCK_KEY)) throw Object.assign(new Error(`object '${LOCK_KEY}' already exists`), {code: 'EEXIST'});
-    await writeSmallObject(storage, LOCK_KEY, content, {private: true});
+    created = await writeSmallObject(storage, LOCK_KEY, content, {private: true});
   });
-  if (!done) throw Object.assign(new Error(`object '${LOCK_KEY}' is being created by another run`), {code: 'EEXIST'});
+  if (!done || !created) throw Object.assign(new Error(`object '${LOCK_KEY}' is being created by another run`), {code: 'EEXIST'});
+  return created;
+}
+
+/** Whether the lock can be compared and removed (or replaced) in one step of the storage's: see StorageCapabilities.conditionalReplace. */
+function atomicallyConditional(storage: StorageBackend, version: ObjectInfo | undefined): version is ObjectInfo & {etag: string} {
+  return storage.capabilities.conditionalReplace === true && version?.etag !== undefined;
+}
+
+/**
+ * Removes the lock if it is still the version `expected` describes, and says whether it did. In
+ * one step where the storage compares and deletes atomically; elsewhere the version is read,
+ * compared and deleted under the host-wide mutex that a takeover on this host also takes.
+ */
+async function removeLockIf(storage: StorageBackend, version: ObjectInfo | undefined, stillExpected: () => Promise<boolean>): Promise<boolean> {
+  if (atomicallyConditional(storage, version)) {
+    try {
+      await storage.delete(LOCK_KEY, {ifMatch: version.etag});
+      return true;
+    } catch (error) {
+      if (errnoCode(error) === 'ECHANGED') return false;
+      throw error;
+    }
+  }
+  let removed = false;
+  const ran = await runExclusivelyOnThisHost(`${storage.scheme}:${storage.location}:${LOCK_KEY}`, TAKEOVER_WAIT_MS, async () => {
+    if (!(await stillExpected())) return;
+    await storage.delete(LOCK_KEY);
+    removed = true;
+  });
+  return ran && removed;
 }
 
 export function singleHostLimitation(storage: StorageBackend): string | undefined {
@@ -120,11 +148,12 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       let empty = false;
+      let version: ObjectInfo;
       try {
-        await createLockObject(storage, content);
+        version = await createLockObject(storage, content);
       } catch (error) {
         if (!(options.evenWhenFull && ['ENOSPC', 'EDQUOT'].includes(errnoCode(error) ?? ''))) throw error;
-        await createLockObject(storage, '');
+        version = await createLockObject(storage, '');
         empty = true;
       }
       const limitation = singleHostLimitation(storage);
@@ -134,17 +163,22 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
         ...(limitation ? {limitation} : {}),
         async recordHolder() {
           if (!empty) return;
-          await writeSmallObject(storage, LOCK_KEY, content, {private: true});
+          // Only into our own empty lock: where the storage can, in one step.
+          version = await writeSmallObject(storage, LOCK_KEY, content, {private: true, ...(atomicallyConditional(storage, version) ? {ifMatch: version.etag} : {})});
           empty = false;
         },
         async release() {
-          const current = await readHolder(storage);
-          if (current && (sameHolder(current, holder) || (empty && current === EMPTY_LOCK_HOLDER))) await storage.delete(LOCK_KEY);
+          // Never another run's: a lock taken over, or removed by hand and taken again, stays.
+          await removeLockIf(storage, version, async () => {
+            const current = await readHolder(storage);
+            return current !== undefined && (sameHolder(current, holder) || (empty && current === EMPTY_LOCK_HOLDER));
+          });
         },
       };
     } catch (error) {
       if (errnoCode(error) !== 'EEXIST') throw storageError(error, storage, 'create lock', LOCK_KEY);
     }
+    const existingVersion = await storage.stat(LOCK_KEY).catch(() => undefined);
     const existing = await readHolder(storage);
     if (existing === undefined) continue; // released between our put and our read
     const staleHere = existing.hostname === holder.hostname && holderIsGone(existing);
@@ -152,14 +186,13 @@ export async function acquireStorageLock(storage: StorageBackend, operation: str
       // Runs started together after a crash (an hourly and a daily cron job) all find the same
       // stale lock. Each removing it unchecked let a late delete remove the lock another had
       // just taken, and both went on. Only one at a time checks it is still the crashed run's.
-      const checked = await runExclusivelyOnThisHost(`${storage.scheme}:${storage.location}:${LOCK_KEY}`, TAKEOVER_WAIT_MS, async () => {
+      // Where the storage compares and deletes in one step, the version read is the one removed or none.
+      const removed = await removeLockIf(storage, existingVersion, async () => {
         const still = await readHolder(storage);
-        if (still !== undefined && sameHolder(still, existing)) {
-          await storage.delete(LOCK_KEY);
-          tookOverFrom = existing;
-        }
+        return still !== undefined && sameHolder(still, existing);
       });
-      if (checked) continue;
+      if (removed) tookOverFrom = existing;
+      continue;
     }
     throw new SynapseError('E_LOCKED', {
       message: `unable to start '${operation}': the backup storage '${storage.location}' is locked by ${existing.operation} (pid ${existing.pid} on ${existing.hostname}, since ${existing.acquiredAt})`,

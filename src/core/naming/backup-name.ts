@@ -1,4 +1,25 @@
-import {STAGING_SUFFIX} from '../../contracts/storage.js';
+import {STAGING_SUFFIX, areaOf} from '../../contracts/storage.js';
+
+/**
+ * The areas of a storage (see the storage contract): backups and all that belongs to them live
+ * outside every area, where every version has written them; the WAL archive under `wal/`.
+ */
+export const AREAS = {backups: '', wal: 'wal/'} as const;
+export type AreaName = keyof typeof AREAS | 'foreign';
+
+/** Which of our areas a key is in; 'foreign' for an area this tool never writes. */
+export function areaOfKey(key: string): AreaName {
+  const area = areaOf(key);
+  const known = (Object.entries(AREAS) as Array<[keyof typeof AREAS, string]>).find(([, prefix]) => prefix === area);
+  return known ? known[0] : 'foreign';
+}
+
+/**
+ * The prefixes under which everything the catalog sorts out lies (backups and their companions,
+ * the lock, check probes, the journal, and the staging objects of each): what is listed instead
+ * of the whole storage.
+ */
+export const CATALOG_PREFIXES = ['backup_', 'synapse-backup'] as const;
 
 export const BACKUP_TYPES = ['hourly', 'daily', 'monthly'] as const;
 export type BackupType = (typeof BACKUP_TYPES)[number];
@@ -111,7 +132,8 @@ export function probeKey(token: string): string {
 
 /**
  * What a key found in storage is. Only keys this tool writes are ever classified as anything but
- * 'foreign', which is what keeps cleanup from deleting files it did not create.
+ * 'foreign', which is what keeps cleanup from deleting files it did not create. Every pattern is
+ * anchored at the start of the key, so nothing in an area (`wal/`) is ever taken for a backup's.
  */
 export function classifyKey(key: string): StoredKeyKind {
   if (key === LOCK_KEY) return {kind: 'lock'};

@@ -22,7 +22,7 @@ export interface ListedBackup {
   readonly verifiedAt: string | undefined;
 }
 
-export interface ListOptions {
+export interface ListBackupsOptions {
   readonly authenticator?: DocumentAuthenticator;
   /** Only this database's backups (and those whose database cannot be told); all when undefined. */
   readonly database?: string;
@@ -48,7 +48,7 @@ function toListed(entry: CatalogEntry): ListedBackup {
  * The backups in the storage, newest first, including the broken ones, marked as such. Runs that
  * have not finished (or were killed) are left out, like their staging files.
  */
-export async function listBackups(storage: StorageBackend, options: ListOptions = {}): Promise<ListedBackup[]> {
+export async function listBackups(storage: StorageBackend, options: ListBackupsOptions = {}): Promise<ListedBackup[]> {
   const {backups} = await readCatalog(storage, {authenticator: options.authenticator});
   return backups
     .filter((entry) => entry.health !== 'incomplete')

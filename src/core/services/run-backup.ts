@@ -11,7 +11,7 @@ import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata, type Re
 import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from '../naming/index.js';
 import {BLOCK_SIZE, BlockPool, ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream, transformWhole} from '../pipeline/index.js';
 import {DatabaseTarget, DumpSnapshot, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type ClusterGlobals, type DatabaseFingerprint, type DumpProcess} from '../postgres/index.js';
-import {storageError, writeSmallObject} from '../storage/index.js';
+import {listAll, storageError, writeSmallObject} from '../storage/index.js';
 import {documentAuthenticatorFor} from '../trust/index.js';
 
 export interface BackupContext {
@@ -278,7 +278,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
   try {
     let taken: Set<string>;
     try {
-      taken = new Set((await storage.list('backup_')).map((object) => object.key));
+      taken = new Set((await listAll(storage, ['backup_'])).map((object) => object.key));
     } catch (error) {
       throw storageError(error, storage, 'list backups in');
     }

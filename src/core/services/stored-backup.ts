@@ -6,7 +6,7 @@ import type {ProgressEvents} from '../events/index.js';
 import {MAX_METADATA_BYTES, parseMetadata, type BackupMetadata} from '../metadata/index.js';
 import {isBackupName, metadataKeyFor} from '../naming/index.js';
 import {compressedMagic} from '../pipeline/index.js';
-import {readSmallObject, storageError} from '../storage/index.js';
+import {readRange, readSmallObject, storageError} from '../storage/index.js';
 
 /** What every service that reads stored backups (restore, verify, test-restore) works with. */
 export interface StoredBackupContext {
@@ -84,7 +84,7 @@ export async function keyFits(storage: StorageBackend, metadata: BackupMetadata,
   const headLength = Math.min(metadata.sizes.storedBytes, 4096);
   const head: Buffer[] = [];
   decipher.on('data', (chunk: Buffer) => head.push(chunk));
-  const source = await storage.get(metadata.backupName, {offset: 0, length: headLength});
+  const source = await readRange(storage, metadata.backupName, {offset: 0, length: headLength});
   const input = Buffer.concat(await source.toArray());
   const decrypted = new Promise<void>((resolve, reject) => {
     decipher.once('error', reject);

@@ -1,7 +1,8 @@
-import type {Readable} from 'node:stream';
+import {Readable} from 'node:stream';
 
-import type {GetOptions, ObjectInfo, PutOptions, StorageBackend} from '../../contracts/storage.js';
+import type {StorageBackend} from '../../contracts/storage.js';
 import {SynapseError, cancelledError} from '../errors/index.js';
+import {decorateStorage} from './decorate-storage.js';
 
 export const DEFAULT_STORAGE_TIMEOUT_MS = 300_000;
 
@@ -21,7 +22,7 @@ export interface OperationBounds {
 
 function timedOut(what: string, location: string, timeoutMs: number): SynapseError {
   return new SynapseError('E_STORAGE', {
-    message: `unable to ${what} at ${location}: the storage did not answer within ${Math.round(timeoutMs / 1000)} s`,
+    message: `unable to ${what} at ${location}: the storage did not answer within ${Number((timeoutMs / 1000).toFixed(1))} s`,
     suggestion:
       'Check that the backup storage is reachable (a network mount that stopped answering, a full or failing disk). If it is only slow, raise SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS. Earlier backups are untouched.',
   });
@@ -81,28 +82,75 @@ export function boundOperation<T>(
 }
 
 /**
+ * A read that stops answering midway (a network mount that died, a server that stopped sending)
+ * fails after `timeoutMs` without a byte, instead of holding the command. Only time spent waiting
+ * for the storage counts: while the reader holds back (psql busy, a full pipe) the clock stands.
+ */
+export function boundWhileStreaming(source: Readable, timeoutMs: number, onTimeout: () => Error): Readable {
+  let timer: NodeJS.Timeout | undefined;
+  const stop = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
+  const wait = (): void => {
+    stop();
+    timer = setTimeout(() => {
+      const error = onTimeout();
+      bounded.destroy(error);
+    }, timeoutMs);
+  };
+  const bounded = new Readable({
+    read() {
+      // The reader wants more: from now on the storage owes an answer.
+      wait();
+      source.resume();
+    },
+    destroy(error, callback) {
+      stop();
+      source.destroy(error ?? undefined);
+      callback(error);
+    },
+  });
+  source.on('data', (chunk: Buffer) => {
+    if (bounded.push(chunk)) wait();
+    else {
+      stop();
+      source.pause();
+    }
+  });
+  source.once('end', () => {
+    stop();
+    bounded.push(null);
+  });
+  source.once('error', (error) => {
+    stop();
+    bounded.destroy(error);
+  });
+  source.pause();
+  return bounded;
+}
+
+/**
  * The backend with every operation bounded in time and by the command's cancellation, restic
  * style: a wrapper with the backend's own interface, so the core neither knows nor cares.
  * A put may take as long as its body does (pg_dump may wait for a lock for hours); only the
- * part after the body has ended (flush, fsync, rename, upload) is timed.
+ * part after the body has ended (flush, fsync, rename, upload) is timed. A get is timed until it
+ * opens and then whenever its stream keeps the reader waiting.
  */
 export function withOperationBounds(storage: StorageBackend, bounds: OperationBounds): StorageBackend {
-  const bounded = <T>(what: string, operation: () => Promise<T>): Promise<T> => boundOperation(operation, what, storage.location, bounds);
-  return {
-    scheme: storage.scheme,
-    location: storage.location,
-    capabilities: storage.capabilities,
-    put: (key: string, body: Readable, options?: PutOptions): Promise<ObjectInfo> =>
-      boundOperation(() => storage.put(key, body, options), `store '${key}'`, storage.location, bounds, (start) => {
+  return decorateStorage(storage, (call) => {
+    if (call.operation === 'get') {
+      return boundOperation(call.run, call.what, storage.location, bounds).then((stream) =>
+        boundWhileStreaming(stream as Readable, bounds.timeoutMs, () => timedOut(call.what.replace(/^open/, 'read'), storage.location, bounds.timeoutMs)),
+      ) as Promise<never>;
+    }
+    const body = call.body;
+    if (body) {
+      return boundOperation(call.run, call.what, storage.location, bounds, (start) => {
         if (body.readableEnded) start();
         else body.once('end', start);
-      }),
-    get: (key: string, options?: GetOptions): Promise<Readable> => bounded(`open '${key}'`, () => storage.get(key, options)),
-    stat: (key: string) => bounded(`look up '${key}'`, () => storage.stat(key)),
-    list: (prefix?: string) => bounded('list the backups', () => storage.list(prefix)),
-    delete: (key: string) => bounded(`delete '${key}'`, () => storage.delete(key)),
-    ...(storage.space ? {space: () => bounded('measure the free space', () => storage.space!())} : {}),
-    ...(storage.abortStaleUploads ? {abortStaleUploads: (olderThan: Date, options?: {readonly dryRun?: boolean}) => bounded('abort unfinished uploads', () => storage.abortStaleUploads!(olderThan, options))} : {}),
-    ...(storage.close ? {close: () => bounded('close the storage', () => storage.close!())} : {}),
-  };
+      });
+    }
+    return boundOperation(call.run, call.what, storage.location, bounds);
+  });
 }

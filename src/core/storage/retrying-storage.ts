@@ -1,5 +1,6 @@
-import type {GetOptions, StorageBackend} from '../../contracts/storage.js';
+import type {StorageBackend} from '../../contracts/storage.js';
 import {errnoCode, isSynapseError} from '../errors/index.js';
+import {decorateStorage} from './decorate-storage.js';
 
 /**
  * Failures that a second try may not meet: a network file system that lost a handle (ESTALE), a
@@ -43,20 +44,7 @@ async function withRetry<T>(what: string, operation: () => Promise<T>, policy: R
  * retried: its body is a stream that has been consumed, and the caller's run is the retry.
  */
 export function withRetries(storage: StorageBackend, policy: RetryPolicy): StorageBackend {
-  const retried = <T>(what: string, operation: () => Promise<T>): Promise<T> => withRetry(what, operation, policy);
-  return {
-    scheme: storage.scheme,
-    location: storage.location,
-    capabilities: storage.capabilities,
-    put: (key, body, options) => storage.put(key, body, options),
-    get: (key: string, options?: GetOptions) => retried(`open '${key}'`, () => storage.get(key, options)),
-    stat: (key: string) => retried(`look up '${key}'`, () => storage.stat(key)),
-    list: (prefix?: string) => retried('list the backups', () => storage.list(prefix)),
-    delete: (key: string) => retried(`delete '${key}'`, () => storage.delete(key)),
-    ...(storage.space ? {space: () => retried('measure the free space', () => storage.space!())} : {}),
-    ...(storage.abortStaleUploads ? {abortStaleUploads: (olderThan: Date, options?: {readonly dryRun?: boolean}) => retried('abort unfinished uploads', () => storage.abortStaleUploads!(olderThan, options))} : {}),
-    ...(storage.close ? {close: () => storage.close!()} : {}),
-  };
+  return decorateStorage(storage, (call) => (call.operation === 'put' || call.operation === 'close' ? call.run() : withRetry(call.what, call.run, policy)));
 }
 
 /**
@@ -64,28 +52,15 @@ export function withRetries(storage: StorageBackend, policy: RetryPolicy): Stora
  * For DEBUG=1, where an operator wants to see which call a slow or failing storage makes.
  */
 export function withOperationLog(storage: StorageBackend, log: (line: string) => void): StorageBackend {
-  const logged = async <T>(what: string, operation: () => Promise<T>, describe: (value: T) => string = () => 'ok'): Promise<T> => {
+  return decorateStorage(storage, async (call) => {
     const started = Date.now();
     try {
-      const value = await operation();
-      log(`storage ${storage.scheme}: ${what}: ${describe(value)} (${Date.now() - started} ms)`);
+      const value = await call.run();
+      log(`storage ${storage.scheme}: ${call.logged}: ${call.describe(value)} (${Date.now() - started} ms)`);
       return value;
     } catch (error) {
-      log(`storage ${storage.scheme}: ${what}: failed, ${errnoCode(error) ?? (error as Error).name}: ${(error as Error).message} (${Date.now() - started} ms)`);
+      log(`storage ${storage.scheme}: ${call.logged}: failed, ${errnoCode(error) ?? (error as Error).name}: ${(error as Error).message} (${Date.now() - started} ms)`);
       throw error;
     }
-  };
-  return {
-    scheme: storage.scheme,
-    location: storage.location,
-    capabilities: storage.capabilities,
-    put: (key, body, options) => logged(`put '${key}'`, () => storage.put(key, body, options), (info) => `${info.size} bytes`),
-    get: (key, options) => logged(`get '${key}'`, () => storage.get(key, options)),
-    stat: (key) => logged(`stat '${key}'`, () => storage.stat(key), (info) => (info ? `${info.size} bytes` : 'absent')),
-    list: (prefix) => logged(`list '${prefix ?? ''}'`, () => storage.list(prefix), (objects) => `${objects.length} objects`),
-    delete: (key) => logged(`delete '${key}'`, () => storage.delete(key)),
-    ...(storage.space ? {space: () => logged('space', () => storage.space!(), (space) => (space ? `${space.freeBytes} of ${space.totalBytes} bytes free` : 'unknown'))} : {}),
-    ...(storage.abortStaleUploads ? {abortStaleUploads: (olderThan: Date, options?: {readonly dryRun?: boolean}) => logged('abort stale uploads', () => storage.abortStaleUploads!(olderThan, options), (aborted) => `${aborted.length} uploads`)} : {}),
-    ...(storage.close ? {close: () => logged('close', () => storage.close!())} : {}),
-  };
+  });
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import {PROJECT_ROOT, spawnCli} from '../../helpers/cli.js';
 import {createWorkspace, type Workspace} from '../../helpers/workspace.js';
+import {seedSampleData, snapshotDatabase, sql} from '../../helpers/database.js';
 
 const STALLING = path.join(PROJECT_ROOT, 'test', 'fixtures', 'plugins', 'stalling-storage');
 
@@ -49,7 +50,7 @@ describe('a storage that stops answering', function () {
     expect(result.exitCode, result.stdout + result.stderr).to.equal(7);
     expect(result.json.error.code).to.equal('E_STORAGE');
     expect(result.json.error.message).to.include('unable to list the backups at');
-    expect(result.json.error.message).to.include('did not answer within 2 s');
+    expect(result.json.error.message).to.include('did not answer within 1.5 s');
     expect(result.json.error.suggestion).to.include('SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS');
     expect(Date.now() - started).to.be.below(30_000);
   });
@@ -71,6 +72,19 @@ describe('a storage that stops answering', function () {
     const result = await workspace.run(['backup', 'list'], {...env, DEBUG: '1'});
     expect(result.exitCode).to.equal(0);
     expect(result.stderr).to.match(/debug storage stalling: list '[^']*': \d+ objects \(\d+ ms\)/);
+  });
+
+  it('bounds a read that stops midway: the restore fails naming the read, and the database stays as it was', async function () {
+    await seedSampleData(workspace.database, 200);
+    const name = await workspace.backup();
+    const before = await snapshotDatabase(workspace.database);
+    await sql(workspace.database, 'delete from orders where id > 150');
+    const changed = await snapshotDatabase(workspace.database);
+    const result = await workspace.run(['backup', 'restore', name, '--yes', '--json'], {...env, STALLING_STORAGE_AT: 'get-body', SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS: '1500'});
+    expect(result.exitCode, result.stdout + result.stderr).to.equal(7);
+    expect(result.json.error.message).to.match(new RegExp(`unable to read '${name.replaceAll('.', '\\.')}' at .*did not answer within 1\\.5 s`));
+    expect(await snapshotDatabase(workspace.database)).to.deep.equal(changed);
+    expect(changed).to.not.deep.equal(before);
   });
 
   it('bounds the end of an upload, and publishes nothing when it times out', async function () {
