@@ -47,7 +47,7 @@ function asSynapseError(error: unknown): SynapseError {
 export abstract class SynapseCommand<T> extends Command {
   static override enableJsonFlag = true;
   /** The subject of this command's events: 'backup' sends backup.failed when it fails. */
-  static notifies: 'backup' | 'restore' | 'cleanup' | 'verify' | 'restore-test' | undefined;
+  static notifies: 'backup' | 'restore' | 'cleanup' | 'verify' | 'restore-test' | 'sync' | undefined;
   /** Which operation this command records in the storage's run journal, once it has opened the storage. */
   static journals: JournalOperation | undefined;
 
@@ -263,7 +263,9 @@ export abstract class SynapseCommand<T> extends Command {
     const subject = (this.constructor as typeof SynapseCommand).notifies;
     const notifyFailure = async (): Promise<void> => {
       if (!subject || error instanceof Errors.ExitError) return;
-      await this.notify(`${subject}.failed`, {
+      // A backup that reached its primary but not every other location: the backup did not fail, its replication did.
+      await this.notify(failure.code === 'E_REPLICATION' ? 'replication.failed' : `${subject}.failed`, {
+        ...(failure.code === 'E_REPLICATION' ? {details: failure.details} : {}),
         durationMs: Date.now() - this.#startedAt,
         error: {code: failure.code, exitStatus: failure.exitCode, message: failure.message, suggestion: failure.suggestion},
       });

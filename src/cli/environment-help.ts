@@ -1,6 +1,6 @@
 /** The variables each command reads, for its --help: all configuration is environment (or .env). */
 const CONNECTION = 'DATABASE_URL (or PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ~/.pgpass)';
-const STORAGE = 'BACKUP_DIR, BACKUP_STORAGE, SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS, BACKUP_S3_* and AWS_* (BACKUP_STORAGE=s3)';
+const STORAGE = 'BACKUP_LOCATIONS (several locations, the primary first), or BACKUP_DIR and BACKUP_STORAGE; SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS, BACKUP_S3_* and AWS_* (S3)';
 const KEY = 'BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE';
 const NOTIFY = 'NOTIFY_* (the notification sinks, NOTIFY_<SINK>_EVENTS, NOTIFY_TIMEOUT; see `synapse-backup check`)';
 const PLUGINS = 'SYNAPSE_BACKUP_DATA_DIR (where installed plugins are)';
@@ -10,6 +10,7 @@ export const COMMAND_ENVIRONMENT = {
   list: [`${CONNECTION}: whose backups to show, and what earlier restores left`, STORAGE, `${KEY}: to check the metadata's MAC`, PLUGINS],
   restore: [CONNECTION, STORAGE, KEY, 'PG_BIN_DIR', 'SYNAPSE_BACKUP_LOCK_TIMEOUT_MS', 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', NOTIFY, PLUGINS],
   cleanup: [`${CONNECTION}: for the databases earlier restores left`, STORAGE, `${KEY}: to check the metadata's MAC`, 'BACKUP_RETENTION_HOURLY, BACKUP_RETENTION_DAILY, BACKUP_RETENTION_MONTHLY', 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', NOTIFY, PLUGINS],
+  sync: [STORAGE, `${KEY}: to check the metadata's MAC`, 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', NOTIFY, PLUGINS],
   check: [CONNECTION, STORAGE, KEY, 'PG_BIN_DIR', NOTIFY, PLUGINS],
   testRestore: [`${CONNECTION}: the server the scratch database is created on (the database itself is not touched)`, STORAGE, KEY, 'PG_BIN_DIR', NOTIFY, PLUGINS],
   status: [

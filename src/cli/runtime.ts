@@ -5,11 +5,12 @@ import path from 'node:path';
 
 import type {EncryptionProvider} from '../contracts/encryption.js';
 import type {StorageBackend} from '../contracts/storage.js';
-import {resolveSettings, type SettingGroup, type Settings} from '../core/config/index.js';
+import {locationEnvironment, resolveSettings, type LocationSpec, type SettingGroup, type Settings} from '../core/config/index.js';
 import {SynapseError, errnoCode, isSynapseError} from '../core/errors/index.js';
 import type {EventFacts} from '../core/notify/index.js';
 import {DatabaseTarget} from '../core/postgres/index.js';
 import {DEFAULT_RETRY_DELAYS_MS, boundOperation, withOperationBounds, withOperationLog, withRetries} from '../core/storage/index.js';
+import type {Location, LocationFailure} from '../core/replication/index.js';
 import {discoverEncryptionProviders, discoverStorageBackends, pluginDirectoryVerdict} from './plugin-host/index.js';
 
 /** The .env file of the working directory, if any; read, never merged into process.env. */
@@ -57,21 +58,59 @@ export function loadSettings(uses: readonly SettingGroup[]): Settings {
   return resolveSettings({process: process.env, dotenv: readDotenvFile(cwd), cwd}, {uses});
 }
 
+export interface OpenStorageOptions {
+  readonly create?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onWarning?: (message: string) => void;
+}
+
 /**
- * The configured storage. Only `backup run` creates a missing location (`create`); every other
- * command reports a missing or wrong one the same way.
+ * The primary location's storage. Only `backup run` creates a missing location (`create`); every
+ * other command reports a missing or wrong one the same way.
  */
-export async function openStorage(
-  config: Config,
-  settings: Settings,
-  access: 'read' | 'read-write',
-  options: {create?: boolean; signal?: AbortSignal; onWarning?: (message: string) => void} = {},
-): Promise<StorageBackend> {
+export function openStorage(config: Config, settings: Settings, access: 'read' | 'read-write', options: OpenStorageOptions = {}): Promise<StorageBackend> {
+  return openLocationStorage(config, settings, settings.locations[0]!, access, options);
+}
+
+/**
+ * Every configured location, opened on its own: one that cannot be opened is a failure named with
+ * its location, and the others are still there to use.
+ */
+export async function openLocations(config: Config, settings: Settings, access: 'read' | 'read-write', options: OpenStorageOptions = {}): Promise<{opened: Location[]; failed: LocationFailure[]}> {
+  const attempts = await Promise.allSettled(settings.locations.map(async (spec) => ({name: spec.name, storage: await openLocationStorage(config, settings, spec, access, options)})));
+  const opened: Location[] = [];
+  const failed: LocationFailure[] = [];
+  attempts.forEach((attempt, index) => {
+    if (attempt.status === 'fulfilled') opened.push(attempt.value);
+    else failed.push({location: settings.locations[index]!.name, error: attempt.reason as Error});
+  });
+  return {opened, failed};
+}
+
+/**
+ * Every location where several are configured (see openLocations); the single one otherwise,
+ * whose failure to open is the command's failure, worded as it always was.
+ */
+export async function openEveryLocation(config: Config, settings: Settings, access: 'read' | 'read-write', options: OpenStorageOptions = {}): Promise<{opened: Location[]; failed: LocationFailure[]}> {
+  if (settings.locations.length > 1) {
+    const located = await openLocations(config, settings, access, options);
+    for (const failure of located.failed) options.onWarning?.(`location '${failure.location}' could not be opened: ${failure.error.message}`);
+    if (located.opened.length === 0) throw located.failed[0]!.error;
+    return located;
+  }
+  return {opened: [{name: settings.locations[0]!.name, storage: await openStorage(config, settings, access, options)}], failed: []};
+}
+
+/** One location's storage: its plugin, with that location's settings over the shared ones. */
+export async function openLocationStorage(config: Config, settings: Settings, spec: LocationSpec, access: 'read' | 'read-write', options: OpenStorageOptions = {}): Promise<StorageBackend> {
+  // Messages name the location where there are several: 'offsite' says more than a bucket URL.
+  const named = settings.locations.length > 1 ? ` (location '${spec.name}')` : '';
+  const where = `${spec.location}${named}`;
   const backends = await discoverStorageBackends(config);
-  const found = backends.get(settings.storage.scheme);
+  const found = backends.get(spec.scheme);
   if (!found) {
     throw new SynapseError('E_CONFIG', {
-      message: `unable to use BACKUP_STORAGE '${settings.storage.scheme}': no installed plugin provides it (available: ${[...backends.keys()].sort().join(', ') || 'none'})${pluginDirectoryVerdict().refusal ? `; ${pluginDirectoryVerdict().refusal}` : ''}`,
+      message: `unable to use ${named ? `the storage '${spec.scheme}'${named}` : `BACKUP_STORAGE '${spec.scheme}'`}: no installed plugin provides it (available: ${[...backends.keys()].sort().join(', ') || 'none'})${pluginDirectoryVerdict().refusal ? `; ${pluginDirectoryVerdict().refusal}` : ''}`,
       suggestion: pluginDirectoryVerdict().refusal
         ? 'Fix the owner and modes of the plugin directory as the message says; the plugin providing this backend is there.'
         : 'Install the storage plugin with `synapse-backup plugins install <name>` or pick one of the available backends.',
@@ -80,9 +119,9 @@ export async function openStorage(
   try {
     const bounds = {timeoutMs: settings.storageTimeoutMs, signal: options.signal};
     const storage = await boundOperation(
-      () => found.registration.create({location: settings.storage.location, env: settings.env, access, create: options.create === true}),
-      `open backup storage '${settings.storage.location}'`,
-      settings.storage.location,
+      () => found.registration.create({location: spec.location, env: locationEnvironment(settings.env, spec), access, create: options.create === true}),
+      `open backup storage '${where}'`,
+      spec.location,
       bounds,
     );
     // Restic style, each concern a wrapper with the backend's interface: every call logged under
@@ -100,13 +139,13 @@ export async function openStorage(
     const code = errnoCode(error);
     const reason = (error as Error).message;
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-      throw new SynapseError('E_STORAGE_UNWRITABLE', {message: `unable to open backup directory '${settings.storage.location}': ${reason}`, cause: error});
+      throw new SynapseError('E_STORAGE_UNWRITABLE', {message: `unable to open backup directory '${where}': ${reason}`, cause: error});
     }
     if (code === 'ENOENT') {
       throw new SynapseError('E_STORAGE', {
         message: options.create
-          ? `unable to create backup storage '${settings.storage.location}': ${reason}`
-          : `unable to open backup storage '${settings.storage.location}': it does not exist`,
+          ? `unable to create backup storage '${where}': ${reason}`
+          : `unable to open backup storage '${where}': it does not exist`,
         suggestion: options.create
           ? 'Point BACKUP_DIR at a directory that can exist on this machine (its parent must be a real, writable directory).'
           : 'Check BACKUP_DIR (or BACKUP_STORAGE); `backup run` creates the directory on its first backup.',
@@ -115,12 +154,12 @@ export async function openStorage(
     }
     if (code === 'ENOTDIR') {
       throw new SynapseError('E_STORAGE', {
-        message: `unable to open backup storage '${settings.storage.location}': ${reason}`,
+        message: `unable to open backup storage '${where}': ${reason}`,
         suggestion: 'Point BACKUP_DIR at a directory, not a file.',
         cause: error,
       });
     }
-    throw new SynapseError('E_STORAGE', {message: `unable to open backup storage '${settings.storage.location}': ${reason}`, cause: error});
+    throw new SynapseError('E_STORAGE', {message: `unable to open backup storage '${where}': ${reason}`, cause: error});
   }
 }
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import {existsSync} from 'node:fs';
 import {chmod, mkdir, readFile} from 'node:fs/promises';
 
+import {PLUGIN_API_VERSION} from '../../src/contracts/plugin-api.js';
 import {PROJECT_ROOT, runCli} from '../helpers/cli.js';
 import {startHttpReceiver} from '../helpers/receivers.js';
 import {makeTempDir} from '../helpers/temp.js';
@@ -137,7 +138,7 @@ describe('plugins', function () {
       expect(result.exitCode).to.equal(8);
       expect(result.json.error.code).to.equal('E_PLUGIN');
       expect(result.json.error.message).to.equal(
-        "unable to load plugin 'synapse-backup-plugin-fixture-future-storage' 2.1.0 targets plugin API ^2.0.0, but this synapse-backup provides plugin API 1.2.0",
+        `unable to load plugin 'synapse-backup-plugin-fixture-future-storage' 2.1.0 targets plugin API ^2.0.0, but this synapse-backup provides plugin API ${PLUGIN_API_VERSION}`,
       );
       expect(result.json.error.suggestion).to.include('plugins uninstall');
       expect(existsSync(marker)).to.equal(false);
@@ -158,7 +159,7 @@ describe('plugins', function () {
         const result = await cli(['backup', 'run', '--json'], {DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/nowhere', NOTIFY_FUTURE: '1', NOTIFY_WEBHOOK_URL: receiver.url});
         expect(result.exitCode).to.equal(3);
         expect(result.json.warnings.join('\n')).to.include(
-          "unable to load notification sinks from plugin 'synapse-backup-plugin-fixture-future-sink' 2.0.0 targets plugin API >=2, but this synapse-backup provides plugin API 1.2.0; it sends nothing",
+          `unable to load notification sinks from plugin 'synapse-backup-plugin-fixture-future-sink' 2.0.0 targets plugin API >=2, but this synapse-backup provides plugin API ${PLUGIN_API_VERSION}; it sends nothing`,
         );
         expect(receiver.requests.map((request) => JSON.parse(request.body).event)).to.deep.equal(['backup.failed']);
       } finally {

@@ -5,6 +5,8 @@ export interface S3Settings {
   readonly prefix: string;
   readonly endpoint: string | undefined;
   readonly region: string;
+  /** The credentials profile to read (AWS_PROFILE); the SDK's default chain when undefined. */
+  readonly profile: string | undefined;
   readonly forcePathStyle: boolean;
   readonly storageClass: string | undefined;
   /** The first part of a multipart upload, in bytes; later parts grow unless `fixedPartSize`. */
@@ -110,6 +112,8 @@ export function readS3Settings(env: Readonly<Record<string, string | undefined>>
     prefix,
     endpoint,
     region: env.BACKUP_S3_REGION?.trim() || env.AWS_REGION?.trim() || DEFAULT_S3_SETTINGS.region,
+    // The credentials profile of this location (AWS_PROFILE, or an s3:// location's ?profile=): the SDK then reads that profile, not AWS_ACCESS_KEY_ID.
+    profile: env.AWS_PROFILE?.trim() || undefined,
     // Anything but AWS is usually addressed by path (http://host/bucket/key).
     forcePathStyle: boolean(env, 'BACKUP_S3_FORCE_PATH_STYLE', endpoint !== undefined),
     storageClass: env.BACKUP_S3_STORAGE_CLASS?.trim() || undefined,

@@ -125,6 +125,7 @@ export class S3Storage implements StorageBackend {
     const agentOptions = {keepAlive: true, maxSockets: settings.partsInFlight + 8};
     const client = new S3Client({
       region: settings.region,
+      ...(settings.profile ? {profile: settings.profile} : {}),
       ...(settings.endpoint ? {endpoint: settings.endpoint} : {}),
       forcePathStyle: settings.forcePathStyle,
       maxAttempts: settings.maxAttempts,

@@ -300,6 +300,63 @@ describe('S3 storage on Ceph radosgw', function () {
       }
     });
 
+    it('a slow server, slower than the request timeout in all but its silences: no false failure', async function () {
+      // Each answer starts late, and a GET's body trickles: the whole takes longer than the
+      // request timeout, and no silence does. The backup and its read-back must both succeed.
+      const target = new URL(server.endpoint);
+      let trickled = 0;
+      const proxy: Server = createServer((incoming, outgoing) => {
+        const forwarded = request({host: target.hostname, port: target.port, method: incoming.method, path: incoming.url, headers: incoming.headers}, (answer) => {
+          setTimeout(() => {
+            outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+            if (incoming.method !== 'GET') return answer.pipe(outgoing);
+            answer.on('data', (chunk: Buffer) => {
+              answer.pause();
+              trickled += chunk.length;
+              outgoing.write(chunk, () => setTimeout(() => answer.resume(), 150));
+            });
+            answer.on('end', () => outgoing.end());
+          }, 600);
+        });
+        incoming.pipe(forwarded);
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      const bin = await fakeBinDir(path.join(workspace.cwd, 'bin'), {pg_dump: versionAware('pg_dump', 'head -c 600000 /dev/urandom | base64 -w 76 | sed "s/^/-- /"\nexec pg_dump "$@"')});
+      try {
+        const started = Date.now();
+        const result = await workspace.run(['backup', 'run', '--verify', '--json'], s3({BACKUP_S3_ENDPOINT: `http://127.0.0.1:${(proxy.address() as {port: number}).port}`, BACKUP_S3_REQUEST_TIMEOUT_MS: '1000', BACKUP_S3_MAX_ATTEMPTS: '1', PG_BIN_DIR: bin}));
+        expect(result.exitCode, result.stdout + result.stderr).to.equal(0);
+        expect(result.json.result.verification).to.include({verified: true});
+        expect(trickled, 'the read-back went through the slow server').to.be.above(800_000);
+        expect(Date.now() - started).to.be.above(3000);
+      } finally {
+        proxy.closeAllConnections();
+        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      }
+    });
+
+    it('a clock the server finds skewed, named as such', async function () {
+      // What S3 answers a request signed more than 15 minutes off its own clock, every time (the SDK corrects its clock once and tries again).
+      let answered = 0;
+      const proxy: Server = createServer((incoming, outgoing) => {
+        answered++;
+        incoming.resume();
+        outgoing
+          .writeHead(403, {'content-type': 'application/xml', date: new Date(Date.now() + 3_600_000).toUTCString()})
+          .end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message></Error>');
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      try {
+        const result = await workspace.run(['backup', 'run', '--json'], s3({BACKUP_S3_ENDPOINT: `http://127.0.0.1:${(proxy.address() as {port: number}).port}`, BACKUP_S3_MAX_ATTEMPTS: '2'}));
+        expect(result.exitCode, result.stdout).to.equal(7);
+        expect(result.json.error.message).to.include("this machine's clock differs too much from the server's").and.include('NTP');
+        expect(answered).to.be.at.least(1);
+      } finally {
+        proxy.closeAllConnections();
+        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      }
+    });
+
     it('wrong credentials, named, at the command line', async function () {
       const result = await workspace.run(['backup', 'run', '--json'], s3({AWS_SECRET_ACCESS_KEY: 'not-the-secret-0123456789'}));
       expect(result.exitCode, result.stdout).to.equal(7);

@@ -5,6 +5,13 @@ function capitalise(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+/** Where a replicated backup is good, and what each other location lacks: `primary, offsite; nas: missing`. */
+function locationNote(backup: ListedBackup): string {
+  const good = backup.locations!.filter((copy) => copy.state === 'good').map((copy) => copy.location);
+  const others = backup.locations!.filter((copy) => copy.state !== 'good').map((copy) => `${copy.location}: ${copy.state}`);
+  return [good.length > 0 ? `good at ${good.join(', ')}` : '[no good copy]', ...others].join('; ');
+}
+
 /** `2026-02-22 14:30:00` in UTC, as the backup names are. */
 export function formatTimestamp(iso: string): string {
   return iso.replace('T', ' ').slice(0, 19);
@@ -33,7 +40,7 @@ export function formatBackupTable(backups: readonly ListedBackup[], heading = 'A
         capitalise(backup.type),
         formatTimestamp(backup.createdAt),
         backup.size === undefined ? '-' : formatBytes(backup.size),
-        backup.health === 'good' ? '' : `[${backup.problem ?? backup.health}]`,
+        backup.locations ? locationNote(backup) : backup.health === 'good' ? '' : `[${backup.problem ?? backup.health}]`,
       ),
     ),
   ];

@@ -3,8 +3,8 @@ import {Flags} from '@oclif/core';
 import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {formatBackupTable} from '../../cli/format/index.js';
-import {openStorage} from '../../cli/runtime.js';
-import {documentAuthenticatorFor, listBackups, type ListedBackup, type RestoreLeftovers} from '../../core/services/index.js';
+import {openEveryLocation, openStorage} from '../../cli/runtime.js';
+import {documentAuthenticatorFor, listBackups, listLocatedBackups, type ListedBackup, type RestoreLeftovers} from '../../core/services/index.js';
 
 interface ListOutput {
   readonly database: string | null;
@@ -29,9 +29,18 @@ export default class BackupList extends SynapseCommand<ListOutput> {
   async run(): Promise<ListOutput> {
     const {flags} = await this.parse(BackupList);
     const settings = this.loadSettings([]);
-    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
     const database = flags['all-databases'] ? undefined : settings.database.database;
-    const backups = await listBackups(storage, {authenticator: documentAuthenticatorFor(settings.encryption), database});
+    const authenticator = documentAuthenticatorFor(settings.encryption);
+    const storageOptions = {signal: this.signal, onWarning: (message: string) => this.warnUser(message)};
+    let backups: ListedBackup[];
+    if (settings.locations.length > 1) {
+      const {opened} = await openEveryLocation(this.config, settings, 'read', storageOptions);
+      backups = await listLocatedBackups(opened, {authenticator, database, onWarning: (message) => this.warnUser(message)});
+      // A location that could not be opened may hold any of them: it says unreadable, not missing.
+      backups = backups.map((backup) => ({...backup, locations: settings.locations.map((spec) => backup.locations!.find((copy) => copy.location === spec.name) ?? {location: spec.name, state: 'unreadable' as const, problem: 'the location could not be opened'})}));
+    } else {
+      backups = await listBackups(await openStorage(this.config, settings, 'read', storageOptions), {authenticator, database});
+    }
     this.print(formatBackupTable(backups, database === undefined ? 'Available backups of every database:' : `Available backups of database '${database}':`, {showDatabase: database === undefined}));
     const restoreLeftovers = await this.showRestoreLeftovers(settings, {reclaim: false, separate: true});
     return {database: database ?? null, backups, restoreLeftovers};

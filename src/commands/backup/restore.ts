@@ -4,13 +4,17 @@ import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {countdown} from '../../cli/countdown.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
-import {loadEncryptionProviders, openStorage} from '../../cli/runtime.js';
+import {loadEncryptionProviders, openEveryLocation} from '../../cli/runtime.js';
+import {fromFirstGoodLocation, type SkippedLocation} from '../../core/replication/index.js';
 import {nameForMessage, quoteIdentifier} from '../../core/postgres/index.js';
 import {assertRestorableName, restoreBackup, type RestoreResult} from '../../core/services/index.js';
 
 const COUNTDOWN_SECONDS = 5;
 
-export default class BackupRestore extends SynapseCommand<RestoreResult> {
+/** With several locations, which one's copy was restored, and why those before it were passed over. */
+type RestoreOutput = RestoreResult & {location?: string; skippedLocations?: readonly SkippedLocation[]};
+
+export default class BackupRestore extends SynapseCommand<RestoreOutput> {
   static override notifies = 'restore' as const;
   static override journals = 'restore' as const;
   static override summary = 'Restore a backup into the configured database, replacing its content.';
@@ -50,15 +54,16 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
     }),
   };
 
-  async run(): Promise<RestoreResult> {
+  async run(): Promise<RestoreOutput> {
     const {args, flags} = await this.parse(BackupRestore);
     this.eventFacts.backup = {name: args.file};
     assertRestorableName(args.file);
     const settings = this.loadSettings([]);
-    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
-    this.journalIn(storage, settings);
+    const storageOptions = {signal: this.signal, onWarning: (message: string) => this.warnUser(message)};
+    const {opened} = await openEveryLocation(this.config, settings, 'read', storageOptions);
+    this.journalIn(opened[0]!.storage, settings);
     const encryptionProviders = await loadEncryptionProviders(this.config);
-    const result = await this.display(
+    const chosen = await this.display(
       'restore',
       [
         {stage: 'verify', title: 'Verify checksum (SHA-256)'},
@@ -69,38 +74,45 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
         {stage: 'swap', title: 'Swap in restored database'},
       ],
       () =>
-        restoreBackup(
-          {settings, storage, encryptionProviders, events: this.events, signal: this.signal},
-          {
-            name: args.file,
-            allowUnencrypted: flags['allow-unencrypted'],
-            allowUnsigned: flags['allow-unsigned-metadata'],
-            allowSuperuserEquivalentGrants: flags['grant-superuser-equivalent'],
-            allowOtherDatabase: flags['allow-other-database'],
-            createRoles: flags['create-roles'],
-            skip: {owners: flags['no-owner'], privileges: flags['no-privileges']},
-            confirm: async (plan, checksFailed) => {
-              const replacing = plan.targetExists ? `replace the content of database '${plan.database}' (kept as '${plan.previousDatabase}')` : `create database '${plan.database}'`;
-              const message = `Restoring ${plan.backupName} (a backup of database '${plan.sourceDatabase}') will ${replacing}.`;
-              if (flags.yes) {
-                this.events.stage('confirm', 'skipped', {detail: `--yes: ${message}`});
-                return;
-              }
-              this.events.stage('confirm', 'started');
-              const onTick = this.displayMode === 'interactive' ? (left: number) => this.events.stage('confirm', 'progress', {detail: `${message} Starting in ${left} s; press Ctrl-C to cancel.`}) : undefined;
-              try {
-                await countdown(message, COUNTDOWN_SECONDS, AbortSignal.any([this.signal, checksFailed]), onTick);
-              } catch (error) {
-                this.events.stage('confirm', 'skipped', {detail: 'cancelled'});
-                throw error;
-              }
-              this.events.stage('confirm', 'finished', {detail: 'not cancelled'});
-            },
-          },
+        fromFirstGoodLocation(
+          opened,
+          `restore '${args.file}'`,
+          (location) =>
+            restoreBackup(
+              {settings, storage: location.storage, encryptionProviders, events: this.events, signal: this.signal},
+              {
+                name: args.file,
+                allowUnencrypted: flags['allow-unencrypted'],
+                allowUnsigned: flags['allow-unsigned-metadata'],
+                allowSuperuserEquivalentGrants: flags['grant-superuser-equivalent'],
+                allowOtherDatabase: flags['allow-other-database'],
+                createRoles: flags['create-roles'],
+                skip: {owners: flags['no-owner'], privileges: flags['no-privileges']},
+                confirm: async (plan, checksFailed) => {
+                  const replacing = plan.targetExists ? `replace the content of database '${plan.database}' (kept as '${plan.previousDatabase}')` : `create database '${plan.database}'`;
+                  const message = `Restoring ${plan.backupName} (a backup of database '${plan.sourceDatabase}') will ${replacing}.`;
+                  if (flags.yes) {
+                    this.events.stage('confirm', 'skipped', {detail: `--yes: ${message}`});
+                    return;
+                  }
+                  this.events.stage('confirm', 'started');
+                  const onTick = this.displayMode === 'interactive' ? (left: number) => this.events.stage('confirm', 'progress', {detail: `${message} Starting in ${left} s; press Ctrl-C to cancel.`}) : undefined;
+                  try {
+                    await countdown(message, COUNTDOWN_SECONDS, AbortSignal.any([this.signal, checksFailed]), onTick);
+                  } catch (error) {
+                    this.events.stage('confirm', 'skipped', {detail: 'cancelled'});
+                    throw error;
+                  }
+                  this.events.stage('confirm', 'finished', {detail: 'not cancelled'});
+                },
+              },
+            ),
+          (skipped, next) => this.warnUser(`location '${skipped.location}' cannot serve '${args.file}' (${skipped.reason}); trying location '${next}'`),
         ),
     );
+    const result: RestoreOutput = settings.locations.length > 1 ? {...chosen.result, location: chosen.location, skippedLocations: chosen.skipped} : chosen.result;
     this.print(
-      `Restored ${result.backupName} (a backup of database '${result.sourceDatabase}') into database '${result.database}' (${formatBytes(result.plaintextBytes)} of SQL in ${formatDuration(result.durationMs)}).` +
+      `Restored ${result.backupName} (a backup of database '${result.sourceDatabase}') into database '${result.database}' (${formatBytes(result.plaintextBytes)} of SQL in ${formatDuration(result.durationMs)})${settings.locations.length > 1 ? ` from location '${chosen.location}'` : ''}.` +
         (result.createdRoles.length > 0 ? `\nCreated the roles ${result.createdRoles.map((role) => nameForMessage(role)).join(', ')}.` : '') +
         (result.previousDatabase ? `\nThe previous database is kept as '${result.previousDatabase}'; drop it when you no longer need it: DROP DATABASE ${quoteIdentifier(result.previousDatabase)};` : ''),
     );
@@ -108,7 +120,7 @@ export default class BackupRestore extends SynapseCommand<RestoreResult> {
       database: result.database,
       backup: {name: result.backupName, type: result.metadata.backupType, storedBytes: result.metadata.sizes.storedBytes, plaintextBytes: result.plaintextBytes},
       durationMs: result.durationMs,
-      details: {sourceDatabase: result.sourceDatabase, previousDatabase: result.previousDatabase ?? null},
+      details: {sourceDatabase: result.sourceDatabase, previousDatabase: result.previousDatabase ?? null, ...(settings.locations.length > 1 ? {location: chosen.location, skippedLocations: chosen.skipped} : {})},
     });
     return result;
   }

@@ -4,12 +4,14 @@ import type {EncryptionProvider} from '../../contracts/encryption.js';
 import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {formatBytes, formatDuration} from '../../cli/format/index.js';
-import {loadEncryptionProviders, openStorage} from '../../cli/runtime.js';
-import {isSynapseError} from '../../core/errors/index.js';
+import {loadEncryptionProviders, openEveryLocation} from '../../cli/runtime.js';
+import {SynapseError, isSynapseError} from '../../core/errors/index.js';
+import {failedOutcome, replicateBackup, replicationFailure, type Location, type LocationOutcome} from '../../core/replication/index.js';
 import {BACKUP_TYPES, type BackupType} from '../../core/naming/index.js';
-import {runVerifiedBackup, type VerifiedBackupResult} from '../../core/services/index.js';
+import {documentAuthenticatorFor, runVerifiedBackup, type VerifiedBackupResult} from '../../core/services/index.js';
 
-type RunOutput = VerifiedBackupResult;
+/** With several locations, where the backup went, location by location. */
+type RunOutput = VerifiedBackupResult & {locations?: LocationOutcome[]};
 
 export default class BackupRun extends SynapseCommand<RunOutput> {
   static override notifies = 'backup' as const;
@@ -42,13 +44,18 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
     // A dead man's switch (the heartbeat sink) learns that a run began before anything can fail.
     await this.notify('backup.started');
     const settings = this.loadSettings(['new-backups']);
-    const storage = await openStorage(this.config, settings, 'read-write', {create: true, signal: this.signal, onWarning: (message) => this.warnUser(message)});
-    this.journalIn(storage, settings);
+    const storageOptions = {create: true, signal: this.signal, onWarning: (message: string) => this.warnUser(message)};
+    const replicated = settings.locations.length > 1;
+    const {opened, failed} = await openEveryLocation(this.config, settings, 'read-write', storageOptions);
+    const writers: Location[] = [...opened];
+    const failures: LocationOutcome[] = failed.map((failure) => failedOutcome(failure));
     let encryption: EncryptionProvider | undefined;
     if (settings.encryption) {
       // runVerifiedBackup refuses a configured cipher that no plugin provides.
       encryption = (await loadEncryptionProviders(this.config)).get(settings.encryption.provider);
     }
+    let writer = writers.shift()!;
+    this.journalIn(writer.storage, settings);
     const result = await this.display(
       'backup',
       [
@@ -57,30 +64,60 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
         {stage: 'compress', title: `Compress (${settings.compression.algorithm} ${settings.compression.level})`},
         {stage: 'encrypt', title: `Encrypt (${encryption?.id ?? 'no key'})`},
         {stage: 'checksum', title: 'Checksum (SHA-256)'},
-        {stage: 'store', title: `Store (${storage.scheme})`},
+        {stage: 'store', title: `Store (${writer.storage.scheme}${replicated ? `, location ${writer.name}` : ''})`},
         {stage: 'metadata', title: 'Metadata'},
         ...(flags.verify ? [{stage: 'verify' as const, title: 'Read back and verify'}] : []),
+        ...(replicated ? [{stage: 'replicate' as const, title: 'Copy to the other locations'}] : []),
       ],
       async () => {
-        try {
-          const backup = await runVerifiedBackup(
-            {settings, storage, encryption, events: this.events, signal: this.signal, toolVersion: this.config.version},
-            {type: flags['backup-type'] as BackupType, verify: flags.verify},
-          );
-          this.eventFacts.backup = {...this.eventFacts.backup, name: backup.name};
-          return backup;
-        } catch (error) {
-          // A backup written whose read-back failed: its failure event names it.
-          const written = isSynapseError(error) ? error.details.backupName : undefined;
-          if (typeof written === 'string') this.eventFacts.backup = {...this.eventFacts.backup, name: written};
-          throw error;
+        for (;;) {
+          try {
+            const backup = await runVerifiedBackup(
+              {settings, storage: writer.storage, encryption, events: this.events, signal: this.signal, toolVersion: this.config.version},
+              {type: flags['backup-type'] as BackupType, verify: flags.verify},
+            );
+            this.eventFacts.backup = {...this.eventFacts.backup, name: backup.name};
+            return backup;
+          } catch (error) {
+            // A backup written whose read-back failed: its failure event names it.
+            const written = isSynapseError(error) ? error.details.backupName : undefined;
+            if (typeof written === 'string') this.eventFacts.backup = {...this.eventFacts.backup, name: written};
+            // A location that failed as storage (full, gone, refused) costs the backup nothing while another is left: the dump runs again there.
+            if (!replicated || writers.length === 0 || typeof written === 'string' || !isSynapseError(error) || error.exitCode !== 7) throw error;
+            failures.push(failedOutcome({location: writer.name, error}));
+            this.warnUser(`location '${writer.name}' failed (${error.message}); writing the backup to location '${writers[0]!.name}' instead`);
+            writer = writers.shift()!;
+            this.journalIn(writer.storage, settings);
+          }
         }
       },
     );
     const {metadata} = result;
+    let locations: LocationOutcome[] = [{location: writer.name, outcome: 'written'}];
+    if (replicated) {
+      this.events.stage('replicate', 'started');
+      const copies = await replicateBackup(writer, writers, {name: result.name, sha256: metadata.checksums.stored}, {
+        authenticator: documentAuthenticatorFor(settings.encryption),
+        signal: this.signal,
+        onWarning: (message) => this.warnUser(message),
+      });
+      locations = settings.locations.map((spec) => [...locations, ...copies, ...failures].find((outcome) => outcome.location === spec.name)!);
+      const failedCopies = locations.filter((outcome) => outcome.outcome === 'failed').length;
+      this.events.stage('replicate', failedCopies === 0 ? 'finished' : 'failed', {detail: `${locations.length - failedCopies} of ${locations.length} locations`});
+    }
     this.print(
       `Backup ${result.name} written to ${result.location}: ${formatBytes(metadata.sizes.storedBytes)} stored (${formatBytes(metadata.sizes.plaintextBytes)} of SQL) in ${formatDuration(metadata.durationMs)}, sha256 ${metadata.checksums.stored}${result.verification ? '; read back and verified to the end' : ''}`,
     );
+    if (replicated) this.print(locations.map((outcome) => `  ${outcome.location}: ${outcome.outcome}${outcome.error ? ` (${outcome.error.message})` : ''}`).join('\n'));
+    const primary = locations[0]!;
+    if (primary.outcome === 'failed') {
+      // Kept where it succeeded, and still a failed run: the primary is where the next restore looks first.
+      throw new SynapseError((primary.error?.code.startsWith('E_') ? primary.error.code : 'E_STORAGE') as 'E_STORAGE', {
+        message: `the primary location failed (${primary.error?.message ?? 'unknown'}); backup '${result.name}' was kept at location '${writer.name}'`,
+        suggestion: `Fix the primary location, then run \`synapse-backup backup sync\` to copy the backup there.`,
+        details: {backupName: result.name, locations},
+      });
+    }
     await this.notify('backup.succeeded', {
       backup: {
         name: result.name,
@@ -92,8 +129,11 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
         encrypted: metadata.encryption !== null,
       },
       durationMs: metadata.durationMs,
-      storage: {scheme: storage.scheme, location: result.location},
+      storage: {scheme: writer.storage.scheme, location: result.location},
+      ...(replicated ? {details: {locations}} : {}),
     });
-    return result;
+    const replication = replicationFailure(result.name, locations);
+    if (replication) throw replication;
+    return replicated ? {...result, locations} : result;
   }
 }

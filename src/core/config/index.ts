@@ -1,2 +1,3 @@
 export * from './settings.js';
 export * from './duration.js';
+export * from './locations.js';

@@ -8,6 +8,7 @@ import {COMPRESSION_FORMATS, DEFAULT_COMPRESSION, type CompressionSettings} from
 import type {CompressionAlgorithm} from '../naming/index.js';
 import {DatabaseTarget, withoutSecrets} from '../postgres/database-target.js';
 import {DEFAULT_STORAGE_TIMEOUT_MS} from '../storage/bounded-storage.js';
+import {parseLocations, type LocationSpec} from './locations.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -37,7 +38,10 @@ export interface Settings {
   readonly env: Env;
   /** Where to dump from and restore to; holds the password as a Secret. */
   readonly database: DatabaseTarget;
+  /** The primary location's storage (BACKUP_STORAGE and BACKUP_DIR, or the first of BACKUP_LOCATIONS). */
   readonly storage: {readonly scheme: string; readonly location: string};
+  /** Every location, the primary first (BACKUP_LOCATIONS; else the one of BACKUP_STORAGE and BACKUP_DIR). */
+  readonly locations: readonly LocationSpec[];
   readonly encryption: EncryptionSettings | undefined;
   readonly compression: CompressionSettings;
   /**
@@ -227,14 +231,13 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
   const progressIntervalMs = withDefaultOnError(() => nonNegativeInteger(env, 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', DEFAULT_PROGRESS_INTERVAL_MS), DEFAULT_PROGRESS_INTERVAL_MS, `${DEFAULT_PROGRESS_INTERVAL_MS} ms`, warnings);
   // A bound on a hung storage, not on the data: a bad value must not stop a restore either.
   const storageTimeoutMs = withDefaultOnError(() => nonNegativeInteger(env, 'SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS', DEFAULT_STORAGE_TIMEOUT_MS, 1), DEFAULT_STORAGE_TIMEOUT_MS, `${DEFAULT_STORAGE_TIMEOUT_MS} ms`, warnings);
+  const locations = parseLocations(env.BACKUP_LOCATIONS, {scheme: env.BACKUP_STORAGE?.trim() || 'local', location: path.resolve(sources.cwd, env.BACKUP_DIR?.trim() || './backups')}, sources.cwd);
   return {
     // Storage and encryption plugins get neither our secrets nor the notification sinks' credentials.
     env: Object.fromEntries(Object.entries(withoutSecrets(env)).filter(([name]) => !name.startsWith('NOTIFY_'))),
     database: DatabaseTarget.fromEnvironment(env),
-    storage: {
-      scheme: env.BACKUP_STORAGE?.trim() || 'local',
-      location: path.resolve(sources.cwd, env.BACKUP_DIR?.trim() || './backups'),
-    },
+    storage: {scheme: locations[0]!.scheme, location: locations[0]!.location},
+    locations,
     encryption,
     compression,
     fingerprint,

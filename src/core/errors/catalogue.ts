@@ -33,6 +33,7 @@ export const ERROR_CATALOGUE = {
   E_VERIFY_FAILED: {exitCode: 13, suggestion: 'Each failed backup is named with the check it failed. Take a new backup now, and restore from one that verifies (`synapse-backup backup verify NAME`).'},
   E_CHECK_FAILED: {exitCode: 9, suggestion: 'Fix what the failed checks name (each says what to do), then run `synapse-backup check` again.'},
   E_ENCODING_MISMATCH: {exitCode: 2, suggestion: "Restore into a database of the backup's encoding: drop or rename the target (synapse-backup then creates it with the recorded encoding and locale), or point DATABASE_URL at another database name with --allow-other-database."},
+  E_REPLICATION: {exitCode: 15, suggestion: 'The backup is safe at the locations the message names. Fix what it says about the others, then run `synapse-backup backup sync` to copy what they lack.'},
   E_CANCELLED: {exitCode: 130, suggestion: 'The operation was cancelled; nothing was changed.'},
 } as const satisfies Record<string, {exitCode: number; suggestion: string}>;
 

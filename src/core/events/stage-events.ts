@@ -4,7 +4,8 @@ export type BackupStage = 'preflight' | 'dump' | 'compress' | 'encrypt' | 'check
 export type RestoreStage = 'verify' | 'decrypt' | 'confirm' | 'prepare' | 'decompress' | 'load' | 'swap';
 export type CleanupStage = 'plan' | 'verify' | 'remove';
 export type TestRestoreStage = 'verify' | 'prepare' | 'load' | 'compare' | 'drop';
-export type StageName = BackupStage | RestoreStage | CleanupStage | TestRestoreStage;
+export type ReplicationStage = 'replicate' | 'sync';
+export type StageName = BackupStage | RestoreStage | CleanupStage | TestRestoreStage | ReplicationStage;
 
 export type StageStatus = 'started' | 'progress' | 'finished' | 'failed' | 'skipped';
 

@@ -11,7 +11,7 @@ import {listAll, readSmallObject, writeSmallObject} from '../storage/index.js';
  * Each run writes one small object of its own (no append to a shared object, which no blob store
  * can do safely from two hosts); the journal is pruned after each write to stay bounded.
  */
-export const JOURNAL_OPERATIONS = ['backup', 'verify', 'restore-test', 'restore', 'cleanup'] as const;
+export const JOURNAL_OPERATIONS = ['backup', 'verify', 'restore-test', 'restore', 'cleanup', 'sync'] as const;
 export type JournalOperation = (typeof JOURNAL_OPERATIONS)[number];
 export type JournalOutcome = 'succeeded' | 'failed';
 

@@ -62,16 +62,18 @@ export async function transformWhole(transform: Transform, input: Buffer): Promi
 export class SizeLimit extends Transform {
   #bytes = 0;
   readonly #limit: number;
+  readonly #what: string;
 
-  constructor(limit: number) {
+  constructor(limit: number, what = 'it decodes to more than the %d bytes of SQL recorded at backup time') {
     super();
     this.#limit = limit;
+    this.#what = what;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#bytes += chunk.length;
     if (this.#bytes > this.#limit) {
-      callback(new Error(`it decodes to more than the ${this.#limit} bytes of SQL recorded at backup time; stopped there`));
+      callback(new Error(`${this.#what.replace('%d', String(this.#limit))}; stopped there`));
       return;
     }
     callback(null, chunk);

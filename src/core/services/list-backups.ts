@@ -3,6 +3,7 @@ import {readCatalog, type CatalogEntry} from '../catalog/index.js';
 import type {DocumentAuthenticator} from '../metadata/index.js';
 import type {BackupHealth} from '../retention/index.js';
 import type {BackupType, CompressionAlgorithm} from '../naming/index.js';
+import {firstGoodCopy, locateBackups, readLocationCatalogs, type CopyState, type Location} from '../replication/index.js';
 
 export interface ListedBackup {
   readonly name: string;
@@ -20,6 +21,8 @@ export interface ListedBackup {
   readonly sha256: string | undefined;
   /** When its stored file was last read back whole and found intact, if it was. */
   readonly verifiedAt: string | undefined;
+  /** With several locations: how each holds it, in the configured order. */
+  readonly locations?: readonly {readonly location: string; readonly state: CopyState; readonly problem?: string}[];
 }
 
 export interface ListBackupsOptions {
@@ -53,5 +56,22 @@ export async function listBackups(storage: StorageBackend, options: ListBackupsO
   return backups
     .filter((entry) => entry.health !== 'incomplete')
     .map(toListed)
+    .filter((backup) => options.database === undefined || backup.database === undefined || backup.database === options.database);
+}
+
+/**
+ * The backups of every location, newest first, each with how every location holds it. What a
+ * backup is (its database, size, checksum) comes from its first good copy, or, where none is
+ * good, from the first location that holds anything of it.
+ */
+export async function listLocatedBackups(locations: readonly Location[], options: ListBackupsOptions & {readonly onWarning?: (message: string) => void} = {}): Promise<ListedBackup[]> {
+  const catalogs = await readLocationCatalogs(locations, options.authenticator);
+  for (const catalog of catalogs) if ('error' in catalog) options.onWarning?.(`location '${catalog.location}' could not be read: ${catalog.error.message}`);
+  return locateBackups(catalogs)
+    .map((backup): ListedBackup | undefined => {
+      const shown = firstGoodCopy(backup).copy?.entry ?? backup.copies.find((copy) => copy.entry && copy.entry.health !== 'incomplete')?.entry;
+      return shown ? {...toListed(shown), locations: backup.copies.map((copy) => ({location: copy.location, state: copy.state, ...(copy.problem === undefined ? {} : {problem: copy.problem})}))} : undefined;
+    })
+    .filter((backup): backup is ListedBackup => backup !== undefined)
     .filter((backup) => options.database === undefined || backup.database === undefined || backup.database === options.database);
 }
