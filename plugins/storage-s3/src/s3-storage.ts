@@ -23,6 +23,9 @@ import type {DeleteOptions, GetOptions, ListOptions, ObjectInfo, ObjectPage, Put
 
 import {largestObject, partSizeFor, readS3Settings, type S3Settings} from './s3-settings.js';
 
+/** S3 refuses a request signed more than 15 minutes off its own clock. */
+const CLOCK_SKEW_LIMIT_MS = 15 * 60_000;
+
 /** What went wrong at S3, in the storage contract's errno terms, never with a credential in it. */
 export function s3Error(error: unknown, operation: string, where: string): Error & {code?: string} {
   const failure = error as {name?: string; code?: string; message?: string; $metadata?: {httpStatusCode?: number}};
@@ -35,7 +38,10 @@ export function s3Error(error: unknown, operation: string, where: string): Error
   if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return make('ENOENT', detail);
   if (name === 'PreconditionFailed' || status === 412) return make('EEXIST', detail);
   if (/retention|object ?lock|WORM/i.test(failure.message ?? '') && (name === 'AccessDenied' || status === 403)) return make('ERETAINED', `the bucket's Object Lock retains it (${detail})`);
-  if (name === 'RequestTimeTooSkewed') return make('ECLOCKSKEW', `this machine's clock differs too much from the server's; set the time (NTP) and try again (${detail})`);
+  // A HEAD (HeadBucket, HeadObject) has no body to name the error: a refusal with a server clock far from ours says it instead.
+  const serverDate = Date.parse((failure as {$response?: {headers?: Record<string, string>}}).$response?.headers?.date ?? '');
+  const skewed = status === 403 && Number.isFinite(serverDate) && Math.abs(serverDate - Date.now()) > CLOCK_SKEW_LIMIT_MS;
+  if (name === 'RequestTimeTooSkewed' || skewed) return make('ECLOCKSKEW', `this machine's clock differs too much from the server's; set the time (NTP) and try again (${detail})`);
   if (['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(name) || status === 403) {
     return make('EACCES', `the credentials were refused or lack the permission (${detail}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy`);
   }
