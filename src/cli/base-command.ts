@@ -9,9 +9,10 @@ import {SynapseError, isSynapseError} from '../core/errors/index.js';
 import {Notifier, buildEvent, type DeliveryReport, type EventFacts} from '../core/notify/index.js';
 import {appendJournalEntry, type JournalOperation} from '../core/journal/index.js';
 import type {StorageBackend} from '../contracts/storage.js';
+import type {Location} from '../core/replication/index.js';
 import {startBufferCollector} from './buffer-collector.js';
 import {discoverNotificationSinks, pluginDirectoryVerdict} from './plugin-host/index.js';
-import {configurationEnvironment, guessOperationFacts, loadEncryptionProviders, loadSettings, openStorage} from './runtime.js';
+import {configurationEnvironment, guessOperationFacts, loadEncryptionProviders, loadSettings, openEveryLocation} from './runtime.js';
 import {formatErrorText, formatRestoreLeftovers} from './format/index.js';
 import {chooseDisplayMode, withStageDisplay, type DisplayMode, type StageTitle} from './views/index.js';
 
@@ -173,15 +174,16 @@ export abstract class SynapseCommand<T> extends Command {
    * the disaster-recovery step `backup verify --latest`; what they record is a warning when it
    * cannot be written) and the ciphers; from here on the run is journaled.
    */
-  protected async openStoredBackups(name: string | undefined, action: string): Promise<StoredBackupContext> {
+  protected async openStoredBackups(name: string | undefined, action: string): Promise<StoredBackupContext & {readonly locations: readonly Location[]}> {
     if (name) {
       assertBackupName(name, action);
       this.eventFacts.backup = {name};
     }
     const settings = this.loadSettings([]);
-    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
-    this.journalIn(storage, settings);
-    return {settings, storage, encryptionProviders: await loadEncryptionProviders(this.config), events: this.events, signal: this.signal};
+    // Every location where several are configured: a copy that does not serve is passed over for the next.
+    const {opened} = await openEveryLocation(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
+    this.journalIn(opened[0]!.storage, settings);
+    return {settings, storage: opened[0]!.storage, locations: opened, encryptionProviders: await loadEncryptionProviders(this.config), events: this.events, signal: this.signal};
   }
 
   /** From now on, this run's outcome is recorded in the run journal of `storage` (see core/journal). */

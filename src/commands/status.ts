@@ -4,10 +4,10 @@ import path from 'node:path';
 import {SynapseCommand, type SuccessEnvelope} from '../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../cli/environment-help.js';
 import {formatPrometheus, formatStatusReport} from '../cli/format/index.js';
-import {configurationEnvironment, openStorage} from '../cli/runtime.js';
+import {configurationEnvironment, openEveryLocation} from '../cli/runtime.js';
 import {SynapseError} from '../core/errors/index.js';
 import {writeFileAtomically} from '../core/files/index.js';
-import {alertStateDirectories, deliverAlerts, readBackupStatus, type AlertDeliveryResult} from '../core/services/index.js';
+import {alertStateDirectories, deliverAlerts, readBackupStatus, readReplicatedStatus, type AlertDeliveryResult} from '../core/services/index.js';
 import {exitStatusOf, repeatIntervalFrom, type StatusReport} from '../core/status/index.js';
 
 interface StatusOutput extends StatusReport {
@@ -55,8 +55,13 @@ export default class Status extends SynapseCommand<StatusOutput> {
     const settings = this.loadSettings([]);
     // NOTIFY_* are the notifier's, kept out of the settings' environment (which plugins see).
     const repeatIntervalMs = repeatIntervalFrom(configurationEnvironment());
-    const storage = await openStorage(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
-    const report = await readBackupStatus(settings, storage, {allDatabases: flags['all-databases']}, (message) => this.warnUser(message));
+    const storageOptions = {signal: this.signal, onWarning: (message: string) => this.warnUser(message)};
+    const {opened, failed} = await openEveryLocation(this.config, settings, 'read', storageOptions);
+    const storage = opened[0]!.storage;
+    const report: StatusReport =
+      settings.locations.length > 1
+        ? await readReplicatedStatus(settings, opened, failed, {allDatabases: flags['all-databases']}, (message) => this.warnUser(message))
+        : await readBackupStatus(settings, storage, {allDatabases: flags['all-databases']}, (message) => this.warnUser(message));
     const exitStatus = exitStatusOf(report.level);
     if (flags.textfile) await this.writeTextfile(flags.textfile, formatPrometheus(report));
     if (flags.format === 'prometheus') {

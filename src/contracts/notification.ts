@@ -36,6 +36,7 @@ export const EVENT_NAMES = [
   'alert.restore_test_failed',
   'alert.checksum_failed',
   'alert.storage_unreadable',
+  'alert.replication_behind',
   'alert.resolved',
   'test.ping',
 ] as const;

@@ -71,3 +71,19 @@ describe('backup locations (BACKUP_LOCATIONS)', function () {
     expect(locationEnvironment(shared, local!)).to.deep.equal(shared);
   });
 });
+
+describe("the README's BACKUP_LOCATIONS examples", function () {
+  it('parse as written, into the locations they describe', async function () {
+    const {readFile} = await import('node:fs/promises');
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const examples = [...readme.matchAll(/^BACKUP_LOCATIONS='([^']+)'$/gm)].map((match) => match[1]!);
+    expect(examples).to.have.length.at.least(2);
+    const parsed = examples.map((example) => parseLocations(example, single, '/').map((location) => [location.name, location.scheme]));
+    expect(parsed).to.deep.equal([
+      [['primary', 'local'], ['offsite', 's3'], ['nas', 'mount']],
+      [['aws', 's3'], ['wasabi', 's3']],
+    ]);
+    const wasabi = parseLocations(examples[1], single, '/')[1]!;
+    expect(wasabi.env).to.include({AWS_PROFILE: 'wasabi', BACKUP_S3_ENDPOINT: 'https://s3.eu-central-2.wasabisys.com', BACKUP_S3_REGION: 'eu-central-2'});
+  });
+});

@@ -1,3 +1,4 @@
+import type {ReplicatedStatusReport} from '../../core/services/index.js';
 import {exitStatusOf, type StatusReport} from '../../core/status/index.js';
 
 type Labels = Readonly<Record<string, string>>;
@@ -39,6 +40,17 @@ export function formatPrometheus(report: StatusReport): string {
   if (restoreTest) metric('synapse_backup_last_restore_test_success_timestamp_seconds', 'gauge', 'When the last successful restore test finished.', [[{}, Date.parse(restoreTest.finishedAt) / 1000]]);
   const verify = report.lastSuccess.verify;
   if (verify) metric('synapse_backup_last_verify_success_timestamp_seconds', 'gauge', 'When the last successful verify finished.', [[{}, Date.parse(verify.finishedAt) / 1000]]);
+  const {locations} = report as Partial<ReplicatedStatusReport>;
+  if (locations) {
+    metric('synapse_backup_location_up', 'gauge', '1 when status could read this location.', locations.map((location) => [{location: location.name}, location.readable ? 1 : 0]));
+    metric(
+      'synapse_backup_location_behind_backups',
+      'gauge',
+      'Backups of this database and type, newer than the newest this location holds good, that another location holds and this one lacks.',
+      locations.flatMap((location) => location.types.map((type): [Labels, number] => [{location: location.name, database: type.database, type: type.type}, type.behind])),
+    );
+    metric('synapse_backup_location_missing_backups', 'gauge', 'Good backups some location holds that this location lacks.', locations.filter((location) => location.readable).map((location) => [{location: location.name}, location.missing]));
+  }
   metric('synapse_backup_status', 'gauge', 'Overall verdict in the Nagios convention: 0 ok, 1 warning, 2 critical, 3 unknown.', [[{}, exitStatusOf(report.level)]]);
   return `${lines.join('\n')}\n`;
 }

@@ -1,3 +1,4 @@
+import type {ReplicatedStatusReport} from '../../core/services/index.js';
 import type {StatusReport} from '../../core/status/index.js';
 import {formatAge, formatBytes, formatDuration} from '../../core/units/index.js';
 
@@ -45,6 +46,15 @@ export function formatStatusReport(report: StatusReport, options: {sparklines: b
   else lines.push(...table(rows));
   for (const type of report.types) {
     if (type.newest?.retainedUntil) lines.push(`Object Lock: the newest ${type.type} backup of '${type.database}' cannot be deleted before ${new Date(type.newest.retainedUntil).toISOString()}`);
+  }
+  const {locations} = report as Partial<ReplicatedStatusReport>;
+  if (locations) {
+    const locationRows = [['LOCATION', 'DATABASE', 'TYPE', 'NEWEST GOOD BACKUP', 'BEHIND', 'MISSING', 'LAST SYNC']];
+    for (const location of locations) {
+      if (!location.readable) locationRows.push([location.name, '-', '-', `UNREADABLE: ${location.error ?? ''}`, '-', '-', '-']);
+      for (const type of location.types) locationRows.push([location.name, type.database, type.type, type.newest ?? 'none', String(type.behind), String(location.missing), location.lastSync?.finishedAt ?? 'never']);
+    }
+    lines.push('', ...table(locationRows));
   }
   const {storage} = report;
   lines.push(

@@ -4,9 +4,13 @@ import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {formatRestoreTest} from '../../cli/format/index.js';
 import {SynapseError} from '../../core/errors/index.js';
-import {selectBackupsToVerify, testRestore, type RestoreTestResult} from '../../core/services/index.js';
+import {fromFirstGoodLocation, type SkippedLocation} from '../../core/replication/index.js';
+import {selectBackupsToVerify, selectLocatedBackupsToVerify, testRestore, type RestoreTestResult} from '../../core/services/index.js';
 
-export default class BackupTestRestore extends SynapseCommand<RestoreTestResult> {
+/** With several locations, whose copy was loaded, and why those before it were passed over. */
+type TestRestoreOutput = RestoreTestResult & {location?: string; skippedLocations?: readonly SkippedLocation[]};
+
+export default class BackupTestRestore extends SynapseCommand<TestRestoreOutput> {
   static override notifies = 'restore-test' as const;
   static override journals = 'restore-test' as const;
   static override summary = 'Prove a backup restorable: load it into a scratch database, compare row counts, drop it.';
@@ -27,11 +31,12 @@ export default class BackupTestRestore extends SynapseCommand<RestoreTestResult>
     'allow-unsigned-metadata': Flags.boolean({summary: 'Accept a backup whose metadata has no MAC although a key is configured (a legacy backup; refused otherwise, as restore refuses it).', default: false}),
   };
 
-  async run(): Promise<RestoreTestResult> {
+  async run(): Promise<TestRestoreOutput> {
     const {args, flags} = await this.parse(BackupTestRestore);
     if (args.name && flags.latest) throw new SynapseError('E_USAGE', {message: 'unable to test-restore: pass a backup name or --latest, not both'});
     const context = await this.openStoredBackups(args.name, 'test-restore');
-    const [name] = await selectBackupsToVerify(context, args.name ? {name: args.name} : {latest: true});
+    const selection = args.name ? {name: args.name} : {latest: true as const};
+    const [name] = context.locations.length > 1 ? await selectLocatedBackupsToVerify(context, context.locations, selection) : await selectBackupsToVerify(context, selection);
     this.eventFacts.backup = {name: name!};
     const result = await this.display(
       'restore-test',
@@ -42,7 +47,15 @@ export default class BackupTestRestore extends SynapseCommand<RestoreTestResult>
         {stage: 'compare', title: 'Compare row counts and sequences with the backup'},
         {stage: 'drop', title: 'Drop scratch database'},
       ],
-      () => testRestore(context, name!, {allowUnencrypted: flags['allow-unencrypted'], allowUnsigned: flags['allow-unsigned-metadata']}),
+      async () => {
+        const chosen = await fromFirstGoodLocation(
+          context.locations,
+          `test-restore '${name}'`,
+          (location) => testRestore({...context, storage: location.storage}, name!, {allowUnencrypted: flags['allow-unencrypted'], allowUnsigned: flags['allow-unsigned-metadata']}),
+          (skipped, next) => this.warnUser(`location '${skipped.location}' cannot serve '${name}' (${skipped.reason}); trying location '${next}'`),
+        );
+        return context.locations.length > 1 ? {...chosen.result, location: chosen.location, skippedLocations: chosen.skipped} : chosen.result;
+      },
     );
     this.print(formatRestoreTest(result));
     await this.notify('restore-test.succeeded', {

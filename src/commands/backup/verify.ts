@@ -4,7 +4,8 @@ import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {formatVerifyReport} from '../../cli/format/index.js';
 import {SynapseError} from '../../core/errors/index.js';
-import {selectBackupsToVerify, verifyBackup, type VerifyReport, type VerifySelection} from '../../core/services/index.js';
+import {COPY_FAILURE_CODES, type SkippedLocation} from '../../core/replication/index.js';
+import {selectBackupsToVerify, selectLocatedBackupsToVerify, verifyBackup, type VerifyReport, type VerifySelection} from '../../core/services/index.js';
 
 interface VerifyOutput {
   readonly backups: readonly VerifyReport[];
@@ -44,24 +45,40 @@ export default class BackupVerify extends SynapseCommand<VerifyOutput> {
       throw new SynapseError('E_USAGE', {message: 'unable to verify: pass a backup name, --latest or --all, not several'});
     }
     const context = await this.openStoredBackups(args.name, 'verify');
+    const {locations} = context;
+    const replicated = locations.length > 1;
     const selection: VerifySelection = args.name ? {name: args.name} : flags.all ? {all: true} : {latest: true};
-    const names = await selectBackupsToVerify(context, selection);
+    const names = replicated ? await selectLocatedBackupsToVerify(context, locations, selection) : await selectBackupsToVerify(context, selection);
     if (names.length === 1) this.eventFacts.backup = {name: names[0]};
 
     const reports: VerifyReport[] = [];
     for (const name of names) {
-      const report = await this.display('backup', [{stage: 'verify', title: `Read back ${name}`}], () => verifyBackup(context, name, {allowUnencrypted: flags['allow-unencrypted'], allowUnsigned: flags['allow-unsigned-metadata']}));
-      reports.push(report);
-      this.print(formatVerifyReport(report));
-      if (report.failure?.checksumMismatch) {
-        await this.notify('alert.checksum_failed', {
-          backup: {name, type: report.backupType, storedBytes: report.storedBytes},
-          error: {code: report.failure.code, exitStatus: 13, message: `backup '${name}' failed verification: ${report.failure.message}`, suggestion: 'Take a new backup now and check the storage for faults.'},
-        });
+      let report: VerifyReport | undefined;
+      const skipped: SkippedLocation[] = [];
+      // The first location whose copy verifies; one that does not is said (and recorded there), and the next one read.
+      for (const [index, location] of locations.entries()) {
+        const where = replicated ? ` at ${location.name}` : '';
+        report = await this.display('backup', [{stage: 'verify', title: `Read back ${name}${where}`}], () =>
+          verifyBackup({...context, storage: location.storage}, name, {allowUnencrypted: flags['allow-unencrypted'], allowUnsigned: flags['allow-unsigned-metadata']}),
+        );
+        if (replicated) report = {...report, location: location.name};
+        this.print(formatVerifyReport(report));
+        if (report.failure?.checksumMismatch) {
+          await this.notify('alert.checksum_failed', {
+            backup: {name, type: report.backupType, storedBytes: report.storedBytes},
+            error: {code: report.failure.code, exitStatus: 13, message: `backup '${name}'${where} failed verification: ${report.failure.message}`, suggestion: 'Take a new backup now and check the storage for faults.'},
+            ...(replicated ? {details: {location: location.name}} : {}),
+          });
+        }
+        const next = locations[index + 1];
+        if (!report.failure || !next || !COPY_FAILURE_CODES.has(report.failure.code)) break;
+        this.warnUser(`the copy of '${name}' at location '${location.name}' failed verification (${report.failure.message}); verifying the copy at location '${next.name}'`);
+        skipped.push({location: location.name, code: report.failure.code, reason: report.failure.message});
       }
+      reports.push(skipped.length > 0 ? {...report!, skippedLocations: skipped} : report!);
     }
     const failed = reports.filter((report) => report.failure);
-    if (names.length === 0) this.print(`No backups to verify in ${context.storage.location}.`);
+    if (names.length === 0) this.print(`No backups to verify in ${replicated ? 'any location' : context.storage.location}.`);
     if (failed.length > 0) {
       const first = failed[0]!;
       const single = reports.length === 1;

@@ -50,6 +50,8 @@ export interface Settings {
    */
   readonly fingerprint: boolean;
   readonly retention: RetentionPolicy;
+  /** Each location's policy: `retention`, or BACKUP_RETENTION_<TYPE>_<LOCATION NAME> where set. */
+  readonly locationRetention: Readonly<Record<string, RetentionPolicy>>;
   readonly pgBinDir: string | undefined;
   /** How often a running stage logs its progress when not on a terminal. */
   readonly progressIntervalMs: number;
@@ -227,11 +229,31 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
     DEFAULT_RETENTION_POLICY,
     warnings,
   );
+  const locations = parseLocations(env.BACKUP_LOCATIONS, {scheme: env.BACKUP_STORAGE?.trim() || 'local', location: path.resolve(sources.cwd, env.BACKUP_DIR?.trim() || './backups')}, sources.cwd);
+  // A location may keep more or fewer: BACKUP_RETENTION_MONTHLY_OFFSITE=36 for the location named offsite.
+  const locationRetention = leniently(
+    uses.has('retention'),
+    () =>
+      Object.fromEntries(
+        locations.map((location) => {
+          const suffix = location.name.toUpperCase().replaceAll('-', '_');
+          return [
+            location.name,
+            {
+              hourly: nonNegativeInteger(env, `BACKUP_RETENTION_HOURLY_${suffix}`, retention.hourly),
+              daily: nonNegativeInteger(env, `BACKUP_RETENTION_DAILY_${suffix}`, retention.daily),
+              monthly: nonNegativeInteger(env, `BACKUP_RETENTION_MONTHLY_${suffix}`, retention.monthly),
+            },
+          ];
+        }),
+      ),
+    Object.fromEntries(locations.map((location) => [location.name, retention])),
+    warnings,
+  );
   // Only what the display shows depends on it: never a reason to stop, always a reason to say so.
   const progressIntervalMs = withDefaultOnError(() => nonNegativeInteger(env, 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', DEFAULT_PROGRESS_INTERVAL_MS), DEFAULT_PROGRESS_INTERVAL_MS, `${DEFAULT_PROGRESS_INTERVAL_MS} ms`, warnings);
   // A bound on a hung storage, not on the data: a bad value must not stop a restore either.
   const storageTimeoutMs = withDefaultOnError(() => nonNegativeInteger(env, 'SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS', DEFAULT_STORAGE_TIMEOUT_MS, 1), DEFAULT_STORAGE_TIMEOUT_MS, `${DEFAULT_STORAGE_TIMEOUT_MS} ms`, warnings);
-  const locations = parseLocations(env.BACKUP_LOCATIONS, {scheme: env.BACKUP_STORAGE?.trim() || 'local', location: path.resolve(sources.cwd, env.BACKUP_DIR?.trim() || './backups')}, sources.cwd);
   return {
     // Storage and encryption plugins get neither our secrets nor the notification sinks' credentials.
     env: Object.fromEntries(Object.entries(withoutSecrets(env)).filter(([name]) => !name.startsWith('NOTIFY_'))),
@@ -242,6 +264,7 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
     compression,
     fingerprint,
     retention,
+    locationRetention,
     pgBinDir: env.PG_BIN_DIR?.trim() || undefined,
     progressIntervalMs,
     storageTimeoutMs,

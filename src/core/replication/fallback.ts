@@ -6,7 +6,7 @@ import type {Location} from './location.js';
  * with another key, a storage that failed), not about the operation: another location's copy may
  * serve. Each is raised by the same checks a single location gets, before anything is loaded.
  */
-const COPY_FAILURES = new Set(['E_BACKUP_NOT_FOUND', 'E_INTEGRITY', 'E_METADATA', 'E_NOT_AUTHENTIC', 'E_UNENCRYPTED', 'E_WRONG_KEY', 'E_STORAGE', 'E_STORAGE_UNWRITABLE', 'E_STORAGE_FULL']);
+export const COPY_FAILURE_CODES: ReadonlySet<string> = new Set(['E_BACKUP_NOT_FOUND', 'E_INTEGRITY', 'E_METADATA', 'E_NOT_AUTHENTIC', 'E_UNENCRYPTED', 'E_WRONG_KEY', 'E_STORAGE', 'E_STORAGE_UNWRITABLE', 'E_STORAGE_FULL']);
 
 export interface SkippedLocation {
   readonly location: string;
@@ -37,7 +37,7 @@ export async function fromFirstGoodLocation<R>(locations: readonly Location[], w
     try {
       return {result: await attempt(location), location: location.name, skipped};
     } catch (error) {
-      if (!isSynapseError(error) || !COPY_FAILURES.has(error.code)) throw error;
+      if (!isSynapseError(error) || !COPY_FAILURE_CODES.has(error.code)) throw error;
       const passed = {location: location.name, code: error.code, reason: error.message};
       skipped.push(passed);
       errors.push(error);

@@ -66,3 +66,4 @@ export function firstGoodCopy(backup: LocatedBackup): {readonly copy: LocatedCop
   const index = backup.copies.findIndex((copy) => copy.state === 'good');
   return index === -1 ? {copy: undefined, skipped: backup.copies} : {copy: backup.copies[index], skipped: backup.copies.slice(0, index)};
 }
+

@@ -1,9 +1,10 @@
 import type {StorageBackend, StorageSpace} from '../../contracts/storage.js';
-import {readCatalog} from '../catalog/index.js';
+import {readCatalog, type CatalogEntry} from '../catalog/index.js';
+import {locateBackups, readLocationCatalogs, type Location, type LocationFailure} from '../replication/index.js';
 import type {Settings} from '../config/index.js';
 import {readJournal} from '../journal/index.js';
 import type {BackupHealth} from '../retention/index.js';
-import {evaluateStatus, statusPolicyFrom, type BackupFact, type StatusReport, type UnusableBackup} from '../status/index.js';
+import {evaluateLocations, evaluateStatus, levelOf, statusPolicyFrom, type BackupFact, type LocationStatus, type LocationView, type RunFact, type StatusReport, type UnusableBackup} from '../status/index.js';
 import {storageError} from '../storage/index.js';
 import {documentAuthenticatorFor} from '../trust/index.js';
 
@@ -38,7 +39,25 @@ export async function readBackupStatus(settings: Settings, storage: StorageBacke
     }),
     measureSpace(storage, onWarning),
   ]);
-  const allFacts: BackupFact[] = backups.flatMap((entry) =>
+  const facts = await withRetention(storage, goodFacts(backups));
+  const unusable = unusableBackups(backups);
+  const databases = request.allDatabases ? [...new Set(facts.map((fact) => fact.database))].sort() : [settings.database.database];
+  if (journal.rejectedKeys.length > 0) onWarning(`${journal.rejectedKeys.length} entries of the run journal could not be read${authenticator ? ' or are not authentic' : ''}, and were ignored`);
+  return evaluateStatus({
+    now: request.now ?? new Date(),
+    databases,
+    backups: facts,
+    unusable,
+    journal: journal.entries.map((stored) => stored.entry),
+    rejectedJournalEntries: journal.rejectedKeys.length,
+    location: storage.location,
+    space,
+    policy,
+  });
+}
+
+function goodFacts(backups: readonly CatalogEntry[]): BackupFact[] {
+  return backups.flatMap((entry) =>
     entry.health === 'good' && entry.metadata
       ? [
           {
@@ -53,25 +72,75 @@ export async function readBackupStatus(settings: Settings, storage: StorageBacke
         ]
       : [],
   );
-  const facts = await withRetention(storage, allFacts);
-  const unusable: UnusableBackup[] = backups.flatMap((entry) =>
+}
+
+function unusableBackups(backups: readonly CatalogEntry[]): UnusableBackup[] {
+  return backups.flatMap((entry) =>
     entry.health === 'good' || entry.health === 'incomplete'
       ? []
       : [{database: entry.metadata?.database.name, reason: UNUSABLE_REASONS[entry.health], ...(entry.unreadable ? {unreadable: entry.unreadable} : {})}],
   );
+}
+
+export interface ReplicatedStatusReport extends StatusReport {
+  /** Each location against what all of them hold, in the configured order. */
+  readonly locations: ReadonlyArray<LocationStatus & {readonly lastSync: RunFact | undefined}>;
+}
+
+/**
+ * Status over several locations: a backup is good if some location holds it good (the verdict on
+ * each type, its age and trend, is the union's), the journal and free space are the primary's
+ * (the first location that opens), and each location is judged against the union: how far behind
+ * it is, and whether it could be read at all.
+ */
+export async function readReplicatedStatus(settings: Settings, locations: readonly Location[], failed: readonly LocationFailure[], request: StatusRequest, onWarning: (message: string) => void): Promise<ReplicatedStatusReport> {
+  const policy = statusPolicyFrom(settings.env);
+  const authenticator = documentAuthenticatorFor(settings.encryption);
+  const journalHolder = locations[0]!;
+  const [catalogs, journal, space] = await Promise.all([
+    readLocationCatalogs(locations, authenticator),
+    readJournal(journalHolder.storage, authenticator).catch((error: unknown) => {
+      throw storageError(error, journalHolder.storage, 'read the run journal in');
+    }),
+    measureSpace(journalHolder.storage, onWarning),
+  ]);
+  const union = new Map<string, BackupFact>();
+  for (const catalog of catalogs) if ('catalog' in catalog) for (const fact of goodFacts(catalog.catalog.backups)) if (!union.has(fact.name)) union.set(fact.name, fact);
+  const facts = await withRetention(journalHolder.storage, [...union.values()]);
+  // Not good anywhere: what status must not pass over in silence, as for one location.
+  const unusable = unusableBackups(
+    locateBackups(catalogs)
+      .filter((backup) => !backup.copies.some((copy) => copy.state === 'good'))
+      .flatMap((backup) => backup.copies.find((copy) => copy.entry)?.entry ?? []),
+  );
   const databases = request.allDatabases ? [...new Set(facts.map((fact) => fact.database))].sort() : [settings.database.database];
   if (journal.rejectedKeys.length > 0) onWarning(`${journal.rejectedKeys.length} entries of the run journal could not be read${authenticator ? ' or are not authentic' : ''}, and were ignored`);
-  return evaluateStatus({
+  const report = evaluateStatus({
     now: request.now ?? new Date(),
     databases,
     backups: facts,
     unusable,
     journal: journal.entries.map((stored) => stored.entry),
     rejectedJournalEntries: journal.rejectedKeys.length,
-    location: storage.location,
+    location: locations.map((location) => location.name).join(', '),
     space,
     policy,
   });
+  const views: LocationView[] = settings.locations.map((spec) => {
+    const catalog = catalogs.find((candidate) => candidate.location === spec.name);
+    const failure = failed.find((candidate) => candidate.location === spec.name);
+    if (catalog && 'catalog' in catalog) return {name: spec.name, location: spec.location, good: goodFacts(catalog.catalog.backups)};
+    return {name: spec.name, location: spec.location, good: undefined, error: (catalog && 'error' in catalog ? catalog.error : failure?.error)?.message ?? 'not opened'};
+  });
+  const judged = evaluateLocations(views, databases);
+  const lastSync = journal.entries.map((stored) => stored.entry).find((entry) => entry.operation === 'sync' && entry.outcome === 'succeeded');
+  const problems = [...report.problems, ...judged.problems];
+  return {
+    ...report,
+    level: levelOf(problems),
+    problems,
+    locations: judged.locations.map((location) => ({...location, lastSync: lastSync ? {operation: 'sync', finishedAt: lastSync.finishedAt, host: lastSync.host} : undefined})),
+  };
 }
 
 /**

@@ -18,6 +18,11 @@ export interface CleanupContext {
   /** The database whose backups this cleanup manages; undefined: every database in the storage (--all-databases). */
   readonly database: string | undefined;
   readonly now?: () => Date;
+  /**
+   * With several locations: a reason to keep a backup the policy would remove here (the only good
+   * copy of a backup another location lacks), or undefined to let it go.
+   */
+  readonly keepAnyway?: (name: string) => string | undefined;
 }
 
 export interface VerificationOutcome {
@@ -79,6 +84,15 @@ interface Finding {
   readonly file: string;
 }
 
+function withKeepAnyway(context: CleanupContext, decisions: RetentionDecision[]): RetentionDecision[] {
+  const {keepAnyway} = context;
+  if (!keepAnyway) return decisions;
+  return decisions.map((decision) => {
+    const reason = decision.action === 'remove' ? keepAnyway(decision.name) : undefined;
+    return reason === undefined ? decision : {...decision, action: 'keep', reason};
+  });
+}
+
 function fileIdentity(entry: CatalogEntry): string {
   return `${entry.object?.size}:${entry.object?.modifiedAt.toISOString()}:${entry.metadata?.checksums.stored}`;
 }
@@ -98,7 +112,7 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
     return finding && finding.file === fileIdentity(entry) ? finding.outcome : undefined;
   };
   for (;;) {
-    const decisions = applyRetentionPolicy(
+    const decisions = withKeepAnyway(context, applyRetentionPolicy(
       backups.map((entry) => {
         const outcome = current(entry);
         const health: BackupHealth = outcome?.status === 'damaged' ? 'damaged' : entry.health;
@@ -115,7 +129,7 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
       }),
       context.policy,
       {database: context.database},
-    );
+    ));
     // A backup to remove that the storage may retain (Object Lock): asked once, and kept with the reason.
     const unasked = decisions.filter((decision) => decision.action === 'remove' && byName.get(decision.name)?.object && !retention.has(decision.name));
     if (unasked.length > 0) {

@@ -1,4 +1,5 @@
 import {readCatalog} from '../catalog/index.js';
+import {locateBackups, readLocationCatalogs, type Location} from '../replication/index.js';
 import {SynapseError, cancelledError, isSynapseError, pluginFailed, type ErrorCode} from '../errors/index.js';
 import type {BackupMetadata} from '../metadata/index.js';
 import {COMPRESSION_FORMATS} from '../pipeline/index.js';
@@ -35,6 +36,10 @@ export interface VerifyReport {
   readonly checks: readonly VerifyCheck[];
   readonly failure: VerifyFailure | undefined;
   readonly durationMs: number;
+  /** With several locations: whose copy this is. */
+  readonly location?: string;
+  /** With several locations: the copies read before this one, which failed. */
+  readonly skippedLocations?: readonly {readonly location: string; readonly code: string; readonly reason: string}[];
 }
 
 export type VerifyContext = StoredBackupContext;
@@ -252,4 +257,25 @@ export async function selectBackupsToVerify(context: VerifyContext, selection: V
   }
   // A backup whose run is still going (or was killed) is not a backup yet.
   return backups.filter((entry) => entry.health !== 'incomplete' && entry.health !== 'data-missing').map((entry) => entry.name);
+}
+
+/**
+ * selectBackupsToVerify over several locations: the newest backup of this database that some
+ * location holds good, or every backup any location holds.
+ */
+export async function selectLocatedBackupsToVerify(context: VerifyContext, locations: readonly Location[], selection: VerifySelection): Promise<string[]> {
+  if ('name' in selection) return [selection.name];
+  const located = locateBackups(await readLocationCatalogs(locations, documentAuthenticatorFor(context.settings.encryption)));
+  if ('latest' in selection) {
+    const database = context.settings.database.database;
+    const newest = located.find((backup) => backup.copies.some((copy) => copy.state === 'good' && copy.entry?.metadata?.database.name === database));
+    if (!newest) {
+      throw new SynapseError('E_BACKUP_NOT_FOUND', {
+        message: `unable to find the latest good backup of database '${database}' at any location (${locations.map((location) => location.name).join(', ')})`,
+        suggestion: 'Run `synapse-backup backup list` to see what each location holds (and why a backup is not good), or pass a backup name.',
+      });
+    }
+    return [newest.name];
+  }
+  return located.filter((backup) => backup.copies.some((copy) => copy.entry && copy.entry.health !== 'incomplete' && copy.entry.health !== 'data-missing')).map((backup) => backup.name);
 }

@@ -48,7 +48,7 @@ export const DEFAULT_STATUS_POLICY: StatusPolicy = {
 };
 
 /** The alerts `status --notify` sends; each problem carries the one it raises. */
-export type AlertName = 'alert.backup_overdue' | 'alert.disk_low' | 'alert.backup_size_drop' | 'alert.backup_failed' | 'alert.restore_test_failed' | 'alert.storage_unreadable';
+export type AlertName = 'alert.backup_overdue' | 'alert.disk_low' | 'alert.backup_size_drop' | 'alert.backup_failed' | 'alert.restore_test_failed' | 'alert.storage_unreadable' | 'alert.replication_behind';
 
 export interface StatusProblem {
   /** Stable while the problem stands (e.g. `backup_overdue:shop:daily`): what de-duplication keys on. */
@@ -204,6 +204,13 @@ function judgeType(input: StatusInput, database: string, type: BackupType, probl
   };
 }
 
+/** What is known to be bad outranks what cannot be seen; what cannot be seen outranks a warning. */
+export function levelOf(problems: readonly StatusProblem[]): StatusLevel {
+  if (problems.some((problem) => problem.level === 'critical')) return 'critical';
+  if (problems.some((problem) => problem.level === 'unknown')) return 'unknown';
+  return problems.length > 0 ? 'warning' : 'ok';
+}
+
 /**
  * The whole monitoring verdict from what the storage holds: per database and backup type the
  * newest good backup and whether it is overdue, the size trend and a drop in it, free space, and
@@ -294,16 +301,8 @@ export function evaluateStatus(input: StatusInput): StatusReport {
   const failureCounts = Object.fromEntries(
     JOURNAL_OPERATIONS.map((operation) => [operation, input.journal.find((entry) => entry.operation === operation && entry.outcome === 'failed')?.failureCount ?? 0]),
   ) as Record<JournalOperation, number>;
-  // What is known to be bad outranks what cannot be seen; what cannot be seen outranks a warning.
-  const level: StatusLevel = problems.some((problem) => problem.level === 'critical')
-    ? 'critical'
-    : problems.some((problem) => problem.level === 'unknown')
-      ? 'unknown'
-      : problems.length > 0
-        ? 'warning'
-        : 'ok';
   return {
-    level,
+    level: levelOf(problems),
     checkedAt: now.toISOString(),
     types,
     storage: {location: input.location, freeBytes: input.space?.freeBytes, totalBytes: input.space?.totalBytes, freeRatio},

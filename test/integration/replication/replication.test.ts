@@ -198,6 +198,28 @@ describe('replication to several locations (BACKUP_LOCATIONS)', function () {
     expect(await snapshotDatabase(workspace.database)).to.deep.equal(changed);
   });
 
+  it('verify and test-restore read the next location when a copy fails, say so, and record the failure where it is', async function () {
+    const name = await workspace.backup(two());
+    const bytes = await readFile(path.join(primary, name));
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+    await writeFile(path.join(primary, name), bytes);
+    const verified = await workspace.run(['backup', 'verify', '--latest', '--json'], two());
+    expect(verified.exitCode, verified.stdout + verified.stderr).to.equal(0);
+    expect(verified.json.result.backups[0]).to.include({backupName: name, location: 'second', verified: true});
+    expect(verified.json.result.backups[0].skippedLocations[0]).to.include({location: 'primary', code: 'E_INTEGRITY'});
+    expect(verified.json.warnings.join('\n')).to.include(`the copy of '${name}' at location 'primary' failed verification`);
+    // The damaged copy is now known as such where it is.
+    const listed = await workspace.run(['backup', 'list', '--json'], two());
+    expect(listed.json.result.backups[0].locations.map((copy: {state: string}) => copy.state)).to.deep.equal(['damaged', 'good']);
+
+    // The copy at the primary gone: test-restore loads the second's.
+    await rm(path.join(primary, name));
+    const tested = await workspace.run(['backup', 'test-restore', name, '--json'], two());
+    expect(tested.exitCode, tested.stdout + tested.stderr).to.equal(0);
+    expect(tested.json.result).to.include({location: 'second'});
+    expect(tested.json.result.skippedLocations[0]).to.include({location: 'primary'});
+  });
+
   it('a full secondary: the backup stays on the primary, the run exits 15 naming the location, replication.failed is sent and the journal records it', async function () {
     await mkdir(second);
     await mountTmpfs(second, {sizeBytes: 64 * 1024});
@@ -251,6 +273,91 @@ describe('replication to several locations (BACKUP_LOCATIONS)', function () {
     } finally {
       await unmount(primary);
     }
+  });
+
+  it('runs retention per location by its own policy, and never removes the only good copy of a backup another location still wants', async function () {
+    const env = {...two(), BACKUP_RETENTION_HOURLY: '1', BACKUP_RETENTION_HOURLY_SECOND: '5'};
+    const first = await workspace.backup(two());
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // The second location unreachable for one run: a file where its directory should be.
+    await rm(second, {recursive: true});
+    await writeFile(second, 'not a directory');
+    const missed = await workspace.run(['backup', 'run', '--json'], two());
+    expect(missed.exitCode).to.equal(15);
+    const onlyAtPrimary = missed.json.error.details.backupName as string;
+    await rm(second);
+    await mkdir(second);
+    const sync = await workspace.run(['backup', 'sync', '--json'], two());
+    expect(sync.exitCode, sync.stdout + sync.stderr).to.equal(0);
+    // Copy the first back in by sync, then lose the newer one there again.
+    await rm(path.join(second, onlyAtPrimary));
+    await rm(path.join(second, `${onlyAtPrimary}.meta.json`));
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const newest = await workspace.backup(two());
+
+    const cleanup = await workspace.run(['backup', 'cleanup', '--json'], env);
+    expect(cleanup.exitCode, cleanup.stdout + cleanup.stderr).to.equal(0);
+    const at = (location: string, name: string) => cleanup.json.result.decisions.find((decision: {location: string; name: string}) => decision.location === location && decision.name === name);
+    expect(at('primary', newest)).to.include({action: 'keep'});
+    expect(at('primary', first)).to.include({action: 'remove'});
+    expect(at('primary', onlyAtPrimary)).to.include({action: 'keep'});
+    expect(at('primary', onlyAtPrimary).reason).to.include("the only good copy: 'second' has it missing and keeps it by its retention");
+    expect(at('second', first)).to.include({action: 'keep'});
+    expect(await backupFilesIn(primary)).to.include(onlyAtPrimary).and.not.include(first);
+
+    // Once the second location has it, the primary's policy has its way.
+    expect((await workspace.run(['backup', 'sync', '--json'], env)).exitCode).to.equal(0);
+    const again = await workspace.run(['backup', 'cleanup', '--json'], env);
+    expect(again.json.result.decisions.find((decision: {location: string; name: string}) => decision.location === 'primary' && decision.name === onlyAtPrimary)).to.include({action: 'remove'});
+    expect(await backupFilesIn(second)).to.include.members([first, onlyAtPrimary, newest]);
+
+    // The only good copy of a backup no other location wants any more (by its policy: keep one) goes.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const unwanted = await workspace.backup(two());
+    await rm(path.join(second, unwanted));
+    await rm(path.join(second, `${unwanted}.meta.json`));
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await workspace.backup(two());
+    const last = await workspace.run(['backup', 'cleanup', '--json'], {...two(), BACKUP_RETENTION_HOURLY: '1'});
+    const decision = last.json.result.decisions.find((candidate: {location: string; name: string}) => candidate.location === 'primary' && candidate.name === unwanted);
+    expect(decision, JSON.stringify(decision)).to.include({action: 'remove'});
+  });
+
+  it('status shows each location; one behind by more than one backup is a warning and an alert, one it cannot read is never OK', async function () {
+    const first = await workspace.backup(two());
+    const env = {...two(), BACKUP_ALERT_MAX_AGE_HOURLY: '1h'};
+    const ok = await workspace.run(['status', '--json'], env);
+    expect(ok.exitCode, ok.stdout + ok.stderr).to.equal(0);
+    expect(ok.json.result.locations.map((location: {name: string; readable: boolean; missing: number}) => [location.name, location.readable, location.missing])).to.deep.equal([
+      ['primary', true, 0],
+      ['second', true, 0],
+    ]);
+    // Two more backups that the second location never got.
+    for (let run = 0; run < 2; run++) {
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await workspace.backup({BACKUP_DIR: primary});
+    }
+    const receiver = await startHttpReceiver();
+    try {
+      const behind = await workspace.run(['status', '--notify', '--json'], {...env, NOTIFY_WEBHOOK_URL: receiver.url, NOTIFY_WEBHOOK_EVENTS: 'alert.*', SYNAPSE_BACKUP_STATE_DIR: path.join(workspace.cwd, 'state')});
+      expect(behind.exitCode, behind.stdout + behind.stderr).to.equal(1);
+      const second = behind.json.result.locations.find((location: {name: string}) => location.name === 'second');
+      expect(second.types[0]).to.include({type: 'hourly', newest: first, behind: 2});
+      expect(behind.json.result.problems.map((problem: {id: string}) => problem.id)).to.deep.equal([`replication_behind:second:${workspace.database}:hourly`]);
+      expect(receiver.requests.map((request) => JSON.parse(request.body).event)).to.deep.equal(['alert.replication_behind']);
+    } finally {
+      await receiver.close();
+    }
+    const metrics = await workspace.run(['status', '--format', 'prometheus'], env);
+    expect(metrics.stdout).to.include(`synapse_backup_location_behind_backups{location="second",database="${workspace.database}",type="hourly"} 2`);
+    expect(metrics.stdout).to.include('synapse_backup_location_up{location="primary"} 1');
+
+    await rm(second, {recursive: true});
+    const blind = await workspace.run(['status', '--json'], env);
+    expect(blind.exitCode).to.equal(3);
+    expect(blind.json.result.problems.map((problem: {id: string}) => problem.id)).to.include('location_unreadable:second');
+    const text = await workspace.run(['status'], env);
+    expect(text.stdout).to.match(/^UNKNOWN: /).and.include('UNREADABLE');
   });
 
   describe('killed midway', function () {
