@@ -106,6 +106,22 @@ function synapseBackupToS3(context: CaseContext): CommandSpec {
   return {...local, env: {...local.env, ...s3Environment(context.s3, context.runDirectory)}};
 }
 
+/** A backup to two locations: the primary, then a copy of the same bytes (what `backup run` does with BACKUP_LOCATIONS). */
+function synapseBackupReplicated(secondary: 'local' | 's3') {
+  return (context: CaseContext): CommandSpec => {
+    const local = synapseBackup('gzip', true)(context);
+    const primary = `local:${path.join(context.runDirectory, 'synapse')}`;
+    if (secondary === 'local') return {...local, env: {...local.env, BACKUP_LOCATIONS: `${primary},second=local:${path.join(context.runDirectory, 'second')}`}};
+    if (!context.s3) throw new Error('the S3 case needs the S3 server the harness starts');
+    const s3 = s3Environment(context.s3, context.runDirectory);
+    const url = `s3://${s3.BACKUP_S3_BUCKET}/${s3.BACKUP_S3_PREFIX}?endpoint=${encodeURIComponent(s3.BACKUP_S3_ENDPOINT!)}&force-path-style=true`;
+    return {...local, env: {...local.env, BACKUP_LOCATIONS: `${primary},offsite=${url}`, AWS_ACCESS_KEY_ID: s3.AWS_ACCESS_KEY_ID!, AWS_SECRET_ACCESS_KEY: s3.AWS_SECRET_ACCESS_KEY!}};
+  };
+}
+
+/** How fast the slow location of the fan-out cases takes bytes: a 160 Mbit/s uplink. */
+const SLOW_LOCATION_BYTES_PER_SECOND = 20 * 1024 * 1024;
+
 function synapseRestore(compression: 'gzip' | 'zstd') {
   return (context: CaseContext): CommandSpec => {
     const source = context.backupSources[compression];
@@ -161,6 +177,30 @@ export const BACKUP_CASES: readonly BenchCase[] = [
   {id: 'synapse-zstd', label: 'synapse-backup zstd, encrypted', kind: 'backup', ours: true, command: synapseBackup('zstd', true)},
   {id: 'synapse-zstd-plain', label: 'synapse-backup zstd, not encrypted', kind: 'backup', ours: true, command: synapseBackup('zstd', false)},
   {id: 'synapse-gzip-s3', label: 'synapse-backup gzip, encrypted, to S3 (radosgw)', kind: 'backup', ours: true, unavailable: onPath('radosgw'), command: synapseBackupToS3},
+  // Replication, and the two shapes it could take (see the README's replication section).
+  {id: 'synapse-gzip-2-locations', label: 'synapse-backup gzip, encrypted, to 2 local locations (dump, then copy)', kind: 'backup', ours: true, command: synapseBackupReplicated('local')},
+  {id: 'synapse-gzip-local-s3', label: 'synapse-backup gzip, encrypted, to local + S3 (radosgw) (dump, then copy)', kind: 'backup', ours: true, unavailable: onPath('radosgw'), command: synapseBackupReplicated('s3')},
+  {
+    id: 'shell-fanout-2',
+    label: 'pg_dump | gzip -6 | openssl | tee: fanned out to 2 files',
+    kind: 'backup',
+    ours: false,
+    command: shell(`"$PG_BIN/pg_dump" -d "$SOURCE_URL" | gzip -6 | ${OPENSSL_ENCRYPT} | tee "$RUN_DIR/second.sql.gz.enc" > "$RUN_DIR/shell.sql.gz.enc" && sha256sum "$RUN_DIR/shell.sql.gz.enc" > /dev/null`),
+  },
+  {
+    id: 'shell-fanout-slow',
+    label: 'the same, fanned out to 2, one at 20 MiB/s: the dump waits for it',
+    kind: 'backup',
+    ours: false,
+    command: shell(`"$PG_BIN/pg_dump" -d "$SOURCE_URL" | gzip -6 | ${OPENSSL_ENCRYPT} | tee >("$NODE_BIN" "$THROTTLE" ${SLOW_LOCATION_BYTES_PER_SECOND} > "$RUN_DIR/second.sql.gz.enc") > "$RUN_DIR/shell.sql.gz.enc" && sha256sum "$RUN_DIR/shell.sql.gz.enc" > /dev/null`, {THROTTLE: path.join(path.dirname(new URL(import.meta.url).pathname), 'throttle.mjs')}),
+  },
+  {
+    id: 'shell-then-copy-slow',
+    label: 'the same to 1 file, then copied at 20 MiB/s to the second: the dump does not wait',
+    kind: 'backup',
+    ours: false,
+    command: shell(`"$PG_BIN/pg_dump" -d "$SOURCE_URL" | gzip -6 | ${OPENSSL_ENCRYPT} > "$RUN_DIR/shell.sql.gz.enc" && date +%s%N > "$RUN_DIR/primary-done" && "$NODE_BIN" "$THROTTLE" ${SLOW_LOCATION_BYTES_PER_SECOND} < "$RUN_DIR/shell.sql.gz.enc" > "$RUN_DIR/second.sql.gz.enc"`, {THROTTLE: path.join(path.dirname(new URL(import.meta.url).pathname), 'throttle.mjs')}),
+  },
 ];
 
 export const RESTORE_CASES: readonly BenchCase[] = [

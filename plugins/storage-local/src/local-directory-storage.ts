@@ -18,6 +18,11 @@ function isValidKey(key: string): boolean {
   return key.split('/').every((segment) => KEY_SEGMENT.test(segment) && segment !== '.' && segment !== '..');
 }
 
+const UNLOCKED_STAGING_AGE_MS = 3_600_000;
+
+/** A staging file's name as put() makes it: `<name>.<12 hex digits>.partial` (the contract allows 8 to 64). */
+const STAGING_NAME = /^.+\.[0-9a-f]{8,64}\.partial$/;
+
 function areaOf(keyOrPrefix: string): string {
   return keyOrPrefix.slice(0, keyOrPrefix.lastIndexOf('/') + 1);
 }
@@ -115,8 +120,9 @@ export class LocalDirectoryStorage implements StorageBackend {
     this.location = directory;
     this.#hardLinks = options.hardLinks !== false;
     this.#device = options.device;
-    // Without hard links a conditional put looks, then renames; so does a conditional replace.
-    this.capabilities = {atomicPut: true, conditionalPut: this.#hardLinks, rangeReads: true, conditionalReplace: this.#hardLinks};
+    // Without hard links a conditional put looks, then renames. A conditional replace or delete
+    // always does: no file system compares and replaces (or unlinks) in one step.
+    this.capabilities = {atomicPut: true, conditionalPut: this.#hardLinks, rangeReads: true, conditionalReplace: false};
   }
 
   /**
@@ -249,63 +255,15 @@ export class LocalDirectoryStorage implements StorageBackend {
   }
 
   /**
-   * Takes the file of `key` out of its name in one rename, so that what is compared with `etag` is
-   * exactly what was there: no writer can change it in between. `act` runs on a match; otherwise
-   * the file goes back with link(), which never replaces what a writer may have put there meanwhile.
-   * Without hard links: a look, then the act (see conditionalReplace).
+   * Replaces the file of `key` only if it is still the version `etag` names. A file system has no
+   * compare-and-swap: this is a look, then the rename, which a writer can slip between (hence no
+   * conditionalReplace); the core adds a host-wide mutex where it relies on it (the lock).
    */
-  async #ifStill(key: string, etag: string, act: (taken: string | undefined) => Promise<void>, whenGone: () => void): Promise<void> {
-    const finalPath = this.#path(key);
-    if (!this.#hardLinks) {
-      const current = await this.stat(key);
-      if (!current) return whenGone();
-      if (current.etag !== etag) throw changed(key, 'is another version');
-      await act(undefined);
-      return;
-    }
-    const taken = this.#stagingPath(key);
-    try {
-      await rename(finalPath, taken);
-    } catch (error) {
-      if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return whenGone();
-      throw error;
-    }
-    const info = await lstat(taken, {bigint: true});
-    if (!info.isFile() || fileEtag(info) !== etag) {
-      try {
-        await link(taken, finalPath);
-        await unlink(taken);
-      } catch (error) {
-        // A writer took the free name meanwhile: what was taken is now an older version, a staging file that cleanup removes.
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      throw changed(key, 'is another version');
-    }
-    await act(taken);
-  }
-
   async #publishReplacing(key: string, etag: string, stagingPath: string, finalPath: string): Promise<void> {
-    await this.#ifStill(key, etag, async (taken) => {
-      if (taken === undefined) {
-        await rename(stagingPath, finalPath);
-        return;
-      }
-      try {
-        await link(stagingPath, finalPath);
-      } catch (error) {
-        // A writer took the name between: theirs stays, and the version we were to replace is gone with ours.
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-          await unlink(taken);
-          throw changed(key, 'was written by someone else meanwhile');
-        }
-        await link(taken, finalPath).catch(() => {});
-        throw error;
-      }
-      await unlink(stagingPath);
-      await unlink(taken);
-    }, () => {
-      throw changed(key, 'is gone');
-    });
+    const current = await this.stat(key);
+    if (!current) throw changed(key, 'is gone');
+    if (current.etag !== etag) throw changed(key, 'is another version');
+    await rename(stagingPath, finalPath);
   }
 
   async #publishWithoutReplacing(stagingPath: string, finalPath: string): Promise<void> {
@@ -403,6 +361,35 @@ export class LocalDirectoryStorage implements StorageBackend {
     return names.length > limit ? {objects, next: page.at(-1)!} : {objects};
   }
 
+  /**
+   * Staging files that puts in an area (`wal/`) left behind, begun before `olderThan`: the
+   * catalog lists the location itself, where cleanup finds its own leftovers, but never an area.
+   * Only names of the contract's staging form, only regular files, no symbolic link followed.
+   */
+  async abortStaleUploads(olderThan: Date, options: {readonly dryRun?: boolean} = {}): Promise<string[]> {
+    // Writers to an area (WAL pushes) do not take the storage lock: a staging file is theirs to
+    // finish until it has not been written to for an hour, whatever the caller's lock says.
+    const cutoff = new Date(Math.min(olderThan.getTime(), Date.now() - UNLOCKED_STAGING_AGE_MS));
+    const stale: string[] = [];
+    const walk = async (directory: string, area: string): Promise<void> => {
+      for (const entry of await readdir(directory, {withFileTypes: true})) {
+        if (entry.isDirectory()) {
+          if (isValidKey(entry.name)) await walk(path.join(directory, entry.name), `${area}${entry.name}/`);
+          continue;
+        }
+        // The location's own staging files are the catalog's leftovers; here, only the areas'.
+        if (area === '' || !entry.isFile() || !STAGING_NAME.test(entry.name)) continue;
+        const file = path.join(directory, entry.name);
+        const info = await lstat(file).catch(() => undefined);
+        if (!info?.isFile() || info.mtime >= cutoff) continue;
+        if (!options.dryRun) await unlink(file).catch(() => {});
+        stale.push(`${area}${entry.name} (begun ${info.mtime.toISOString()})`);
+      }
+    };
+    await walk(this.location, '');
+    return stale;
+  }
+
   /** What `df` shows for the directory's file system: the blocks an unprivileged writer may still use, and the size. */
   async space(): Promise<StorageSpace | undefined> {
     const stats = await statfs(this.location);
@@ -413,9 +400,10 @@ export class LocalDirectoryStorage implements StorageBackend {
     const file = this.#path(key);
     if ((await this.#walkArea(key, false)) === 'missing') return;
     if (options.ifMatch !== undefined) {
-      await this.#ifStill(key, options.ifMatch, async (taken) => unlink(taken ?? file), () => {});
-      await this.#syncDirectory(path.dirname(file));
-      return;
+      // A look, then the unlink (see #publishReplacing).
+      const current = await this.stat(key);
+      if (!current) return;
+      if (current.etag !== options.ifMatch) throw changed(key, 'is another version');
     }
     try {
       await unlink(file);

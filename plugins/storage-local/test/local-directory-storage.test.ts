@@ -113,6 +113,33 @@ describe('local directory storage', function () {
     }
   });
 
+  it("aborts the staging files a killed put left in an area, older than asked, and nothing else", async function () {
+    const storage = await LocalDirectoryStorage.open(directory);
+    await storage.put('wal/000000010000000000000001', Readable.from([Buffer.from('segment')]));
+    // Older than an hour: no writer to an area (which takes no storage lock) is still at it.
+    const old = new Date(Date.now() - 2 * 3_600_000);
+    const {utimes} = await import('node:fs/promises');
+    const files = {
+      stale: path.join(directory, 'wal', '000000010000000000000002.0123456789ab.partial'),
+      fresh: path.join(directory, 'wal', '000000010000000000000003.0123456789ac.partial'),
+      foreign: path.join(directory, 'wal', 'notes.partial'),
+      top: path.join(directory, 'backup_x.0123456789ad.partial'),
+    };
+    for (const file of Object.values(files)) await writeFile(file, 'x');
+    for (const file of [files.stale, files.foreign, files.top]) await utimes(file, old, old);
+    // Half an hour old: younger than the hour, kept although the caller's cut-off is later.
+    const recent = new Date(Date.now() - 1_800_000);
+    await utimes(files.fresh, recent, recent);
+    const cutoff = new Date();
+    expect(await storage.abortStaleUploads(cutoff, {dryRun: true})).to.have.length(1);
+    expect(await readdir(path.join(directory, 'wal'))).to.include('000000010000000000000002.0123456789ab.partial');
+    const aborted = await storage.abortStaleUploads(cutoff);
+    expect(aborted).to.have.length(1);
+    expect(aborted[0]).to.match(/^wal\/000000010000000000000002\.0123456789ab\.partial \(begun /);
+    expect((await readdir(path.join(directory, 'wal'))).sort()).to.deep.equal(['000000010000000000000001', '000000010000000000000003.0123456789ac.partial', 'notes.partial']);
+    expect(await readdir(directory)).to.include('backup_x.0123456789ad.partial');
+  });
+
   it('rejects keys that would escape the directory', async function () {
     const storage = await LocalDirectoryStorage.open(directory);
     for (const key of ['../evil', 'a/../../evil', '..', '', '/etc/evil', 'a//b', 'a/', 'a\\b', 'a b']) {

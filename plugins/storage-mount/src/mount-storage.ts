@@ -190,6 +190,11 @@ export class MountStorage implements StorageBackend {
     return this.#inner.delete(key, options);
   }
 
+  async abortStaleUploads(olderThan: Date, options?: {readonly dryRun?: boolean}): Promise<string[]> {
+    await this.#assertMounted();
+    return this.#inner.abortStaleUploads(olderThan, options);
+  }
+
   /** Measured only on the live mount: under a dropped one, statfs would describe the local disk. */
   async space(): Promise<StorageSpace | undefined> {
     if (this.#noSpace) return undefined;

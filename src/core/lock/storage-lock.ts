@@ -64,9 +64,10 @@ function atomicallyConditional(storage: StorageBackend, version: ObjectInfo | un
 }
 
 /**
- * Removes the lock if it is still the version `expected` describes, and says whether it did. In
- * one step where the storage compares and deletes atomically; elsewhere the version is read,
- * compared and deleted under the host-wide mutex that a takeover on this host also takes.
+ * Removes the lock if it is still the version `version` describes, and says whether it did. In
+ * one step where the storage compares and deletes atomically (S3 with If-Match); elsewhere its
+ * holder is read and compared, and the delete names the version, under the host-wide mutex that
+ * every release and takeover on this host takes: a takeover can never slip between them.
  */
 async function removeLockIf(storage: StorageBackend, version: ObjectInfo | undefined, stillExpected: () => Promise<boolean>): Promise<boolean> {
   if (atomicallyConditional(storage, version)) {
@@ -81,8 +82,13 @@ async function removeLockIf(storage: StorageBackend, version: ObjectInfo | undef
   let removed = false;
   const ran = await runExclusivelyOnThisHost(`${storage.scheme}:${storage.location}:${LOCK_KEY}`, TAKEOVER_WAIT_MS, async () => {
     if (!(await stillExpected())) return;
-    await storage.delete(LOCK_KEY);
-    removed = true;
+    try {
+      // Still the version read, where the backend can tell: the window left is its look before its delete.
+      await storage.delete(LOCK_KEY, version?.etag === undefined ? {} : {ifMatch: version.etag});
+      removed = true;
+    } catch (error) {
+      if (errnoCode(error) !== 'ECHANGED') throw error;
+    }
   });
   return ran && removed;
 }

@@ -486,6 +486,22 @@ describe('replication to a real S3 server and a real mount', function () {
     expect(listed.json.result.backups[0].locations.map((copy: {state: string}) => copy.state)).to.deep.equal(['good', 'good', 'good']);
   });
 
+  it('an S3 secondary whose bucket does not exist: named as such, and the primary keeps the backup', async function () {
+    const env = {
+      BACKUP_LOCATIONS: `local:${path.join(workspace.cwd, 'local')},offsite=s3://no-such-bucket-here/pg/?endpoint=${encodeURIComponent(server.endpoint)}&force-path-style=true`,
+      AWS_ACCESS_KEY_ID: server.accessKey,
+      AWS_SECRET_ACCESS_KEY: server.secretKey,
+    };
+    const run = await workspace.run(['backup', 'run', '--json'], env);
+    expect(run.exitCode, run.stdout + run.stderr).to.equal(15);
+    expect(locationsOf(run.json).map((outcome) => [outcome.location, outcome.outcome])).to.deep.equal([
+      ['primary', 'written'],
+      ['offsite', 'failed'],
+    ]);
+    expect(locationsOf(run.json)[1]!.error!.message).to.include("the bucket 'no-such-bucket-here' does not exist");
+    expect(await backupFilesIn(path.join(workspace.cwd, 'local'))).to.have.length(2);
+  });
+
   it('reads an S3 location with its own credentials profile, never the environment keys of another', async function () {
     const prefix = `rep-${randomBytes(4).toString('hex')}`;
     const credentials = path.join(workspace.cwd, 'aws-credentials');
