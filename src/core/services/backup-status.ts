@@ -30,7 +30,6 @@ export interface StatusRequest {
  * space, and evaluates them against the BACKUP_ALERT_* thresholds.
  */
 export async function readBackupStatus(settings: Settings, storage: StorageBackend, request: StatusRequest, onWarning: (message: string) => void): Promise<StatusReport> {
-  const policy = statusPolicyFrom(settings.env);
   const authenticator = documentAuthenticatorFor(settings.encryption);
   const [{backups}, journal, space] = await Promise.all([
     readCatalog(storage, {authenticator}),
@@ -41,18 +40,37 @@ export async function readBackupStatus(settings: Settings, storage: StorageBacke
   ]);
   const facts = await withRetention(storage, goodFacts(backups));
   const unusable = unusableBackups(backups);
-  const databases = request.allDatabases ? [...new Set(facts.map((fact) => fact.database))].sort() : [settings.database.database];
-  if (journal.rejectedKeys.length > 0) onWarning(`${journal.rejectedKeys.length} entries of the run journal could not be read${authenticator ? ' or are not authentic' : ''}, and were ignored`);
+  return judge({settings, request, facts, unusable, journal, location: storage.location, space, onWarning});
+}
+
+/** The databases status reports on: the configured one, or with --all-databases every one that has a good backup. */
+function databasesOf(settings: Settings, request: StatusRequest, facts: readonly BackupFact[]): string[] {
+  return request.allDatabases ? [...new Set(facts.map((fact) => fact.database))].sort() : [settings.database.database];
+}
+
+/** The verdict on what was read, one location or several: the same thresholds, the same words. */
+function judge(read: {
+  settings: Settings;
+  request: StatusRequest;
+  facts: BackupFact[];
+  unusable: UnusableBackup[];
+  journal: Awaited<ReturnType<typeof readJournal>>;
+  location: string;
+  space: StorageSpace | undefined;
+  onWarning: (message: string) => void;
+}): StatusReport {
+  const {settings, journal} = read;
+  if (journal.rejectedKeys.length > 0) read.onWarning(`${journal.rejectedKeys.length} entries of the run journal could not be read${settings.encryption ? ' or are not authentic' : ''}, and were ignored`);
   return evaluateStatus({
-    now: request.now ?? new Date(),
-    databases,
-    backups: facts,
-    unusable,
+    now: read.request.now ?? new Date(),
+    databases: databasesOf(settings, read.request, read.facts),
+    backups: read.facts,
+    unusable: read.unusable,
     journal: journal.entries.map((stored) => stored.entry),
     rejectedJournalEntries: journal.rejectedKeys.length,
-    location: storage.location,
-    space,
-    policy,
+    location: read.location,
+    space: read.space,
+    policy: statusPolicyFrom(settings.env),
   });
 }
 
@@ -94,7 +112,6 @@ export interface ReplicatedStatusReport extends StatusReport {
  * it is, and whether it could be read at all.
  */
 export async function readReplicatedStatus(settings: Settings, locations: readonly Location[], failed: readonly LocationFailure[], request: StatusRequest, onWarning: (message: string) => void): Promise<ReplicatedStatusReport> {
-  const policy = statusPolicyFrom(settings.env);
   const authenticator = documentAuthenticatorFor(settings.encryption);
   const journalHolder = locations[0]!;
   const [catalogs, journal, space] = await Promise.all([
@@ -113,19 +130,8 @@ export async function readReplicatedStatus(settings: Settings, locations: readon
       .filter((backup) => !backup.copies.some((copy) => copy.state === 'good'))
       .flatMap((backup) => backup.copies.find((copy) => copy.entry)?.entry ?? []),
   );
-  const databases = request.allDatabases ? [...new Set(facts.map((fact) => fact.database))].sort() : [settings.database.database];
-  if (journal.rejectedKeys.length > 0) onWarning(`${journal.rejectedKeys.length} entries of the run journal could not be read${authenticator ? ' or are not authentic' : ''}, and were ignored`);
-  const report = evaluateStatus({
-    now: request.now ?? new Date(),
-    databases,
-    backups: facts,
-    unusable,
-    journal: journal.entries.map((stored) => stored.entry),
-    rejectedJournalEntries: journal.rejectedKeys.length,
-    location: locations.map((location) => location.name).join(', '),
-    space,
-    policy,
-  });
+  const report = judge({settings, request, facts, unusable, journal, location: locations.map((location) => location.name).join(', '), space, onWarning});
+  const databases = databasesOf(settings, request, facts);
   const views: LocationView[] = settings.locations.map((spec) => {
     const catalog = catalogs.find((candidate) => candidate.location === spec.name);
     const failure = failed.find((candidate) => candidate.location === spec.name);

@@ -360,6 +360,20 @@ describe('replication to several locations (BACKUP_LOCATIONS)', function () {
     expect(text.stdout).to.match(/^UNKNOWN: /).and.include('UNREADABLE');
   });
 
+  it('a primary that cannot be opened: the backup goes to the next location, and the run fails naming the primary', async function () {
+    // A file where the primary's directory should be: it cannot be opened, let alone created.
+    await writeFile(primary, 'not a directory');
+    const run = await workspace.run(['backup', 'run', '--json'], two());
+    expect(run.exitCode, run.stdout + run.stderr).to.equal(7);
+    expect(run.json.error.message).to.match(/^the primary location failed \(.*\); backup '(backup_hourly_\d{8}_\d{6}\.sql\.gz\.enc)' was kept at location 'second'$/);
+    const name = run.json.error.details.backupName as string;
+    expect(await backupFilesIn(second)).to.deep.equal([name, `${name}.meta.json`]);
+    expect(locationsOf(run.json).map((outcome) => [outcome.location, outcome.outcome])).to.deep.equal([
+      ['primary', 'failed'],
+      ['second', 'written'],
+    ]);
+  });
+
   describe('killed midway', function () {
     let dataDir: string;
     beforeEach(async function () {
