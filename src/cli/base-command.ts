@@ -258,6 +258,11 @@ export abstract class SynapseCommand<T> extends Command {
     return failure.exitCode;
   }
 
+  /** A failure the caller expects and asks about by its exit status alone (a WAL file PostgreSQL probes for): not printed. */
+  protected isExpectedFailure(_failure: SynapseError): boolean {
+    return false;
+  }
+
   override async catch(error: Error & {exitCode?: number}): Promise<never> {
     const failure = asSynapseError(error);
     const exitStatus = this.exitStatusOf(failure);
@@ -280,7 +285,7 @@ export abstract class SynapseCommand<T> extends Command {
       this.logJson(envelope);
     } else {
       // People read the failure first; the notifications follow, each bounded by NOTIFY_TIMEOUT.
-      process.stderr.write(formatErrorText(failure));
+      if (!this.isExpectedFailure(failure) || process.env.DEBUG) process.stderr.write(formatErrorText(failure));
       if (process.env.DEBUG && failure.cause) process.stderr.write(`Cause: ${String((failure.cause as Error).stack ?? failure.cause)}\n`);
       await notifyFailure();
     }

@@ -7,3 +7,4 @@ export * from './retention/index.js';
 export * from './secrets/index.js';
 export * from './services/index.js';
 export * from './notify/index.js';
+export * from './wal/index.js';

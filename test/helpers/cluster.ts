@@ -1,6 +1,6 @@
 import {execa} from 'execa';
 import {existsSync} from 'node:fs';
-import {chmod, mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {appendFile, chmod, mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 
@@ -14,6 +14,8 @@ export interface ThrowawayCluster {
   readonly port: number;
   /** Holds data/, the server log and the socket. */
   readonly directory: string;
+  /** The data directory. */
+  readonly data: string;
   url(user: string, database: string, password?: string): string;
   psql(sql: string, database?: string): Promise<string>;
   /** Stops the server; removes its directory unless it was opened with `keep`. */
@@ -28,6 +30,8 @@ export interface ClusterOptions {
    * Created on first use, reused after; never removed by stop().
    */
   readonly keepIn?: string;
+  /** Lines appended to postgresql.conf before the first start (archive_mode, archive_command...). */
+  readonly settings?: readonly string[];
 }
 
 function asPostgres(command: string, args: string[]) {
@@ -57,6 +61,7 @@ export async function startThrowawayCluster(options: ClusterOptions = {}): Promi
       );
     }
   }
+  if (options.settings?.length) await appendFile(path.join(data, 'postgresql.conf'), `\n${options.settings.join('\n')}\n`);
   // A kept cluster may still be running after an interrupted run; stop it so its port is ours again.
   await asPostgres('pg_ctl', ['-D', data, '-m', 'fast', 'stop']).catch(() => {});
   const port = await freePort();
@@ -64,6 +69,7 @@ export async function startThrowawayCluster(options: ClusterOptions = {}): Promi
   const cluster: ThrowawayCluster = {
     port,
     directory,
+    data,
     url(user, database, password) {
       return `postgresql://${encodeURIComponent(user)}${password === undefined ? '' : `:${encodeURIComponent(password)}`}@127.0.0.1:${port}/${database}`;
     },

@@ -34,6 +34,8 @@ export const ERROR_CATALOGUE = {
   E_CHECK_FAILED: {exitCode: 9, suggestion: 'Fix what the failed checks name (each says what to do), then run `synapse-backup check` again.'},
   E_ENCODING_MISMATCH: {exitCode: 2, suggestion: "Restore into a database of the backup's encoding: drop or rename the target (synapse-backup then creates it with the recorded encoding and locale), or point DATABASE_URL at another database name with --allow-other-database."},
   E_REPLICATION: {exitCode: 15, suggestion: 'The backup is safe at the locations the message names. Fix what it says about the others, then run `synapse-backup backup sync` to copy what they lack.'},
+  E_WAL_NOT_FOUND: {exitCode: 16, suggestion: 'No location holds this WAL file. PostgreSQL asks for files that may not exist (the end of the archive, the next timeline), so during recovery this is expected once; otherwise check BACKUP_LOCATIONS and that archiving works (`synapse-backup status`).'},
+  E_WAL_CONFLICT: {exitCode: 17, suggestion: 'Another cluster, or this one after a promotion without a new timeline, archives into the same place. Give each cluster a location of its own (BACKUP_LOCATIONS or BACKUP_DIR); never remove the archived file to make the push pass, it may be the only copy of that WAL.'},
   E_CANCELLED: {exitCode: 130, suggestion: 'The operation was cancelled; nothing was changed.'},
 } as const satisfies Record<string, {exitCode: number; suggestion: string}>;
 

@@ -1,0 +1,22 @@
+import type {Config} from '@oclif/core';
+
+import type {Settings} from '../../core/config/index.js';
+import {noPluginProvides} from '../../core/errors/index.js';
+import type {Location} from '../../core/replication/index.js';
+import {WalKeys, type WalArchiveContext} from '../../core/wal/index.js';
+import {loadEncryptionProviders} from '../runtime.js';
+
+/** What `wal push` and `wal fetch` hand the core: the opened locations, the codec and the archive's keys. */
+export async function walArchiveContext(config: Config, settings: Settings, locations: readonly Location[], signal: AbortSignal, onWarning: (message: string) => void): Promise<WalArchiveContext> {
+  let encryption;
+  if (settings.encryption) {
+    encryption = (await loadEncryptionProviders(config)).get(settings.encryption.provider);
+    if (!encryption) throw noPluginProvides('encrypt the WAL archive', `BACKUP_ENCRYPTION_PROVIDER '${settings.encryption.provider}'`);
+  }
+  return {
+    locations,
+    codec: {compression: settings.compression, encryption, keys: new WalKeys(settings.encryption)},
+    signal,
+    onWarning,
+  };
+}

@@ -1,0 +1,144 @@
+import path from 'node:path';
+
+import {SynapseError, errnoCode, isSynapseError} from '../errors/index.js';
+import type {Location} from '../replication/index.js';
+import {storageError} from '../storage/index.js';
+import {claimArchive} from './archive-identity.js';
+import {digestFile, storeWalFile, WalCodecFailure, type FileDigest, type WalCodec} from './archived-file.js';
+import {archivedCopiesOf, judgeArchivedCopy} from './archived-copies.js';
+import {parseWalFileName, walObjectKey, type WalFileName} from './wal-file-names.js';
+
+export interface WalArchiveContext {
+  /** Every configured location, the primary first. */
+  readonly locations: readonly Location[];
+  readonly codec: WalCodec;
+  readonly signal: AbortSignal;
+  readonly onWarning: (message: string) => void;
+  readonly now?: () => Date;
+}
+
+export interface PushRequest {
+  /** The file as PostgreSQL passes it (%p): its name is the WAL file's. */
+  readonly path: string;
+  /** The system identifier of the cluster that wrote it. */
+  readonly systemIdentifier: string;
+}
+
+/** What each location did with the file: stored it now, held it already, or replaced a damaged copy of ours. */
+export type PushOutcome = 'stored' | 'present' | 'replaced';
+
+export interface PushResult {
+  readonly file: string;
+  readonly kind: WalFileName['kind'];
+  readonly key: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly locations: ReadonlyArray<{readonly location: string; readonly outcome: PushOutcome; readonly storedBytes?: number}>;
+}
+
+/** The WAL file named by a path, or a usage error: nothing but PostgreSQL's own names is archived. */
+export function walFileOf(filePath: string, action: string): WalFileName {
+  const file = parseWalFileName(path.basename(filePath));
+  if (!file) {
+    throw new SynapseError('E_USAGE', {
+      message: `unable to ${action} '${filePath}': '${path.basename(filePath)}' is not the name of a WAL segment, timeline history, .partial or .backup file`,
+      suggestion: "Use the command as PostgreSQL's archive_command ('... wal push %p') or restore_command ('... wal fetch %f %p'), which pass WAL file names.",
+    });
+  }
+  return file;
+}
+
+function conflict(file: string, where: string, existing: string, digest: FileDigest): SynapseError {
+  return new SynapseError('E_WAL_CONFLICT', {
+    message: `unable to archive '${file}' at ${where}: the archive holds an authentic '${file}' of other content (${existing}), and this one (${digest.bytes} bytes, sha256 ${digest.sha256}) would not replace it`,
+    details: {file, existing},
+  });
+}
+
+/**
+ * Archives one WAL file into the WAL area of every location and resolves only once each holds it
+ * durably: PostgreSQL recycles a segment once its archive_command says 0, so a success here must
+ * mean the file is safe. A file archived already with the same content succeeds without writing
+ * (PostgreSQL pushes a file again after a crash); one archived with other content fails loudly
+ * and is left alone (two clusters writing to one place, a promotion without a new timeline).
+ */
+export async function pushWalFile(context: WalArchiveContext, request: PushRequest): Promise<PushResult> {
+  const file = walFileOf(request.path, 'archive');
+  let digest: FileDigest;
+  try {
+    digest = await digestFile(request.path, context.signal);
+  } catch (error) {
+    throw new SynapseError('E_USAGE', {message: `unable to archive '${request.path}': ${errnoCode(error) ?? ''} ${(error as Error).message}`.replace('  ', ' '), cause: error});
+  }
+  const key = walObjectKey(file.name, await context.codec.keys.tagFor(file.name, digest.bytes, digest.sha256), context.codec.compression.algorithm, context.codec.encryption !== undefined);
+  const settled = await Promise.allSettled(context.locations.map((location) => archiveAt(context, location, request, file, key, digest)));
+  const failures = settled.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{location: context.locations[index]!.name, error: outcome.reason as unknown}] : []));
+  if (failures.length > 0) {
+    const named = context.locations.length > 1;
+    const first = failures[0]!;
+    const error = isSynapseError(first.error) ? first.error : new SynapseError('E_INTERNAL', {message: String((first.error as Error)?.message ?? first.error), cause: first.error});
+    const others = failures.slice(1).map((failure) => `'${failure.location}': ${(failure.error as Error).message}`);
+    throw error.with({
+      message: `${named ? `location '${first.location}': ` : ''}${error.message}${others.length > 0 ? `; also ${others.join('; ')}` : ''}`,
+      details: {file: file.name, failedLocations: failures.map((failure) => failure.location)},
+    });
+  }
+  return {
+    file: file.name,
+    kind: file.kind,
+    key,
+    bytes: digest.bytes,
+    sha256: digest.sha256,
+    locations: settled.map((outcome, index) => ({location: context.locations[index]!.name, ...(outcome as PromiseFulfilledResult<{outcome: PushOutcome; storedBytes?: number}>).value})),
+  };
+}
+
+async function archiveAt(context: WalArchiveContext, location: Location, request: PushRequest, file: WalFileName, key: string, digest: FileDigest): Promise<{outcome: PushOutcome; storedBytes?: number}> {
+  const {storage} = location;
+  const {codec, signal} = context;
+  await claimArchive(storage, request.systemIdentifier, codec.keys, (context.now ?? (() => new Date()))());
+  let copies;
+  try {
+    copies = await archivedCopiesOf(storage, file.name);
+  } catch (error) {
+    throw storageError(error, storage, 'list the archived copies of', file.name);
+  }
+  // Another content under this name, if authentic, is a conflict; anything else under it is no
+  // copy at all (damaged, planted) and is reported, never deleted: it is not ours to judge away.
+  for (const other of copies.filter((copy) => copy.key !== key)) {
+    const judged = await judgeArchivedCopy(storage, other, codec, undefined, signal);
+    if (judged.verdict === 'good') throw conflict(file.name, storage.location, other.key, digest);
+    context.onWarning(`'${other.key}' at ${storage.location} claims to be '${file.name}' but is not used: ${judged.reason}`);
+  }
+  const ours = copies.find((copy) => copy.key === key);
+  let replacing = false;
+  if (ours) {
+    const judged = await judgeArchivedCopy(storage, ours, codec, undefined, signal);
+    if (judged.verdict === 'good') return {outcome: 'present'};
+    // A copy the storage cannot read now may be good: never removed for that.
+    if (judged.verdict === 'unreadable') throw new SynapseError('E_STORAGE', {message: `unable to archive '${file.name}' at ${storage.location}: its archived copy '${key}' is there but ${judged.reason}`});
+    // Our name with other content: a copy of ours cut short or damaged since; the name says what belongs there.
+    context.onWarning(`'${key}' at ${storage.location} is there but ${judged.reason}; replacing it with the file PostgreSQL still has`);
+    try {
+      await storage.delete(key);
+    } catch (error) {
+      throw storageError(error, storage, 'remove the damaged archived copy', key);
+    }
+    replacing = true;
+  }
+  try {
+    const object = await storeWalFile(storage, key, request.path, codec, signal);
+    return {outcome: replacing ? 'replaced' : 'stored', storedBytes: object.size};
+  } catch (error) {
+    const cause = error instanceof WalCodecFailure ? error.error : error;
+    if (errnoCode(cause) === 'EEXIST') {
+      // A push of the same file at the same time (PostgreSQL's retry beside a push still running) got there first.
+      const copy = (await archivedCopiesOf(storage, file.name)).find((candidate) => candidate.key === key);
+      if (copy && (await judgeArchivedCopy(storage, copy, codec, undefined, signal)).verdict === 'good') return {outcome: 'present'};
+    }
+    if (error instanceof WalCodecFailure && error.step === 'read') {
+      throw new SynapseError('E_USAGE', {message: `unable to archive '${request.path}': reading it failed: ${error.message}`, cause});
+    }
+    throw storageError(cause, storage, 'archive', file.name);
+  }
+}

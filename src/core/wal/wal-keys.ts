@@ -1,0 +1,73 @@
+import {createHmac, pbkdf2, timingSafeEqual} from 'node:crypto';
+import {promisify} from 'node:util';
+
+import type {EncryptionSettings} from '../config/index.js';
+
+const derive = promisify(pbkdf2);
+
+/** The PBKDF2 salt of the archive's master key: a label of its own, so it is no other key of ours. */
+export const WAL_MASTER_SALT = 'synapse-backup/wal/v1';
+
+/**
+ * The iterations of the per-file key derivation inside each archived file's `Salted__` header.
+ * One: the passphrase it stretches is the 256-bit encryption key below, not a person's passphrase,
+ * so stretching adds nothing, while 600000 iterations per 16 MiB segment would cost more CPU than
+ * compressing it (pgBackRest encrypts its archive with a random passphrase the same way). Each file
+ * still has its own random salt, and so its own AES key and IV.
+ */
+export const WAL_FILE_KDF_ITERATIONS = 1;
+
+/**
+ * The keys of the WAL archive, derived from the configured passphrase once per run (one PBKDF2,
+ * however many files are pushed or fetched):
+ *   master     = PBKDF2-SHA256(passphrase, "synapse-backup/wal/v1", BACKUP_KDF_ITERATIONS, 32)
+ *   encryption = hex(HMAC-SHA256(master, "encryption")), the passphrase of every file's
+ *                `openssl enc -aes-256-cbc -pbkdf2 -iter 1 -md sha256`
+ *   mac        = HMAC-SHA256(master, "authentication"), which keys each file's tag.
+ * Without a key nothing is encrypted and the tag is a plain SHA-256: it finds damage, not forgery.
+ */
+export class WalKeys {
+  readonly #material: Promise<{encryption: string; mac: Buffer}> | undefined;
+
+  constructor(encryption: EncryptionSettings | undefined) {
+    this.#material = encryption
+      ? derive(Buffer.from(encryption.key.reveal(), 'utf8'), Buffer.from(WAL_MASTER_SALT, 'utf8'), encryption.iterations, 32, 'sha256').then((master) => ({
+          encryption: createHmac('sha256', master).update('encryption').digest('hex'),
+          mac: createHmac('sha256', master).update('authentication').digest(),
+        }))
+      : undefined;
+    this.#material?.catch(() => {});
+  }
+
+  get authenticated(): boolean {
+    return this.#material !== undefined;
+  }
+
+  /** The passphrase each archived file is encrypted with; only where a key is configured. */
+  async encryptionPassphrase(): Promise<string> {
+    if (!this.#material) throw new Error('no key is configured, so the archive is not encrypted');
+    return (await this.#material).encryption;
+  }
+
+  /**
+   * The tag of a WAL file with this name and content. The name is part of what is authenticated:
+   * a genuine segment copied under another segment's name does not pass as that one.
+   */
+  async tagFor(file: string, plaintextBytes: number, plaintextSha256: string): Promise<string> {
+    if (!this.#material) return plaintextSha256;
+    return createHmac('sha256', (await this.#material).mac).update(`synapse-backup wal file v1\n${file}\n${plaintextBytes}\n${plaintextSha256}\n`).digest('hex');
+  }
+
+  /** The MAC of a small document of the archive's own (its identity), or undefined where no key is configured. */
+  async documentMac(canonicalText: string): Promise<string | undefined> {
+    if (!this.#material) return undefined;
+    return createHmac('sha256', (await this.#material).mac).update(`synapse-backup wal document v1\n${canonicalText}`).digest('hex');
+  }
+
+  /** Whether a tag read from the storage is the one this name and content have. */
+  async tagMatches(tag: string, file: string, plaintextBytes: number, plaintextSha256: string): Promise<boolean> {
+    const expected = Buffer.from(await this.tagFor(file, plaintextBytes, plaintextSha256), 'hex');
+    const actual = Buffer.from(tag, 'hex');
+    return actual.length === expected.length && timingSafeEqual(actual, expected);
+  }
+}

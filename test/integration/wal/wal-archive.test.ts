@@ -1,0 +1,333 @@
+import {expect} from 'chai';
+import {execa} from 'execa';
+import {chmod, chown, copyFile, mkdir, readdir, readFile, writeFile} from 'node:fs/promises';
+import {readFileSync} from 'node:fs';
+import path from 'node:path';
+
+import {PROJECT_ROOT, runCli, spawnCli, type CliResult} from '../../helpers/cli.js';
+import {PG_BIN, startThrowawayCluster, type ThrowawayCluster} from '../../helpers/cluster.js';
+import {makeTempDir} from '../../helpers/temp.js';
+
+const STALLING = path.join(PROJECT_ROOT, 'test', 'fixtures', 'plugins', 'stalling-storage');
+const LAUNCHER = path.join(PROJECT_ROOT, 'bin', 'synapse-backup');
+const KEY = 'wal-test-key-0123456789-abcdefghijklmnopqrstuvwxyz';
+
+function postgresUid(): {uid: number; gid: number} {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.startsWith('postgres:'))!;
+  const [, , uid, gid] = line.split(':');
+  return {uid: Number(uid), gid: Number(gid)};
+}
+
+async function walObjects(directory: string): Promise<string[]> {
+  try {
+    return (await readdir(path.join(directory, 'wal'))).filter((name) => name !== 'archive.json').sort();
+  } catch {
+    return [];
+  }
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/**
+ * The WAL archive against a real PostgreSQL whose archive_command is `wal push`, run by the server
+ * as the postgres user with the settings from an env file, as the README gives it; the other cases
+ * push and fetch real segments of that cluster directly.
+ */
+describe('WAL archiving: wal push and wal fetch', function () {
+  this.timeout(240_000);
+  let cluster: ThrowawayCluster;
+  let home: {path: string; remove: () => Promise<void>};
+  let archive: string;
+  let env: Record<string, string>;
+  let lastOfWorkload: string;
+
+  before(async function () {
+    home = await makeTempDir('synapse-wal-');
+    const {uid, gid} = postgresUid();
+    await chown(home.path, uid, gid);
+    archive = path.join(home.path, 'archive');
+    await mkdir(archive);
+    await chown(archive, uid, gid);
+    const keyFile = path.join(home.path, 'key');
+    await writeFile(keyFile, `${KEY}\n`, {mode: 0o600});
+    await chown(keyFile, uid, gid);
+    const envFile = path.join(home.path, 'env');
+    await writeFile(envFile, `BACKUP_DIR=${archive}\nBACKUP_ENCRYPTION_KEY_FILE=${keyFile}\nBACKUP_ENCRYPTION_ITERATIONS=20000\nBACKUP_COMPRESSION=zstd\n`);
+    env = {BACKUP_DIR: archive, BACKUP_ENCRYPTION_KEY_FILE: keyFile, BACKUP_ENCRYPTION_ITERATIONS: '20000', BACKUP_COMPRESSION: 'zstd'};
+    cluster = await startThrowawayCluster({
+      settings: ['archive_mode = on', `archive_command = 'set -a && . ${envFile} && exec ${LAUNCHER} wal push %p'`, 'wal_keep_size = 1GB', 'max_wal_size = 1GB'],
+    });
+    // The workload every case works with: the segments it wrote, archived by the server itself.
+    await execa(path.join(PG_BIN, 'pgbench'), ['-i', '-s', '3', '-q', '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', 'postgres']);
+    await execa(path.join(PG_BIN, 'pgbench'), ['-T', '3', '-c', '2', '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', 'postgres']);
+    lastOfWorkload = await switchAndWait();
+  });
+
+  after(async function () {
+    await cluster?.stop();
+    await home?.remove();
+  });
+
+  function wal(args: string[], extra: Record<string, string | undefined> = {}, cwd = cluster.data): Promise<CliResult> {
+    return runCli(['wal', ...args], {cwd, env: {...env, ...extra}});
+  }
+
+  /** A real segment of the cluster, copied into a scratch pg_wal of its own, to push from there. */
+  async function segmentCopy(name: string, change?: (bytes: Buffer) => void): Promise<string> {
+    const directory = path.join((await makeTempDir('synapse-walcopy-')).path, 'pg_wal');
+    await mkdir(directory);
+    const file = path.join(directory, name);
+    const bytes = await readFile(path.join(cluster.data, 'pg_wal', name));
+    change?.(bytes);
+    await writeFile(file, bytes);
+    return file;
+  }
+
+  async function archivedSegments(): Promise<string[]> {
+    return (await readdir(path.join(cluster.data, 'pg_wal', 'archive_status'))).filter((name) => name.endsWith('.done')).map((name) => name.replace(/\.done$/, '')).filter((name) => /^[0-9A-F]{24}$/.test(name)).sort();
+  }
+
+  async function switchAndWait(): Promise<string> {
+    const last = await cluster.psql('select pg_walfile_name(pg_current_wal_insert_lsn())');
+    await cluster.psql('select pg_switch_wal()');
+    await waitFor(async () => (await cluster.psql('select last_archived_wal from pg_stat_archiver')) >= last, `segment ${last} to be archived`);
+    return last;
+  }
+
+  it('archives a pgbench workload: every segment arrives, verifies, and is fetched back byte for byte', async function () {
+    const stats = (await cluster.psql('select archived_count, failed_count from pg_stat_archiver')).split('|').map(Number);
+    expect(stats[1], 'failed archive_command runs').to.equal(0);
+    const segments = await archivedSegments();
+    expect(segments.length).to.be.at.least(3);
+    expect(segments).to.include(lastOfWorkload);
+    const stored = await walObjects(archive);
+    for (const segment of segments) {
+      const copies = stored.filter((key) => key.startsWith(`${segment}-`));
+      expect(copies, segment).to.have.length(1);
+      expect(copies[0]).to.match(/^[0-9A-F]{24}-[0-9a-f]{64}\.zst\.enc$/);
+    }
+    // Owned by the server's user, readable by it only.
+    const {uid} = postgresUid();
+    const {stdout} = await execa('stat', ['-c', '%u %a', path.join(archive, 'wal', stored[0]!)]);
+    expect(stdout).to.equal(`${uid} 600`);
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    for (const segment of segments) {
+      const target = path.join(scratch, 'RECOVERYXLOG');
+      const fetched = await wal(['fetch', segment, target, '--json']);
+      expect(fetched.exitCode, fetched.stderr).to.equal(0);
+      expect((await readFile(target)).equals(await readFile(path.join(cluster.data, 'pg_wal', segment))), segment).to.equal(true);
+    }
+  });
+
+  it('succeeds at once for a file archived already with the same content, and writes nothing', async function () {
+    const [segment] = await archivedSegments();
+    const before = await walObjects(archive);
+    const again = await wal(['push', path.join('pg_wal', segment!), '--json']);
+    expect(again.exitCode, again.stderr).to.equal(0);
+    expect(again.json.result.locations).to.deep.equal([{location: 'primary', outcome: 'present'}]);
+    expect(await walObjects(archive)).to.deep.equal(before);
+  });
+
+  it('refuses a file of other content under an archived name, loudly, and leaves the archived one as it is', async function () {
+    const [segment] = await archivedSegments();
+    const before = await walObjects(archive);
+    const original = await readFile(path.join(archive, 'wal', before.find((key) => key.startsWith(segment!))!));
+    const changed = await segmentCopy(segment!, (bytes) => (bytes[4096] ^= 0xff));
+    const pushed = await wal(['push', changed, '--pg-data', cluster.data]);
+    expect(pushed.exitCode, pushed.stderr).to.equal(17);
+    expect(pushed.stderr).to.include(`unable to archive '${segment}'`);
+    expect(pushed.stderr).to.include('other content');
+    expect(await walObjects(archive)).to.deep.equal(before);
+    expect((await readFile(path.join(archive, 'wal', before.find((key) => key.startsWith(segment!))!))).equals(original)).to.equal(true);
+  });
+
+  it('exits 16 without a word for a file no location holds, and never hands out a .partial for its full segment', async function () {
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    const missing = await wal(['fetch', '00000001000000FF000000FE', path.join(scratch, 'x')]);
+    expect(missing.exitCode).to.equal(16);
+    expect(missing.stderr).to.equal('');
+    expect(missing.stdout).to.equal('');
+    const history = await wal(['fetch', '0000000A.history', path.join(scratch, 'x')]);
+    expect(history.exitCode).to.equal(16);
+
+    // A promoted standby leaves the last segment of its old timeline as .partial.
+    const [segment] = await archivedSegments();
+    const partialName = '00000001000000AA00000001.partial';
+    const partial = path.join(path.dirname(await segmentCopy(segment!)), partialName);
+    await copyFile(path.join(cluster.data, 'pg_wal', segment!), partial);
+    const pushed = await wal(['push', partial, '--pg-data', cluster.data]);
+    expect(pushed.exitCode, pushed.stderr).to.equal(0);
+    const full = await wal(['fetch', '00000001000000AA00000001', path.join(scratch, 'y')]);
+    expect(full.exitCode, full.stderr).to.equal(16);
+    const asPartial = await wal(['fetch', partialName, path.join(scratch, 'z')]);
+    expect(asPartial.exitCode, asPartial.stderr).to.equal(0);
+    expect((await readFile(path.join(scratch, 'z'))).equals(await readFile(partial))).to.equal(true);
+  });
+
+  it('keeps timeline history files like segments: pushed, fetched, never replaced by other content', async function () {
+    const directory = path.dirname(await segmentCopy((await archivedSegments())[0]!));
+    const history = path.join(directory, '00000002.history');
+    await writeFile(history, '1\t0/3000000\tno recovery target specified\n');
+    const pushed = await wal(['push', history, '--pg-data', cluster.data]);
+    expect(pushed.exitCode, pushed.stderr).to.equal(0);
+    await writeFile(history, '1\t0/5000000\tno recovery target specified\n');
+    const other = await wal(['push', history, '--pg-data', cluster.data]);
+    expect(other.exitCode, other.stderr).to.equal(17);
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    const fetched = await wal(['fetch', '00000002.history', path.join(scratch, 'h')]);
+    expect(fetched.exitCode, fetched.stderr).to.equal(0);
+    expect(await readFile(path.join(scratch, 'h'), 'utf8')).to.equal('1\t0/3000000\tno recovery target specified\n');
+
+    const backupLabel = path.join(directory, '000000010000000000000002.00000028.backup');
+    await writeFile(backupLabel, 'START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n');
+    expect((await wal(['push', backupLabel, '--pg-data', cluster.data])).exitCode).to.equal(0);
+    expect((await walObjects(archive)).some((key) => key.startsWith('000000010000000000000002.00000028.backup-'))).to.equal(true);
+
+    const notWal = path.join(directory, 'postgresql.conf');
+    await writeFile(notWal, 'x');
+    const refused = await wal(['push', notWal, '--pg-data', cluster.data]);
+    expect(refused.exitCode).to.equal(2);
+    expect(refused.stderr).to.include('is not the name of a WAL segment');
+  });
+
+  it('refuses a planted file and a damaged copy, naming them; pushing the file again replaces the damaged copy of its own', async function () {
+    const [first, second] = await archivedSegments();
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    // Planted: a file of the right shape whose tag nobody without the key can compute.
+    const planted = `${second}-${'ab'.repeat(32)}.zst.enc`;
+    const genuine = (await walObjects(archive)).find((key) => key.startsWith(`${second}-`))!;
+    await copyFile(path.join(archive, 'wal', genuine), path.join(archive, 'wal', planted));
+    const good = await wal(['fetch', second!, path.join(scratch, 'a')]);
+    expect(good.exitCode, good.stderr).to.equal(0);
+    expect((await readFile(path.join(scratch, 'a'))).equals(await readFile(path.join(cluster.data, 'pg_wal', second!)))).to.equal(true);
+    // Only the planted one left: refused, loudly.
+    await execa('mv', [path.join(archive, 'wal', genuine), path.join(home.path, 'genuine')]);
+    const refused = await wal(['fetch', second!, path.join(scratch, 'b')]);
+    expect(refused.exitCode, refused.stderr).to.equal(14);
+    expect(refused.stderr).to.include(planted);
+    expect(refused.stderr).to.include('MAC');
+    expect((await readdir(scratch)).sort()).to.deep.equal(['a']);
+    await execa('mv', [path.join(home.path, 'genuine'), path.join(archive, 'wal', genuine)]);
+    await execa('rm', [path.join(archive, 'wal', planted)]);
+
+    // A copy of ours damaged in place: refused; the next push of the file replaces it.
+    const ours = (await walObjects(archive)).find((key) => key.startsWith(`${first}-`))!;
+    const bytes = await readFile(path.join(archive, 'wal', ours));
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    await writeFile(path.join(archive, 'wal', ours), bytes);
+    const damaged = await wal(['fetch', first!, path.join(scratch, 'c')]);
+    expect(damaged.exitCode, damaged.stderr).to.equal(13);
+    expect(damaged.stderr).to.include('cannot be decompressed to its end');
+    expect(damaged.stderr).to.include(ours);
+    const repushed = await wal(['push', path.join('pg_wal', first!), '--json']);
+    expect(repushed.exitCode, repushed.stderr).to.equal(0);
+    expect(repushed.json.result.locations[0].outcome).to.equal('replaced');
+    const fetched = await wal(['fetch', first!, path.join(scratch, 'c')]);
+    expect(fetched.exitCode, fetched.stderr).to.equal(0);
+    expect((await readFile(path.join(scratch, 'c'))).equals(await readFile(path.join(cluster.data, 'pg_wal', first!)))).to.equal(true);
+  });
+
+  it('refuses an unencrypted file where a key is configured, and cannot be read without the key', async function () {
+    const [segment] = await archivedSegments();
+    const other = (await makeTempDir('synapse-walplain-')).path;
+    const plain = await wal(['push', path.join('pg_wal', segment!)], {BACKUP_DIR: other, BACKUP_ENCRYPTION_KEY_FILE: undefined});
+    expect(plain.exitCode, plain.stderr).to.equal(0);
+    const [unencrypted] = await walObjects(other);
+    expect(unencrypted).to.match(/\.zst$/);
+    await copyFile(path.join(other, 'wal', unencrypted!), path.join(archive, 'wal', unencrypted!));
+    const genuine = (await walObjects(archive)).find((key) => key.startsWith(`${segment}-`) && key.endsWith('.enc'))!;
+    await execa('mv', [path.join(archive, 'wal', genuine), path.join(home.path, 'genuine')]);
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    const refused = await wal(['fetch', segment!, path.join(scratch, 'a')]);
+    expect(refused.exitCode, refused.stderr).to.equal(14);
+    expect(refused.stderr).to.include('not encrypted, but a key is configured');
+    await execa('mv', [path.join(home.path, 'genuine'), path.join(archive, 'wal', genuine)]);
+    await execa('rm', [path.join(archive, 'wal', unencrypted!)]);
+    const noKey = await wal(['fetch', segment!, path.join(scratch, 'b')], {BACKUP_ENCRYPTION_KEY_FILE: undefined});
+    expect(noKey.exitCode).to.not.equal(0);
+    expect(noKey.stderr).to.include('no key is configured');
+  });
+
+  it('claims each archive for one cluster: another cluster is refused, and so is an identity that is not authentic', async function () {
+    const other = await startThrowawayCluster();
+    try {
+      const name = (await readdir(path.join(other.data, 'pg_wal'))).find((file) => /^[0-9A-F]{24}$/.test(file))!;
+      const refused = await wal(['push', path.join('pg_wal', name)], {}, other.data);
+      expect(refused.exitCode, refused.stderr).to.equal(17);
+      expect(refused.stderr).to.include('system identifier');
+    } finally {
+      await other.stop();
+    }
+    const identity = JSON.parse(await readFile(path.join(archive, 'wal', 'archive.json'), 'utf8'));
+    const forged = path.join((await makeTempDir('synapse-walforged-')).path);
+    await mkdir(path.join(forged, 'wal'), {mode: 0o700});
+    await writeFile(path.join(forged, 'wal', 'archive.json'), JSON.stringify({...identity, mac: 'cd'.repeat(32)}));
+    const [segment] = await archivedSegments();
+    const planted = await wal(['push', path.join('pg_wal', segment!)], {BACKUP_DIR: forged});
+    expect(planted.exitCode, planted.stderr).to.equal(14);
+    expect(planted.stderr).to.include('archive identity');
+    expect(await walObjects(forged)).to.deep.equal([]);
+  });
+
+  it('succeeds only once every location holds the file, naming the one that failed', async function () {
+    const [segment] = await archivedSegments();
+    const first = (await makeTempDir('synapse-walloc-')).path;
+    const second = (await makeTempDir('synapse-walloc-')).path;
+    const locations = `primary=local:${first},offsite=local:${second}`;
+    // Read-only to the pushing user: runs as postgres, for which root's mode bits hold.
+    await chmod(second, 0o555);
+    const {uid, gid} = postgresUid();
+    await chown(first, uid, gid);
+    const asPostgres = (args: string[]) =>
+      execa('runuser', ['-u', 'postgres', '--', 'env', `BACKUP_LOCATIONS=${locations}`, `BACKUP_ENCRYPTION_KEY_FILE=${env.BACKUP_ENCRYPTION_KEY_FILE}`, 'BACKUP_ENCRYPTION_ITERATIONS=20000', LAUNCHER, 'wal', ...args], {cwd: cluster.data, reject: false});
+    const failed = await asPostgres(['push', path.join('pg_wal', segment!)]);
+    expect(failed.exitCode, failed.stderr).to.equal(7);
+    expect(failed.stderr).to.include("location 'offsite'");
+    expect(failed.stderr, failed.stderr).to.include('is not writable by this user');
+    await chown(second, uid, gid);
+    await chmod(second, 0o700);
+    const pushed = await asPostgres(['push', path.join('pg_wal', segment!), '--json']);
+    expect(pushed.exitCode, pushed.stderr).to.equal(0);
+    expect(JSON.parse(pushed.stdout).result.locations.map((entry: {location: string; outcome: string}) => `${entry.location}:${entry.outcome}`)).to.deep.equal(['primary:stored', 'offsite:stored']);
+    expect(await walObjects(first)).to.have.length(1);
+    expect(await walObjects(second)).to.deep.equal(await walObjects(first));
+    // The primary unreadable to the server's user: fetch takes the next location, and says so.
+    await chmod(path.join(first, 'wal'), 0o000);
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    await chown(scratch, uid, gid);
+    const fetched = await asPostgres(['fetch', segment!, path.join(scratch, 'a'), '--json']);
+    await chmod(path.join(first, 'wal'), 0o700);
+    expect(fetched.exitCode, fetched.stderr).to.equal(0);
+    expect(JSON.parse(fetched.stdout).result.location).to.equal('offsite');
+    expect(JSON.parse(fetched.stdout).result.skipped[0].location).to.equal('primary');
+    expect((await readFile(path.join(scratch, 'a'))).equals(await readFile(path.join(cluster.data, 'pg_wal', segment!)))).to.equal(true);
+  });
+
+  it('a push killed mid-upload leaves nothing that fetch hands out; the retry archives the file', async function () {
+    // In a directory of root's: plugins are loaded only from where no other user can write.
+    const data = path.join((await makeTempDir('synapse-walplugins-')).path, 'data');
+    const link = await runCli(['plugins', 'link', '--no-install', STALLING], {cwd: cluster.data, env: {SYNAPSE_BACKUP_DATA_DIR: data}});
+    expect(link.exitCode, link.stderr).to.equal(0);
+    const target = (await makeTempDir('synapse-walkill-')).path;
+    const segments = await archivedSegments();
+    const segment = segments.at(-1)!;
+    const child = spawnCli(['wal', 'push', path.join('pg_wal', segment)], {cwd: cluster.data, env: {...env, BACKUP_DIR: target, BACKUP_STORAGE: 'stalling', STALLING_STORAGE_AT: 'put-midway', SYNAPSE_BACKUP_DATA_DIR: data}});
+    await waitFor(async () => (await readdir(path.join(target, 'wal')).catch(() => [] as string[])).some((file) => file.endsWith('.partial')), 'the upload to start', 30_000);
+    child.kill('SIGKILL');
+    await child;
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    const fetched = await wal(['fetch', segment, path.join(scratch, 'a')], {BACKUP_DIR: target});
+    expect(fetched.exitCode, fetched.stderr).to.equal(16);
+    const retried = await wal(['push', path.join('pg_wal', segment)], {BACKUP_DIR: target});
+    expect(retried.exitCode, retried.stderr).to.equal(0);
+    const again = await wal(['fetch', segment, path.join(scratch, 'a')], {BACKUP_DIR: target});
+    expect(again.exitCode, again.stderr).to.equal(0);
+    expect((await readFile(path.join(scratch, 'a'))).equals(await readFile(path.join(cluster.data, 'pg_wal', segment)))).to.equal(true);
+  });
+});
