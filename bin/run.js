@@ -9,6 +9,13 @@ if (major < 22 || (major === 22 && minor < 13)) {
   process.exit(2);
 }
 
+// PostgreSQL's archiver calls `wal push` once per WAL file; a file an earlier push archived ahead
+// of its asking is acknowledged in the spool, and this answers it before oclif loads (see acknowledged-push).
+if (process.argv[2] === 'wal' && process.argv[3] === 'push') {
+  const {acknowledgedPush} = await import('../dist/cli/wal/acknowledged-push.js');
+  if (acknowledgedPush(process.argv.slice(4), process.env)) process.exit(0);
+}
+
 // Compression runs one block per core on libuv's threadpool, which file I/O and key derivation
 // share; its default of 4 threads would cap a many-core machine at 4. Set before anything uses it.
 const {availableParallelism} = await import('node:os');

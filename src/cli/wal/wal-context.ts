@@ -2,6 +2,7 @@ import type {Config} from '@oclif/core';
 
 import type {Settings} from '../../core/config/index.js';
 import {noPluginProvides} from '../../core/errors/index.js';
+import {BLOCK_SIZE, BlockPool} from '../../core/pipeline/index.js';
 import type {Location} from '../../core/replication/index.js';
 import {WalKeys, type WalArchiveContext} from '../../core/wal/index.js';
 import {loadEncryptionProviders} from '../runtime.js';
@@ -18,5 +19,8 @@ export async function walArchiveContext(config: Config, settings: Settings, loca
     codec: {compression: settings.compression, encryption, keys: new WalKeys(settings.encryption)},
     signal,
     onWarning,
+    claims: new Map(),
+    // Enough spare blocks for the files in flight (16 MiB segments, WAL_PUSH_PARALLEL of them) to be read without new buffers.
+    blocks: new BlockPool(BLOCK_SIZE, 16 * settings.walArchive.parallel + 8),
   };
 }

@@ -1,21 +1,25 @@
 import {Args, Flags} from '@oclif/core';
+import path from 'node:path';
 
 import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
-import {openLocations} from '../../cli/runtime.js';
+import {openLocations, readDotenvFile} from '../../cli/runtime.js';
 import {walArchiveContext} from '../../cli/wal/wal-context.js';
-import {dataDirectoryOf, pushWalFile, readSystemIdentifier, type PushResult} from '../../core/wal/index.js';
+import {dataDirectoryOf, pushAhead, readSystemIdentifier, type PushResult} from '../../core/wal/index.js';
 
-export default class WalPush extends SynapseCommand<PushResult> {
+interface WalPushOutput extends PushResult {
+  /** The files archived ahead of PostgreSQL's asking, acknowledged in the spool. */
+  readonly pushedAhead: readonly string[];
+}
+
+export default class WalPush extends SynapseCommand<WalPushOutput> {
   static override summary = "Archive one WAL file into every location: PostgreSQL's archive_command.";
   static override description = withEnvironmentHelp(
-    "Compresses, encrypts and authenticates the file (a MAC over its name and content, so that a planted file is never replayed) and stores it in the WAL area of every location (BACKUP_LOCATIONS). Exits 0 only once every location holds it durably: PostgreSQL recycles the segment after that. A file archived already with the same content succeeds at once; one archived with other content fails with exit status 17 and is never replaced (two clusters archiving to one place, a promotion without a new timeline). The first push claims each location's archive for this cluster's system identifier (read from the data directory's global/pg_control); another cluster's push there is refused. Prints nothing on success.",
+    "Compresses, encrypts and authenticates the file (a MAC over its name and content, so that a planted file is never replayed) and stores it in the WAL area of every location (BACKUP_LOCATIONS). Exits 0 only once every location holds it durably: PostgreSQL recycles the segment after that. A file archived already with the same content succeeds at once; one archived with other content fails with exit status 17 and is never replaced (two clusters archiving to one place, a promotion without a new timeline). The first push claims each location's archive for this cluster's system identifier (read from the data directory's global/pg_control); another cluster's push there is refused.\n\nTo keep up with a busy server, a push also archives up to WAL_PUSH_AHEAD further files that wait for the archiver (pg_wal/archive_status/*.ready), WAL_PUSH_PARALLEL at a time, and acknowledges each in the spool (pg_wal/synapse-backup-spool, or WAL_SPOOL_DIR) once every location holds it; the archiver's call for such a file then returns at once. Nothing is acknowledged before it is durable everywhere, and an acknowledgement holds only for the same file at the same locations. Prints nothing on success.",
     COMMAND_ENVIRONMENT.walPush,
   );
 
-  static override examples = [
-    "archive_command = 'set -a && . /etc/synapse-backup/env && exec /srv/synapse-backup/bin/synapse-backup wal push %p'",
-  ];
+  static override examples = ["archive_command = 'set -a && . /etc/synapse-backup/env && exec /srv/synapse-backup/bin/synapse-backup wal push %p'"];
 
   static override args = {
     path: Args.string({description: 'The WAL file to archive (%p), relative to the data directory.', required: true}),
@@ -25,14 +29,15 @@ export default class WalPush extends SynapseCommand<PushResult> {
     'pg-data': Flags.string({summary: "The cluster's data directory, where it is not the one the file is in (default: the file's pg_wal's parent, else PGDATA)."}),
   };
 
-  async run(): Promise<PushResult> {
+  async run(): Promise<WalPushOutput> {
     const {args, flags} = await this.parse(WalPush);
-    const settings = this.loadSettings(['new-backups']);
+    const settings = this.loadSettings(['new-backups', 'wal-archive']);
     const systemIdentifier = await readSystemIdentifier(dataDirectoryOf(args.path, flags['pg-data'], process.env));
     // Every location must take the file before PostgreSQL may recycle it: one that cannot be opened fails the push.
     const {opened, failed} = await openLocations(this.config, settings, 'read-write', {create: true, signal: this.signal, onWarning: (message) => this.warnUser(message)});
     if (failed.length > 0) throw failed[0]!.error;
     const context = await walArchiveContext(this.config, settings, opened, this.signal, (message) => this.warnUser(message));
-    return pushWalFile(context, {path: args.path, systemIdentifier});
+    const {requested, ahead} = await pushAhead(context, {path: args.path, systemIdentifier}, {...settings.walArchive, env: {process: process.env, dotenv: readDotenvFile(process.cwd())}, pgWal: path.dirname(path.resolve(args.path))});
+    return {...requested, pushedAhead: ahead};
   }
 }

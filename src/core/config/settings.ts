@@ -28,8 +28,24 @@ export interface EncryptionSettings {
  * - new-backups: compression, its level and the PBKDF2 iterations of new backups (backup run);
  * - retention: the retention counts (cleanup).
  */
-export type SettingGroup = 'new-backups' | 'retention';
-export const ALL_SETTING_GROUPS: readonly SettingGroup[] = ['new-backups', 'retention'];
+export type SettingGroup = 'new-backups' | 'retention' | 'wal-archive';
+export const ALL_SETTING_GROUPS: readonly SettingGroup[] = ['new-backups', 'retention', 'wal-archive'];
+
+/** How `wal push` keeps up with a busy server (see WalArchiveSettings). */
+export interface WalArchiveSettings {
+  /**
+   * WAL_PUSH_AHEAD (default 64, 0 to turn off): how many further files already waiting for the
+   * archiver (`.ready`) one push archives with the one it was asked for, acknowledging each in the
+   * spool once every location holds it, so that the archiver's next calls return at once.
+   */
+  readonly pushAhead: number;
+  /** WAL_PUSH_PARALLEL (default 4): files archived at once, each compressed on all cores. */
+  readonly parallel: number;
+  /** WAL_SPOOL_DIR: where the acknowledgements go (default: pg_wal/synapse-backup-spool). */
+  readonly spoolDirectory: string | undefined;
+}
+
+export const DEFAULT_WAL_ARCHIVE_SETTINGS: WalArchiveSettings = {pushAhead: 64, parallel: 4, spoolDirectory: undefined};
 
 export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
 
@@ -57,6 +73,7 @@ export interface Settings {
   readonly progressIntervalMs: number;
   /** How long one storage operation may go without an answer (SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS). */
   readonly storageTimeoutMs: number;
+  readonly walArchive: WalArchiveSettings;
   readonly warnings: readonly string[];
 }
 
@@ -254,6 +271,16 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
   const progressIntervalMs = withDefaultOnError(() => nonNegativeInteger(env, 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', DEFAULT_PROGRESS_INTERVAL_MS), DEFAULT_PROGRESS_INTERVAL_MS, `${DEFAULT_PROGRESS_INTERVAL_MS} ms`, warnings);
   // A bound on a hung storage, not on the data: a bad value must not stop a restore either.
   const storageTimeoutMs = withDefaultOnError(() => nonNegativeInteger(env, 'SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS', DEFAULT_STORAGE_TIMEOUT_MS, 1), DEFAULT_STORAGE_TIMEOUT_MS, `${DEFAULT_STORAGE_TIMEOUT_MS} ms`, warnings);
+  const walArchive = leniently(
+    uses.has('wal-archive'),
+    () => ({
+      pushAhead: nonNegativeInteger(env, 'WAL_PUSH_AHEAD', DEFAULT_WAL_ARCHIVE_SETTINGS.pushAhead),
+      parallel: nonNegativeInteger(env, 'WAL_PUSH_PARALLEL', DEFAULT_WAL_ARCHIVE_SETTINGS.parallel, 1),
+      spoolDirectory: env.WAL_SPOOL_DIR?.trim() ? path.resolve(sources.cwd, env.WAL_SPOOL_DIR.trim()) : undefined,
+    }),
+    DEFAULT_WAL_ARCHIVE_SETTINGS,
+    warnings,
+  );
   return {
     // Storage and encryption plugins get neither our secrets nor the notification sinks' credentials.
     env: Object.fromEntries(Object.entries(withoutSecrets(env)).filter(([name]) => !name.startsWith('NOTIFY_'))),
@@ -268,6 +295,7 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
     pgBinDir: env.PG_BIN_DIR?.trim() || undefined,
     progressIntervalMs,
     storageTimeoutMs,
+    walArchive,
     warnings,
   };
 }

@@ -1,9 +1,11 @@
+import {createHash} from 'node:crypto';
 import {createReadStream} from 'node:fs';
-import {PassThrough, Writable, type Transform} from 'node:stream';
+import {open} from 'node:fs/promises';
+import {PassThrough, Readable, Writable, type Transform} from 'node:stream';
 
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
-import type {CompressionSettings} from '../pipeline/index.js';
+import type {BlockPool, CompressionSettings} from '../pipeline/index.js';
 import {ByteCounter, Sha256Observer, SizeLimit, StreamChain, StreamChainFailure, createCompressStream, createDecompressStream} from '../pipeline/index.js';
 import {WAL_FILE_KDF_ITERATIONS, type WalKeys} from './wal-keys.js';
 import type {WalObjectName} from './wal-file-names.js';
@@ -28,20 +30,59 @@ export interface FileDigest {
   readonly sha256: string;
 }
 
-/** The size and SHA-256 of a local file, read once. */
-export async function digestFile(file: string, signal?: AbortSignal): Promise<FileDigest> {
-  const hash = new Sha256Observer();
-  const count = new ByteCounter();
-  const sink = new Writable({write: (_chunk, _encoding, callback) => callback()});
-  await new StreamChain(signal).run([
-    {stage: 'checksum', stream: createReadStream(file, {highWaterMark: 1024 * 1024})},
-    {stage: 'checksum', stream: count},
-    {stage: 'checksum', stream: hash},
-    {stage: 'checksum', stream: sink},
-  ]).catch((error: unknown) => {
-    throw error instanceof StreamChainFailure ? error.error : error;
-  });
-  return {bytes: count.bytes, sha256: hash.digest};
+/**
+ * A WAL file read once: its size and SHA-256 (which name it in the archive, so they are needed
+ * before the upload starts) and, for a file of at most `inMemoryLimit` bytes (a 16 MiB segment),
+ * its content in pooled blocks, which every location's upload then reads instead of the disk.
+ */
+export interface LoadedWalFile {
+  readonly path: string;
+  readonly digest: FileDigest;
+  /** Undefined for a larger file: each upload reads it from disk again. */
+  readonly blocks: readonly Buffer[] | undefined;
+}
+
+/** Files up to this size are held in memory between hashing and uploading: WAL_PUSH_PARALLEL of them at most. */
+export const IN_MEMORY_WAL_FILE_BYTES = 64 * 1024 * 1024;
+
+export async function loadWalFile(file: string, pool: BlockPool, inMemoryLimit = IN_MEMORY_WAL_FILE_BYTES): Promise<LoadedWalFile> {
+  const handle = await open(file, 'r');
+  const blocks: Buffer[] = [];
+  let scratch: Buffer | undefined;
+  try {
+    const keep = (await handle.stat()).size <= inMemoryLimit;
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for (;;) {
+      const block = keep ? pool.acquire() : (scratch ??= pool.acquire());
+      let filled = 0;
+      while (filled < block.length) {
+        const {bytesRead} = await handle.read(block, filled, block.length - filled, null);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      if (filled === 0) {
+        if (keep) pool.release(block);
+        break;
+      }
+      hash.update(block.subarray(0, filled));
+      bytes += filled;
+      if (keep) blocks.push(block.subarray(0, filled));
+      if (filled < block.length) break;
+    }
+    return {path: file, digest: {bytes, sha256: hash.digest('hex')}, blocks: keep ? blocks : undefined};
+  } catch (error) {
+    for (const block of blocks) pool.release(block);
+    throw error;
+  } finally {
+    if (scratch) pool.release(scratch);
+    await handle.close();
+  }
+}
+
+/** Gives a loaded file's blocks back to the pool, once no upload reads them any more. */
+export function releaseWalFile(file: LoadedWalFile, pool: BlockPool): void {
+  for (const block of file.blocks ?? []) pool.release(block);
 }
 
 /** The failure of one step of reading or writing an archived file, by the step. */
@@ -69,7 +110,7 @@ async function decryptStream(codec: WalCodec): Promise<Transform> {
  * Compresses and encrypts a local WAL file into the storage under `key`, never replacing an object
  * there (`ifNotExists`): resolves once the storage has it durably, as put() promises.
  */
-export async function storeWalFile(storage: StorageBackend, key: string, source: string, codec: WalCodec, signal?: AbortSignal): Promise<ObjectInfo> {
+export async function storeWalFile(storage: StorageBackend, key: string, source: LoadedWalFile, codec: WalCodec, signal?: AbortSignal): Promise<ObjectInfo> {
   const encrypt = await encryptStream(codec);
   const chain = new StreamChain(signal);
   const body = new PassThrough();
@@ -77,7 +118,7 @@ export async function storeWalFile(storage: StorageBackend, key: string, source:
   try {
     const [object] = (await chain.run(
       [
-        {stage: 'dump', stream: createReadStream(source, {highWaterMark: 1024 * 1024})},
+        {stage: 'dump', stream: source.blocks ? Readable.from(source.blocks, {objectMode: false}) : createReadStream(source.path, {highWaterMark: 1024 * 1024})},
         {stage: 'compress', stream: createCompressStream(codec.compression)},
         ...(encrypt ? [{stage: 'encrypt' as const, stream: encrypt}] : []),
         {stage: 'store', stream: body},

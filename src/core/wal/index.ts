@@ -5,3 +5,5 @@ export * from './archived-file.js';
 export * from './archived-copies.js';
 export * from './push-wal-file.js';
 export * from './fetch-wal-file.js';
+export * from './acknowledgements.js';
+export * from './push-ahead.js';

@@ -4,7 +4,8 @@ import {SynapseError, errnoCode, isSynapseError} from '../errors/index.js';
 import type {Location} from '../replication/index.js';
 import {storageError} from '../storage/index.js';
 import {claimArchive} from './archive-identity.js';
-import {digestFile, storeWalFile, WalCodecFailure, type FileDigest, type WalCodec} from './archived-file.js';
+import {BLOCK_SIZE, BlockPool} from '../pipeline/index.js';
+import {loadWalFile, releaseWalFile, storeWalFile, WalCodecFailure, type FileDigest, type LoadedWalFile, type WalCodec} from './archived-file.js';
 import {archivedCopiesOf, judgeArchivedCopy} from './archived-copies.js';
 import {parseWalFileName, walObjectKey, type WalFileName} from './wal-file-names.js';
 
@@ -15,6 +16,10 @@ export interface WalArchiveContext {
   readonly signal: AbortSignal;
   readonly onWarning: (message: string) => void;
   readonly now?: () => Date;
+  /** Each location's archive claimed once per run, however many files it pushes. */
+  readonly claims?: Map<string, Promise<void>>;
+  /** The blocks files are read into, lent round the files of a run. */
+  readonly blocks?: BlockPool;
 }
 
 export interface PushRequest {
@@ -64,14 +69,21 @@ function conflict(file: string, where: string, existing: string, digest: FileDig
  */
 export async function pushWalFile(context: WalArchiveContext, request: PushRequest): Promise<PushResult> {
   const file = walFileOf(request.path, 'archive');
-  let digest: FileDigest;
+  const pool = context.blocks ?? new BlockPool(BLOCK_SIZE);
+  let loaded: LoadedWalFile;
   try {
-    digest = await digestFile(request.path, context.signal);
+    loaded = await loadWalFile(request.path, pool);
   } catch (error) {
-    throw new SynapseError('E_USAGE', {message: `unable to archive '${request.path}': ${errnoCode(error) ?? ''} ${(error as Error).message}`.replace('  ', ' '), cause: error});
+    throw new SynapseError('E_USAGE', {message: `unable to archive '${request.path}': ${(error as Error).message}`, cause: error});
   }
+  const {digest} = loaded;
   const key = walObjectKey(file.name, await context.codec.keys.tagFor(file.name, digest.bytes, digest.sha256), context.codec.compression.algorithm, context.codec.encryption !== undefined);
-  const settled = await Promise.allSettled(context.locations.map((location) => archiveAt(context, location, request, file, key, digest)));
+  let settled;
+  try {
+    settled = await Promise.allSettled(context.locations.map((location) => archiveAt(context, location, request, file, key, loaded)));
+  } finally {
+    releaseWalFile(loaded, pool);
+  }
   const failures = settled.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{location: context.locations[index]!.name, error: outcome.reason as unknown}] : []));
   if (failures.length > 0) {
     const named = context.locations.length > 1;
@@ -93,10 +105,20 @@ export async function pushWalFile(context: WalArchiveContext, request: PushReque
   };
 }
 
-async function archiveAt(context: WalArchiveContext, location: Location, request: PushRequest, file: WalFileName, key: string, digest: FileDigest): Promise<{outcome: PushOutcome; storedBytes?: number}> {
+async function archiveAt(context: WalArchiveContext, location: Location, request: PushRequest, file: WalFileName, key: string, loaded: LoadedWalFile): Promise<{outcome: PushOutcome; storedBytes?: number}> {
   const {storage} = location;
+  const {digest} = loaded;
   const {codec, signal} = context;
-  await claimArchive(storage, request.systemIdentifier, codec.keys, (context.now ?? (() => new Date()))());
+  const claim = (): Promise<void> => claimArchive(storage, request.systemIdentifier, codec.keys, (context.now ?? (() => new Date()))());
+  const claimKey = `${location.name}\0${request.systemIdentifier}`;
+  let claimed = context.claims?.get(claimKey);
+  if (!claimed) {
+    claimed = claim();
+    context.claims?.set(claimKey, claimed);
+    // A failed claim is tried again by the next file, not remembered.
+    claimed.catch(() => context.claims?.delete(claimKey));
+  }
+  await claimed;
   let copies;
   try {
     copies = await archivedCopiesOf(storage, file.name);
@@ -127,7 +149,7 @@ async function archiveAt(context: WalArchiveContext, location: Location, request
     replacing = true;
   }
   try {
-    const object = await storeWalFile(storage, key, request.path, codec, signal);
+    const object = await storeWalFile(storage, key, loaded, codec, signal);
     return {outcome: replacing ? 'replaced' : 'stored', storedBytes: object.size};
   } catch (error) {
     const cause = error instanceof WalCodecFailure ? error.error : error;
@@ -141,4 +163,31 @@ async function archiveAt(context: WalArchiveContext, location: Location, request
     }
     throw storageError(cause, storage, 'archive', file.name);
   }
+}
+
+/**
+ * Archives several files, `parallel` at a time, in the order given; each settles on its own (one
+ * that fails does not stop the others) and is reported to `onSettled` as soon as it has.
+ */
+export async function pushWalFiles(
+  context: WalArchiveContext,
+  requests: readonly PushRequest[],
+  parallel: number,
+  onSettled: (request: PushRequest, outcome: PromiseSettledResult<PushResult>) => Promise<void> = async () => {},
+): Promise<Array<PromiseSettledResult<PushResult>>> {
+  const outcomes: Array<PromiseSettledResult<PushResult>> = Array.from({length: requests.length});
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < requests.length && !context.signal.aborted) {
+      const index = next++;
+      const request = requests[index]!;
+      outcomes[index] = await pushWalFile(context, request).then(
+        (value) => ({status: 'fulfilled', value}) as const,
+        (reason: unknown) => ({status: 'rejected', reason}) as const,
+      );
+      await onSettled(request, outcomes[index]!);
+    }
+  };
+  await Promise.all(Array.from({length: Math.max(1, Math.min(parallel, requests.length))}, () => worker()));
+  return outcomes.map((outcome) => outcome ?? {status: 'rejected', reason: new SynapseError('E_CANCELLED', {message: 'unable to archive: cancelled before it started'})});
 }

@@ -330,4 +330,98 @@ describe('WAL archiving: wal push and wal fetch', function () {
     expect(again.exitCode, again.stderr).to.equal(0);
     expect((await readFile(path.join(scratch, 'a'))).equals(await readFile(path.join(cluster.data, 'pg_wal', segment)))).to.equal(true);
   });
+
+  describe('pushing ahead of the archiver', function () {
+    /** Files waiting for the archiver: archiving stopped (a failing command), WAL written, then a segment switch. */
+    async function backlog(): Promise<string[]> {
+      await cluster.psql("alter system set archive_command = 'false'");
+      await cluster.psql('select pg_reload_conf()');
+      await cluster.psql('create table if not exists filler(x text); insert into filler select repeat(md5(g::text), 20) from generate_series(1, 130000) g');
+      await cluster.psql('select pg_switch_wal()');
+      const ready = (await readdir(path.join(cluster.data, 'pg_wal', 'archive_status'))).filter((name) => name.endsWith('.ready')).map((name) => name.replace(/\.ready$/, '')).sort();
+      expect(ready.length, 'files waiting').to.be.at.least(5);
+      return ready;
+    }
+
+    async function resumeArchiving(): Promise<void> {
+      await cluster.psql('alter system reset archive_command');
+      await cluster.psql('select pg_reload_conf()');
+    }
+
+    function launcherAsPostgres(args: string[], extra: Record<string, string> = {}) {
+      const settings = Object.entries({...env, ...extra}).map(([name, value]) => `${name}=${value}`);
+      return execa('runuser', ['-u', 'postgres', '--', 'env', ...settings, LAUNCHER, ...args], {cwd: cluster.data, reject: false});
+    }
+
+    const spool = (): string => path.join(cluster.data, 'pg_wal', 'synapse-backup-spool');
+
+    it('archives the waiting files with the one asked for, acknowledges each, and the archiver catches up through the acknowledgements', async function () {
+      const ready = await backlog();
+      const pushed = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[0]!), '--json']);
+      expect(pushed.exitCode, pushed.stderr).to.equal(0);
+      const result = JSON.parse(pushed.stdout).result;
+      expect(result.pushedAhead).to.deep.equal(ready.slice(1));
+      const stored = await walObjects(archive);
+      for (const name of ready) expect(stored.some((key) => key.startsWith(`${name}-`)), name).to.equal(true);
+      expect((await readdir(spool())).filter((entry) => entry.endsWith('.ok')).sort()).to.deep.equal(ready.slice(1).map((name) => `${name}.ok`));
+      const {stdout: mode} = await execa('stat', ['-c', '%U %a', spool()]);
+      expect(mode).to.equal('postgres 700');
+
+      // The server's own archiver, through the archive_command of the README, uses them up.
+      await resumeArchiving();
+      await waitFor(async () => (await cluster.psql('select last_archived_wal from pg_stat_archiver')) >= ready.at(-1)!, 'the archiver to catch up');
+      await waitFor(async () => (await readdir(spool())).every((entry) => !entry.endsWith('.ok')), 'the acknowledgements to be used');
+      expect(await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")).to.equal('0');
+    });
+
+    it('answers an acknowledged file without archiving it again, and only while the acknowledgement holds', async function () {
+      const ready = await backlog();
+      const pushed = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[0]!)]);
+      expect(pushed.exitCode, pushed.stderr).to.equal(0);
+      const [, second, third, fourth] = ready;
+      // Remove the archived copy behind an acknowledgement: the answer comes from the acknowledgement alone.
+      const removeCopy = async (name: string): Promise<void> => {
+        for (const key of (await walObjects(archive)).filter((object) => object.startsWith(`${name}-`))) await execa('rm', [path.join(archive, 'wal', key)]);
+      };
+      await removeCopy(second!);
+      const answered = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', second!)]);
+      expect(answered.exitCode, answered.stderr).to.equal(0);
+      expect((await walObjects(archive)).some((key) => key.startsWith(`${second}-`)), 'archived again').to.equal(false);
+      expect((await readdir(spool())).includes(`${second}.ok`), 'used up').to.equal(false);
+      // Used up: the next call for it archives it.
+      expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', second!)])).exitCode).to.equal(0);
+      expect((await walObjects(archive)).some((key) => key.startsWith(`${second}-`))).to.equal(true);
+
+      // A file written since its acknowledgement is archived again.
+      await removeCopy(third!);
+      await execa('touch', ['-d', '+1 minute', path.join(cluster.data, 'pg_wal', third!)]);
+      expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', third!)])).exitCode).to.equal(0);
+      expect((await walObjects(archive)).some((key) => key.startsWith(`${third}-`)), 'newer than its acknowledgement').to.equal(true);
+      // Other locations than the acknowledgements were made for: archived there, not answered.
+      const elsewhere = (await makeTempDir('synapse-walelse-')).path;
+      await chown(elsewhere, postgresUid().uid, postgresUid().gid);
+      expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', fourth!)], {BACKUP_DIR: elsewhere})).exitCode).to.equal(0);
+      expect((await walObjects(elsewhere)).some((key) => key.startsWith(`${fourth}-`)), 'archived at the other location').to.equal(true);
+      await resumeArchiving();
+      await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
+    });
+
+    it('believes no acknowledgement in a spool that others can write to', async function () {
+      const ready = await backlog();
+      expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[0]!)])).exitCode).to.equal(0);
+      const second = ready[1]!;
+      for (const key of (await walObjects(archive)).filter((object) => object.startsWith(`${second}-`))) await execa('rm', [path.join(archive, 'wal', key)]);
+      await chmod(spool(), 0o733);
+      try {
+        const pushed = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', second)]);
+        expect(pushed.exitCode, pushed.stderr).to.equal(0);
+        expect(pushed.stderr).to.include('is not a directory of this user');
+        expect((await walObjects(archive)).some((key) => key.startsWith(`${second}-`)), 'archived, not answered').to.equal(true);
+      } finally {
+        await chmod(spool(), 0o700);
+      }
+      await resumeArchiving();
+      await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
+    });
+  });
 });

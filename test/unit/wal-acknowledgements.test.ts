@@ -1,0 +1,93 @@
+import {expect} from 'chai';
+import {chmod, mkdir, readdir, utimes, writeFile} from 'node:fs/promises';
+import path from 'node:path';
+
+import {acknowledgedPush} from '../../src/cli/wal/acknowledged-push.js';
+import {acknowledge, acknowledgementMatches, boundLocations, prepareSpool, pruneAcknowledgements, readyFiles, spoolDirectoryOf} from '../../src/core/wal/index.js';
+import {makeTempDir} from '../helpers/temp.js';
+
+describe('WAL push acknowledgements', function () {
+  const cases: Array<[string, Record<string, string>, Record<string, string>, string | undefined]> = [
+    ['nothing set', {}, {}, 'v1|||'],
+    ['one directory', {BACKUP_DIR: '/var/backups/pg'}, {}, 'v1|||/var/backups/pg'],
+    ['locations and storage', {BACKUP_LOCATIONS: 'a=local:/x,b=s3://b/p', BACKUP_STORAGE: 's3'}, {}, 'v1|a=local:/x,b=s3://b/p|s3|'],
+    ['a line break', {BACKUP_DIR: '/x\n/y'}, {}, undefined],
+    ['a location from ./.env, which the launcher does not read', {}, {BACKUP_DIR: '/x'}, undefined],
+    ['./.env overridden by the environment', {BACKUP_DIR: '/y'}, {BACKUP_DIR: '/x'}, 'v1|||/y'],
+  ];
+  for (const [what, processEnv, dotenv, expected] of cases) {
+    it(`binds the spool to the locations: ${what}`, function () {
+      expect(boundLocations(processEnv, dotenv)).to.equal(expected);
+    });
+  }
+
+  it('puts the spool in pg_wal, or where WAL_SPOOL_DIR says; nowhere for a file outside a pg_wal', function () {
+    expect(spoolDirectoryOf('pg_wal/000000010000000000000001', undefined)).to.equal(path.resolve('pg_wal/synapse-backup-spool'));
+    expect(spoolDirectoryOf('/tmp/000000010000000000000001', undefined)).to.equal(undefined);
+    expect(spoolDirectoryOf('/tmp/000000010000000000000001', '/var/spool/x')).to.equal('/var/spool/x');
+  });
+
+  async function setUp() {
+    const root = (await makeTempDir('synapse-ack-')).path;
+    const pgWal = path.join(root, 'pg_wal');
+    await mkdir(path.join(pgWal, 'archive_status'), {recursive: true});
+    const spool = path.join(pgWal, 'synapse-backup-spool');
+    const file = path.join(pgWal, '000000010000000000000003');
+    await writeFile(file, 'wal');
+    await utimes(file, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    return {root, pgWal, spool, file};
+  }
+
+  it('holds an acknowledgement for the same file at the same locations only', async function () {
+    const {spool, file} = await setUp();
+    const bound = boundLocations({BACKUP_DIR: '/a'})!;
+    expect(await prepareSpool(spool, bound)).to.equal(undefined);
+    expect(acknowledgementMatches(spool, file, bound), 'before').to.equal(false);
+    await acknowledge(spool, file, 'wal/key');
+    expect(acknowledgementMatches(spool, file, bound)).to.equal(true);
+    expect(acknowledgementMatches(spool, file, boundLocations({BACKUP_DIR: '/b'})), 'other locations').to.equal(false);
+    expect(acknowledgementMatches(spool, file, undefined), 'locations that cannot be compared').to.equal(false);
+    await utimes(file, new Date(Date.now() + 60_000), new Date(Date.now() + 60_000));
+    expect(acknowledgementMatches(spool, file, bound), 'written since').to.equal(false);
+  });
+
+  it('drops the acknowledgements when the locations change, and refuses a spool others can write to', async function () {
+    const {spool, file} = await setUp();
+    await prepareSpool(spool, boundLocations({BACKUP_DIR: '/a'})!);
+    await acknowledge(spool, file, 'wal/key');
+    await prepareSpool(spool, boundLocations({BACKUP_DIR: '/b'})!);
+    expect((await readdir(spool)).filter((entry) => entry.endsWith('.ok'))).to.deep.equal([]);
+    await chmod(spool, 0o770);
+    expect(await prepareSpool(spool, boundLocations({BACKUP_DIR: '/b'})!)).to.include('is not a directory of this user');
+  });
+
+  it('answers `wal push` before the CLI loads only for an acknowledged file, in a private spool, and only once', async function () {
+    const {root, spool, file} = await setUp();
+    const env = {BACKUP_DIR: '/a', WAL_SPOOL_DIR: path.join(root, 'custom-spool')};
+    const custom = env.WAL_SPOOL_DIR;
+    await prepareSpool(custom, boundLocations(env)!);
+    expect(acknowledgedPush([file], env), 'not acknowledged').to.equal(false);
+    await acknowledge(custom, file, 'wal/key');
+    expect(acknowledgedPush([file, '--json'], env), 'with flags: the CLI answers').to.equal(false);
+    await chmod(custom, 0o777);
+    expect(acknowledgedPush([file], env), 'a spool others can write to').to.equal(false);
+    await chmod(custom, 0o700);
+    expect(acknowledgedPush([file], {...env, BACKUP_DIR: '/b'}), 'other locations').to.equal(false);
+    expect(acknowledgedPush([file], env)).to.equal(true);
+    expect(acknowledgedPush([file], env), 'used up').to.equal(false);
+    expect(spool).to.not.equal(custom);
+  });
+
+  it('lists the waiting files as the archiver takes them, and prunes what PostgreSQL removed', async function () {
+    const {pgWal, spool, file} = await setUp();
+    for (const name of ['000000010000000000000004', '00000002.history', '000000010000000000000003']) await writeFile(path.join(pgWal, 'archive_status', `${name}.ready`), '');
+    await writeFile(path.join(pgWal, 'archive_status', '000000010000000000000001.done'), '');
+    expect(await readyFiles(pgWal)).to.deep.equal(['00000002.history', '000000010000000000000003', '000000010000000000000004']);
+    await prepareSpool(spool, 'v1|||');
+    await acknowledge(spool, file, 'k');
+    await writeFile(path.join(spool, '000000010000000000000009.ok'), '{}');
+    await writeFile(path.join(spool, '000000010000000000000003.ok.123.tmp'), '');
+    await pruneAcknowledgements(spool, pgWal);
+    expect((await readdir(spool)).sort()).to.deep.equal(['000000010000000000000003.ok', 'locations']);
+  });
+});
