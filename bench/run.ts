@@ -1,10 +1,12 @@
 /**
  * npm run bench -- [--size MB] [--runs N] [--rss-sizes MB,MB|none] [--cases id,id] [--out file.json]
  *                  [--cache DIR | --fresh] [--profile] [--skip-levels] [--compare earlier.json]
+ *                  [--suite all|backup|wal] [--wal-scale N] [--wal-seconds S]
  *
  * Builds (or reuses) a benchmark database on a throwaway cluster, then measures, interleaved, our
  * backup and restore against pg_dump, the shell pipeline and psql. Prints medians and ratios and
- * writes every sample as JSON, for comparison across commits.
+ * writes every sample as JSON, for comparison across commits. The WAL suite (bench/wal-archiving.ts)
+ * measures archiving throughput against pgBackRest's asynchronous archive-push.
  */
 import {execFileSync} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
@@ -21,6 +23,7 @@ import {formatProfile, readProfileIn, summarizeProfile, type ProfileSummary} fro
 import {ensureDataset, fingerprint, planDataset, type DatasetInfo} from './dataset.js';
 import {formatLevels, measureLevels} from './levels.js';
 import {measure, type Measurement} from './measure.js';
+import {measureWalArchiving, type WalArchivingResult} from './wal-archiving.js';
 import {evaluateTargets, formatComparison, formatTable, formatTargets, summarize, type CaseSamples, type CaseSummary, type RssBySize} from './report.js';
 
 const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -38,6 +41,9 @@ const {values: options} = parseArgs({
     profile: {type: 'boolean', default: false},
     'skip-levels': {type: 'boolean', default: false},
     compare: {type: 'string'},
+    suite: {type: 'string', default: 'all'},
+    'wal-scale': {type: 'string', default: '40'},
+    'wal-seconds': {type: 'string', default: '20'},
   },
 });
 
@@ -96,7 +102,38 @@ async function emptyPrefix(env: Record<string, string>): Promise<void> {
   }
 }
 
+function commitOf(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], {cwd: PROJECT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']}).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function walSuite(runs: number, work: string): Promise<WalArchivingResult> {
+  const result = await measureWalArchiving({runs, scale: positiveNumber('wal-scale', options['wal-scale']), pgbenchSeconds: positiveNumber('wal-seconds', options['wal-seconds']), work, log});
+  log('');
+  for (const [tool, megabytesPerSecond] of Object.entries(result.medians)) log(`${tool.padEnd(34)} median ${megabytesPerSecond.toFixed(0)} MB/s`);
+  for (const target of result.targets) log(`${target.met ? 'MET ' : 'MISS'} ${target.target}: ${target.detail}`);
+  return result;
+}
+
 async function main(): Promise<void> {
+  if (!['all', 'backup', 'wal'].includes(options.suite)) throw new Error(`--suite must be all, backup or wal, got '${options.suite}'`);
+  if (options.suite === 'wal') {
+    if (process.getuid?.() !== 0) throw new Error('the benchmark starts its own PostgreSQL cluster as the postgres user, which needs root (runuser)');
+    const work = await mkdtemp(path.join('/tmp', 'synapse-bench-wal-'));
+    try {
+      const wal = await walSuite(Math.round(positiveNumber('runs', options.runs)), work);
+      const out = options.out ?? path.join(PROJECT, 'bench-results', `bench-wal-${new Date().toISOString().replaceAll(':', '-')}.json`);
+      await mkdir(path.dirname(out), {recursive: true});
+      await writeFile(out, `${JSON.stringify({formatVersion: 1, measuredAt: new Date().toISOString(), commit: commitOf(), machine: {cores: availableParallelism(), cpu: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version}, wal}, null, 2)}\n`);
+      log(`\nresults written to ${out}`);
+    } finally {
+      await rm(work, {recursive: true, force: true});
+    }
+    return;
+  }
   const size = positiveNumber('size', options.size);
   const runs = Math.round(positiveNumber('runs', options.runs));
   const rssSizes = options['rss-sizes'] === 'none' ? [] : options['rss-sizes'].split(',').map((raw) => positiveNumber('rss-sizes', raw)).filter((extra) => extra !== size);
@@ -245,13 +282,8 @@ async function main(): Promise<void> {
 
     const out = options.out ?? path.join(PROJECT, 'bench-results', `bench-${new Date().toISOString().replaceAll(':', '-')}.json`);
     await mkdir(path.dirname(out), {recursive: true});
-    const commit = (() => {
-      try {
-        return execFileSync('git', ['rev-parse', 'HEAD'], {cwd: PROJECT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']}).trim();
-      } catch {
-        return undefined;
-      }
-    })();
+    const commit = commitOf();
+    const wal = options.suite === 'all' ? await walSuite(runs, work) : undefined;
     const document = {
       formatVersion: 1,
       measuredAt: new Date().toISOString(),
@@ -266,6 +298,7 @@ async function main(): Promise<void> {
       levels,
       profiles,
       samples: caseSamples,
+      ...(wal ? {wal} : {}),
     };
     await writeFile(out, `${JSON.stringify(document, null, 2)}\n`);
     log(`\nresults written to ${out}`);

@@ -1,5 +1,5 @@
 import {execa} from 'execa';
-import {existsSync} from 'node:fs';
+import {existsSync, readFileSync} from 'node:fs';
 import {appendFile, chmod, mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
@@ -87,4 +87,19 @@ export async function startThrowawayCluster(options: ClusterOptions = {}): Promi
     },
   };
   return cluster;
+}
+
+/** The uid and gid of the postgres user, who owns throwaway clusters and runs their archive_command. */
+export function postgresUser(): {uid: number; gid: number} {
+  const [, , uid, gid] = readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.startsWith('postgres:'))!.split(':');
+  return {uid: Number(uid), gid: Number(gid)};
+}
+
+/** Polls `condition` until it holds; fails naming `what` after `timeoutMs`. */
+export async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }

@@ -1,36 +1,21 @@
 import {expect} from 'chai';
 import {execa} from 'execa';
 import {chmod, chown, copyFile, mkdir, readdir, readFile, writeFile} from 'node:fs/promises';
-import {readFileSync} from 'node:fs';
 import path from 'node:path';
 
 import {PROJECT_ROOT, runCli, spawnCli, type CliResult} from '../../helpers/cli.js';
-import {PG_BIN, startThrowawayCluster, type ThrowawayCluster} from '../../helpers/cluster.js';
+import {PG_BIN, postgresUser, startThrowawayCluster, waitFor, type ThrowawayCluster} from '../../helpers/cluster.js';
 import {makeTempDir} from '../../helpers/temp.js';
 
 const STALLING = path.join(PROJECT_ROOT, 'test', 'fixtures', 'plugins', 'stalling-storage');
 const LAUNCHER = path.join(PROJECT_ROOT, 'bin', 'synapse-backup');
 const KEY = 'wal-test-key-0123456789-abcdefghijklmnopqrstuvwxyz';
 
-function postgresUid(): {uid: number; gid: number} {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.startsWith('postgres:'))!;
-  const [, , uid, gid] = line.split(':');
-  return {uid: Number(uid), gid: Number(gid)};
-}
-
 async function walObjects(directory: string): Promise<string[]> {
   try {
     return (await readdir(path.join(directory, 'wal'))).filter((name) => name !== 'archive.json').sort();
   } catch {
     return [];
-  }
-}
-
-async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
@@ -49,7 +34,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
 
   before(async function () {
     home = await makeTempDir('synapse-wal-');
-    const {uid, gid} = postgresUid();
+    const {uid, gid} = postgresUser();
     await chown(home.path, uid, gid);
     archive = path.join(home.path, 'archive');
     await mkdir(archive);
@@ -113,7 +98,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
       expect(copies[0]).to.match(/^[0-9A-F]{24}-[0-9a-f]{64}\.zst\.enc$/);
     }
     // Owned by the server's user, readable by it only.
-    const {uid} = postgresUid();
+    const {uid} = postgresUser();
     const {stdout} = await execa('stat', ['-c', '%u %a', path.join(archive, 'wal', stored[0]!)]);
     expect(stdout).to.equal(`${uid} 600`);
     const scratch = (await makeTempDir('synapse-walfetch-')).path;
@@ -282,7 +267,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
     const locations = `primary=local:${first},offsite=local:${second}`;
     // Read-only to the pushing user: runs as postgres, for which root's mode bits hold.
     await chmod(second, 0o555);
-    const {uid, gid} = postgresUid();
+    const {uid, gid} = postgresUser();
     await chown(first, uid, gid);
     const asPostgres = (args: string[]) =>
       execa('runuser', ['-u', 'postgres', '--', 'env', `BACKUP_LOCATIONS=${locations}`, `BACKUP_ENCRYPTION_KEY_FILE=${env.BACKUP_ENCRYPTION_KEY_FILE}`, 'BACKUP_ENCRYPTION_ITERATIONS=20000', LAUNCHER, 'wal', ...args], {cwd: cluster.data, reject: false});
@@ -399,7 +384,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
       expect((await walObjects(archive)).some((key) => key.startsWith(`${third}-`)), 'newer than its acknowledgement').to.equal(true);
       // Other locations than the acknowledgements were made for: archived there, not answered.
       const elsewhere = (await makeTempDir('synapse-walelse-')).path;
-      await chown(elsewhere, postgresUid().uid, postgresUid().gid);
+      await chown(elsewhere, postgresUser().uid, postgresUser().gid);
       expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', fourth!)], {BACKUP_DIR: elsewhere})).exitCode).to.equal(0);
       expect((await walObjects(elsewhere)).some((key) => key.startsWith(`${fourth}-`)), 'archived at the other location').to.equal(true);
       await resumeArchiving();
