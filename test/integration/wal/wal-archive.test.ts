@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import {PROJECT_ROOT, runCli, spawnCli, type CliResult} from '../../helpers/cli.js';
 import {PG_BIN, postgresUser, startThrowawayCluster, waitFor, type ThrowawayCluster} from '../../helpers/cluster.js';
+import {startS3Server, type S3Endpoint} from '../../helpers/s3fs-mount.js';
 import {makeTempDir} from '../../helpers/temp.js';
 
 const STALLING = path.join(PROJECT_ROOT, 'test', 'fixtures', 'plugins', 'stalling-storage');
@@ -407,6 +408,48 @@ describe('WAL archiving: wal push and wal fetch', function () {
       }
       await resumeArchiving();
       await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
+    });
+  });
+
+  describe('at a local directory and Ceph radosgw at once', function () {
+    let server: S3Endpoint;
+
+    before(async function () {
+      server = await startS3Server('radosgw');
+    });
+
+    after(async function () {
+      await server?.stop();
+    });
+
+    it('stores each file at both, holds it once, refuses other content at either, and fetches from radosgw when the local copy is gone', async function () {
+      const [segment] = await archivedSegments();
+      const local = (await makeTempDir('synapse-wals3-')).path;
+      const prefix = `wal-${Date.now()}`;
+      const locations = {
+        BACKUP_LOCATIONS: `primary=local:${local},offsite=s3://${server.bucket}/${prefix}/?endpoint=${encodeURIComponent(server.endpoint)}&force-path-style=true`,
+        AWS_ACCESS_KEY_ID: server.accessKey,
+        AWS_SECRET_ACCESS_KEY: server.secretKey,
+      };
+      const pushed = await wal(['push', path.join('pg_wal', segment!), '--json'], locations);
+      expect(pushed.exitCode, pushed.stderr).to.equal(0);
+      expect(pushed.json.result.locations.map((entry: {location: string; outcome: string}) => `${entry.location}:${entry.outcome}`)).to.deep.equal(['primary:stored', 'offsite:stored']);
+      const again = await wal(['push', path.join('pg_wal', segment!), '--json'], locations);
+      expect(again.json.result.locations.map((entry: {outcome: string}) => entry.outcome)).to.deep.equal(['present', 'present']);
+      const changed = await segmentCopy(segment!, (bytes) => (bytes[8192] ^= 0x10));
+      const conflicting = await wal(['push', changed, '--pg-data', cluster.data], locations);
+      expect(conflicting.exitCode, conflicting.stderr).to.equal(17);
+
+      // The local copy gone: the next location gives it, checked.
+      await execa('rm', ['-rf', path.join(local, 'wal')]);
+      const scratch = (await makeTempDir('synapse-walfetch-')).path;
+      const fetched = await wal(['fetch', segment!, path.join(scratch, 'a'), '--json'], locations);
+      expect(fetched.exitCode, fetched.stderr).to.equal(0);
+      expect(fetched.json.result.location).to.equal('offsite');
+      expect((await readFile(path.join(scratch, 'a'))).equals(await readFile(path.join(cluster.data, 'pg_wal', segment!)))).to.equal(true);
+      const missing = await wal(['fetch', '00000001000000FF000000FE', path.join(scratch, 'b')], locations);
+      expect(missing.exitCode).to.equal(16);
+      expect(missing.stderr).to.equal('');
     });
   });
 });
