@@ -14,10 +14,10 @@ export const COMMAND_ENVIRONMENT = {
   check: [CONNECTION, STORAGE, KEY, 'PG_BIN_DIR', NOTIFY, PLUGINS],
   testRestore: [`${CONNECTION}: the server the scratch database is created on (the database itself is not touched)`, STORAGE, KEY, 'PG_BIN_DIR', NOTIFY, PLUGINS],
   status: [
-    `${CONNECTION}: only its database name, whose backups to report on; no database is contacted`,
+    `${CONNECTION}: its database name, whose backups to report on; the server is asked about WAL archiving only where the storage holds a WAL archive`,
     STORAGE,
     `${KEY}: to authenticate the metadata and the run journal`,
-    'BACKUP_ALERT_TYPES, BACKUP_ALERT_MAX_AGE_HOURLY, BACKUP_ALERT_MAX_AGE_DAILY, BACKUP_ALERT_MAX_AGE_MONTHLY, BACKUP_ALERT_MIN_FREE_PERCENT, BACKUP_ALERT_MIN_SIZE_RATIO',
+    'BACKUP_ALERT_TYPES, BACKUP_ALERT_MAX_AGE_HOURLY, BACKUP_ALERT_MAX_AGE_DAILY, BACKUP_ALERT_MAX_AGE_MONTHLY, BACKUP_ALERT_MIN_FREE_PERCENT, BACKUP_ALERT_MIN_SIZE_RATIO, BACKUP_ALERT_WAL_AGE_WARNING, BACKUP_ALERT_WAL_AGE_CRITICAL',
     `${NOTIFY}, NOTIFY_REPEAT_INTERVAL, SYNAPSE_BACKUP_STATE_DIR (where --notify keeps what it sent)`,
     PLUGINS,
   ],

@@ -5,6 +5,7 @@ import {SynapseCommand, type SuccessEnvelope} from '../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../cli/environment-help.js';
 import {formatPrometheus, formatStatusReport} from '../cli/format/index.js';
 import {configurationEnvironment, openEveryLocation} from '../cli/runtime.js';
+import {walCodecFor} from '../cli/wal/wal-context.js';
 import {SynapseError} from '../core/errors/index.js';
 import {writeFileAtomically} from '../core/files/index.js';
 import {alertStateDirectories, deliverAlerts, readBackupStatus, readReplicatedStatus, type AlertDeliveryResult} from '../core/services/index.js';
@@ -23,7 +24,7 @@ const TEXTFILE_NAME = 'synapse_backup.prom';
 export default class Status extends SynapseCommand<StatusOutput> {
   static override summary = 'Are the backups current? For people, Nagios/Icinga (exit status), Prometheus, and alerts.';
   static override description = withEnvironmentHelp(
-    `Reads the backup storage only (no database is contacted; a monitoring host that can read the storage can run it). For the configured database (or --all-databases), per backup type: the newest good backup, its age, size and duration, whether it is overdue (defaults: hourly 2h, daily 26h, monthly 32d), and the trend of sizes and durations, warning when the newest backup is under BACKUP_ALERT_MIN_SIZE_RATIO of the median of the previous ones; the free space of the backup location (warning under BACKUP_ALERT_MIN_FREE_PERCENT, default 20); and, from the run journal every command appends to, the recent failures and the last successful verify and restore test. The types checked are BACKUP_ALERT_TYPES, by default every type that has a backup. Exit status in the Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for any failure to read the storage). --notify sends each problem as an alert.* event through the notification sinks once, again after NOTIFY_REPEAT_INTERVAL (default 24h) while it stands, and alert.resolved when it clears; concurrent runs on one host never send twice.`,
+    `Reads the backup storage (a monitoring host that can read the storage can run it; the database is asked only about WAL archiving, where the storage holds a WAL archive). For the configured database (or --all-databases), per backup type: the newest good backup, its age, size and duration, whether it is overdue (defaults: hourly 2h, daily 26h, monthly 32d), and the trend of sizes and durations, warning when the newest backup is under BACKUP_ALERT_MIN_SIZE_RATIO of the median of the previous ones; the free space of the backup location (warning under BACKUP_ALERT_MIN_FREE_PERCENT, default 20); and, from the run journal every command appends to, the recent failures and the last successful verify and restore test; with a WAL archive, the newest authentic archived segment, its age and what pg_stat_archiver says (critical when the archiver fails or writes elsewhere; the age, against BACKUP_ALERT_WAL_AGE_WARNING and _CRITICAL, only while WAL waits). The types checked are BACKUP_ALERT_TYPES, by default every type that has a backup. Exit status in the Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for any failure to read the storage). --notify sends each problem as an alert.* event through the notification sinks once, again after NOTIFY_REPEAT_INTERVAL (default 24h) while it stands, and alert.resolved when it clears; concurrent runs on one host never send twice.`,
     COMMAND_ENVIRONMENT.status,
   );
 
@@ -58,10 +59,11 @@ export default class Status extends SynapseCommand<StatusOutput> {
     const storageOptions = {signal: this.signal, onWarning: (message: string) => this.warnUser(message)};
     const {opened, failed} = await openEveryLocation(this.config, settings, 'read', storageOptions);
     const storage = opened[0]!.storage;
+    const request = {allDatabases: flags['all-databases'], walCodec: await walCodecFor(this.config, settings)};
     const report: StatusReport =
       settings.locations.length > 1
-        ? await readReplicatedStatus(settings, opened, failed, {allDatabases: flags['all-databases']}, (message) => this.warnUser(message))
-        : await readBackupStatus(settings, storage, {allDatabases: flags['all-databases']}, (message) => this.warnUser(message));
+        ? await readReplicatedStatus(settings, opened, failed, request, (message) => this.warnUser(message))
+        : await readBackupStatus(settings, storage, request, (message) => this.warnUser(message));
     const exitStatus = exitStatusOf(report.level);
     if (flags.textfile) await this.writeTextfile(flags.textfile, formatPrometheus(report));
     if (flags.format === 'prometheus') {

@@ -37,6 +37,7 @@ export const EVENT_NAMES = [
   'alert.checksum_failed',
   'alert.storage_unreadable',
   'alert.replication_behind',
+  'alert.archive_lag',
   'alert.resolved',
   'test.ping',
 ] as const;

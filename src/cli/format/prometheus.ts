@@ -51,6 +51,18 @@ export function formatPrometheus(report: StatusReport): string {
     );
     metric('synapse_backup_location_missing_backups', 'gauge', 'Good backups some location holds that this location lacks.', locations.filter((location) => location.readable).map((location) => [{location: location.name}, location.missing]));
   }
+  const {archive} = report;
+  if (archive) {
+    if (archive.newest) {
+      metric('synapse_backup_wal_last_archived_timestamp_seconds', 'gauge', 'When the storage took the newest authentic archived WAL segment, in seconds since the epoch.', [[{}, Date.parse(archive.newest.archivedAt) / 1000]]);
+      metric('synapse_backup_wal_archive_age_seconds', 'gauge', 'Age of the newest authentic archived WAL segment: at most the data at risk.', [[{}, archive.newest.ageMs / 1000]]);
+    }
+    metric('synapse_backup_wal_archived_files', 'gauge', 'Files in the WAL archive of the primary location.', [[{}, archive.files]]);
+    if (!('unavailable' in archive.server)) {
+      metric('synapse_backup_wal_pending_segments', 'gauge', 'Finished WAL segments the server has not archived yet (from pg_stat_archiver).', [[{}, archive.server.pendingSegments]]);
+      metric('synapse_backup_wal_archive_failures_total', 'counter', "Failed archive_command runs since the server's statistics were reset.", [[{}, archive.server.failedCount]]);
+    }
+  }
   metric('synapse_backup_status', 'gauge', 'Overall verdict in the Nagios convention: 0 ok, 1 warning, 2 critical, 3 unknown.', [[{}, exitStatusOf(report.level)]]);
   return `${lines.join('\n')}\n`;
 }

@@ -63,6 +63,15 @@ export function formatStatusReport(report: StatusReport, options: {sparklines: b
       ? `Storage ${storage.location}: free space unknown (the backend cannot tell)`
       : `Storage ${storage.location}: ${formatBytes(storage.freeBytes!)} free of ${formatBytes(storage.totalBytes!)} (${(storage.freeRatio * 100).toFixed(1)}%)`,
   );
+  const {archive} = report;
+  if (archive) {
+    const server = 'unavailable' in archive.server ? `server not asked (${archive.server.unavailable})` : `server: last archived ${archive.server.lastArchivedWal ?? 'none'}, ${archive.server.pendingSegments} waiting, ${archive.server.failedCount} failures`;
+    lines.push(
+      archive.newest
+        ? `WAL archive ${archive.location}: newest ${archive.newest.file}, archived ${formatAge(archive.newest.ageMs)} ago (warning after ${formatAge(archive.warnAfterMs)}, critical after ${formatAge(archive.criticalAfterMs)}); ${archive.files} files; ${server}`
+        : `WAL archive ${archive.location}: no authentic segment; ${archive.files} files; ${server}`,
+    );
+  }
   const success = (what: string, fact: StatusReport['lastSuccess']['verify']): string => `Last successful ${what}: ${fact ? `${fact.finishedAt}${fact.backupName ? ` (${fact.backupName})` : ''}` : 'none recorded'}`;
   lines.push(success('verify', report.lastSuccess.verify), success('restore test', report.lastSuccess.restoreTest));
   if (report.lastFailures.length > 0) {

@@ -4,19 +4,24 @@ import type {Settings} from '../../core/config/index.js';
 import {noPluginProvides} from '../../core/errors/index.js';
 import {BLOCK_SIZE, BlockPool} from '../../core/pipeline/index.js';
 import type {Location} from '../../core/replication/index.js';
-import {WalKeys, type WalArchiveContext} from '../../core/wal/index.js';
+import {WalKeys, type WalArchiveContext, type WalCodec} from '../../core/wal/index.js';
 import {loadEncryptionProviders} from '../runtime.js';
 
-/** What `wal push` and `wal fetch` hand the core: the opened locations, the codec and the archive's keys. */
-export async function walArchiveContext(config: Config, settings: Settings, locations: readonly Location[], signal: AbortSignal, onWarning: (message: string) => void): Promise<WalArchiveContext> {
+/** How archived WAL files are written and read with these settings: the compression, the cipher's plugin and the archive's keys. */
+export async function walCodecFor(config: Config, settings: Settings): Promise<WalCodec> {
   let encryption;
   if (settings.encryption) {
     encryption = (await loadEncryptionProviders(config)).get(settings.encryption.provider);
     if (!encryption) throw noPluginProvides('encrypt the WAL archive', `BACKUP_ENCRYPTION_PROVIDER '${settings.encryption.provider}'`);
   }
+  return {compression: settings.compression, encryption, keys: new WalKeys(settings.encryption)};
+}
+
+/** What `wal push` and `wal fetch` hand the core: the opened locations, the codec and the archive's keys. */
+export async function walArchiveContext(config: Config, settings: Settings, locations: readonly Location[], signal: AbortSignal, onWarning: (message: string) => void): Promise<WalArchiveContext> {
   return {
     locations,
-    codec: {compression: settings.compression, encryption, keys: new WalKeys(settings.encryption)},
+    codec: await walCodecFor(config, settings),
     signal,
     onWarning,
     claims: new Map(),

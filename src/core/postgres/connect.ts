@@ -58,10 +58,10 @@ export function databaseError(error: unknown, target: DatabaseTarget, action: st
 }
 
 /** A connection made the way libpq makes it (sslmode and its fallbacks), so it agrees with pg_dump's. */
-export async function connect(target: DatabaseTarget, action: string): Promise<pg.Client> {
+export async function connect(target: DatabaseTarget, action: string, options: {timeoutMs?: number} = {}): Promise<pg.Client> {
   const attempts = target.sslAttempts();
   for (const [index, ssl] of attempts.entries()) {
-    const client = new pg.Client({...target.clientConfig(ssl), connectionTimeoutMillis: 15_000});
+    const client = new pg.Client({...target.clientConfig(ssl), connectionTimeoutMillis: options.timeoutMs ?? 15_000});
     // An idle connection that dies (server restart) must not crash the process with an unhandled 'error'.
     client.on('error', () => {});
     try {

@@ -11,3 +11,4 @@ export * from './cluster-globals.js';
 export * from './ownership-filter.js';
 export * from './dump-snapshot.js';
 export * from './database-properties.js';
+export * from './archiver-state.js';

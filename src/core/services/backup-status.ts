@@ -4,7 +4,9 @@ import {locateBackups, readLocationCatalogs, type Location, type LocationFailure
 import type {Settings} from '../config/index.js';
 import {readJournal} from '../journal/index.js';
 import type {BackupHealth} from '../retention/index.js';
-import {evaluateLocations, evaluateStatus, levelOf, statusPolicyFrom, type BackupFact, type LocationStatus, type LocationView, type RunFact, type StatusReport, type UnusableBackup} from '../status/index.js';
+import {readArchiverState} from '../postgres/index.js';
+import {evaluateLocations, evaluateStatus, levelOf, statusPolicyFrom, type BackupFact, type LocationStatus, type LocationView, type RunFact, type StatusInput, type StatusReport, type UnusableBackup} from '../status/index.js';
+import {readArchiveFacts, type WalCodec} from '../wal/index.js';
 import {storageError} from '../storage/index.js';
 import {documentAuthenticatorFor} from '../trust/index.js';
 
@@ -22,6 +24,20 @@ export interface StatusRequest {
   /** Every database the storage holds backups of, instead of the configured one. */
   readonly allDatabases: boolean;
   readonly now?: Date;
+  /** Reads the WAL archive (to authenticate its newest segment); without it the archive is not judged. */
+  readonly walCodec?: WalCodec;
+}
+
+/**
+ * The WAL archive of the primary location and what the server says of its archiving, where there
+ * is an archive there, or the thresholds say one is expected (then its absence is a problem).
+ */
+async function readArchive(settings: Settings, storage: StorageBackend, request: StatusRequest): Promise<StatusInput['archive']> {
+  if (!request.walCodec) return undefined;
+  const policy = statusPolicyFrom(settings.env).archive;
+  const facts = await readArchiveFacts(storage, request.walCodec);
+  if (!facts.present && policy.warnAfterMs === undefined && policy.criticalAfterMs === undefined) return undefined;
+  return {facts, server: await readArchiverState(settings.database)};
 }
 
 /**
@@ -31,16 +47,17 @@ export interface StatusRequest {
  */
 export async function readBackupStatus(settings: Settings, storage: StorageBackend, request: StatusRequest, onWarning: (message: string) => void): Promise<StatusReport> {
   const authenticator = documentAuthenticatorFor(settings.encryption);
-  const [{backups}, journal, space] = await Promise.all([
+  const [{backups}, journal, space, archive] = await Promise.all([
     readCatalog(storage, {authenticator}),
     readJournal(storage, authenticator).catch((error: unknown) => {
       throw storageError(error, storage, 'read the run journal in');
     }),
     measureSpace(storage, onWarning),
+    readArchive(settings, storage, request),
   ]);
   const facts = await withRetention(storage, goodFacts(backups));
   const unusable = unusableBackups(backups);
-  return judge({settings, request, facts, unusable, journal, location: storage.location, space, onWarning});
+  return judge({settings, request, facts, unusable, journal, location: storage.location, space, archive, onWarning});
 }
 
 /** The databases status reports on: the configured one, or with --all-databases every one that has a good backup. */
@@ -57,6 +74,7 @@ function judge(read: {
   journal: Awaited<ReturnType<typeof readJournal>>;
   location: string;
   space: StorageSpace | undefined;
+  archive: StatusInput['archive'];
   onWarning: (message: string) => void;
 }): StatusReport {
   const {settings, journal} = read;
@@ -71,6 +89,7 @@ function judge(read: {
     location: read.location,
     space: read.space,
     policy: statusPolicyFrom(settings.env),
+    ...(read.archive ? {archive: read.archive} : {}),
   });
 }
 
@@ -114,12 +133,13 @@ export interface ReplicatedStatusReport extends StatusReport {
 export async function readReplicatedStatus(settings: Settings, locations: readonly Location[], failed: readonly LocationFailure[], request: StatusRequest, onWarning: (message: string) => void): Promise<ReplicatedStatusReport> {
   const authenticator = documentAuthenticatorFor(settings.encryption);
   const journalHolder = locations[0]!;
-  const [catalogs, journal, space] = await Promise.all([
+  const [catalogs, journal, space, archive] = await Promise.all([
     readLocationCatalogs(locations, authenticator),
     readJournal(journalHolder.storage, authenticator).catch((error: unknown) => {
       throw storageError(error, journalHolder.storage, 'read the run journal in');
     }),
     measureSpace(journalHolder.storage, onWarning),
+    readArchive(settings, journalHolder.storage, request),
   ]);
   const union = new Map<string, BackupFact>();
   for (const catalog of catalogs) if ('catalog' in catalog) for (const fact of goodFacts(catalog.catalog.backups)) if (!union.has(fact.name)) union.set(fact.name, fact);
@@ -130,7 +150,7 @@ export async function readReplicatedStatus(settings: Settings, locations: readon
       .filter((backup) => !backup.copies.some((copy) => copy.state === 'good'))
       .flatMap((backup) => backup.copies.find((copy) => copy.entry)?.entry ?? []),
   );
-  const report = judge({settings, request, facts, unusable, journal, location: locations.map((location) => location.name).join(', '), space, onWarning});
+  const report = judge({settings, request, facts, unusable, journal, location: locations.map((location) => location.name).join(', '), space, archive, onWarning});
   const databases = databasesOf(settings, request, facts);
   const views: LocationView[] = settings.locations.map((spec) => {
     const catalog = catalogs.find((candidate) => candidate.location === spec.name);

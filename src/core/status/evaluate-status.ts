@@ -2,6 +2,7 @@ import type {StorageSpace} from '../../contracts/storage.js';
 import {JOURNAL_OPERATIONS, type JournalEntry, type JournalOperation} from '../journal/index.js';
 import {BACKUP_TYPES, type BackupType} from '../naming/index.js';
 import {formatAge} from '../units/index.js';
+import {evaluateArchive, type ArchiveInput, type ArchivePolicy, type ArchiveStatus} from './evaluate-archive.js';
 
 /**
  * Monitoring verdicts, in the Nagios plugin convention, so that `status` drops into Nagios, Icinga
@@ -37,6 +38,8 @@ export interface StatusPolicy {
   readonly minSizeRatio: number;
   /** How many previous backups the median is taken over. */
   readonly sizeWindow: number;
+  /** How old the newest archived WAL may be while WAL waits (see evaluateArchive). */
+  readonly archive: ArchivePolicy;
 }
 
 export const DEFAULT_STATUS_POLICY: StatusPolicy = {
@@ -45,10 +48,19 @@ export const DEFAULT_STATUS_POLICY: StatusPolicy = {
   minFreePercent: 20,
   minSizeRatio: 0.5,
   sizeWindow: 7,
+  archive: {warnAfterMs: undefined, criticalAfterMs: undefined},
 };
 
 /** The alerts `status --notify` sends; each problem carries the one it raises. */
-export type AlertName = 'alert.backup_overdue' | 'alert.disk_low' | 'alert.backup_size_drop' | 'alert.backup_failed' | 'alert.restore_test_failed' | 'alert.storage_unreadable' | 'alert.replication_behind';
+export type AlertName =
+  | 'alert.backup_overdue'
+  | 'alert.disk_low'
+  | 'alert.backup_size_drop'
+  | 'alert.backup_failed'
+  | 'alert.restore_test_failed'
+  | 'alert.storage_unreadable'
+  | 'alert.replication_behind'
+  | 'alert.archive_lag';
 
 export interface StatusProblem {
   /** Stable while the problem stands (e.g. `backup_overdue:shop:daily`): what de-duplication keys on. */
@@ -98,6 +110,8 @@ export interface StatusReport {
   readonly problems: readonly StatusProblem[];
   /** Journal entries that could not be read or authenticated, and were ignored. */
   readonly rejectedJournalEntries: number;
+  /** The WAL archive, where the primary location holds one (or BACKUP_ALERT_WAL_AGE_* says one is expected). */
+  readonly archive?: ArchiveStatus;
 }
 
 /** A backup in the storage that is not good: status must not pass over it in silence. */
@@ -123,6 +137,8 @@ export interface StatusInput {
   readonly location: string;
   readonly space: StorageSpace | undefined;
   readonly policy: StatusPolicy;
+  /** What the WAL area and the server say about archiving; absent where there is no archive to judge. */
+  readonly archive?: Omit<ArchiveInput, 'now' | 'policy'>;
 }
 
 const TREND_LENGTH = 8;
@@ -301,6 +317,8 @@ export function evaluateStatus(input: StatusInput): StatusReport {
   const failureCounts = Object.fromEntries(
     JOURNAL_OPERATIONS.map((operation) => [operation, input.journal.find((entry) => entry.operation === operation && entry.outcome === 'failed')?.failureCount ?? 0]),
   ) as Record<JournalOperation, number>;
+  const archive = input.archive ? evaluateArchive({...input.archive, now, policy: policy.archive}) : undefined;
+  if (archive) problems.push(...archive.problems);
   return {
     level: levelOf(problems),
     checkedAt: now.toISOString(),
@@ -311,5 +329,6 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     failureCounts,
     problems,
     rejectedJournalEntries: input.rejectedJournalEntries,
+    ...(archive ? {archive: archive.archive} : {}),
   };
 }

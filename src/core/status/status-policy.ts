@@ -23,6 +23,11 @@ function number(env: Env, name: string, fallback: number, valid: (value: number)
   return value;
 }
 
+function optionalDuration(env: Env, name: string): number | undefined {
+  const raw = set(env, name);
+  return raw === undefined ? undefined : parseDuration(name, raw, 'none');
+}
+
 /** The thresholds of `status`, from BACKUP_ALERT_* (durations such as 90m, 26h, 32d). */
 export function statusPolicyFrom(env: Env): StatusPolicy {
   const typesRaw = set(env, 'BACKUP_ALERT_TYPES');
@@ -46,6 +51,10 @@ export function statusPolicyFrom(env: Env): StatusPolicy {
     minFreePercent: number(env, 'BACKUP_ALERT_MIN_FREE_PERCENT', DEFAULT_STATUS_POLICY.minFreePercent, (value) => value >= 0 && value <= 100, 'a percentage from 0 to 100'),
     minSizeRatio: number(env, 'BACKUP_ALERT_MIN_SIZE_RATIO', DEFAULT_STATUS_POLICY.minSizeRatio, (value) => value >= 0 && value <= 1, 'a fraction from 0 to 1, such as 0.5'),
     sizeWindow: DEFAULT_STATUS_POLICY.sizeWindow,
+    archive: {
+      warnAfterMs: optionalDuration(env, 'BACKUP_ALERT_WAL_AGE_WARNING'),
+      criticalAfterMs: optionalDuration(env, 'BACKUP_ALERT_WAL_AGE_CRITICAL'),
+    },
   };
 }
 

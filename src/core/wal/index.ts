@@ -7,3 +7,4 @@ export * from './push-wal-file.js';
 export * from './fetch-wal-file.js';
 export * from './acknowledgements.js';
 export * from './push-ahead.js';
+export * from './archive-facts.js';

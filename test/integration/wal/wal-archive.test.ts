@@ -452,4 +452,61 @@ describe('WAL archiving: wal push and wal fetch', function () {
       expect(missing.stderr).to.equal('');
     });
   });
+
+  describe('status', function () {
+    const statusOf = async (extra: Record<string, string | undefined> = {}) => {
+      const result = await runCli(['status', '--json'], {cwd: home.path, env: {...env, DATABASE_URL: cluster.url('postgres', 'postgres'), ...extra}});
+      expect(result.json, result.stdout + result.stderr).to.not.equal(undefined);
+      return result.json.result;
+    };
+    const archiveProblems = (result: {problems: Array<{id: string; level: string; alert: string}>}) => result.problems.filter((problem) => problem.id.startsWith('archive_'));
+
+    it('reports the newest authentic segment and what the server says, and no problem while archiving keeps up', async function () {
+      const result = await statusOf();
+      expect(result.archive.newest.file).to.equal(await cluster.psql('select last_archived_wal from pg_stat_archiver'));
+      expect(result.archive.server.pendingSegments).to.equal(0);
+      expect(result.archive.files).to.be.at.least((await archivedSegments()).length);
+      expect(archiveProblems(result)).to.deep.equal([]);
+      const metrics = await runCli(['status', '--format', 'prometheus'], {cwd: home.path, env: {...env, DATABASE_URL: cluster.url('postgres', 'postgres')}});
+      expect(metrics.stdout).to.match(/^synapse_backup_wal_last_archived_timestamp_seconds \d+/m);
+      expect(metrics.stdout).to.match(/^synapse_backup_wal_pending_segments 0$/m);
+    });
+
+    it('takes no planted segment for progress: a newer file that is not authentic is named, the newest authentic one reported', async function () {
+      const genuine = (await statusOf()).archive.newest.file;
+      const planted = `000000010000000F000000FF-${'ef'.repeat(32)}.zst.enc`;
+      const genuineKey = (await walObjects(archive)).find((key) => key.startsWith(`${genuine}-`))!;
+      await copyFile(path.join(archive, 'wal', genuineKey), path.join(archive, 'wal', planted));
+      try {
+        const result = await statusOf();
+        expect(result.archive.newest.file).to.equal(genuine);
+        expect(archiveProblems(result).map((problem) => `${problem.id}:${problem.level}`)).to.include('archive_unauthentic:warning');
+        expect(archiveProblems(result)[0].alert).to.equal('alert.archive_lag');
+      } finally {
+        await execa('rm', [path.join(archive, 'wal', planted)]);
+      }
+    });
+
+    it('is critical when the archiver fails and WAL waits, and warns on age alone when the server cannot be asked', async function () {
+      await cluster.psql("alter system set archive_command = 'false'");
+      await cluster.psql('select pg_reload_conf()');
+      try {
+        await cluster.psql('create table if not exists lag(x text); insert into lag select repeat(md5(g::text), 20) from generate_series(1, 30000) g');
+        await cluster.psql('select pg_switch_wal()');
+        await waitFor(async () => (await cluster.psql('select last_failed_time > coalesce(last_archived_time, last_failed_time - interval \'1s\') from pg_stat_archiver')) === 't', 'the archiver to fail');
+        const failing = await statusOf({BACKUP_ALERT_WAL_AGE_WARNING: '1s', BACKUP_ALERT_WAL_AGE_CRITICAL: '1h'});
+        expect(failing.archive.server.pendingSegments, JSON.stringify(failing.archive.server)).to.be.greaterThan(0);
+        expect(archiveProblems(failing).map((problem) => `${problem.id}:${problem.level}`)).to.include.members(['archive_failing:critical', 'archive_lag:warning']);
+        expect(failing.level).to.equal('critical');
+        const unasked = await statusOf({DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/postgres', BACKUP_ALERT_WAL_AGE_WARNING: '1s'});
+        expect(unasked.archive.server.unavailable).to.include('unable to ask about WAL archiving');
+        const lag = archiveProblems(unasked).find((problem) => problem.id === 'archive_lag')!;
+        expect(lag.level).to.equal('warning');
+      } finally {
+        await cluster.psql('alter system reset archive_command');
+        await cluster.psql('select pg_reload_conf()');
+        await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
+      }
+    });
+  });
 });

@@ -1,0 +1,56 @@
+import type {StorageBackend} from '../../contracts/storage.js';
+import {errnoCode} from '../errors/index.js';
+import {listObjects, storageError} from '../storage/index.js';
+import {judgeArchivedCopy} from './archived-copies.js';
+import type {WalCodec} from './archived-file.js';
+import {ARCHIVE_IDENTITY_KEY} from './archive-identity.js';
+import {WAL_AREA, parseWalObjectKey, type WalObjectName} from './wal-file-names.js';
+
+/** What the WAL area of one location says about archiving, as far as it can be authenticated. */
+export interface ArchiveFacts {
+  readonly location: string;
+  /** The area holds an archive (its identity document or archived files). */
+  readonly present: boolean;
+  /** Archived files of every kind. */
+  readonly files: number;
+  /** The newest archived segment whose content matches its tag (its MAC, with a key), and when the storage took it. */
+  readonly newest?: {readonly file: string; readonly key: string; readonly archivedAt: Date};
+  /** Newer segments than that one that are not good copies (planted, damaged, unreadable): never taken for progress. */
+  readonly rejected: ReadonlyArray<{readonly key: string; readonly reason: string}>;
+}
+
+/** How many of the newest segments are read to find one that is authentic, before status says it cannot tell. */
+const CANDIDATES = 5;
+
+/**
+ * Lists the WAL area and authenticates the newest segment by reading it (one segment per run):
+ * its name and the storage's time alone could be planted by anyone who can write there, and a
+ * monitor must not be made green by a file nobody archived.
+ */
+export async function readArchiveFacts(storage: StorageBackend, codec: WalCodec, signal?: AbortSignal): Promise<ArchiveFacts> {
+  const segments: Array<WalObjectName & {modifiedAt: Date}> = [];
+  let files = 0;
+  let identity = false;
+  try {
+    for await (const object of listObjects(storage, {prefix: WAL_AREA})) {
+      if (object.key === ARCHIVE_IDENTITY_KEY) identity = true;
+      const parsed = parseWalObjectKey(object.key);
+      if (!parsed) continue;
+      files++;
+      if (parsed.file.kind === 'segment') segments.push({...parsed, modifiedAt: object.modifiedAt});
+    }
+  } catch (error) {
+    if (errnoCode(error) !== 'ENOENT') throw storageError(error, storage, 'list the WAL archive in');
+  }
+  // Timeline first, then position: a later name is later WAL.
+  segments.sort((a, b) => (a.file.name < b.file.name ? 1 : a.file.name > b.file.name ? -1 : 0));
+  const rejected: Array<{key: string; reason: string}> = [];
+  for (const candidate of segments.slice(0, CANDIDATES)) {
+    const judged = await judgeArchivedCopy(storage, candidate, codec, undefined, signal);
+    if (judged.verdict === 'good') {
+      return {location: storage.location, present: true, files, newest: {file: candidate.file.name, key: candidate.key, archivedAt: candidate.modifiedAt}, rejected};
+    }
+    rejected.push({key: candidate.key, reason: judged.reason});
+  }
+  return {location: storage.location, present: identity || files > 0, files, rejected};
+}
