@@ -61,7 +61,7 @@ describe('the README recipes for point-in-time recovery', function () {
    * The recipe's first line (the base backup), then what `between` does on the server, then the
    * rest of the recipe with the target `between` chose (none: the line is left out, as the README says).
    */
-  async function restore(label: string, between: () => Promise<string | undefined>): Promise<(sql: string) => Promise<string>> {
+  async function restore(label: string, between: () => Promise<string | undefined>, options: {takesOver?: boolean} = {}): Promise<(sql: string) => Promise<string>> {
     const restored = path.join(home, label);
     const port = await freePort();
     const recipe = withPaths(readmeRecipe('pitr-with-pg-basebackup'), {...paths, '/var/lib/postgresql/15/restored': restored, "-p 5433": `-p ${port} -c unix_socket_directories=${home}`});
@@ -69,7 +69,9 @@ describe('the README recipes for point-in-time recovery', function () {
     const taken = await asPostgres(baseBackup!);
     expect(taken.exitCode, taken.stderr).to.equal(0);
     const target = await between();
-    const remainder = target === undefined ? rest.join('\n').replace(/^recovery_target_time = .*\n/m, '') : withPaths(rest.join('\n'), {'2026-12-02 14:30:00+00': target});
+    let remainder = target === undefined ? rest.join('\n').replace(/^recovery_target_time = .*\n/m, '') : withPaths(rest.join('\n'), {'2026-12-02 14:30:00+00': target});
+    // A server that takes over archives, as the README says once `archive_mode = off` is removed.
+    if (options.takesOver) remainder = remainder.replace(/^archive_mode = off\n/m, '');
     restoredServers.push(restored);
     const started = await asPostgres(remainder);
     const log = async (): Promise<string> => readFile(`${restored}.log`, 'utf8').catch(() => '');
@@ -102,6 +104,38 @@ describe('the README recipes for point-in-time recovery', function () {
       return undefined;
     });
     expect(await query('select batch, count(*) from events group by batch order by batch')).to.equal('after|1000\nbefore|1000\nlater|500');
+  });
+
+  it('follows a promotion: the new timeline is archived (its history and segments) into the same archive, and a later restore replays onto it', async function () {
+    let promoted: ((sql: string) => Promise<string>) | undefined;
+    const query = await restore('restored-onto-timeline', async () => {
+      // The fork: a server recovered to a time between two batches takes over and writes on.
+      promoted = await restore(
+        'promoted',
+        async () => {
+          await cluster.psql("insert into events select g, 'fork-before' from generate_series(3001, 3100) g");
+          await new Promise((resolve) => setTimeout(resolve, 1100));
+          const target = await cluster.psql("select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
+          await new Promise((resolve) => setTimeout(resolve, 1100));
+          await cluster.psql("insert into events select g, 'fork-after' from generate_series(3101, 3200) g");
+          await switchAndArchive();
+          return target;
+        },
+        {takesOver: true},
+      );
+      const timeline = Number(await promoted('select timeline_id from pg_control_checkpoint()'));
+      expect(timeline).to.be.greaterThan(1);
+      await promoted("insert into events select g, 'new-timeline' from generate_series(4001, 4050) g");
+      const last = await promoted('select pg_walfile_name(pg_current_wal_insert_lsn())');
+      await promoted('select pg_switch_wal()');
+      await waitFor(async () => (await promoted!("select coalesce(last_archived_wal, '') from pg_stat_archiver")) >= last, `${last} to be archived by the promoted server`);
+      const archived = await readdir(path.join(archive, 'wal'));
+      expect(archived.some((name) => name.startsWith(`${String(timeline).padStart(8, '0')}.history-`)), 'the history file').to.equal(true);
+      expect(archived.some((name) => name.startsWith(`${String(timeline).padStart(8, '0')}`) && /^[0-9A-F]{24}-/.test(name)), 'segments of the new timeline').to.equal(true);
+      return undefined;
+    });
+    // From a base backup of before the fork, recovery follows the newest timeline (PostgreSQL's default) through the fetched history.
+    expect(await query("select batch, count(*) from events where batch in ('fork-before', 'fork-after', 'new-timeline') group by batch order by batch")).to.equal('fork-before|100\nnew-timeline|50');
   });
 
   it('reads an archived segment with openssl and zstd alone', async function () {
