@@ -392,6 +392,27 @@ describe('WAL archiving: wal push and wal fetch', function () {
       await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
     });
 
+    it('acknowledges no file it could not archive', async function () {
+      const ready = await backlog();
+      const unreadable = path.join(cluster.data, 'pg_wal', ready[2]!);
+      await chmod(unreadable, 0o000);
+      try {
+        const pushed = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[0]!), '--json']);
+        expect(pushed.exitCode, pushed.stderr).to.equal(0);
+        const result = JSON.parse(pushed.stdout).result;
+        expect(result.pushedAhead).to.not.include(ready[2]);
+        expect(result.pushedAhead).to.include(ready[1]);
+        expect((await readdir(spool())).includes(`${ready[2]}.ok`)).to.equal(false);
+        // The archiver's own call for it fails, as it must while the file cannot be read.
+        const own = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[2]!)]);
+        expect(own.exitCode).to.not.equal(0);
+      } finally {
+        await chmod(unreadable, 0o600);
+      }
+      await resumeArchiving();
+      await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
+    });
+
     it('believes no acknowledgement in a spool that others can write to', async function () {
       const ready = await backlog();
       expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[0]!)])).exitCode).to.equal(0);
