@@ -7,13 +7,20 @@ import {openEveryLocation} from '../../cli/runtime.js';
 import {SynapseError} from '../../core/errors/index.js';
 import {syncLocations, type SyncResult} from '../../core/replication/index.js';
 import {documentAuthenticatorFor} from '../../core/services/index.js';
+import {syncWalArea, type WalAreaSync} from '../../core/wal/index.js';
+import {walCodecFor} from '../../cli/wal/wal-context.js';
 
-export default class BackupSync extends SynapseCommand<SyncResult> {
+interface SyncOutput extends SyncResult {
+  /** The WAL archive (wal/) of each location: the archived files it lacked, copied from another. */
+  readonly wal: readonly WalAreaSync[];
+}
+
+export default class BackupSync extends SynapseCommand<SyncOutput> {
   static override notifies = 'sync' as const;
   static override journals = 'sync' as const;
   static override summary = 'Copy to each location (BACKUP_LOCATIONS) the backups it lacks, from one that holds them good.';
   static override description = withEnvironmentHelp(
-    'For every backup that one location holds good (complete, of the recorded size, its metadata authentic) and another lacks, copies the same encrypted bytes and the same metadata there, checking the SHA-256 of what arrives before the metadata is written. A copy a location holds already that differs (a damaged or planted one) is never overwritten: it is reported, and one that fails its checksum is replaced only with --repair. A killed sync leaves nothing that looks good; the next cleanup of that location removes what it left.',
+    'For every backup that one location holds good (complete, of the recorded size, its metadata authentic) and another lacks, copies the same encrypted bytes and the same metadata there, checking the SHA-256 of what arrives before the metadata is written. A copy a location holds already that differs (a damaged or planted one) is never overwritten: it is reported, and one that fails its checksum is replaced only with --repair. A killed sync leaves nothing that looks good; the next cleanup of that location removes what it left. The archived WAL files (wal/) a location lacks are copied the same way, each MAC checked where it is and where it arrives; one that is not authentic, or that the location holds with other content, is named and left.',
     COMMAND_ENVIRONMENT.sync,
   );
 
@@ -28,7 +35,7 @@ export default class BackupSync extends SynapseCommand<SyncResult> {
     }),
   };
 
-  async run(): Promise<SyncResult> {
+  async run(): Promise<SyncOutput> {
     const {flags} = await this.parse(BackupSync);
     const settings = this.loadSettings([]);
     if (settings.locations.length < 2) {
@@ -49,8 +56,10 @@ export default class BackupSync extends SynapseCommand<SyncResult> {
       const unopened = failed
         .filter((failure) => flags.location === undefined || failure.location === flags.location)
         .map((failure) => ({location: failure.location, copied: [], conflicts: [], present: 0, failures: [`unable to open the location: ${failure.error.message}`]}));
+      // The WAL archive too: the archived files a location lacks, each checked where it is and where it arrives.
+      const wal = await syncWalArea(opened, await walCodecFor(this.config, settings), {dryRun: flags['dry-run'], ...(flags.location === undefined ? {} : {location: flags.location}), signal: this.signal});
       this.events.stage('sync', 'finished');
-      return {...synced, locations: [...synced.locations, ...unopened]};
+      return {...synced, locations: [...synced.locations, ...unopened], wal};
     });
     const verb = result.dryRun ? 'would copy' : 'copied';
     const lines: string[] = [];
@@ -60,12 +69,26 @@ export default class BackupSync extends SynapseCommand<SyncResult> {
       for (const failure of location.failures) lines.push(`${location.location}: failed: ${failure}`);
       lines.push(`${location.location}: ${location.copied.length} ${verb}, ${location.present} already there, ${location.conflicts.length} left as they are, ${location.failures.length} failed`);
     }
+    for (const area of result.wal) {
+      if (area.copied.length === 0 && area.refused.length === 0 && area.failures.length === 0) continue;
+      for (const refusal of area.refused) lines.push(`${area.location}: WAL: left ${refusal.key}: ${refusal.reason}`);
+      for (const failure of area.failures) lines.push(`${area.location}: WAL: failed: ${failure}`);
+      lines.push(`${area.location}: WAL: ${area.copied.length} archived files ${verb}, ${area.present} already there, ${area.refused.length} left as they are`);
+    }
     this.print(`${result.dryRun ? 'Dry run: ' : ''}${lines.join('\n')}`);
+    const walShort = result.wal.filter((area) => area.failures.length > 0 || area.refused.length > 0);
     const failures = result.locations.filter((location) => location.failures.length > 0 || location.conflicts.length > 0);
+    if (walShort.length > 0 && failures.length === 0) {
+      throw new SynapseError('E_REPLICATION', {
+        message: `backup sync left WAL archives short: ${walShort.map((area) => `'${area.location}' (${[...area.failures, ...area.refused.map((refusal) => `${refusal.key}: ${refusal.reason}`)].join('; ')})`).join(', ')}`,
+        suggestion: 'Every good archived file was copied. A file that is not authentic was not: check who can write to that location before you remove it; a file held with other content means two clusters, or a promotion without a new timeline, archived there.',
+        details: {locations: result.locations, wal: result.wal},
+      });
+    }
     if (failures.length > 0) {
       throw new SynapseError('E_REPLICATION', {
         message: `backup sync left locations short: ${failures.map((location) => `'${location.location}' (${[...location.failures, ...location.conflicts.map((conflict) => `${conflict.backup}: ${conflict.reason}`)].join('; ')})`).join(', ')}`,
-        details: {locations: result.locations},
+        details: {locations: result.locations, wal: result.wal},
       });
     }
     await this.notify('sync.completed', {details: {dryRun: result.dryRun, locations: result.locations.map((location) => ({location: location.location, copied: location.copied.map((copy) => copy.backup), present: location.present}))}});

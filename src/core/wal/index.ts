@@ -8,3 +8,4 @@ export * from './fetch-wal-file.js';
 export * from './acknowledgements.js';
 export * from './push-ahead.js';
 export * from './archive-facts.js';
+export * from './sync-wal-area.js';

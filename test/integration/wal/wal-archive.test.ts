@@ -474,6 +474,37 @@ describe('WAL archiving: wal push and wal fetch', function () {
     });
   });
 
+  it('backup sync copies to a location the archived files it lacks, checked at both ends, and refuses what is not authentic', async function () {
+    const segments = (await archivedSegments()).slice(0, 3);
+    const primary = (await makeTempDir('synapse-walsync-')).path;
+    const offsite = (await makeTempDir('synapse-walsync-')).path;
+    for (const segment of segments) expect((await wal(['push', path.join('pg_wal', segment)], {BACKUP_DIR: primary})).exitCode).to.equal(0);
+    // A planted file for another segment at the primary: not copied, named.
+    const planted = `00000001000000EE00000001-${'ab'.repeat(32)}.zst.enc`;
+    await copyFile(path.join(primary, 'wal', (await walObjects(primary))[0]!), path.join(primary, 'wal', planted));
+    const locations = {BACKUP_LOCATIONS: `primary=local:${primary},offsite=local:${offsite}`};
+    const dry = await runCli(['backup', 'sync', '--dry-run', '--json'], {cwd: home.path, env: {...env, ...locations}});
+    expect(dry.exitCode, dry.stdout + dry.stderr).to.equal(15);
+    expect(dry.json.error.details.wal.find((area: {location: string}) => area.location === 'offsite').copied).to.deep.equal(segments);
+    expect(await walObjects(offsite)).to.deep.equal([]);
+    const synced = await runCli(['backup', 'sync', '--json'], {cwd: home.path, env: {...env, ...locations}});
+    expect(synced.exitCode, synced.stdout + synced.stderr).to.equal(15);
+    const area = synced.json.error.details.wal.find((entry: {location: string}) => entry.location === 'offsite');
+    expect(area.copied).to.deep.equal(segments);
+    expect(area.refused.map((refusal: {key: string}) => refusal.key)).to.deep.equal([`primary:wal/${planted}`]);
+    expect(await walObjects(offsite)).to.deep.equal((await walObjects(primary)).filter((key) => key !== planted));
+    expect(await readFile(path.join(offsite, 'wal', 'archive.json'), 'utf8')).to.equal(await readFile(path.join(primary, 'wal', 'archive.json'), 'utf8'));
+    // The offsite copy alone restores the segment.
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    const fetched = await wal(['fetch', segments[1]!, path.join(scratch, 'a')], {BACKUP_DIR: offsite});
+    expect(fetched.exitCode, fetched.stderr).to.equal(0);
+    expect((await readFile(path.join(scratch, 'a'))).equals(await readFile(path.join(cluster.data, 'pg_wal', segments[1]!)))).to.equal(true);
+    await execa('rm', [path.join(primary, 'wal', planted)]);
+    const again = await runCli(['backup', 'sync', '--json'], {cwd: home.path, env: {...env, ...locations}});
+    expect(again.exitCode, again.stdout + again.stderr).to.equal(0);
+    expect(again.json.result.wal.map((entry: {copied: string[]}) => entry.copied.length)).to.deep.equal([0, 0]);
+  });
+
   describe('status', function () {
     const statusOf = async (extra: Record<string, string | undefined> = {}) => {
       const result = await runCli(['status', '--json'], {cwd: home.path, env: {...env, DATABASE_URL: cluster.url('postgres', 'postgres'), ...extra}});
