@@ -1,5 +1,6 @@
 import {createWriteStream} from 'node:fs';
 import {open, rename, rm} from 'node:fs/promises';
+import {once} from 'node:events';
 
 import {SynapseError} from '../errors/index.js';
 import {storageError} from '../storage/index.js';
@@ -60,6 +61,12 @@ export async function fetchWalFile(context: WalArchiveContext, request: FetchReq
       } catch (error) {
         await rm(staging, {force: true});
         throw new SynapseError('E_USAGE', {message: `unable to write '${request.destination}': ${(error as Error).message}`, cause: error});
+      } finally {
+        // A copy refused before it was read never wrote to the file: close it all the same.
+        if (!sink.closed) {
+          sink.destroy();
+          await once(sink, 'close').catch(() => {});
+        }
       }
       if (judged.verdict === 'good') {
         await rename(staging, request.destination);
