@@ -1,10 +1,6 @@
 import type {StorageBackend} from '../../contracts/storage.js';
-import {errnoCode} from '../errors/index.js';
-import {listObjects, storageError} from '../storage/index.js';
-import {judgeArchivedCopy} from './archived-copies.js';
+import {judgeArchivedCopy, listWalArea} from './archived-copies.js';
 import type {WalCodec} from './archived-file.js';
-import {ARCHIVE_IDENTITY_KEY} from './archive-identity.js';
-import {WAL_AREA, parseWalObjectKey, type WalObjectName} from './wal-file-names.js';
 
 /** What the WAL area of one location says about archiving, as far as it can be authenticated. */
 export interface ArchiveFacts {
@@ -28,29 +24,17 @@ const CANDIDATES = 5;
  * monitor must not be made green by a file nobody archived.
  */
 export async function readArchiveFacts(storage: StorageBackend, codec: WalCodec, signal?: AbortSignal): Promise<ArchiveFacts> {
-  const segments: Array<WalObjectName & {modifiedAt: Date}> = [];
-  let files = 0;
-  let identity = false;
-  try {
-    for await (const object of listObjects(storage, {prefix: WAL_AREA})) {
-      if (object.key === ARCHIVE_IDENTITY_KEY) identity = true;
-      const parsed = parseWalObjectKey(object.key);
-      if (!parsed) continue;
-      files++;
-      if (parsed.file.kind === 'segment') segments.push({...parsed, modifiedAt: object.modifiedAt});
-    }
-  } catch (error) {
-    if (errnoCode(error) !== 'ENOENT') throw storageError(error, storage, 'list the WAL archive in');
-  }
+  const area = await listWalArea(storage);
+  const files = area.copies.length;
   // Timeline first, then position: a later name is later WAL.
-  segments.sort((a, b) => (a.file.name < b.file.name ? 1 : a.file.name > b.file.name ? -1 : 0));
+  const newestFirst = area.copies.filter((copy) => copy.file.kind === 'segment').sort((a, b) => (a.file.name < b.file.name ? 1 : a.file.name > b.file.name ? -1 : 0));
   const rejected: Array<{key: string; reason: string}> = [];
-  for (const candidate of segments.slice(0, CANDIDATES)) {
+  for (const candidate of newestFirst.slice(0, CANDIDATES)) {
     const judged = await judgeArchivedCopy(storage, candidate, codec, undefined, signal);
     if (judged.verdict === 'good') {
       return {location: storage.location, present: true, files, newest: {file: candidate.file.name, key: candidate.key, archivedAt: candidate.modifiedAt}, rejected};
     }
     rejected.push({key: candidate.key, reason: judged.reason});
   }
-  return {location: storage.location, present: identity || files > 0, files, rejected};
+  return {location: storage.location, present: area.identity || files > 0, files, rejected};
 }

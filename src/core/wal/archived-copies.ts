@@ -1,9 +1,11 @@
 import type {Writable} from 'node:stream';
 
 import type {StorageBackend} from '../../contracts/storage.js';
-import {listObjects} from '../storage/index.js';
+import {errnoCode} from '../errors/index.js';
+import {listObjects, storageError} from '../storage/index.js';
+import {ARCHIVE_IDENTITY_KEY} from './archive-identity.js';
 import {decodeArchivedFile, WalCodecFailure, type FileDigest, type WalCodec} from './archived-file.js';
-import {parseWalObjectKey, walLookupPrefix, type WalObjectName} from './wal-file-names.js';
+import {WAL_AREA, parseWalObjectKey, walLookupPrefix, type WalObjectName} from './wal-file-names.js';
 
 /** The archived copies of one WAL file at one storage, whatever their content; never another file's. */
 export async function archivedCopiesOf(storage: StorageBackend, file: string): Promise<WalObjectName[]> {
@@ -14,6 +16,28 @@ export async function archivedCopiesOf(storage: StorageBackend, file: string): P
     if (parsed && parsed.file.name === file) copies.push(parsed);
   }
   return copies;
+}
+
+/** Everything the WAL area of one storage holds: its archived copies (with when the storage took each) and whether it has the archive's identity. */
+export interface WalAreaListing {
+  readonly copies: ReadonlyArray<WalObjectName & {readonly modifiedAt: Date}>;
+  readonly identity: boolean;
+}
+
+/** Lists the whole WAL area; an area that does not exist yet is an empty one. */
+export async function listWalArea(storage: StorageBackend): Promise<WalAreaListing> {
+  const copies: Array<WalObjectName & {modifiedAt: Date}> = [];
+  let identity = false;
+  try {
+    for await (const object of listObjects(storage, {prefix: WAL_AREA})) {
+      if (object.key === ARCHIVE_IDENTITY_KEY) identity = true;
+      const parsed = parseWalObjectKey(object.key);
+      if (parsed) copies.push({...parsed, modifiedAt: object.modifiedAt});
+    }
+  } catch (error) {
+    if (errnoCode(error) !== 'ENOENT') throw storageError(error, storage, 'list the WAL archive in');
+  }
+  return {copies, identity};
 }
 
 /** What reading an archived copy showed it to be. */

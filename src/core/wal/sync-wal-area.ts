@@ -1,11 +1,10 @@
-import type {ObjectInfo} from '../../contracts/storage.js';
 import {errnoCode} from '../errors/index.js';
 import type {Location} from '../replication/index.js';
-import {listObjects, readSmallObject, storageError, writeSmallObject} from '../storage/index.js';
-import {judgeArchivedCopy} from './archived-copies.js';
+import {readSmallObject, storageError, writeSmallObject} from '../storage/index.js';
+import {judgeArchivedCopy, listWalArea} from './archived-copies.js';
 import type {WalCodec} from './archived-file.js';
 import {ARCHIVE_IDENTITY_KEY} from './archive-identity.js';
-import {WAL_AREA, parseWalObjectKey, type WalObjectName} from './wal-file-names.js';
+import type {WalObjectName} from './wal-file-names.js';
 
 export interface WalAreaSync {
   readonly location: string;
@@ -26,21 +25,11 @@ interface AreaListing {
 }
 
 async function listArea(location: Location): Promise<AreaListing> {
-  const objects = new Map<string, WalObjectName>();
+  const area = await listWalArea(location.storage);
+  const objects = new Map(area.copies.map((copy) => [copy.key, copy]));
   const files = new Map<string, string[]>();
-  let identity = false;
-  try {
-    for await (const object of listObjects(location.storage, {prefix: WAL_AREA}) as AsyncIterable<ObjectInfo>) {
-      if (object.key === ARCHIVE_IDENTITY_KEY) identity = true;
-      const parsed = parseWalObjectKey(object.key);
-      if (!parsed) continue;
-      objects.set(parsed.key, parsed);
-      files.set(parsed.file.name, [...(files.get(parsed.file.name) ?? []), parsed.key]);
-    }
-  } catch (error) {
-    if (errnoCode(error) !== 'ENOENT') throw storageError(error, location.storage, 'list the WAL archive in');
-  }
-  return {objects, files, identity};
+  for (const copy of area.copies) files.set(copy.file.name, [...(files.get(copy.file.name) ?? []), copy.key]);
+  return {objects, files, identity: area.identity};
 }
 
 /**

@@ -84,15 +84,21 @@ describe('the README recipes for point-in-time recovery', function () {
     return query;
   }
 
+  /** Two committed batches of rows a second apart, archived; the time between them, as recovery_target_time takes it. */
+  async function batchesAround(before: {batch: string; from: number; to: number}, after: {batch: string; from: number; to: number}): Promise<string> {
+    const insert = (rows: typeof before) => cluster.psql(`insert into events select g, '${rows.batch}' from generate_series(${rows.from}, ${rows.to}) g`);
+    await insert(before);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const target = await cluster.psql("select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await insert(after);
+    await switchAndArchive();
+    return target;
+  }
+
   it('recovers a pg_basebackup through `wal fetch` to a time between two committed batches', async function () {
     const query = await restore('restored', async () => {
-      await cluster.psql("insert into events select g, 'before' from generate_series(1, 1000) g");
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      const target = await cluster.psql("select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      await cluster.psql("insert into events select g, 'after' from generate_series(1001, 2000) g");
-      await switchAndArchive();
-      return target;
+      return batchesAround({batch: 'before', from: 1, to: 1000}, {batch: 'after', from: 1001, to: 2000});
     });
     expect(await query('select batch, count(*) from events group by batch order by batch')).to.equal('before|1000');
   });
@@ -113,13 +119,7 @@ describe('the README recipes for point-in-time recovery', function () {
       promoted = await restore(
         'promoted',
         async () => {
-          await cluster.psql("insert into events select g, 'fork-before' from generate_series(3001, 3100) g");
-          await new Promise((resolve) => setTimeout(resolve, 1100));
-          const target = await cluster.psql("select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
-          await new Promise((resolve) => setTimeout(resolve, 1100));
-          await cluster.psql("insert into events select g, 'fork-after' from generate_series(3101, 3200) g");
-          await switchAndArchive();
-          return target;
+          return batchesAround({batch: 'fork-before', from: 3001, to: 3100}, {batch: 'fork-after', from: 3101, to: 3200});
         },
         {takesOver: true},
       );
