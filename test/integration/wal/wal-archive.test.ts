@@ -505,6 +505,21 @@ describe('WAL archiving: wal push and wal fetch', function () {
     expect(again.json.result.wal.map((entry: {copied: string[]}) => entry.copied.length)).to.deep.equal([0, 0]);
   });
 
+  it("backup sync copies nothing into a location that is another cluster's archive", async function () {
+    const [segment] = await archivedSegments();
+    const primary = (await makeTempDir('synapse-walsync-')).path;
+    const other = (await makeTempDir('synapse-walsync-')).path;
+    expect((await wal(['push', path.join('pg_wal', segment!)], {BACKUP_DIR: primary})).exitCode).to.equal(0);
+    const identity = JSON.parse(await readFile(path.join(primary, 'wal', 'archive.json'), 'utf8'));
+    await mkdir(path.join(other, 'wal'), {mode: 0o700});
+    await writeFile(path.join(other, 'wal', 'archive.json'), JSON.stringify({...identity, systemIdentifier: '1234'}));
+    const synced = await runCli(['backup', 'sync', '--json'], {cwd: home.path, env: {...env, BACKUP_LOCATIONS: `primary=local:${primary},other=local:${other}`}});
+    expect(synced.exitCode, synced.stdout + synced.stderr).to.equal(15);
+    const area = synced.json.error.details.wal.find((entry: {location: string}) => entry.location === 'other');
+    expect(area.failures[0]).to.include("the cluster 1234's");
+    expect(await walObjects(other)).to.deep.equal([]);
+  });
+
   describe('status', function () {
     const statusOf = async (extra: Record<string, string | undefined> = {}) => {
       const result = await runCli(['status', '--json'], {cwd: home.path, env: {...env, DATABASE_URL: cluster.url('postgres', 'postgres'), ...extra}});
