@@ -13,6 +13,8 @@ describe('backup names', function () {
     ['zstd, encrypted', {type: 'daily', startedAt: at, sequence: 0, compression: 'zstd', encrypted: true}, 'backup_daily_20260222_143000.sql.zst.enc'],
     ['zstd, plain, sequence 2', {type: 'hourly', startedAt: at, sequence: 2, compression: 'zstd', encrypted: false}, 'backup_hourly_20260222_143000_2.sql.zst'],
     ['UTC, not local time', {type: 'hourly', startedAt: new Date('2026-12-31T23:59:59.999Z'), sequence: 0, compression: 'gzip', encrypted: false}, 'backup_hourly_20261231_235959.sql.gz'],
+    ['physical, zstd, encrypted', {type: 'daily', startedAt: at, sequence: 0, compression: 'zstd', encrypted: true, format: 'tar'}, 'backup_daily_20260222_143000.tar.zst.enc'],
+    ['physical, gzip, sequence 1', {type: 'hourly', startedAt: at, sequence: 1, compression: 'gzip', encrypted: false, format: 'tar'}, 'backup_hourly_20260222_143000_1.tar.gz'],
   ];
   for (const [label, parts, expected] of formatCases) {
     it(`formats ${label}`, function () {
@@ -22,6 +24,7 @@ describe('backup names', function () {
       expect(parsed.sequence).to.equal(parts.sequence);
       expect(parsed.encrypted).to.equal(parts.encrypted);
       expect(parsed.compression).to.equal(parts.compression);
+      expect(parsed.format).to.equal(parts.format ?? 'sql');
       expect(parsed.startedAt.getTime()).to.equal(Math.floor(parts.startedAt.getTime() / 1000) * 1000);
     });
   }
@@ -35,6 +38,9 @@ describe('backup names', function () {
     'backup_hourly_20260230_143000.sql.gz',
     'backup_hourly_20260222_250000.sql.gz',
     'backup_hourly_20260222_143000.sql',
+    'backup_hourly_20260222_143000.tar',
+    'backup_hourly_20260222_143000.tgz',
+    'backup_hourly_20260222_143000.zip.gz',
     'backup_hourly_20260222_143000.sql.gz.enc.meta.json',
     'backup_hourly_20260222_143000.sql.gz.tmp',
     '',

@@ -72,6 +72,11 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
       leftovers: results.flatMap((result) => result.leftovers.map((key) => `${result.location}:${key}`)),
       removedKeys: results.flatMap((result) => result.removedKeys.map((key) => `${result.location}:${key}`)),
       abortedUploads: results.flatMap((result) => result.abortedUploads.map((upload) => `${result.location}:${upload}`)),
+      wal: {
+        removedKeys: results.flatMap((result) => result.wal.removedKeys.map((key) => `${result.location}:${key}`)),
+        keptFrom: first!.wal.keptFrom,
+        reason: results.map((result) => `${result.location}: ${result.wal.reason}`).join('; '),
+      },
     };
     return this.report({...merged, locations: results}, settings, flags, opened.map((location) => location.name).join(', '));
   }
@@ -87,7 +92,8 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
     const removed = result.decisions.filter((decision) => decision.action === 'remove').length;
     const outcome = result.dryRun ? 'would be removed' : 'removed';
     if (flags['all-databases']) this.warnUser(`--all-databases: the retention counts of this configuration (hourly ${settings.retention.hourly}, daily ${settings.retention.daily}, monthly ${settings.retention.monthly}) apply to every database in '${where}'`);
-    this.print(`${lines.join('\n')}${lines.length > 0 ? '\n' : ''}${result.dryRun ? 'Dry run: ' : ''}${removed} backups and ${result.leftovers.length} leftovers ${outcome}; ${result.decisions.length - removed} backups kept.`);
+    const walLine = result.wal.removedKeys.length > 0 || result.wal.keptFrom !== null ? `\nWAL archive: ${result.wal.removedKeys.length} archived files ${outcome} (${result.wal.reason}).` : '';
+    this.print(`${lines.join('\n')}${lines.length > 0 ? '\n' : ''}${result.dryRun ? 'Dry run: ' : ''}${removed} backups and ${result.leftovers.length} leftovers ${outcome}; ${result.decisions.length - removed} backups kept.${walLine}`);
     // Restores that died leave scratch databases on the server; the storage alone cannot tell.
     const databases = await this.showRestoreLeftovers(settings, {reclaim: !result.dryRun});
     await this.notify('cleanup.completed', {
@@ -96,6 +102,7 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
         removed: result.decisions.filter((decision) => decision.action === 'remove').map((decision) => decision.name),
         kept: result.decisions.length - removed,
         leftoversRemoved: result.leftovers,
+        walFilesRemoved: result.wal.removedKeys.length,
       },
     });
     return {...result, databases};

@@ -1,4 +1,7 @@
 import {Args, Flags} from '@oclif/core';
+import {execa} from 'execa';
+import {existsSync, readFileSync} from 'node:fs';
+import path from 'node:path';
 
 import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
@@ -7,17 +10,42 @@ import {formatBytes, formatDuration} from '../../cli/format/index.js';
 import {loadEncryptionProviders, openEveryLocation} from '../../cli/runtime.js';
 import {fromFirstGoodLocation, type SkippedLocation} from '../../core/replication/index.js';
 import {nameForMessage, quoteIdentifier} from '../../core/postgres/index.js';
-import {assertRestorableName, restoreBackup, type RestoreResult} from '../../core/services/index.js';
+import {
+  assertRestorableName,
+  parseTargetLsn,
+  parseTargetName,
+  parseTargetTime,
+  restoreBackup,
+  restorePhysicalBackup,
+  type PhysicalRestoreResult,
+  type RecoveryTarget,
+  type RestoreResult,
+} from '../../core/services/index.js';
+import {portableSettings, serverCommand, shellCommand, shellWord, type Settings} from '../../core/config/index.js';
+import {SynapseError} from '../../core/errors/index.js';
+import {parseBackupName, methodOfBackup} from '../../core/naming/index.js';
+import {walCodecFor} from '../../cli/wal/wal-context.js';
 
 const COUNTDOWN_SECONDS = 5;
 
 /** With several locations, which one's copy was restored, and why those before it were passed over. */
-type RestoreOutput = RestoreResult & {location?: string; skippedLocations?: readonly SkippedLocation[]};
+type RestoreOutput = (RestoreResult | PhysicalRestoreOutput) & {location?: string; skippedLocations?: readonly SkippedLocation[]};
+
+/** A physical restore: the data directory written, and how to start the server on it. */
+type PhysicalRestoreOutput = PhysicalRestoreResult & {readonly startCommand: string; readonly restoreCommand: string; readonly takeOverCommand: string; readonly serverNeeds: readonly string[]};
+
+/** A user's uid and gid from /etc/passwd. */
+function systemUser(name: string): {uid: number; gid: number; name: string} | undefined {
+  const entry = readFileSync('/etc/passwd', 'utf8').split('\n').find((line) => line.split(':')[0] === name);
+  if (!entry) return undefined;
+  const [, , uid, gid] = entry.split(':');
+  return {uid: Number(uid), gid: Number(gid), name};
+}
 
 export default class BackupRestore extends SynapseCommand<RestoreOutput> {
   static override notifies = 'restore' as const;
   static override journals = 'restore' as const;
-  static override summary = 'Restore a backup into the configured database, replacing its content.';
+  static override summary = 'Restore a backup into the configured database, replacing its content; a physical backup into a new data directory, to any point in time.';
   static override description = withEnvironmentHelp(
     `Refuses what it cannot trust: metadata whose MAC does not match the key or, with a key configured, has no MAC (--allow-unsigned-metadata), an unencrypted backup where a key is configured (--allow-unencrypted), a backup of another database (--allow-other-database). Checks the backup's SHA-256 against its metadata and the key against its first block while the countdown runs, and loads nothing until both passed: it loads the backup with psql under \\restrict (no meta-command in the dump runs) into a new database and swaps names with the target in one transaction, so that a restore killed at any moment leaves the target as it was or fully swapped. One restore per database at a time (a second exits 11). The previous database is kept as <name>_pre_restore_<timestamp> until you drop it. Sessions connected to the target are ended at the swap. Needs CREATEDB and ownership of the target database.`,
     COMMAND_ENVIRONMENT.restore,
@@ -26,6 +54,8 @@ export default class BackupRestore extends SynapseCommand<RestoreOutput> {
   static override examples = [
     '<%= config.bin %> <%= command.id %> backup_daily_20260222_020000.sql.gz.enc',
     '<%= config.bin %> <%= command.id %> backup_daily_20260222_020000.sql.gz.enc --yes --json',
+    "<%= config.bin %> <%= command.id %> backup_daily_20260222_020000.tar.zst.enc --data-dir /var/lib/postgresql/15/restored --target-time '2026-02-22 14:29:59+00'",
+    '<%= config.bin %> <%= command.id %> backup_daily_20260222_020000.tar.zst.enc --data-dir /var/lib/postgresql/15/restored --latest',
   ];
 
   static override args = {
@@ -52,12 +82,36 @@ export default class BackupRestore extends SynapseCommand<RestoreOutput> {
       summary: 'Create the roles the backup records (owners, grantees, their memberships and settings) that this server lacks, before loading; existing roles are never changed.',
       default: false,
     }),
+    'data-dir': Flags.string({
+      summary: 'For a physical backup: the new (or empty) directory to restore the cluster into, with recovery.signal and the recovery settings; never a running server\'s.',
+    }),
+    'target-time': Flags.string({
+      summary: "With --data-dir: recover to this time, 'YYYY-MM-DD HH:MM:SS[+TZ]' (UTC without a zone); transactions committed after it are not replayed.",
+      dependsOn: ['data-dir'],
+      exclusive: ['target-lsn', 'target-name', 'latest'],
+    }),
+    'target-lsn': Flags.string({summary: 'With --data-dir: recover to this WAL position (X/Y).', dependsOn: ['data-dir'], exclusive: ['target-time', 'target-name', 'latest']}),
+    'target-name': Flags.string({summary: 'With --data-dir: recover to this restore point (pg_create_restore_point).', dependsOn: ['data-dir'], exclusive: ['target-time', 'target-lsn', 'latest']}),
+    latest: Flags.boolean({summary: 'With --data-dir: replay all the archived WAL (the default).', dependsOn: ['data-dir'], exclusive: ['target-time', 'target-lsn', 'target-name']}),
+    owner: Flags.string({summary: 'With --data-dir, run as root: the user the server runs as, who is given the restored files (default postgres).', dependsOn: ['data-dir']}),
+    'allow-unauthenticated': Flags.boolean({
+      summary: 'With --data-dir: restore a physical backup that cannot be authenticated (no key configured). RISK: its files, its configuration among them, are run by the server unchecked.',
+      dependsOn: ['data-dir'],
+    }),
   };
 
   async run(): Promise<RestoreOutput> {
     const {args, flags} = await this.parse(BackupRestore);
     this.eventFacts.backup = {name: args.file};
     assertRestorableName(args.file);
+    const physical = methodOfBackup(parseBackupName(args.file)!) === 'physical';
+    if (physical && !flags['data-dir']) {
+      throw new SynapseError('E_USAGE', {
+        message: `unable to restore '${args.file}' into a database: it is a physical backup of a whole cluster`,
+        suggestion: `Restore it into a new data directory and start a server on it: synapse-backup backup restore ${args.file} --data-dir DIR [--target-time '...' | --latest]`,
+      });
+    }
+    if (flags['data-dir']) return this.restorePhysical(args.file, flags);
     const settings = this.loadSettings([]);
     const storageOptions = {signal: this.signal, onWarning: (message: string) => this.warnUser(message)};
     const {opened} = await openEveryLocation(this.config, settings, 'read', storageOptions);
@@ -123,5 +177,86 @@ export default class BackupRestore extends SynapseCommand<RestoreOutput> {
       details: {sourceDatabase: result.sourceDatabase, previousDatabase: result.previousDatabase ?? null, ...(settings.locations.length > 1 ? {location: chosen.location, skippedLocations: chosen.skipped} : {})},
     });
     return result;
+  }
+
+  private async restorePhysical(name: string, flags: {'data-dir'?: string; 'target-time'?: string; 'target-lsn'?: string; 'target-name'?: string; owner?: string; 'allow-unauthenticated'?: boolean}): Promise<PhysicalRestoreOutput> {
+    const target: RecoveryTarget = flags['target-time'] ? parseTargetTime(flags['target-time']) : flags['target-lsn'] ? parseTargetLsn(flags['target-lsn']) : flags['target-name'] ? parseTargetName(flags['target-name']) : {kind: 'latest'};
+    const settings = this.loadSettings(['wal-archive']);
+    const dataDirectory = path.resolve(flags['data-dir']!);
+    const asRoot = process.getuid?.() === 0;
+    const ownerName = flags.owner ?? (asRoot ? 'postgres' : undefined);
+    const owner = ownerName ? systemUser(ownerName) : undefined;
+    if (ownerName && !owner) throw new SynapseError('E_USAGE', {message: `unable to restore into '${dataDirectory}': there is no user '${ownerName}' to give it to`, suggestion: 'Pass --owner with the user the server runs as.'});
+    if (owner && !asRoot) throw new SynapseError('E_USAGE', {message: '--owner needs root: only root can give files to another user', suggestion: 'Run the restore as the user the server runs as, without --owner, or as root.'});
+    const {restoreCommand, serverNeeds, assignments} = this.restoreCommandFor(settings);
+    const {opened} = await openEveryLocation(this.config, settings, 'read', {signal: this.signal, onWarning: (message: string) => this.warnUser(message)});
+    this.journalIn(opened[0]!.storage, settings);
+    const encryptionProviders = await loadEncryptionProviders(this.config);
+    const walCodec = await walCodecFor(this.config, settings);
+    const chosen = await this.display(
+      'restore',
+      [
+        {stage: 'prepare', title: 'Check target against the backup and the archived WAL'},
+        {stage: 'verify', title: 'Verify checksum (SHA-256)'},
+        {stage: 'decrypt', title: 'Check key'},
+        {stage: 'extract', title: `Decrypt, decompress, extract into ${dataDirectory}`},
+        {stage: 'configure', title: 'Write recovery settings'},
+      ],
+      () =>
+        fromFirstGoodLocation(
+          opened,
+          `restore '${name}'`,
+          (location) =>
+            restorePhysicalBackup(
+              {settings, storage: location.storage, encryptionProviders, events: this.events, signal: this.signal},
+              {name, dataDirectory, target, restoreCommand, owner, allowUnauthenticated: flags['allow-unauthenticated'] === true, walCodec},
+            ),
+          (skipped, next) => this.warnUser(`location '${skipped.location}' cannot serve '${name}' (${skipped.reason}); trying location '${next}'`),
+        ),
+    );
+    const result = chosen.result;
+    const major = Math.floor(result.metadata.database.serverVersionNum / 10_000);
+    const pgCtl = [settings.pgBinDir, `/usr/lib/postgresql/${major}/bin`].filter((directory): directory is string => directory !== undefined).map((directory) => path.join(directory, 'pg_ctl')).find((candidate) => existsSync(candidate)) ?? 'pg_ctl';
+    const start = `${pgCtl} -D ${dataDirectory} -l ${dataDirectory}.log start`;
+    const startCommand = owner ? `runuser -u ${owner.name} -- ${start}` : start;
+    if (owner) await this.checkServerUserCanRun(owner.name, settings);
+    // Promoted with archive_mode off, the server marks its timeline history for no archiver: it is pushed by hand when the server takes over.
+    const history = `pg_wal/${result.nextTimeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
+    const push = `cd ${shellWord(dataDirectory)} && ${shellCommand(assignments, [path.join(this.config.root, 'bin', 'synapse-backup'), 'wal', 'push', history])}`;
+    const takeOverCommand = owner ? `runuser -u ${owner.name} -- sh -c ${shellWord(push)}` : push;
+    this.print(
+      [
+        `Restored ${result.backupName} into ${dataDirectory} (${formatBytes(result.extractedBytes)} in ${formatDuration(result.durationMs)}); recovery target: ${result.target}, WAL archived through ${result.archiveReach.throughWalFile} (timeline ${result.archiveReach.timeline}).`,
+        ...(result.writtenConfiguration.length > 0 ? [`The backup holds no ${result.writtenConfiguration.join(', ')} (the cluster kept its configuration elsewhere): minimal ones were written; add the settings the server needs.`] : []),
+        ...serverNeeds.map((need) => `The server's environment needs ${need}.`),
+        `Start the server to recover and promote (it stops at the target, then accepts connections):`,
+        `  ${startCommand}`,
+        `Its archive_mode is off, so that it never archives into the archive it came from. Once it takes over, remove that line from ${path.join(dataDirectory, 'postgresql.auto.conf')}, restart it, and archive the history of its new timeline (written while archiving was off):`,
+        `  ${takeOverCommand}`,
+      ].join('\n'),
+    );
+    await this.notify('restore.succeeded', {
+      backup: {name: result.backupName, type: result.metadata.backupType, storedBytes: result.metadata.sizes.storedBytes, plaintextBytes: result.extractedBytes},
+      durationMs: result.durationMs,
+      details: {dataDirectory, target: result.target, ...(settings.locations.length > 1 ? {location: chosen.location} : {})},
+    });
+    return {...result, startCommand, restoreCommand, takeOverCommand, serverNeeds};
+  }
+
+  /** The restore_command the server runs: this installation's launcher (which brings its own Node) with the settings that hold no secret. */
+  private restoreCommandFor(settings: Settings): {restoreCommand: string; serverNeeds: readonly string[]; assignments: ReturnType<typeof portableSettings>['assignments']} {
+    const portable = portableSettings(settings, process.cwd());
+    const launcher = path.join(this.config.root, 'bin', 'synapse-backup');
+    return {restoreCommand: serverCommand(portable.assignments, [launcher, 'wal', 'fetch', '%f', '%p']), serverNeeds: portable.serverNeeds, assignments: portable.assignments};
+  }
+
+  /** Warns where the server's user cannot run the launcher or read the key file: recovery would fail at its first WAL file. */
+  private async checkServerUserCanRun(user: string, settings: Settings): Promise<void> {
+    const launcher = path.join(this.config.root, 'bin', 'synapse-backup');
+    const keyFile = settings.env.BACKUP_ENCRYPTION_KEY_FILE?.trim() ? path.resolve(settings.env.BACKUP_ENCRYPTION_KEY_FILE.trim()) : undefined;
+    const probe = await execa('runuser', ['-u', user, '--', 'sh', '-c', 'test -x "$1" && { [ -z "$2" ] || test -r "$2"; }', 'sh', launcher, keyFile ?? ''], {reject: false, stdin: 'ignore', timeout: 10_000});
+    if (probe.exitCode !== 0) {
+      this.warnUser(`user '${user}' cannot run ${launcher}${keyFile ? ` or read ${keyFile}` : ''}, so the server's restore_command will fail: install synapse-backup where '${user}' can run it (the README's Installing section) and give '${user}' the key file`);
+    }
   }
 }

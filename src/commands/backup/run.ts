@@ -7,7 +7,8 @@ import {formatBytes, formatDuration} from '../../cli/format/index.js';
 import {loadEncryptionProviders, openEveryLocation} from '../../cli/runtime.js';
 import {SynapseError, isSynapseError} from '../../core/errors/index.js';
 import {failedOutcome, replicateBackup, replicationFailure, type Location, type LocationOutcome} from '../../core/replication/index.js';
-import {BACKUP_TYPES, type BackupType} from '../../core/naming/index.js';
+import {BACKUP_METHODS, BACKUP_TYPES, type BackupMethod, type BackupType} from '../../core/naming/index.js';
+import {walCodecFor} from '../../cli/wal/wal-context.js';
 import {documentAuthenticatorFor, runVerifiedBackup, type VerifiedBackupResult} from '../../core/services/index.js';
 
 /** With several locations, where the backup went, location by location. */
@@ -16,7 +17,7 @@ type RunOutput = VerifiedBackupResult & {locations?: LocationOutcome[]};
 export default class BackupRun extends SynapseCommand<RunOutput> {
   static override notifies = 'backup' as const;
   static override journals = 'backup' as const;
-  static override summary = 'Back up the database: pg_dump, gzip, encrypt, checksum, store.';
+  static override summary = 'Back up the database (pg_dump) or the cluster (pg_basebackup): compress, encrypt, checksum, store.';
   static override description = withEnvironmentHelp(
     `Streams a plain pg_dump through gzip or zstd and (when a key is configured) AES-256-CBC into the backup storage, then writes <name>.meta.json beside it, with a MAC when a key is configured. Nothing is written to a temporary copy; a failed or interrupted run leaves nothing that counts as a backup, the next cleanup removes what it left, and earlier backups are never touched. Only one run per backup storage at a time: a second one exits with status 11.`,
     COMMAND_ENVIRONMENT.run,
@@ -26,6 +27,7 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --backup-type daily',
     'BACKUP_DIR=/var/backups/pg <%= config.bin %> <%= command.id %> --backup-type monthly --json',
+    '<%= config.bin %> <%= command.id %> --method physical --backup-type daily',
   ];
 
   static override flags = {
@@ -35,15 +37,22 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
       options: [...BACKUP_TYPES],
       default: 'hourly',
     }),
+    method: Flags.string({
+      summary: 'logical: pg_dump of one database (the default); physical: pg_basebackup of the whole cluster, restored to any point in time with the WAL archive (needs archive_command = synapse-backup wal push %p).',
+      options: [...BACKUP_METHODS],
+      default: 'logical',
+    }),
     verify: Flags.boolean({summary: 'Read the new backup back from the storage and verify it to the end (as `backup verify` does) before reporting success.', default: false}),
   };
 
   async run(): Promise<RunOutput> {
     const {flags} = await this.parse(BackupRun);
+    const method = flags.method as BackupMethod;
     this.eventFacts.backup = {type: flags['backup-type']};
     // A dead man's switch (the heartbeat sink) learns that a run began before anything can fail.
     await this.notify('backup.started');
-    const settings = this.loadSettings(['new-backups']);
+    const settings = this.loadSettings(method === 'physical' ? ['new-backups', 'wal-archive'] : ['new-backups']);
+    const walCodec = method === 'physical' ? await walCodecFor(this.config, settings) : undefined;
     const storageOptions = {create: true, signal: this.signal, onWarning: (message: string) => this.warnUser(message)};
     const replicated = settings.locations.length > 1;
     const {opened, failed} = await openEveryLocation(this.config, settings, 'read-write', storageOptions);
@@ -59,13 +68,13 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
     const result = await this.display(
       'backup',
       [
-        {stage: 'preflight', title: 'Check server, pg_dump and lock'},
-        {stage: 'dump', title: 'Dump (pg_dump)'},
+        {stage: 'preflight', title: `Check server, ${method === 'logical' ? 'pg_dump' : 'pg_basebackup, WAL archiving'} and lock`},
+        {stage: 'dump', title: method === 'logical' ? 'Dump (pg_dump)' : 'Base backup (pg_basebackup)'},
         {stage: 'compress', title: `Compress (${settings.compression.algorithm} ${settings.compression.level})`},
         {stage: 'encrypt', title: `Encrypt (${encryption?.id ?? 'no key'})`},
         {stage: 'checksum', title: 'Checksum (SHA-256)'},
         {stage: 'store', title: `Store (${writer.storage.scheme}${replicated ? `, location ${writer.name}` : ''})`},
-        {stage: 'metadata', title: 'Metadata'},
+        {stage: 'metadata', title: method === 'logical' ? 'Metadata' : 'Stop segment archived, metadata'},
         ...(flags.verify ? [{stage: 'verify' as const, title: 'Read back and verify'}] : []),
         ...(replicated ? [{stage: 'replicate' as const, title: 'Copy to the other locations'}] : []),
       ],
@@ -73,8 +82,8 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
         for (;;) {
           try {
             const backup = await runVerifiedBackup(
-              {settings, storage: writer.storage, encryption, events: this.events, signal: this.signal, toolVersion: this.config.version},
-              {type: flags['backup-type'] as BackupType, verify: flags.verify},
+              {settings, storage: writer.storage, encryption, events: this.events, signal: this.signal, toolVersion: this.config.version, walCodec},
+              {type: flags['backup-type'] as BackupType, verify: flags.verify, method},
             );
             this.eventFacts.backup = {...this.eventFacts.backup, name: backup.name};
             return backup;
@@ -106,7 +115,7 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
       this.events.stage('replicate', failedCopies === 0 ? 'finished' : 'failed', {detail: `${locations.length - failedCopies} of ${locations.length} locations`});
     }
     this.print(
-      `Backup ${result.name} written to ${result.location}: ${formatBytes(metadata.sizes.storedBytes)} stored (${formatBytes(metadata.sizes.plaintextBytes)} of SQL) in ${formatDuration(metadata.durationMs)}, sha256 ${metadata.checksums.stored}${result.verification ? '; read back and verified to the end' : ''}`,
+      `Backup ${result.name} written to ${result.location}: ${formatBytes(metadata.sizes.storedBytes)} stored (${formatBytes(metadata.sizes.plaintextBytes)} of ${metadata.physical ? "cluster files" : "SQL"}) in ${formatDuration(metadata.durationMs)}, sha256 ${metadata.checksums.stored}${result.verification ? '; read back and verified to the end' : ''}`,
     );
     if (replicated) this.print(locations.map((outcome) => `  ${outcome.location}: ${outcome.outcome}${outcome.error ? ` (${outcome.error.message})` : ''}`).join('\n'));
     const primary = locations[0]!;

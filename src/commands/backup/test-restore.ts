@@ -35,7 +35,7 @@ export default class BackupTestRestore extends SynapseCommand<TestRestoreOutput>
     const {args, flags} = await this.parse(BackupTestRestore);
     if (args.name && flags.latest) throw new SynapseError('E_USAGE', {message: 'unable to test-restore: pass a backup name or --latest, not both'});
     const context = await this.openStoredBackups(args.name, 'test-restore');
-    const selection = args.name ? {name: args.name} : {latest: true as const};
+    const selection = args.name ? {name: args.name} : {latest: true as const, method: 'logical' as const};
     const [name] = context.locations.length > 1 ? await selectLocatedBackupsToVerify(context, context.locations, selection) : await selectBackupsToVerify(context, selection);
     this.eventFacts.backup = {name: name!};
     const result = await this.display(

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core';
 
+import {walCodecFor} from '../../cli/wal/wal-context.js';
 import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
 import {formatVerifyReport} from '../../cli/format/index.js';
@@ -46,6 +47,8 @@ export default class BackupVerify extends SynapseCommand<VerifyOutput> {
     }
     const context = await this.openStoredBackups(args.name, 'verify');
     const {locations} = context;
+    // A physical backup's WAL is checked in the archive beside it.
+    const walCodec = await walCodecFor(this.config, context.settings);
     const replicated = locations.length > 1;
     const selection: VerifySelection = args.name ? {name: args.name} : flags.all ? {all: true} : {latest: true};
     const names = replicated ? await selectLocatedBackupsToVerify(context, locations, selection) : await selectBackupsToVerify(context, selection);
@@ -59,7 +62,7 @@ export default class BackupVerify extends SynapseCommand<VerifyOutput> {
       for (const [index, location] of locations.entries()) {
         const where = replicated ? ` at ${location.name}` : '';
         report = await this.display('backup', [{stage: 'verify', title: `Read back ${name}${where}`}], () =>
-          verifyBackup({...context, storage: location.storage}, name, {allowUnencrypted: flags['allow-unencrypted'], allowUnsigned: flags['allow-unsigned-metadata']}),
+          verifyBackup({...context, storage: location.storage, walCodec}, name, {allowUnencrypted: flags['allow-unencrypted'], allowUnsigned: flags['allow-unsigned-metadata']}),
         );
         if (replicated) report = {...report, location: location.name};
         this.print(formatVerifyReport(report));

@@ -47,6 +47,20 @@ export interface WalArchiveSettings {
 
 export const DEFAULT_WAL_ARCHIVE_SETTINGS: WalArchiveSettings = {pushAhead: 64, parallel: 4, spoolDirectory: undefined};
 
+/** How `backup run --method physical` runs pg_basebackup. */
+export interface PhysicalBackupSettings {
+  /**
+   * BACKUP_CHECKPOINT (default fast): `fast` asks the server for an immediate checkpoint, so the
+   * backup starts at once; `spread` waits for a checkpoint spread over checkpoint_timeout ×
+   * checkpoint_completion_target (minutes, doing nothing), which spares a busy server's disks.
+   */
+  readonly checkpoint: 'fast' | 'spread';
+  /** BACKUP_WAL_WAIT_SECONDS (default 300): how long a finished base backup waits for its stop segment to arrive in the archive before it fails. */
+  readonly walWaitMs: number;
+}
+
+export const DEFAULT_PHYSICAL_BACKUP_SETTINGS: PhysicalBackupSettings = {checkpoint: 'fast', walWaitMs: 300_000};
+
 export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
 
 export interface Settings {
@@ -74,6 +88,7 @@ export interface Settings {
   /** How long one storage operation may go without an answer (SYNAPSE_BACKUP_STORAGE_TIMEOUT_MS). */
   readonly storageTimeoutMs: number;
   readonly walArchive: WalArchiveSettings;
+  readonly physical: PhysicalBackupSettings;
   readonly warnings: readonly string[];
 }
 
@@ -281,6 +296,18 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
     DEFAULT_WAL_ARCHIVE_SETTINGS,
     warnings,
   );
+  const physical = leniently(
+    uses.has('new-backups'),
+    (): PhysicalBackupSettings => {
+      const checkpoint = env.BACKUP_CHECKPOINT?.trim() || DEFAULT_PHYSICAL_BACKUP_SETTINGS.checkpoint;
+      if (checkpoint !== 'fast' && checkpoint !== 'spread') {
+        throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_CHECKPOINT '${checkpoint}': it is fast or spread`, suggestion: 'Set BACKUP_CHECKPOINT=fast (the default) or BACKUP_CHECKPOINT=spread.'});
+      }
+      return {checkpoint, walWaitMs: nonNegativeInteger(env, 'BACKUP_WAL_WAIT_SECONDS', DEFAULT_PHYSICAL_BACKUP_SETTINGS.walWaitMs / 1000) * 1000};
+    },
+    DEFAULT_PHYSICAL_BACKUP_SETTINGS,
+    warnings,
+  );
   return {
     // Storage and encryption plugins get neither our secrets nor the notification sinks' credentials.
     env: Object.fromEntries(Object.entries(withoutSecrets(env)).filter(([name]) => !name.startsWith('NOTIFY_'))),
@@ -296,6 +323,7 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
     progressIntervalMs,
     storageTimeoutMs,
     walArchive,
+    physical,
     warnings,
   };
 }

@@ -1,7 +1,7 @@
 import {EventEmitter} from 'node:events';
 
 export type BackupStage = 'preflight' | 'dump' | 'compress' | 'encrypt' | 'checksum' | 'store' | 'metadata';
-export type RestoreStage = 'verify' | 'decrypt' | 'confirm' | 'prepare' | 'decompress' | 'load' | 'swap';
+export type RestoreStage = 'verify' | 'decrypt' | 'confirm' | 'prepare' | 'decompress' | 'load' | 'swap' | 'extract' | 'configure';
 export type CleanupStage = 'plan' | 'verify' | 'remove';
 export type TestRestoreStage = 'verify' | 'prepare' | 'load' | 'compare' | 'drop';
 export type ReplicationStage = 'replicate' | 'sync';

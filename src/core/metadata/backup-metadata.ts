@@ -33,11 +33,7 @@ export interface BackupMetadata {
     /** The database's own properties, which a plain dump does not carry; absent on older backups. */
     readonly properties?: RecordedDatabaseProperties;
   };
-  readonly dump: {
-    readonly tool: 'pg_dump';
-    readonly version: string;
-    readonly format: 'plain';
-  };
+  readonly dump: LogicalDump | PhysicalDump;
   readonly sizes: {
     /** Bytes of SQL that pg_dump wrote. */
     readonly plaintextBytes: number;
@@ -72,6 +68,60 @@ export interface BackupMetadata {
   readonly globals?: RecordedGlobals;
   /** Present on backups written with a key configured; absent on older ones and on unencrypted storages. */
   readonly authentication?: DocumentAuthentication;
+  /** Where the WAL a physical backup needs begins and ends; present exactly on physical backups. */
+  readonly physical?: RecordedWalRange;
+}
+
+export interface LogicalDump {
+  readonly tool: 'pg_dump';
+  readonly version: string;
+  readonly format: 'plain';
+}
+
+/** A pg_basebackup tar of the whole cluster; its WAL is in the archive (`-X none`), not in the tar. */
+export interface PhysicalDump {
+  readonly tool: 'pg_basebackup';
+  readonly version: string;
+  readonly format: 'tar';
+  readonly wal: 'archive';
+}
+
+/** What restore, verify and cleanup need to know of a physical backup's WAL. */
+export interface RecordedWalRange {
+  /** pg_control's system identifier, decimal: the archive's files must be this cluster's. */
+  readonly systemIdentifier: string;
+  readonly timeline: number;
+  readonly startLsn: string;
+  readonly stopLsn: string;
+  /** The segment holding the start position: recovery reads from here. */
+  readonly startWalFile: string;
+  /** The segment holding the stop position: recovery is consistent once it has replayed up to stopLsn. */
+  readonly stopWalFile: string;
+  readonly walSegmentSize: number;
+  /** When pg_basebackup finished (ISO 8601): a recovery target before it is one the backup cannot reach. */
+  readonly stoppedAt: string;
+}
+
+export function isPhysicalBackup(metadata: BackupMetadata): metadata is BackupMetadata & {readonly dump: PhysicalDump; readonly physical: RecordedWalRange} {
+  return metadata.dump.tool === 'pg_basebackup' && metadata.physical !== undefined;
+}
+
+const LSN_TEXT = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/;
+const SEGMENT_TEXT = /^[0-9A-F]{24}$/;
+
+function isWalRange(value: unknown): value is RecordedWalRange {
+  if (!isRecord(value)) return false;
+  const {systemIdentifier, timeline, startLsn, stopLsn, startWalFile, stopWalFile, walSegmentSize, stoppedAt} = value;
+  return (
+    typeof systemIdentifier === 'string' && /^\d{1,20}$/.test(systemIdentifier) &&
+    Number.isSafeInteger(timeline) && (timeline as number) >= 1 &&
+    typeof startLsn === 'string' && LSN_TEXT.test(startLsn) &&
+    typeof stopLsn === 'string' && LSN_TEXT.test(stopLsn) &&
+    typeof startWalFile === 'string' && SEGMENT_TEXT.test(startWalFile) &&
+    typeof stopWalFile === 'string' && SEGMENT_TEXT.test(stopWalFile) &&
+    Number.isSafeInteger(walSegmentSize) && (walSegmentSize as number) >= 1024 * 1024 && (walSegmentSize as number) <= 1024 * 1024 * 1024 && ((walSegmentSize as number) & ((walSegmentSize as number) - 1)) === 0 &&
+    isInstant(stoppedAt)
+  );
 }
 
 /** What `CREATE DATABASE`, `ALTER DATABASE`, `GRANT ... ON DATABASE` and `COMMENT ON DATABASE` would say. */
@@ -230,7 +280,15 @@ export function parseMetadata(backupName: string, text: string): BackupMetadata 
   const {database, dump, sizes, checksums, compression, encryption, tool} = document;
   if (!isRecord(database) || !isText(database.name) || !isText(database.serverVersion) || !isCount(database.serverVersionNum)) fail(backupName, 'database is missing or incomplete');
   if (database.properties !== undefined && !isDatabaseProperties(database.properties)) fail(backupName, 'database properties are malformed');
-  if (!isRecord(dump) || dump.tool !== 'pg_dump' || !isText(dump.version) || dump.format !== 'plain') fail(backupName, 'dump is missing or not a plain pg_dump');
+  const physicalName = parts.format === 'tar';
+  if (!isRecord(dump) || !isText(dump.version)) fail(backupName, 'dump is missing');
+  if (physicalName) {
+    if (dump.tool !== 'pg_basebackup' || dump.format !== 'tar' || dump.wal !== 'archive') fail(backupName, 'the file name says a physical backup, but dump is not a pg_basebackup tar');
+    if (!isWalRange(document.physical)) fail(backupName, 'the WAL range of a physical backup is missing or malformed');
+  } else {
+    if (dump.tool !== 'pg_dump' || dump.format !== 'plain') fail(backupName, 'dump is missing or not a plain pg_dump');
+    if (document.physical !== undefined) fail(backupName, 'it records a WAL range, but the file name says a logical backup');
+  }
   if (!isRecord(sizes) || !isCount(sizes.storedBytes) || !isCount(sizes.plaintextBytes)) fail(backupName, 'sizes are missing');
   if (!isRecord(checksums) || checksums.algorithm !== 'sha256' || !SHA256_HEX.test(String(checksums.stored)) || !SHA256_HEX.test(String(checksums.plaintext))) {
     fail(backupName, 'SHA-256 checksums are missing');

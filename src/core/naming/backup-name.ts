@@ -44,29 +44,42 @@ export interface BackupNameParts {
   readonly sequence: number;
   readonly compression: CompressionAlgorithm;
   readonly encrypted: boolean;
+  /** What the file holds before compression: a plain pg_dump (`.sql`) or a pg_basebackup tar (`.tar`). Absent: `.sql`. */
+  readonly format?: BackupFormat;
+}
+
+/** How a backup was taken: `logical` (pg_dump, one database) or `physical` (pg_basebackup, the cluster, restored with the WAL archive). */
+export const BACKUP_METHODS = ['logical', 'physical'] as const;
+export type BackupMethod = (typeof BACKUP_METHODS)[number];
+export type BackupFormat = 'sql' | 'tar';
+export const FORMAT_OF_METHOD: Readonly<Record<BackupMethod, BackupFormat>> = {logical: 'sql', physical: 'tar'};
+
+/** The method a backup's name says it was taken with. */
+export function methodOfBackup(parts: Pick<BackupNameParts, 'format'>): BackupMethod {
+  return parts.format === 'tar' ? 'physical' : 'logical';
 }
 
 const BACKUP_NAME_PATTERN =
-  /^backup_(hourly|daily|monthly)_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})(?:_(\d{1,4}))?\.sql\.(gz|zst)(\.enc)?$/;
+  /^backup_(hourly|daily|monthly)_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})(?:_(\d{1,4}))?\.(sql|tar)\.(gz|zst)(\.enc)?$/;
 
 function pad(value: number, width = 2): string {
   return String(value).padStart(width, '0');
 }
 
-/** `backup_<type>_<YYYYMMDD>_<HHMMSS>[_<n>].sql.<gz|zst>[.enc]`, in UTC. */
+/** `backup_<type>_<YYYYMMDD>_<HHMMSS>[_<n>].<sql|tar>.<gz|zst>[.enc]`, in UTC. */
 export function formatBackupName(parts: BackupNameParts): string {
   const at = parts.startedAt;
   const date = `${at.getUTCFullYear()}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}`;
   const time = `${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`;
   const sequence = parts.sequence > 0 ? `_${parts.sequence}` : '';
   const encryption = parts.encrypted ? '.enc' : '';
-  return `backup_${parts.type}_${date}_${time}${sequence}.sql${COMPRESSION_EXTENSIONS[parts.compression]}${encryption}`;
+  return `backup_${parts.type}_${date}_${time}${sequence}.${parts.format ?? 'sql'}${COMPRESSION_EXTENSIONS[parts.compression]}${encryption}`;
 }
 
 export function parseBackupName(name: string): BackupNameParts | undefined {
   const match = BACKUP_NAME_PATTERN.exec(name);
   if (!match) return undefined;
-  const [, type, year, month, day, hour, minute, second, sequence, extension, encrypted] = match;
+  const [, type, year, month, day, hour, minute, second, sequence, format, extension, encrypted] = match;
   const startedAt = new Date(Date.UTC(+year!, +month! - 1, +day!, +hour!, +minute!, +second!));
   // Reject names such as 20260230 that Date would silently roll over into March.
   if (startedAt.getUTCDate() !== +day! || startedAt.getUTCMonth() !== +month! - 1 || +hour! > 23 || +minute! > 59 || +second! > 59) {
@@ -78,6 +91,7 @@ export function parseBackupName(name: string): BackupNameParts | undefined {
     sequence: sequence ? Number(sequence) : 0,
     compression: extension === 'zst' ? 'zstd' : 'gzip',
     encrypted: encrypted !== undefined,
+    format: format as BackupFormat,
   };
 }
 

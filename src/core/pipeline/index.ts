@@ -5,3 +5,4 @@ export * from './observers.js';
 export * from './stream-chain.js';
 export * from './dump-completion.js';
 export * from './decode-stages.js';
+export * from './tar-completion.js';

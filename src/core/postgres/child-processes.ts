@@ -118,6 +118,36 @@ export async function startPgDump(tool: ToolCommand, target: DatabaseTarget, sig
   return {...outcome, output: blockPipe?.output ?? subprocess.stdout!, gate};
 }
 
+/**
+ * Starts pg_basebackup writing the cluster as one tar to its stdout (`-D - -Ft`), without WAL
+ * (`-X none`): a tar on stdout can carry no WAL stream, and the server then waits until the stop
+ * segment is archived before it reports the backup done, so the archive is the one place its WAL
+ * lives and the one place restore reads it from. Its WAL range is in the backup_manifest at the
+ * tar's end (which pg_basebackup puts there when writing to stdout).
+ */
+export async function startPgBaseBackup(tool: ToolCommand, target: DatabaseTarget, signal: AbortSignal, pool: BlockPool, options: {checkpoint: 'fast' | 'spread'; label: string}): Promise<DumpProcess> {
+  const stderr = new StderrTail();
+  const blockPipe = await openBlockPipe(pool);
+  let subprocess: Subprocess;
+  try {
+    subprocess = execa(
+      tool.command,
+      ['--pgdata=-', '--format=tar', '--wal-method=none', `--checkpoint=${options.checkpoint}`, `--label=${options.label}`, '--no-password', ...target.replicationConnectionArgs()],
+      {env: target.childEnvironment(), extendEnv: false, stdin: 'ignore', stdout: blockPipe ? (blockPipe.writeFd as InheritedFd) : 'pipe', stderr: 'pipe', buffer: false, reject: false, cancelSignal: signal, forceKillAfterDelay: 5000},
+    );
+  } finally {
+    blockPipe?.closeWriteEnd();
+  }
+  stderr.attach(subprocess.stderr);
+  const outcome = watchChild(subprocess, tool, target, {code: 'E_DUMP_FAILED', action: 'take a base backup of the cluster'}, stderr);
+  const gate = new ExitGate(outcome.completion);
+  return {
+    ...outcome,
+    output: blockPipe?.output ?? subprocess.stdout!,
+    gate,
+  };
+}
+
 export interface PsqlProcess extends ChildOutcome {
   readonly input: Writable;
   /** What psql said while loading without failing (WARNING lines and the like): how many lines, and the last of them. */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import {SynapseError} from '../errors/index.js';
 import {minimalChildEnvironment} from '../process/index.js';
 
-export type ClientTool = 'pg_dump' | 'psql';
+export type ClientTool = 'pg_dump' | 'psql' | 'pg_basebackup';
 
 export interface ClientToolInfo {
   readonly tool: ClientTool;
@@ -51,8 +51,8 @@ export async function probeClientTool(tool: ClientTool, pgBinDir: string | undef
 export function assertDumpCanReadServer(pgDump: ClientToolInfo, serverMajor: number, serverVersion: string): void {
   if (pgDump.major < serverMajor) {
     throw new SynapseError('E_TOOL_VERSION', {
-      message: `unable to back up with pg_dump '${pgDump.command}': pg_dump ${pgDump.version} is older than the server (${serverVersion})`,
-      suggestion: `Install pg_dump ${serverMajor} or newer (Debian/Ubuntu: apt-get install postgresql-client-${serverMajor}) and set PG_BIN_DIR to its directory, e.g. /usr/lib/postgresql/${serverMajor}/bin.`,
+      message: `unable to back up with ${pgDump.tool} '${pgDump.command}': ${pgDump.tool} ${pgDump.version} is older than the server (${serverVersion})`,
+      suggestion: `Install ${pgDump.tool} ${serverMajor} or newer (Debian/Ubuntu: apt-get install postgresql-client-${serverMajor}) and set PG_BIN_DIR to its directory, e.g. /usr/lib/postgresql/${serverMajor}/bin.`,
       details: {pgDumpVersion: pgDump.version, serverVersion},
     });
   }

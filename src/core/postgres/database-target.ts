@@ -116,6 +116,14 @@ export class DatabaseTarget {
   }
 
   /**
+   * Connection options for pg_basebackup, whose `--dbname` is a connection string, never a bare
+   * database name (which it could not parse); without a URL, libpq's PG* variables say where.
+   */
+  replicationConnectionArgs(): string[] {
+    return this.#url ? [`--dbname=${this.#url.href}`] : [];
+  }
+
+  /**
    * Environment for pg_dump and psql: the minimal one, libpq's own PG* settings (service file,
    * SSL files, host...), and the password, when there is one, as PGPASSWORD: the only child
    * processes that ever get it.

@@ -12,3 +12,4 @@ export * from './ownership-filter.js';
 export * from './dump-snapshot.js';
 export * from './database-properties.js';
 export * from './archiver-state.js';
+export * from './physical-facts.js';

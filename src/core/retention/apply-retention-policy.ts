@@ -1,4 +1,4 @@
-import {BACKUP_TYPES, type BackupType} from '../naming/backup-name.js';
+import {BACKUP_METHODS, BACKUP_TYPES, type BackupMethod, type BackupType} from '../naming/backup-name.js';
 
 /**
  * - good: complete, authentic (with a key) metadata and a stored file of the recorded size;
@@ -22,6 +22,8 @@ export interface RetentionCandidate {
   readonly verified: boolean;
   /** Until when the storage refuses to delete it (S3 Object Lock), where known. */
   readonly retainedUntil?: Date;
+  /** How it was taken; absent: logical. Each method keeps its own quota: physical backups never push out logical ones. */
+  readonly method?: BackupMethod;
 }
 
 /** Whose backups a cleanup manages: one database's (the one it is configured for), or every database's (undefined). */
@@ -82,10 +84,12 @@ export function applyRetentionPolicy(candidates: readonly RetentionCandidate[], 
       }
       continue;
     }
-    for (const type of BACKUP_TYPES) {
+    for (const type of BACKUP_TYPES) for (const method of BACKUP_METHODS) {
       const quota = policy[type];
       const kept = Math.max(quota, 1);
-      const group = candidates.filter((candidate) => candidate.type === type && (candidate.database ?? '') === database).sort(newestFirst);
+      const group = candidates.filter((candidate) => candidate.type === type && (candidate.method ?? 'logical') === method && (candidate.database ?? '') === database).sort(newestFirst);
+      // Reasons name the method only where it is not the one every backup had before physical backups existed.
+      const kind = method === 'logical' ? type : `${type} physical`;
       const counted = group.filter((candidate) => candidate.health === 'good').slice(0, kept);
       const unverified = counted.filter((candidate) => !candidate.verified).map((candidate) => candidate.name);
       let goodSeen = 0;
@@ -109,13 +113,13 @@ export function applyRetentionPolicy(candidates: readonly RetentionCandidate[], 
         goodSeen++;
         const now = scope.now ?? new Date();
         if (candidate.retainedUntil && candidate.retainedUntil > now && !(goodSeen === 1 && quota === 0) && goodSeen > quota) {
-          decide('keep', `beyond the newest ${quota} ${type} backups (#${goodSeen}), but the storage retains it until ${candidate.retainedUntil.toISOString()} (Object Lock)`);
+          decide('keep', `beyond the newest ${quota} ${kind} backups (#${goodSeen}), but the storage retains it until ${candidate.retainedUntil.toISOString()} (Object Lock)`);
           continue;
         }
-        if (goodSeen === 1 && quota === 0) decide('keep', `newest good ${type} backup is always kept`);
-        else if (goodSeen <= quota) decide('keep', `within the newest ${quota} ${type} backups (#${goodSeen})`);
-        else if (unverified.length > 0) decide('keep', `beyond the newest ${quota} ${type} backups (#${goodSeen}), but kept until ${unverified.length === 1 ? 'the newer backup is' : `${unverified.length} newer backups are`} verified`, unverified);
-        else decide('remove', `beyond the newest ${quota} ${type} backups (#${goodSeen}), which are verified`);
+        if (goodSeen === 1 && quota === 0) decide('keep', `newest good ${kind} backup is always kept`);
+        else if (goodSeen <= quota) decide('keep', `within the newest ${quota} ${kind} backups (#${goodSeen})`);
+        else if (unverified.length > 0) decide('keep', `beyond the newest ${quota} ${kind} backups (#${goodSeen}), but kept until ${unverified.length === 1 ? 'the newer backup is' : `${unverified.length} newer backups are`} verified`, unverified);
+        else decide('remove', `beyond the newest ${quota} ${kind} backups (#${goodSeen}), which are verified`);
       }
     }
   }

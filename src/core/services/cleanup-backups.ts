@@ -4,7 +4,8 @@ import {readCatalog, type CatalogEntry} from '../catalog/index.js';
 import type {ProgressEvents} from '../events/index.js';
 import {acquireStorageLock, describeTakeover} from '../lock/index.js';
 import type {DocumentAuthenticator} from '../metadata/index.js';
-import {classifyKey, metadataKeyFor, pendingKeyFor, verificationKeyFor} from '../naming/index.js';
+import {classifyKey, metadataKeyFor, methodOfBackup, pendingKeyFor, verificationKeyFor} from '../naming/index.js';
+import {decideWalRetention, listWalArea, type KeptWalStart} from '../wal/index.js';
 import {applyRetentionPolicy, type BackupHealth, type RetentionDecision, type RetentionPolicy} from '../retention/index.js';
 import {storageError, writeSmallObject} from '../storage/index.js';
 import {checkStoredFile, writeVerificationRecord} from '../verification/index.js';
@@ -45,6 +46,8 @@ export interface CleanupResult {
   readonly removedKeys: readonly string[];
   /** Uploads that runs staged out of sight and never finished (S3 multipart uploads), aborted (or, in a dry run, that would be). */
   readonly abortedUploads: readonly string[];
+  /** The WAL archive: the files no kept physical backup needs, removed (or, in a dry run, that would be), and why the rest is kept. */
+  readonly wal: {readonly removedKeys: readonly string[]; readonly keptFrom: string | null; readonly reason: string};
 }
 
 /** One step of removing a backup: `mark` writes its run marker, `delete` removes a key. */
@@ -124,6 +127,7 @@ async function decideWithVerifiedReplacements(context: CleanupContext, backups: 
           sequence: entry.parts.sequence,
           health,
           verified: entry.verification !== undefined || outcome?.status === 'intact',
+          method: methodOfBackup(entry.parts),
           ...(retention.get(entry.name) ? {retainedUntil: retention.get(entry.name)!} : {}),
         };
       }),
@@ -187,6 +191,45 @@ async function abortStaleUploads(storage: StorageBackend, lockedAt: Date, dryRun
 }
 
 /**
+ * Removes the archived WAL that no kept physical backup needs, oldest first, so that a run stopped
+ * at any point leaves an archive without gaps in what is kept. Runs after the backups' removal, under
+ * the same lock (no physical backup starts meanwhile). The kept backups' starts come from their
+ * metadata; a kept physical backup whose metadata the storage could not read holds all WAL back.
+ */
+async function pruneWalArchive(context: CleanupContext, decisions: readonly RetentionDecision[], entries: ReadonlyMap<string, CatalogEntry>, dryRun: boolean): Promise<CleanupResult['wal']> {
+  const {storage, events} = context;
+  const kept: KeptWalStart[] = [];
+  const unknown: string[] = [];
+  for (const decision of decisions) {
+    const entry = entries.get(decision.name);
+    if (decision.action !== 'keep' || !entry || methodOfBackup(entry.parts) !== 'physical') continue;
+    if (entry.metadata?.physical) kept.push({backupName: entry.name, startLsn: entry.metadata.physical.startLsn, walSegmentSize: entry.metadata.physical.walSegmentSize});
+    // Forged or lost metadata describes no backup anyone can restore; metadata the storage failed to read may.
+    else if (entry.health === 'metadata-unreadable') unknown.push(entry.name);
+  }
+  const listing = await listWalArea(storage);
+  if (listing.copies.length === 0) return {removedKeys: [], keptFrom: null, reason: 'the storage holds no WAL archive'};
+  const decision = decideWalRetention(listing.copies, kept, unknown);
+  const keptFrom = decision.keptFrom ? decision.keptFrom.backupName : null;
+  const removedKeys: string[] = [];
+  for (const copy of decision.remove) {
+    if (!dryRun) {
+      try {
+        await storage.delete(copy.key);
+      } catch (error) {
+        if (errnoCode(error) === 'ERETAINED') {
+          events.warning(`kept archived WAL '${copy.key}': the storage retains it (${(error as Error).message})`);
+          continue;
+        }
+        throw storageError(error, storage, 'delete archived WAL', copy.key);
+      }
+    }
+    removedKeys.push(copy.key);
+  }
+  return {removedKeys, keptFrom, reason: decision.reason};
+}
+
+/**
  * Applies the retention policy under the storage lock, so no backup is running and every staging
  * object or run marker found is a leftover of a run that crashed.
  */
@@ -244,7 +287,8 @@ export async function cleanupBackups(context: CleanupContext, options: {dryRun: 
       events.stage('remove', 'finished', {detail: `${removedKeys.length} objects removed`});
     } else events.stage('remove', 'skipped', {detail: 'dry run'});
     const abortedUploads = await abortStaleUploads(storage, lockedAt, options.dryRun);
-    return {dryRun: options.dryRun, policy: context.policy, decisions, verified: [...findings.values()].map((finding) => finding.outcome), leftovers, removedKeys, abortedUploads};
+    const wal = await pruneWalArchive(context, decisions, entries, options.dryRun);
+    return {dryRun: options.dryRun, policy: context.policy, decisions, verified: [...findings.values()].map((finding) => finding.outcome), leftovers, removedKeys, abortedUploads, wal};
   } finally {
     await lock.release().catch(() => {});
   }

@@ -7,12 +7,29 @@ import type {Settings} from '../config/index.js';
 import {SynapseError, cancelledError, isSynapseError, noPluginProvides, pluginFailed} from '../errors/index.js';
 import type {BackupStage, ProgressEvents} from '../events/index.js';
 import {acquireStorageLock, describeTakeover} from '../lock/index.js';
-import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata, type RecordedDatabaseProperties, type RecordedGlobals} from '../metadata/index.js';
-import {metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupType} from '../naming/index.js';
-import {BLOCK_SIZE, BlockPool, ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, createCompressStream, transformWhole} from '../pipeline/index.js';
-import {DatabaseTarget, DumpSnapshot, assertDumpCanReadServer, clientToolCommand, probeClientTool, readServerInfo, startPgDump, type ClusterGlobals, type DatabaseFingerprint, type DumpProcess} from '../postgres/index.js';
+import {METADATA_FORMAT_VERSION, serializeMetadata, type BackupMetadata, type RecordedDatabaseProperties, type RecordedGlobals, type RecordedWalRange} from '../metadata/index.js';
+import {FORMAT_OF_METHOD, metadataKeyFor, nextFreeBackupName, pendingKeyFor, type BackupMethod, type BackupType} from '../naming/index.js';
+import {BLOCK_SIZE, BlockPool, ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, TarCompletionObserver, createCompressStream, transformWhole} from '../pipeline/index.js';
+import {
+  DatabaseTarget,
+  DumpSnapshot,
+  assertArchivingFor,
+  assertDumpCanReadServer,
+  clientToolCommand,
+  probeClientTool,
+  readPhysicalServerFacts,
+  readServerInfo,
+  startPgBaseBackup,
+  startPgDump,
+  type ClusterGlobals,
+  type DatabaseFingerprint,
+  type DumpProcess,
+  type PhysicalServerFacts,
+} from '../postgres/index.js';
 import {listAll, storageError, writeSmallObject} from '../storage/index.js';
 import {documentAuthenticatorFor} from '../trust/index.js';
+import {claimArchive, type WalCodec} from '../wal/index.js';
+import {awaitArchivedSegment, walRangeOf} from './physical-backup.js';
 
 export interface BackupContext {
   readonly settings: Settings;
@@ -23,6 +40,8 @@ export interface BackupContext {
   readonly signal: AbortSignal;
   readonly toolVersion: string;
   readonly now?: () => Date;
+  /** How the WAL archive is read; required for a physical backup, which waits for its stop segment there. */
+  readonly walCodec?: WalCodec;
 }
 
 export interface BackupResult {
@@ -38,6 +57,8 @@ interface StreamedDump {
   readonly storedBytes: number;
   readonly plaintextSha256: string;
   readonly storedSha256: string;
+  /** A base backup's manifest, its end (where its WAL range is). */
+  readonly manifestTail?: Buffer;
 }
 
 function cancelled(): SynapseError {
@@ -140,11 +161,50 @@ async function startDumpEarly(context: BackupContext, target: DatabaseTarget): P
   };
 }
 
+/** pg_basebackup, started once preflight has passed (its checkpoint is the server's work, not to be asked for in vain). */
+async function startBaseBackup(context: BackupContext, target: DatabaseTarget, label: string): Promise<EarlyDump> {
+  const controller = new AbortController();
+  const abortFromOutside = (): void => controller.abort();
+  context.signal.addEventListener('abort', abortFromOutside, {once: true});
+  const blocks = new BlockPool(BLOCK_SIZE);
+  let backup: DumpProcess;
+  try {
+    backup = await startPgBaseBackup({tool: 'pg_basebackup', command: clientToolCommand('pg_basebackup', context.settings.pgBinDir)}, target, controller.signal, blocks, {
+      checkpoint: context.settings.physical.checkpoint,
+      label,
+    });
+  } catch (error) {
+    context.signal.removeEventListener('abort', abortFromOutside);
+    throw error;
+  }
+  backup.output.on('error', () => {});
+  let exited = false;
+  backup.completion.then(() => (exited = true), () => (exited = true));
+  const notRecorded = {unavailable: 'a physical backup holds the whole cluster'};
+  return {
+    process: backup,
+    blocks,
+    controller,
+    fingerprint: Promise.resolve({...notRecorded, quiet: true as const}),
+    globals: {roles: notRecorded, sealedPasswordHashes: undefined},
+    properties: notRecorded,
+    async abandon() {
+      context.signal.removeEventListener('abort', abortFromOutside);
+      backup.output.destroy();
+      if (!exited) {
+        controller.abort();
+        backup.kill();
+        await backup.completion.catch(() => {});
+      }
+    },
+  };
+}
+
 /**
  * pg_dump -> count, hash -> compress (gzip or zstd, on all cores) -> encrypt -> count, hash -> storage, as one stream pipeline.
  * Resolves only when pg_dump exited 0, every stage finished and the storage published the object.
  */
-async function streamDump(context: BackupContext, early: EarlyDump, name: string, encrypt: Transform | undefined): Promise<StreamedDump> {
+async function streamDump(context: BackupContext, early: EarlyDump, name: string, encrypt: Transform | undefined, method: BackupMethod): Promise<StreamedDump> {
   const {events, settings, storage} = context;
   const {process: dump, blocks, controller} = early;
   const stagesInOrder: BackupStage[] = ['dump', 'compress', 'encrypt', 'checksum', 'store'];
@@ -157,7 +217,14 @@ async function streamDump(context: BackupContext, early: EarlyDump, name: string
   const plaintextCount = new ByteCounter((bytes) => events.stage('dump', 'progress', {bytes}));
   const plaintextHash = new Sha256Observer();
   // pg_dump's exit status is not the only witness: a dump without its completion block is never published.
-  const completion = new DumpCompletionObserver({
+  const completion = method === 'physical' ? new TarCompletionObserver({
+    keep: ['backup_manifest'],
+    refuseIncomplete: () =>
+      new SynapseError('E_DUMP_FAILED', {
+        message: `unable to take a base backup: pg_basebackup exited 0, but its tar ends without the end-of-archive marker, so it is incomplete; nothing was published`,
+        suggestion: 'Check that PG_BIN_DIR points at the real pg_basebackup (not a wrapper that hides its failures) and run the backup again; earlier backups are untouched.',
+      }),
+  }) : new DumpCompletionObserver({
     refuseIncomplete: () =>
       new SynapseError('E_DUMP_FAILED', {
         message: `unable to dump database '${settings.database.database}': pg_dump exited 0, but its output ends without pg_dump's "dump complete" line, so the dump is incomplete; nothing was published`,
@@ -204,7 +271,8 @@ async function streamDump(context: BackupContext, early: EarlyDump, name: string
     )) as [ObjectInfo];
     finish('checksum', {detail: `sha256 ${storedHash.digest}`});
     finish('store', {bytes: storedCount.bytes, detail: `${storage.location}/${name}`});
-    return {object, plaintextBytes: plaintextCount.bytes, storedBytes: storedCount.bytes, plaintextSha256: plaintextHash.digest, storedSha256: storedHash.digest};
+    const manifestTail = completion instanceof TarCompletionObserver ? completion.member('backup_manifest') : undefined;
+    return {object, plaintextBytes: plaintextCount.bytes, storedBytes: storedCount.bytes, plaintextSha256: plaintextHash.digest, storedSha256: storedHash.digest, ...(manifestTail ? {manifestTail} : {})};
   } catch (error) {
     await early.abandon();
     // put() removes its own staging object on failure; this covers a put that finished while another stage failed.
@@ -239,8 +307,10 @@ async function recordGlobals(context: BackupContext, read: EarlyDump['globals'])
 }
 
 /** Runs one backup end to end; a failure at any point leaves no backup behind and earlier ones untouched. */
-export async function runBackup(context: BackupContext, request: {type: BackupType}): Promise<BackupResult> {
+export async function runBackup(context: BackupContext, request: {type: BackupType; method?: BackupMethod}): Promise<BackupResult> {
   const {settings, storage, events} = context;
+  const method = request.method ?? 'logical';
+  if (method === 'physical' && !context.walCodec) throw new SynapseError('E_INTERNAL', {message: 'a physical backup needs the WAL archive codec'});
   const now = context.now ?? (() => new Date());
   const startedAt = now();
   if (settings.encryption && !context.encryption) {
@@ -255,26 +325,37 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
   const authenticator = documentAuthenticatorFor(settings.encryption);
   authenticator?.prepare();
   events.stage('preflight', 'started');
-  const starting = startDumpEarly(context, target);
+  const starting = method === 'logical' ? startDumpEarly(context, target) : undefined;
   // Observed at once, so that a failure to start is not reported as unhandled while preflight runs.
-  starting.catch(() => {});
+  starting?.catch(() => {});
+  const tool = method === 'logical' ? 'pg_dump' : 'pg_basebackup';
   let preflight;
   try {
-    const [pgDump, server] = await Promise.all([probeClientTool('pg_dump', settings.pgBinDir), readServerInfo(target)]);
+    const [pgDump, server, physicalFacts] = await Promise.all([
+      probeClientTool(tool, settings.pgBinDir),
+      readServerInfo(target),
+      method === 'physical' ? readPhysicalServerFacts(target) : undefined,
+    ]);
     assertDumpCanReadServer(pgDump, server.major, server.version);
+    if (physicalFacts) {
+      assertArchivingFor(physicalFacts);
+      // The archive this backup's WAL goes to must be this cluster's: one claimed by another is refused now, not after the backup.
+      await claimArchive(storage, physicalFacts.systemIdentifier, context.walCodec!.keys, now(), {readOnly: true});
+    }
     if (context.signal.aborted) throw cancelled();
     const early = await starting;
-    preflight = {pgDump, server, early, lock: await acquireStorageLock(storage, 'backup run')};
+    preflight = {pgDump, server, early, physicalFacts, lock: await acquireStorageLock(storage, 'backup run')};
   } catch (error) {
     events.stage('preflight', 'failed');
     encrypt?.destroy();
-    await (await starting.catch(() => undefined))?.abandon();
+    await (await starting?.catch(() => undefined))?.abandon();
     throw error;
   }
-  const {pgDump, server, lock, early} = preflight;
+  const {pgDump, server, lock, physicalFacts} = preflight;
+  let early: EarlyDump | undefined = preflight.early;
   if (lock.tookOverFrom) events.warning(describeTakeover(lock.tookOverFrom));
   if (lock.limitation) events.warning(lock.limitation);
-  events.stage('preflight', 'finished', {detail: `PostgreSQL ${server.version}, pg_dump ${pgDump.version}, lock held`});
+  events.stage('preflight', 'finished', {detail: `PostgreSQL ${server.version}, ${tool} ${pgDump.version}, lock held`});
   try {
     let taken: Set<string>;
     try {
@@ -283,7 +364,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       throw storageError(error, storage, 'list backups in');
     }
     const name = nextFreeBackupName(
-      {type: request.type, startedAt: new Date(Math.floor(startedAt.getTime() / 1000) * 1000), compression: settings.compression.algorithm, encrypted: Boolean(context.encryption)},
+      {type: request.type, startedAt: new Date(Math.floor(startedAt.getTime() / 1000) * 1000), compression: settings.compression.algorithm, encrypted: Boolean(context.encryption), format: FORMAT_OF_METHOD[method]},
       taken,
     );
     // Written before anything is published: a data file with this marker and no metadata is what a
@@ -295,19 +376,29 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       throw storageError(error, storage, 'mark the start of backup', name);
     }
     let streamed: StreamedDump;
+    let walRange: RecordedWalRange | undefined;
     try {
-      streamed = await streamDump(context, early, name, encrypt);
+      early ??= await startBaseBackup(context, target, `synapse-backup ${name}`);
+      streamed = await streamDump(context, early, name, encrypt, method);
+      if (method === 'physical') {
+        walRange = walRangeOf(streamed.manifestTail, physicalFacts as PhysicalServerFacts, now());
+        // A base backup is a backup only once the WAL up to its stop position is archived: until then it restores to nothing consistent.
+        events.stage('metadata', 'started', {detail: `waiting for ${walRange.stopWalFile} in the WAL archive`});
+        await awaitArchivedSegment(storage, context.walCodec!, walRange.stopWalFile, {timeoutMs: settings.physical.walWaitMs, signal: context.signal});
+      }
     } catch (error) {
+      if (method === 'physical') await storage.delete(name).catch(() => {});
       await storage.delete(pendingKey).catch(() => {});
+      if (method === 'physical') events.stage('metadata', 'failed');
       throw error;
     }
 
-    events.stage('metadata', 'started');
+    if (method === 'logical') events.stage('metadata', 'started');
     const fingerprint = await early.fingerprint;
     if ('unavailable' in fingerprint && !('quiet' in fingerprint)) events.warning(`backup '${name}' has no fingerprint (${fingerprint.unavailable}); a test restore of it can check that it loads, not that every row arrived`);
     const globals = await recordGlobals(context, early.globals);
-    if ('unavailable' in early.properties) events.warning(`backup '${name}' does not record the database's own properties (${early.properties.unavailable}); a restore onto a new server creates it with the server's defaults`);
-    if (!globals) events.warning(`backup '${name}' does not record the roles it needs (${(early.globals.roles as {unavailable: string}).unavailable}); restore --create-roles cannot recreate them`);
+    if ('unavailable' in early.properties && method === 'logical') events.warning(`backup '${name}' does not record the database's own properties (${early.properties.unavailable}); a restore onto a new server creates it with the server's defaults`);
+    if (!globals && method === 'logical') events.warning(`backup '${name}' does not record the roles it needs (${(early.globals.roles as {unavailable: string}).unavailable}); restore --create-roles cannot recreate them`);
     const completedAt = now();
     const unsigned: BackupMetadata = {
       formatVersion: METADATA_FORMAT_VERSION,
@@ -317,7 +408,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       completedAt: completedAt.toISOString(),
       durationMs: completedAt.getTime() - startedAt.getTime(),
       database: {name: server.database, serverVersion: server.version, serverVersionNum: server.versionNum, ...('unavailable' in early.properties ? {} : {properties: early.properties})},
-      dump: {tool: 'pg_dump', version: pgDump.version, format: 'plain'},
+      dump: method === 'logical' ? {tool: 'pg_dump', version: pgDump.version, format: 'plain'} : {tool: 'pg_basebackup', version: pgDump.version, format: 'tar', wal: 'archive'},
       sizes: {plaintextBytes: streamed.plaintextBytes, storedBytes: streamed.storedBytes},
       checksums: {algorithm: 'sha256', stored: streamed.storedSha256, plaintext: streamed.plaintextSha256},
       compression: {algorithm: settings.compression.algorithm, level: settings.compression.level},
@@ -325,6 +416,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
       tool: {name: 'synapse-backup', version: context.toolVersion},
       ...('unavailable' in fingerprint ? {} : {fingerprint: {takenIn: 'dump-snapshot' as const, ...fingerprint}}),
       ...(globals ? {globals} : {}),
+      ...(walRange ? {physical: walRange} : {}),
     };
     const metadataKey = metadataKeyFor(name);
     let metadata: BackupMetadata;
@@ -346,7 +438,7 @@ export async function runBackup(context: BackupContext, request: {type: BackupTy
     return {name, metadataKey, location: storage.location, metadata};
   } finally {
     encrypt?.destroy();
-    await early.abandon();
+    await early?.abandon();
     await lock.release().catch(() => {});
   }
 }

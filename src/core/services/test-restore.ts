@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto';
 
 import {SynapseError, isSynapseError} from '../errors/index.js';
-import type {BackupMetadata} from '../metadata/index.js';
+import {isPhysicalBackup, type BackupMetadata} from '../metadata/index.js';
 import {DatabaseAdmin, compactTimestamp, shapeOf, compareFingerprints, fingerprintDatabase, type FingerprintDifference} from '../postgres/index.js';
 import {loadInto, probeRestrictingPsql} from './restore/index.js';
 import {decryptionFor, type StoredBackupContext} from './stored-backup.js';
@@ -87,6 +87,13 @@ export async function testRestore(context: StoredBackupContext, name: string, op
   if (verification.failure || !metadata) {
     throw new SynapseError(verification.failure!.code, {
       message: `unable to test-restore '${name}': it failed verification: ${verification.failure!.message}`,
+      details: {checks: verification.checks},
+    });
+  }
+  if (isPhysicalBackup(metadata)) {
+    throw new SynapseError('E_USAGE', {
+      message: `unable to test-restore '${name}': it is a physical backup, which this test restore (a load into a scratch database) cannot replay; it was verified, and its WAL checked in the archive`,
+      suggestion: `Restore it into a scratch data directory and start a server on it: synapse-backup backup restore ${name} --data-dir DIR --latest`,
       details: {checks: verification.checks},
     });
   }

@@ -1,14 +1,17 @@
 import {readCatalog} from '../catalog/index.js';
 import {locateBackups, readLocationCatalogs, type Location} from '../replication/index.js';
 import {SynapseError, cancelledError, isSynapseError, pluginFailed, type ErrorCode} from '../errors/index.js';
-import type {BackupMetadata} from '../metadata/index.js';
+import {isPhysicalBackup, type BackupMetadata} from '../metadata/index.js';
+import {methodOfBackup, parseBackupName, type BackupMethod} from '../naming/index.js';
 import {COMPRESSION_FORMATS} from '../pipeline/index.js';
 import {storageError} from '../storage/index.js';
 import {readBackStoredBackup, writeVerificationRecord, type DecodeSteps, type ReadBackOutcome} from '../verification/index.js';
 import {decideTrust, documentAuthenticatorFor} from '../trust/index.js';
 import {decryptionFor, keyFits, readBackupMetadata, type Decryption, type StoredBackupContext} from './stored-backup.js';
+import {verifyWalFor} from './verify-wal.js';
+import type {WalCodec} from '../wal/index.js';
 
-export type VerifyCheckName = 'metadata' | 'authenticity' | 'size' | 'sha256' | 'key' | 'decode' | 'plaintext' | 'completion';
+export type VerifyCheckName = 'metadata' | 'authenticity' | 'size' | 'sha256' | 'key' | 'decode' | 'plaintext' | 'completion' | 'wal';
 
 export interface VerifyCheck {
   readonly check: VerifyCheckName;
@@ -42,7 +45,10 @@ export interface VerifyReport {
   readonly skippedLocations?: readonly {readonly location: string; readonly code: string; readonly reason: string}[];
 }
 
-export type VerifyContext = StoredBackupContext;
+export interface VerifyContext extends StoredBackupContext {
+  /** How the WAL archive is read: with it, a physical backup's WAL is checked too. */
+  readonly walCodec?: WalCodec;
+}
 
 export interface VerifyOptions {
   /** Accept an unencrypted backup although a key is configured (refused otherwise, as restore refuses it). */
@@ -51,10 +57,11 @@ export interface VerifyOptions {
   readonly allowUnsigned?: boolean;
 }
 
-export type VerifySelection = {readonly name: string} | {readonly latest: true} | {readonly all: true};
+/** `latest` with a method: the newest good backup taken that way (a test restore loads logical ones). */
+export type VerifySelection = {readonly name: string} | {readonly latest: true; readonly method?: BackupMethod} | {readonly all: true};
 
 /** Collects the checks of one backup in order, and the first failure. */
-class Findings {
+export class Findings {
   readonly checks: VerifyCheck[] = [];
   failure: VerifyFailure | undefined;
 
@@ -120,7 +127,10 @@ function judgeReadBack(metadata: BackupMetadata, outcome: ReadBackOutcome, findi
       true,
     );
   } else findings.pass('plaintext', `${decoded.plaintextBytes} bytes of SQL, SHA-256 ${decoded.plaintextSha256}`);
-  if (decoded.complete) findings.pass('completion', "ends with pg_dump's \"dump complete\" line");
+  if (metadata.dump.tool === 'pg_basebackup') {
+    if (decoded.complete) findings.pass('completion', "pg_basebackup's tar ends with its end-of-archive marker");
+    else findings.fail('completion', 'E_INTEGRITY', "pg_basebackup's tar does not end with its end-of-archive marker: the base backup is incomplete");
+  } else if (decoded.complete) findings.pass('completion', "ends with pg_dump's \"dump complete\" line");
   else findings.fail('completion', 'E_INTEGRITY', "the SQL does not end with pg_dump's \"dump complete\" line: the dump is incomplete, so a restore of it would miss objects");
 }
 
@@ -220,11 +230,17 @@ export async function verifyAndKeepMetadata(context: VerifyContext, name: string
     for (const check of ['key', 'decode', 'plaintext', 'completion'] as const) findings.skip(check, `not checked: ${why}`);
   }
   events.stage('verify', findings.failure ? 'failed' : 'finished', {bytes: outcome.storedBytes, detail: findings.failure ? findings.failure.message : `sha256 ${outcome.storedSha256}`});
+  // Only the backup's own checks can condemn it: a WAL gap limits how far it recovers, not whether it is whole.
+  const ownFailure = findings.failure;
+  if (isPhysicalBackup(metadata)) {
+    if (context.walCodec) await verifyWalFor(storage, metadata, context.walCodec, findings, context.signal);
+    else findings.skip('wal', 'not checked: the WAL archive was not read');
+  }
 
   // The record lets cleanup skip its own full read of this file, and a failure keeps every reader
   // from taking the backup for good; it is a convenience, so failing to write it is only a warning.
-  const condemned = findings.failure?.code === 'E_INTEGRITY' ? findings.failure.message : undefined;
-  if (!findings.failure || condemned) {
+  const condemned = ownFailure?.code === 'E_INTEGRITY' ? ownFailure.message : undefined;
+  if (!ownFailure || condemned) {
     try {
       const object = await storage.stat(name);
       if (object) await writeVerificationRecord(storage, metadata, object, authenticator, now(), condemned);
@@ -233,6 +249,11 @@ export async function verifyAndKeepMetadata(context: VerifyContext, name: string
     }
   }
   return {report: report(metadata, decoded), metadata};
+}
+
+function takenBy(name: string, method: BackupMethod | undefined): boolean {
+  const parts = parseBackupName(name);
+  return method === undefined || (parts !== undefined && methodOfBackup(parts) === method);
 }
 
 /**
@@ -245,7 +266,7 @@ export async function selectBackupsToVerify(context: VerifyContext, selection: V
   const {backups} = await readCatalog(context.storage, {authenticator: documentAuthenticatorFor(context.settings.encryption)});
   if ('latest' in selection) {
     const database = context.settings.database.database;
-    const newest = backups.find((entry) => entry.health === 'good' && entry.metadata?.database.name === database);
+    const newest = backups.find((entry) => entry.health === 'good' && entry.metadata?.database.name === database && takenBy(entry.name, selection.method));
     if (!newest) {
       const others = backups.filter((entry) => entry.health !== 'incomplete' && entry.health !== 'data-missing').length;
       throw new SynapseError('E_BACKUP_NOT_FOUND', {
@@ -268,7 +289,7 @@ export async function selectLocatedBackupsToVerify(context: VerifyContext, locat
   const located = locateBackups(await readLocationCatalogs(locations, documentAuthenticatorFor(context.settings.encryption)));
   if ('latest' in selection) {
     const database = context.settings.database.database;
-    const newest = located.find((backup) => backup.copies.some((copy) => copy.state === 'good' && copy.entry?.metadata?.database.name === database));
+    const newest = located.find((backup) => takenBy(backup.name, selection.method) && backup.copies.some((copy) => copy.state === 'good' && copy.entry?.metadata?.database.name === database));
     if (!newest) {
       throw new SynapseError('E_BACKUP_NOT_FOUND', {
         message: `unable to find the latest good backup of database '${database}' at any location (${locations.map((location) => location.name).join(', ')})`,

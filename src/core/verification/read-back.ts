@@ -3,7 +3,7 @@ import {pipeline} from 'node:stream/promises';
 
 import type {StorageBackend} from '../../contracts/storage.js';
 import type {BackupMetadata} from '../metadata/index.js';
-import {ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, decodeStages} from '../pipeline/index.js';
+import {ByteCounter, DumpCompletionObserver, Sha256Observer, StreamChain, StreamChainFailure, TarCompletionObserver, decodeStages} from '../pipeline/index.js';
 
 /** Turns a backup's stored bytes back into its SQL: decrypt (when encrypted), then decompress. */
 export interface DecodeSteps {
@@ -17,7 +17,7 @@ export interface DecodeOutcome {
   readonly plaintextBytes: number;
   /** Undefined when decoding failed before the end. */
   readonly plaintextSha256: string | undefined;
-  /** Whether the SQL ends with pg_dump's completion block; undefined when decoding failed. */
+  /** Whether the SQL ends with pg_dump's completion block (a physical backup's tar with its end-of-archive marker); undefined when decoding failed. */
   readonly complete: boolean | undefined;
 }
 
@@ -40,7 +40,7 @@ class DecodeBranch extends Writable {
   readonly #input = new PassThrough();
   readonly #plaintextCount = new ByteCounter();
   readonly #plaintextHash = new Sha256Observer();
-  readonly #completion = new DumpCompletionObserver();
+  readonly #completion: DumpCompletionObserver | TarCompletionObserver;
   readonly #done: Promise<void>;
   #failure: DecodeOutcome['failure'];
   #failed = false;
@@ -48,6 +48,7 @@ class DecodeBranch extends Writable {
 
   constructor(steps: DecodeSteps, metadata: BackupMetadata, signal: AbortSignal) {
     super();
+    this.#completion = metadata.dump.tool === 'pg_basebackup' ? new TarCompletionObserver() : new DumpCompletionObserver();
     const decode = decodeStages(metadata, steps.decrypt);
     for (const {step, stream} of decode) {
       stream.on('error', (error: Error) => {

@@ -79,7 +79,7 @@ function parseIdentity(text: string): (ArchiveIdentity & {mac?: unknown}) | unde
  * one that is not authentic is refused rather than overwritten: it may be someone's way to make us
  * archive into an archive they chose.
  */
-export async function claimArchive(storage: StorageBackend, systemIdentifier: string, keys: WalKeys, now: Date): Promise<void> {
+export async function claimArchive(storage: StorageBackend, systemIdentifier: string, keys: WalKeys, now: Date, options: {readOnly?: boolean} = {}): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
     let text: string | undefined;
     try {
@@ -87,6 +87,8 @@ export async function claimArchive(storage: StorageBackend, systemIdentifier: st
     } catch (error) {
       if (errnoCode(error) !== 'ENOENT') throw storageError(error, storage, 'read the WAL archive identity', ARCHIVE_IDENTITY_KEY);
     }
+    // A reader only checks a claim: the first push, as the server's user, makes it (and the area, with that user's modes).
+    if (text === undefined && options.readOnly) return;
     if (text === undefined) {
       const identity: ArchiveIdentity = {formatVersion: 1, systemIdentifier, createdAt: now.toISOString()};
       const mac = await keys.documentMac(canonicalJson(identity));

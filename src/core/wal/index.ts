@@ -9,3 +9,6 @@ export * from './acknowledgements.js';
 export * from './push-ahead.js';
 export * from './archive-facts.js';
 export * from './sync-wal-area.js';
+export * from './wal-positions.js';
+export * from './archive-reach.js';
+export * from './wal-retention.js';

@@ -2,3 +2,5 @@ export {SUPERUSER_EQUIVALENT_FLAG, assertRestorableName, type RestoreContext, ty
 export {loadInto, type LoadOutcome} from './load.js';
 export {probeRestrictingPsql} from './session.js';
 export {restoreBackup} from './restore-backup.js';
+export {restorePhysicalBackup, type PhysicalRestoreRequest, type PhysicalRestoreResult} from './restore-physical.js';
+export {parseTargetLsn, parseTargetName, parseTargetTime, type RecoveryTarget} from './recovery-target.js';

@@ -1,4 +1,5 @@
-import {isSynapseError} from '../../errors/index.js';
+import {SynapseError, isSynapseError} from '../../errors/index.js';
+import {isPhysicalBackup} from '../../metadata/index.js';
 import {previousDatabaseName, scratchDatabaseName, shapeOf} from '../../postgres/index.js';
 import type {TrustDecision} from '../../trust/index.js';
 import {type Decryption, decryptionFor, readBackupMetadata} from '../stored-backup.js';
@@ -40,6 +41,9 @@ export async function restoreBackup(context: RestoreContext, request: RestoreReq
   const target = settings.database;
 
   const metadata = await readBackupMetadata(context.storage, request.name, 'restore');
+  if (isPhysicalBackup(metadata)) {
+    throw new SynapseError('E_USAGE', {message: `unable to restore '${request.name}' into a database: it is a physical backup of a whole cluster`, suggestion: `Restore it with --data-dir DIR into a new data directory.`});
+  }
   // The MAC's key derivation (a PBKDF2) overlaps the read-only checks of the file and the key;
   // nothing touches a database before the MAC has passed.
   const allowed = assertRestoreAllowed(context, request, metadata);
