@@ -25,6 +25,8 @@ describe('formatting', function () {
 
   it('prints the backup table of the product description', function () {
     const backup: ListedBackup = {
+      method: 'logical',
+      wal: null,
       name: 'backup_hourly_20260222_143000.sql.gz.enc',
       type: 'hourly',
       createdAt: '2026-02-22T14:30:00.000Z',

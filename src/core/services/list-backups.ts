@@ -2,7 +2,7 @@ import type {StorageBackend} from '../../contracts/storage.js';
 import {readCatalog, type CatalogEntry} from '../catalog/index.js';
 import type {DocumentAuthenticator} from '../metadata/index.js';
 import type {BackupHealth} from '../retention/index.js';
-import type {BackupType, CompressionAlgorithm} from '../naming/index.js';
+import {methodOfBackup, type BackupMethod, type BackupType, type CompressionAlgorithm} from '../naming/index.js';
 import {firstGoodCopy, locateBackups, readLocationCatalogs, type CopyState, type Location} from '../replication/index.js';
 
 export interface ListedBackup {
@@ -21,6 +21,9 @@ export interface ListedBackup {
   readonly sha256: string | undefined;
   /** When its stored file was last read back whole and found intact, if it was. */
   readonly verifiedAt: string | undefined;
+  readonly method: BackupMethod;
+  /** A physical backup's WAL range: a recovery target must lie after its stop; null for a logical backup, or where the metadata cannot be read. */
+  readonly wal: {readonly timeline: number; readonly startLsn: string; readonly stopLsn: string; readonly stoppedAt: string} | null;
   /** With several locations: how each holds it, in the configured order. */
   readonly locations?: readonly {readonly location: string; readonly state: CopyState; readonly problem?: string}[];
 }
@@ -44,6 +47,8 @@ function toListed(entry: CatalogEntry): ListedBackup {
     problem: entry.problem,
     sha256: entry.metadata?.checksums.stored,
     verifiedAt: entry.verification?.verifiedAt,
+    method: methodOfBackup(entry.parts),
+    wal: entry.metadata?.physical ? {timeline: entry.metadata.physical.timeline, startLsn: entry.metadata.physical.startLsn, stopLsn: entry.metadata.physical.stopLsn, stoppedAt: entry.metadata.physical.stoppedAt} : null,
   };
 }
 
@@ -56,7 +61,12 @@ export async function listBackups(storage: StorageBackend, options: ListBackupsO
   return backups
     .filter((entry) => entry.health !== 'incomplete')
     .map(toListed)
-    .filter((backup) => options.database === undefined || backup.database === undefined || backup.database === options.database);
+    .filter((backup) => shownFor(backup, options.database));
+}
+
+/** A physical backup holds every database of its cluster: it is listed whichever database is configured. */
+function shownFor(backup: ListedBackup, database: string | undefined): boolean {
+  return database === undefined || backup.database === undefined || backup.database === database || backup.method === 'physical';
 }
 
 /**
@@ -73,5 +83,5 @@ export async function listLocatedBackups(locations: readonly Location[], options
       return shown ? {...toListed(shown), locations: backup.copies.map((copy) => ({location: copy.location, state: copy.state, ...(copy.problem === undefined ? {} : {problem: copy.problem})}))} : undefined;
     })
     .filter((backup): backup is ListedBackup => backup !== undefined)
-    .filter((backup) => options.database === undefined || backup.database === undefined || backup.database === options.database);
+    .filter((backup) => shownFor(backup, options.database));
 }

@@ -112,6 +112,38 @@ describe('physical backups and point-in-time restore', function () {
     expect(JSON.stringify(list.json.result)).to.include(base);
   });
 
+  it('publishes nothing when its stop segment does not reach the archive at its location', async function () {
+    const elsewhere = path.join(home, 'elsewhere');
+    await mkdir(elsewhere);
+    const result = await cli(['backup', 'run', '--method', 'physical'], {BACKUP_DIR: elsewhere, BACKUP_WAL_WAIT_SECONDS: '2'});
+    expect(result.exitCode, result.stderr).to.equal(16);
+    expect(result.stderr).to.include('did not arrive in the WAL archive');
+    expect((await readdir(elsewhere)).filter((entry) => entry.startsWith('backup_'))).to.deep.equal([]);
+  });
+
+  it('publishes nothing from a pg_basebackup whose tar was cut short, though it exited 0', async function () {
+    const fakeBin = path.join(home, 'fake-bin');
+    await mkdir(fakeBin);
+    await writeFile(path.join(fakeBin, 'pg_basebackup'), `#!/bin/sh\n[ "$1" = --version ] && exec ${path.join(PG_BIN, 'pg_basebackup')} --version\n${path.join(PG_BIN, 'pg_basebackup')} "$@" | head -c -1024\n`, {mode: 0o755});
+    const before = await readdir(archive);
+    const result = await cli(['backup', 'run', '--method', 'physical'], {PG_BIN_DIR: fakeBin});
+    expect(result.exitCode, result.stderr).to.equal(5);
+    expect(result.stderr).to.include('end-of-archive marker');
+    expect((await readdir(archive)).filter((entry) => entry.startsWith('backup_'))).to.deep.equal(before.filter((entry) => entry.startsWith('backup_')));
+  });
+
+  it('refuses a server that does not archive, and an archive whose identity is not authentic, before the backup starts', async function () {
+    const unarchived = await cli(['backup', 'run', '--method', 'physical'], {DATABASE_URL: undefined, PGHOST: '/var/run/postgresql', PGUSER: 'postgres', PGDATABASE: 'postgres'});
+    expect(unarchived.exitCode, unarchived.stderr).to.equal(2);
+    expect(unarchived.stderr).to.include('does not archive WAL');
+    const planted = path.join(home, 'planted');
+    await mkdir(path.join(planted, 'wal'), {recursive: true});
+    await writeFile(path.join(planted, 'wal', 'archive.json'), JSON.stringify({formatVersion: 1, systemIdentifier: '42', createdAt: '2026-01-01T00:00:00Z'}));
+    const forged = await cli(['backup', 'run', '--method', 'physical'], {BACKUP_DIR: planted});
+    expect(forged.exitCode, forged.stderr).to.equal(14);
+    expect((await readdir(planted)).filter((entry) => entry.startsWith('backup_'))).to.deep.equal([]);
+  });
+
   it('verifies a physical backup with the WAL after it: continuous, read to the end, authenticated', async function () {
     await batch('after-backup');
     await switchAndArchive();
@@ -234,6 +266,28 @@ describe('physical backups and point-in-time restore', function () {
     }
   });
 
+  it('verify names a damaged archived segment the backup needs', async function () {
+    const metadata = JSON.parse(await readFile(path.join(archive, `${base}.meta.json`), 'utf8'));
+    const walDir = path.join(archive, 'wal');
+    const victim = (await readdir(walDir)).filter((key) => /^00000001[0-9A-F]{16}-/.test(key) && key.slice(0, 24) > metadata.physical.stopWalFile).sort()[0]!;
+    const original = await readFile(path.join(walDir, victim));
+    const damaged = Buffer.from(original);
+    damaged[Math.floor(damaged.length / 2)] ^= 0xff;
+    await writeFile(path.join(walDir, victim), damaged);
+    try {
+      const verified = await cli(['backup', 'verify', base, '--json']);
+      expect(verified.exitCode).to.be.oneOf([13, 14]);
+      const wal = (verified.json.error.details.backups[0].checks as Array<{check: string; status: string; detail: string}>).find((check) => check.check === 'wal')!;
+      expect(wal.status).to.equal('failed');
+      expect(wal.detail).to.include(victim.slice(0, 24));
+      // The base backup itself is whole: no verification record condemns it.
+      const list = await cli(['backup', 'list', '--json']);
+      expect(list.json.result.backups.find((backup: {name: string}) => backup.name === base).health).to.equal('good');
+    } finally {
+      await writeFile(path.join(walDir, victim), original);
+    }
+  });
+
   it('cleanup keeps exactly the WAL the kept base backups need', async function () {
     // A second base backup; with one daily backup kept, the first goes, and with it the WAL before the second's start.
     await batch('before-second-backup');
@@ -257,5 +311,46 @@ describe('physical backups and point-in-time restore', function () {
     const {query, data} = await restoreAndStart(second.json.result.name, 'after-cleanup', ['--latest']);
     expect(await query("select count(*) from events where batch = 'before-second-backup'")).to.equal('100');
     await stopServer(data);
+  });
+});
+
+describe('physical backups without a key', function () {
+  this.timeout(180_000);
+  let cluster: ThrowawayCluster;
+  let home: string;
+
+  before(async function () {
+    home = (await makeTempDir('synapse-physical-plain-')).path;
+    const {uid, gid} = postgresUser();
+    await chown(home, uid, gid);
+    const archive = path.join(home, 'archive');
+    await mkdir(archive);
+    await chown(archive, uid, gid);
+    const envFile = path.join(home, 'env');
+    await writeFile(envFile, `BACKUP_DIR=${archive}\n`);
+    cluster = await startThrowawayCluster({settings: ['archive_mode = on', `archive_command = 'set -a && . ${envFile} && exec ${LAUNCHER} wal push %p'`]});
+  });
+
+  after(async function () {
+    await cluster?.stop();
+    if (home) await execa('rm', ['-rf', home]);
+  });
+
+  it('restores an unauthenticated physical backup only when asked to, since the server runs its files', async function () {
+    const env = {BACKUP_DIR: path.join(home, 'archive'), DATABASE_URL: cluster.url('postgres', 'postgres')};
+    const taken = await runCli(['backup', 'run', '--method', 'physical', '--json'], {cwd: home, env});
+    expect(taken.exitCode, taken.stderr).to.equal(0);
+    const name = taken.json.result.name as string;
+    expect(name).to.match(/\.tar\.gz$/);
+    const target = path.join(home, 'restored');
+    const refused = await runCli(['backup', 'restore', name, '--data-dir', target, '--latest'], {cwd: home, env});
+    expect(refused.exitCode, refused.stderr).to.equal(14);
+    expect(refused.stderr).to.include('--allow-unauthenticated');
+    expect(existsSync(target)).to.equal(false);
+    const allowed = await runCli(['backup', 'restore', name, '--data-dir', target, '--latest', '--allow-unauthenticated'], {cwd: home, env});
+    expect(allowed.exitCode, allowed.stderr).to.equal(0);
+    expect(allowed.stderr).to.include('unauthenticated');
+    expect(existsSync(path.join(target, 'PG_VERSION'))).to.equal(true);
+    expect(existsSync(path.join(target, 'recovery.signal'))).to.equal(true);
   });
 });
