@@ -19,7 +19,7 @@ export default class BackupRun extends SynapseCommand<RunOutput> {
   static override journals = 'backup' as const;
   static override summary = 'Back up the database (pg_dump) or the cluster (pg_basebackup): compress, encrypt, checksum, store.';
   static override description = withEnvironmentHelp(
-    `Streams a plain pg_dump through gzip or zstd and (when a key is configured) AES-256-CBC into the backup storage, then writes <name>.meta.json beside it, with a MAC when a key is configured. Nothing is written to a temporary copy; a failed or interrupted run leaves nothing that counts as a backup, the next cleanup removes what it left, and earlier backups are never touched. Only one run per backup storage at a time: a second one exits with status 11.`,
+    `With --method physical, streams pg_basebackup of the whole cluster instead (its WAL from the archive: the backup is published only once its last WAL file is archived). Streams a plain pg_dump through gzip or zstd and (when a key is configured) AES-256-CBC into the backup storage, then writes <name>.meta.json beside it, with a MAC when a key is configured. Nothing is written to a temporary copy; a failed or interrupted run leaves nothing that counts as a backup, the next cleanup removes what it left, and earlier backups are never touched. Only one run per backup storage at a time: a second one exits with status 11.`,
     COMMAND_ENVIRONMENT.run,
   );
 

@@ -96,6 +96,25 @@ describe('the README recipes for point-in-time recovery', function () {
     return target;
   }
 
+  it('takes a physical backup with synapse-backup and restores it to a time between two batches, as the README says', async function () {
+    const restored = path.join(home, 'restored-by-synapse');
+    const port = await freePort();
+    const recipe = withPaths(readmeRecipe('pitr-restore'), {'/etc/synapse-backup': paths['/etc/synapse-backup']!, '/srv/synapse-backup': PROJECT_ROOT, '/var/lib/postgresql/15/restored': restored, "-p 5433": `-p ${port} -c unix_socket_directories=${home}`});
+    const [environment, backupLine, restoreLine, startLine] = recipe.trim().split('\n');
+    const taken = await asPostgres(`${environment}\n${backupLine}`);
+    expect(taken.exitCode, taken.stderr).to.equal(0);
+    const name = /Backup (backup_daily_\S+\.tar\.zst\.enc) written/.exec(taken.stdout + taken.stderr)?.[1];
+    expect(name, taken.stdout).to.be.a('string');
+    const target = await batchesAround({batch: 'synapse-before', from: 5001, to: 5100}, {batch: 'synapse-after', from: 5101, to: 5200});
+    restoredServers.push(restored);
+    const rest = withPaths([environment, restoreLine, startLine].join('\n'), {'backup_daily_20261202_020000.tar.zst.enc': name!, '2026-12-02 14:30:00+00': target});
+    const started = await asPostgres(rest);
+    expect(started.exitCode, `${started.stderr}\n${await readFile(`${restored}.log`, 'utf8').catch(() => '')}`).to.equal(0);
+    const query = async (sql: string): Promise<string> => (await execa('psql', ['-X', '-A', '-t', '-h', home, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-c', sql])).stdout;
+    await waitFor(async () => (await query('select pg_is_in_recovery()').catch(() => 't')) === 'f', 'recovery of the synapse-backup base backup to promote');
+    expect(await query("select batch, count(*) from events where batch like 'synapse-%' group by batch order by batch")).to.equal('synapse-before|100');
+  });
+
   it('recovers a pg_basebackup through `wal fetch` to a time between two committed batches', async function () {
     const query = await restore('restored', async () => {
       return batchesAround({batch: 'before', from: 1, to: 1000}, {batch: 'after', from: 1001, to: 2000});
