@@ -119,7 +119,7 @@ describe('the README recipes for point-in-time recovery', function () {
     const query = await restore('restored', async () => {
       return batchesAround({batch: 'before', from: 1, to: 1000}, {batch: 'after', from: 1001, to: 2000});
     });
-    expect(await query('select batch, count(*) from events group by batch order by batch')).to.equal('before|1000');
+    expect(await query("select batch, count(*) from events where batch in ('before', 'after') group by batch order by batch")).to.equal('before|1000');
   });
 
   it('replays all archived WAL when the target is left out', async function () {
@@ -128,7 +128,7 @@ describe('the README recipes for point-in-time recovery', function () {
       await switchAndArchive();
       return undefined;
     });
-    expect(await query('select batch, count(*) from events group by batch order by batch')).to.equal('after|1000\nbefore|1000\nlater|500');
+    expect(await query("select batch, count(*) from events where batch in ('before', 'after', 'later') group by batch order by batch")).to.equal('after|1000\nbefore|1000\nlater|500');
   });
 
   it('follows a promotion: the new timeline is archived (its history and segments) into the same archive, and a later restore replays onto it', async function () {
