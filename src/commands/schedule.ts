@@ -29,12 +29,13 @@ export default class Schedule extends SynapseCommand<ScheduleOutput> {
     user: Flags.string({summary: 'The system user the jobs run as.', default: DEFAULT_SCHEDULE_OPTIONS.user}),
     'env-file': Flags.string({summary: 'The environment file with the configuration (DATABASE_URL, BACKUP_DIR, NOTIFY_*...).', default: DEFAULT_SCHEDULE_OPTIONS.envFile}),
     'key-file': Flags.string({summary: 'The file holding the encryption key, passed to systemd units with LoadCredential=.', default: DEFAULT_SCHEDULE_OPTIONS.keyFile}),
+    physical: Flags.boolean({summary: 'The cluster is also backed up physically (backup run --method physical): add a weekly drill of its newest physical backup (backup test-restore --latest --method physical).', default: false}),
     'log-file': Flags.string({summary: "Where cron appends the jobs' output, a file the user must be able to write (default: syslog through logger, tagged synapse-backup; systemd uses the journal)."}),
   };
 
   async run(): Promise<ScheduleOutput> {
     const {flags} = await this.parse(Schedule);
-    const options = validateScheduleOptions({installDir: flags['install-dir'], user: flags.user, envFile: flags['env-file'], keyFile: flags['key-file'], logFile: flags['log-file']});
+    const options = validateScheduleOptions({installDir: flags['install-dir'], user: flags.user, envFile: flags['env-file'], keyFile: flags['key-file'], logFile: flags['log-file'], physical: flags.physical});
     const format = flags.cron ? 'cron' : 'systemd';
     const files: UnitFile[] = format === 'cron' ? [{name: 'synapse-backup', text: cronTable(options)}] : systemdUnits(options);
     if (!flags.output) {

@@ -14,6 +14,16 @@ describe('schedule: the pure parts', function () {
     expect(jobs.some((line) => line.includes('backup test-restore --latest') && / 0 postgres /.test(line))).to.equal(true);
   });
 
+  it('adds a weekly drill of the newest physical backup with --physical, and only then', function () {
+    const drill = (table: string): string[] => table.split('\n').filter((line) => line.includes('--method physical'));
+    expect(drill(cronTable(DEFAULT_SCHEDULE_OPTIONS))).to.deep.equal([]);
+    const [line] = drill(cronTable({...DEFAULT_SCHEDULE_OPTIONS, physical: true}));
+    expect(line).to.match(/^30 5 \* \* 0 postgres set -a && .* backup test-restore --latest --method physical 2>&1 \| logger -t synapse-backup$/);
+    const units = systemdUnits({...DEFAULT_SCHEDULE_OPTIONS, physical: true}).map((unit) => unit.name);
+    expect(units).to.include.members(['synapse-backup-restore-drill.service', 'synapse-backup-restore-drill.timer']);
+    expect(systemdUnits(DEFAULT_SCHEDULE_OPTIONS).map((unit) => unit.name)).to.not.include('synapse-backup-restore-drill.service');
+  });
+
   it('appends to a --log-file instead, and says that the user must be able to write it', function () {
     const table = cronTable({...DEFAULT_SCHEDULE_OPTIONS, logFile: '/var/log/synapse-backup/cron.log'});
     expect(table).to.include('backup run --backup-type hourly >> /var/log/synapse-backup/cron.log 2>&1\n').and.include('writable by postgres');

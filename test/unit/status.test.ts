@@ -50,6 +50,11 @@ describe('status: the pure parts', function () {
       ['a failed backup run followed by a good one', {backups: [backup('hourly', 0.1)], journal: [run('backup', 'succeeded', 0.1, {backupType: 'hourly'}), run('backup', 'failed', 0.2, {backupType: 'hourly'})]}, 'ok', []],
       ['the last restore test failed', {backups: [backup('hourly', 1)], journal: [run('restore-test', 'failed', 5), run('restore-test', 'succeeded', 200)]}, 'warning', ['restore_test_failed']],
       ['a failed restore test followed by a good one', {backups: [backup('hourly', 1)], journal: [run('restore-test', 'succeeded', 5), run('restore-test', 'failed', 200)]}, 'ok', []],
+      ['a failed drill of a physical backup, a good logical test after it: each method on its own', {backups: [backup('hourly', 1)], journal: [run('restore-test', 'succeeded', 1, {backupName: 'backup_daily_20261129_020000.sql.gz.enc'}), run('restore-test', 'failed', 5, {backupName: 'backup_daily_20261129_010000.tar.zst.enc'})]}, 'warning', ['restore_test_failed:physical']],
+      ['a good drill after a failed logical test does not hide it', {backups: [backup('hourly', 1)], journal: [run('restore-test', 'succeeded', 1, {backupName: 'backup_daily_20261129_010000.tar.zst.enc'}), run('restore-test', 'failed', 5, {backupName: 'backup_daily_20261129_020000.sql.gz.enc'})]}, 'warning', ['restore_test_failed']],
+      ['the last good drill is older than a week', {backups: [backup('hourly', 1)], journal: [run('restore-test', 'succeeded', 8 * 24, {backupName: 'backup_daily_20261121_010000.tar.zst.enc'})]}, 'warning', ['restore_test_stale:physical']],
+      ['the last good drill is six days old', {backups: [backup('hourly', 1)], journal: [run('restore-test', 'succeeded', 6 * 24, {backupName: 'backup_daily_20261123_010000.tar.zst.enc'})]}, 'ok', []],
+      ['a shorter BACKUP_ALERT_RESTORE_TEST_AGE', {backups: [backup('hourly', 1)], policy: {...DEFAULT_STATUS_POLICY, restoreTestMaxAgeMs: 2 * 24 * HOUR}, journal: [run('restore-test', 'succeeded', 3 * 24, {backupName: 'backup_daily_20261126_020000.sql.gz.enc'})]}, 'warning', ['restore_test_stale:logical']],
     ];
     for (const [what, overrides, level, problems] of cases) {
       it(`${what}: ${level}`, function () {

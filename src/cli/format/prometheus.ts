@@ -38,6 +38,8 @@ export function formatPrometheus(report: StatusReport): string {
   metric('synapse_backup_failures_total', 'counter', 'Failed runs recorded in the run journal, per operation.', Object.entries(report.failureCounts).map(([operation, count]) => [{operation}, count]));
   const restoreTest = report.lastSuccess.restoreTest;
   if (restoreTest) metric('synapse_backup_last_restore_test_success_timestamp_seconds', 'gauge', 'When the last successful restore test finished.', [[{}, Date.parse(restoreTest.finishedAt) / 1000]]);
+  const byMethod = Object.entries(report.restoreTests).filter((entry): entry is [string, NonNullable<(typeof entry)[1]>] => entry[1] !== undefined);
+  if (byMethod.length > 0) metric('synapse_backup_restore_test_success_timestamp_seconds', 'gauge', 'When the last successful restore test of each method finished (physical: a recovery drill).', byMethod.map(([method, fact]) => [{method}, Date.parse(fact.finishedAt) / 1000]));
   const verify = report.lastSuccess.verify;
   if (verify) metric('synapse_backup_last_verify_success_timestamp_seconds', 'gauge', 'When the last successful verify finished.', [[{}, Date.parse(verify.finishedAt) / 1000]]);
   const {locations} = report as Partial<ReplicatedStatusReport>;

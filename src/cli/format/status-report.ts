@@ -73,7 +73,7 @@ export function formatStatusReport(report: StatusReport, options: {sparklines: b
     );
   }
   const success = (what: string, fact: StatusReport['lastSuccess']['verify']): string => `Last successful ${what}: ${fact ? `${fact.finishedAt}${fact.backupName ? ` (${fact.backupName})` : ''}` : 'none recorded'}`;
-  lines.push(success('verify', report.lastSuccess.verify), success('restore test', report.lastSuccess.restoreTest));
+  lines.push(success('verify', report.lastSuccess.verify), success('restore test (logical: load into a scratch database)', report.restoreTests.logical), success('restore drill (physical: recovery on a scratch server)', report.restoreTests.physical));
   if (report.lastFailures.length > 0) {
     lines.push('Recent failures:');
     for (const failure of report.lastFailures) lines.push(`  ${failure.finishedAt}  ${failure.operation}${failure.backupType ? ` (${failure.backupType})` : ''} on ${failure.host}: ${failure.error?.code ?? ''} ${failure.error?.message ?? ''}`.trimEnd());

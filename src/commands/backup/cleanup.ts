@@ -5,7 +5,7 @@ import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-he
 import {openEveryLocation} from '../../cli/runtime.js';
 import type {Settings} from '../../core/config/index.js';
 import {keepAsOnlyGoodCopy, locateBackups, readLocationCatalogs, type Location} from '../../core/replication/index.js';
-import {cleanupBackups, documentAuthenticatorFor, type CleanupResult, type RestoreLeftovers} from '../../core/services/index.js';
+import {cleanupBackups, documentAuthenticatorFor, reclaimDeadDrills, type CleanupResult, type RestoreLeftovers} from '../../core/services/index.js';
 
 /** With several locations, `locations` has each location's own result; the rest adds them up, keys prefixed with the location. */
 type CleanupOutput = CleanupResult & {databases: RestoreLeftovers | null; locations?: ReadonlyArray<CleanupResult & {location: string}>};
@@ -32,6 +32,8 @@ export default class BackupCleanup extends SynapseCommand<CleanupOutput> {
   async run(): Promise<CleanupOutput> {
     const {flags} = await this.parse(BackupCleanup);
     const settings = this.loadSettings(['retention']);
+    // What a killed drill left on this host (its scratch directory, its server) goes first: cleanup runs hourly, drills weekly.
+    if (!flags['dry-run']) await reclaimDeadDrills(settings.physical.drillDirectory, (message) => this.warnUser(message));
     const {opened} = await openEveryLocation(this.config, settings, 'read-write', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
     this.journalIn(opened[0]!.storage, settings);
     const authenticator = documentAuthenticatorFor(settings.encryption);

@@ -1,6 +1,4 @@
 import {Args, Flags} from '@oclif/core';
-import {execa} from 'execa';
-import {existsSync, readFileSync} from 'node:fs';
 import path from 'node:path';
 
 import {SynapseCommand} from '../../cli/base-command.js';
@@ -21,7 +19,8 @@ import {
   type RecoveryTarget,
   type RestoreResult,
 } from '../../core/services/index.js';
-import {portableSettings, serverCommand, shellCommand, shellWord, type Settings} from '../../core/config/index.js';
+import {shellCommand, shellWord} from '../../core/config/index.js';
+import {serverBinDirectory, serverOwner, serverUserCanRun, walFetchCommand} from '../../cli/physical-server.js';
 import {SynapseError} from '../../core/errors/index.js';
 import {parseBackupName, methodOfBackup} from '../../core/naming/index.js';
 import {walCodecFor} from '../../cli/wal/wal-context.js';
@@ -33,14 +32,6 @@ type RestoreOutput = (RestoreResult | PhysicalRestoreOutput) & {location?: strin
 
 /** A physical restore: the data directory written, and how to start the server on it. */
 type PhysicalRestoreOutput = PhysicalRestoreResult & {readonly startCommand: string; readonly restoreCommand: string; readonly takeOverCommand: string; readonly serverNeeds: readonly string[]};
-
-/** A user's uid and gid from /etc/passwd. */
-function systemUser(name: string): {uid: number; gid: number; name: string} | undefined {
-  const entry = readFileSync('/etc/passwd', 'utf8').split('\n').find((line) => line.split(':')[0] === name);
-  if (!entry) return undefined;
-  const [, , uid, gid] = entry.split(':');
-  return {uid: Number(uid), gid: Number(gid), name};
-}
 
 export default class BackupRestore extends SynapseCommand<RestoreOutput> {
   static override notifies = 'restore' as const;
@@ -183,12 +174,8 @@ export default class BackupRestore extends SynapseCommand<RestoreOutput> {
     const target: RecoveryTarget = flags['target-time'] ? parseTargetTime(flags['target-time']) : flags['target-lsn'] ? parseTargetLsn(flags['target-lsn']) : flags['target-name'] ? parseTargetName(flags['target-name']) : {kind: 'latest'};
     const settings = this.loadSettings(['wal-archive']);
     const dataDirectory = path.resolve(flags['data-dir']!);
-    const asRoot = process.getuid?.() === 0;
-    const ownerName = flags.owner ?? (asRoot ? 'postgres' : undefined);
-    const owner = ownerName ? systemUser(ownerName) : undefined;
-    if (ownerName && !owner) throw new SynapseError('E_USAGE', {message: `unable to restore into '${dataDirectory}': there is no user '${ownerName}' to give it to`, suggestion: 'Pass --owner with the user the server runs as.'});
-    if (owner && !asRoot) throw new SynapseError('E_USAGE', {message: '--owner needs root: only root can give files to another user', suggestion: 'Run the restore as the user the server runs as, without --owner, or as root.'});
-    const {restoreCommand, serverNeeds, assignments} = this.restoreCommandFor(settings);
+    const owner = serverOwner(flags.owner, `restore into '${dataDirectory}'`);
+    const {restoreCommand, serverNeeds, assignments} = walFetchCommand(settings, this.config.root);
     const {opened} = await openEveryLocation(this.config, settings, 'read', {signal: this.signal, onWarning: (message: string) => this.warnUser(message)});
     this.journalIn(opened[0]!.storage, settings);
     const encryptionProviders = await loadEncryptionProviders(this.config);
@@ -216,10 +203,13 @@ export default class BackupRestore extends SynapseCommand<RestoreOutput> {
     );
     const result = chosen.result;
     const major = Math.floor(result.metadata.database.serverVersionNum / 10_000);
-    const pgCtl = [settings.pgBinDir, `/usr/lib/postgresql/${major}/bin`].filter((directory): directory is string => directory !== undefined).map((directory) => path.join(directory, 'pg_ctl')).find((candidate) => existsSync(candidate)) ?? 'pg_ctl';
+    const pgCtl = path.join(serverBinDirectory(settings, major, 'pg_ctl'), 'pg_ctl');
     const start = `${pgCtl} -D ${dataDirectory} -l ${dataDirectory}.log start`;
     const startCommand = owner ? `runuser -u ${owner.name} -- ${start}` : start;
-    if (owner) await this.checkServerUserCanRun(owner.name, settings);
+    if (owner) {
+      const probe = await serverUserCanRun(owner.name, settings, this.config.root);
+      if (!probe.ok) this.warnUser(probe.message);
+    }
     // Promoted with archive_mode off, the server marks its timeline history for no archiver: it is pushed by hand when the server takes over.
     const history = `pg_wal/${result.nextTimeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
     const push = `cd ${shellWord(dataDirectory)} && ${shellCommand(assignments, [path.join(this.config.root, 'bin', 'synapse-backup'), 'wal', 'push', history])}`;
@@ -241,22 +231,5 @@ export default class BackupRestore extends SynapseCommand<RestoreOutput> {
       details: {dataDirectory, target: result.target, ...(settings.locations.length > 1 ? {location: chosen.location} : {})},
     });
     return {...result, startCommand, restoreCommand, takeOverCommand, serverNeeds};
-  }
-
-  /** The restore_command the server runs: this installation's launcher (which brings its own Node) with the settings that hold no secret. */
-  private restoreCommandFor(settings: Settings): {restoreCommand: string; serverNeeds: readonly string[]; assignments: ReturnType<typeof portableSettings>['assignments']} {
-    const portable = portableSettings(settings, process.cwd());
-    const launcher = path.join(this.config.root, 'bin', 'synapse-backup');
-    return {restoreCommand: serverCommand(portable.assignments, [launcher, 'wal', 'fetch', '%f', '%p']), serverNeeds: portable.serverNeeds, assignments: portable.assignments};
-  }
-
-  /** Warns where the server's user cannot run the launcher or read the key file: recovery would fail at its first WAL file. */
-  private async checkServerUserCanRun(user: string, settings: Settings): Promise<void> {
-    const launcher = path.join(this.config.root, 'bin', 'synapse-backup');
-    const keyFile = settings.env.BACKUP_ENCRYPTION_KEY_FILE?.trim() ? path.resolve(settings.env.BACKUP_ENCRYPTION_KEY_FILE.trim()) : undefined;
-    const probe = await execa('runuser', ['-u', user, '--', 'sh', '-c', 'test -x "$1" && { [ -z "$2" ] || test -r "$2"; }', 'sh', launcher, keyFile ?? ''], {reject: false, stdin: 'ignore', timeout: 10_000});
-    if (probe.exitCode !== 0) {
-      this.warnUser(`user '${user}' cannot run ${launcher}${keyFile ? ` or read ${keyFile}` : ''}, so the server's restore_command will fail: install synapse-backup where '${user}' can run it (the README's Installing section) and give '${user}' the key file`);
-    }
   }
 }

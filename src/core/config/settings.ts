@@ -1,5 +1,6 @@
 import {readFileSync, statSync} from 'node:fs';
 import path from 'node:path';
+import {tmpdir} from 'node:os';
 
 import {SynapseError} from '../errors/index.js';
 import {DEFAULT_RETENTION_POLICY, type RetentionPolicy} from '../retention/index.js';
@@ -57,9 +58,14 @@ export interface PhysicalBackupSettings {
   readonly checkpoint: 'fast' | 'spread';
   /** BACKUP_WAL_WAIT_SECONDS (default 300): how long a finished base backup waits for its stop segment to arrive in the archive before it fails. */
   readonly walWaitMs: number;
+  /**
+   * BACKUP_DRILL_DIR (default the temporary directory): where `backup test-restore` of a physical
+   * backup restores its scratch data directory; it needs room for one restored cluster.
+   */
+  readonly drillDirectory: string;
 }
 
-export const DEFAULT_PHYSICAL_BACKUP_SETTINGS: PhysicalBackupSettings = {checkpoint: 'fast', walWaitMs: 300_000};
+export const DEFAULT_PHYSICAL_BACKUP_SETTINGS: PhysicalBackupSettings = {checkpoint: 'fast', walWaitMs: 300_000, drillDirectory: tmpdir()};
 
 export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
 
@@ -303,7 +309,9 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
       if (checkpoint !== 'fast' && checkpoint !== 'spread') {
         throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_CHECKPOINT '${checkpoint}': it is fast or spread`, suggestion: 'Set BACKUP_CHECKPOINT=fast (the default) or BACKUP_CHECKPOINT=spread.'});
       }
-      return {checkpoint, walWaitMs: nonNegativeInteger(env, 'BACKUP_WAL_WAIT_SECONDS', DEFAULT_PHYSICAL_BACKUP_SETTINGS.walWaitMs / 1000) * 1000};
+      const drillDirectory = env.BACKUP_DRILL_DIR?.trim() || tmpdir();
+      if (!path.isAbsolute(drillDirectory)) throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_DRILL_DIR '${drillDirectory}': it must be an absolute path`, suggestion: 'Set BACKUP_DRILL_DIR to an absolute directory with room for one restored cluster, such as /var/tmp.'});
+      return {checkpoint, walWaitMs: nonNegativeInteger(env, 'BACKUP_WAL_WAIT_SECONDS', DEFAULT_PHYSICAL_BACKUP_SETTINGS.walWaitMs / 1000) * 1000, drillDirectory};
     },
     DEFAULT_PHYSICAL_BACKUP_SETTINGS,
     warnings,

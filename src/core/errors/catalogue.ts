@@ -38,6 +38,7 @@ export const ERROR_CATALOGUE = {
   E_WAL_CONFLICT: {exitCode: 17, suggestion: 'Another cluster, or this one after a promotion without a new timeline, archives into the same place. Give each cluster a location of its own (BACKUP_LOCATIONS or BACKUP_DIR); never remove the archived file to make the push pass, it may be the only copy of that WAL.'},
   E_RECOVERY_TARGET: {exitCode: 2, suggestion: 'Pick a target the backup and the archived WAL reach: after the base backup ended (`synapse-backup backup list --json` gives each physical backup\'s stop time and LSN) and before the newest archived WAL (`synapse-backup status`), or pass --latest. Nothing was written.'},
   E_DATA_DIRECTORY: {exitCode: 2, suggestion: 'Restore into a new or empty directory (never a running server\'s data directory): pass --data-dir with a path that does not exist yet.'},
+  E_SCRATCH_SPACE: {exitCode: 2, suggestion: 'A drill restores the whole cluster: free space in BACKUP_DRILL_DIR (default the temporary directory), or point BACKUP_DRILL_DIR at a file system with room for one restored data directory.'},
   E_CANCELLED: {exitCode: 130, suggestion: 'The operation was cancelled; nothing was changed.'},
 } as const satisfies Record<string, {exitCode: number; suggestion: string}>;
 

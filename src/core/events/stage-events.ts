@@ -3,7 +3,7 @@ import {EventEmitter} from 'node:events';
 export type BackupStage = 'preflight' | 'dump' | 'compress' | 'encrypt' | 'checksum' | 'store' | 'metadata';
 export type RestoreStage = 'verify' | 'decrypt' | 'confirm' | 'prepare' | 'decompress' | 'load' | 'swap' | 'extract' | 'configure';
 export type CleanupStage = 'plan' | 'verify' | 'remove';
-export type TestRestoreStage = 'verify' | 'prepare' | 'load' | 'compare' | 'drop';
+export type TestRestoreStage = 'verify' | 'prepare' | 'load' | 'compare' | 'drop' | 'recover' | 'check';
 export type ReplicationStage = 'replicate' | 'sync';
 export type StageName = BackupStage | RestoreStage | CleanupStage | TestRestoreStage | ReplicationStage;
 

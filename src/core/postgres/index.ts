@@ -13,3 +13,4 @@ export * from './dump-snapshot.js';
 export * from './database-properties.js';
 export * from './archiver-state.js';
 export * from './physical-facts.js';
+export * from './scratch-server.js';

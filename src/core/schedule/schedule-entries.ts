@@ -12,6 +12,8 @@ export interface ScheduleOptions {
    * (`journalctl -t synapse-backup`), which works for any user on a stock system. systemd's goes to the journal.
    */
   readonly logFile: string | undefined;
+  /** The cluster is also backed up physically: a weekly drill of its newest physical backup is added. */
+  readonly physical?: boolean;
 }
 
 export const DEFAULT_SCHEDULE_OPTIONS: ScheduleOptions = {
@@ -46,6 +48,14 @@ export const SCHEDULED_JOBS: readonly Job[] = [
   {id: 'status', description: 'status check with alerts', args: 'status --notify', cron: '*/5 * * * *', onCalendar: '*:0/5', persistent: false},
   {id: 'restore-test', description: 'weekly restore test', args: 'backup test-restore --latest', cron: '30 4 * * 0', onCalendar: 'Sun *-*-* 04:30:00', randomizedDelay: '30min', persistent: true},
 ];
+
+/** With --physical: recover the newest physical backup on a scratch server once a week and check it (backup test-restore of a physical backup). */
+export const DRILL_JOB: Job = {id: 'restore-drill', description: 'weekly drill of the newest physical backup', args: 'backup test-restore --latest --method physical', cron: '30 5 * * 0', onCalendar: 'Sun *-*-* 05:30:00', randomizedDelay: '30min', persistent: true};
+
+/** The jobs a schedule holds: every one above, and the drill where physical backups are taken. */
+export function scheduledJobs(options: Pick<ScheduleOptions, 'physical'>): readonly Job[] {
+  return options.physical ? [...SCHEDULED_JOBS, DRILL_JOB] : SCHEDULED_JOBS;
+}
 
 /** Characters that could end a line or a directive, start a systemd specifier (%) or need quoting in either format. */
 const UNSAFE_PATH = /[^A-Za-z0-9_./+@-]/;
@@ -101,7 +111,7 @@ export function cronTable(options: ScheduleOptions): string {
     'PATH=/usr/local/bin:/usr/bin:/bin',
     '# m h dom mon dow user command',
   ];
-  for (const job of SCHEDULED_JOBS) {
+  for (const job of scheduledJobs(options)) {
     lines.push(`# ${job.description}`, `${job.cron} ${options.user} set -a && . ${options.envFile} && ${launcher(options)} ${job.args} ${outputOf(options)}`);
   }
   return `${lines.join('\n')}\n`;
@@ -165,7 +175,7 @@ function timerUnit(job: Job, service: string): string {
 
 /** A service and a timer per job, named synapse-backup-<job>.service and .timer. */
 export function systemdUnits(options: ScheduleOptions): UnitFile[] {
-  return SCHEDULED_JOBS.flatMap((job) => {
+  return scheduledJobs(options).flatMap((job) => {
     const service = `synapse-backup-${job.id}.service`;
     return [
       {name: service, text: serviceUnit(job, options)},

@@ -1,6 +1,6 @@
 import type {StorageSpace} from '../../contracts/storage.js';
 import {JOURNAL_OPERATIONS, type JournalEntry, type JournalOperation} from '../journal/index.js';
-import {BACKUP_TYPES, type BackupType} from '../naming/index.js';
+import {BACKUP_METHODS, BACKUP_TYPES, methodOfBackup, parseBackupName, type BackupMethod, type BackupType} from '../naming/index.js';
 import {formatAge} from '../units/index.js';
 import {evaluateArchive, type ArchiveInput, type ArchivePolicy, type ArchiveStatus} from './evaluate-archive.js';
 
@@ -40,6 +40,8 @@ export interface StatusPolicy {
   readonly sizeWindow: number;
   /** How old the newest archived WAL may be while WAL waits (see evaluateArchive). */
   readonly archive: ArchivePolicy;
+  /** BACKUP_ALERT_RESTORE_TEST_AGE: warn when the last successful restore test of a method is older. */
+  readonly restoreTestMaxAgeMs: number;
 }
 
 export const DEFAULT_STATUS_POLICY: StatusPolicy = {
@@ -49,6 +51,7 @@ export const DEFAULT_STATUS_POLICY: StatusPolicy = {
   minSizeRatio: 0.5,
   sizeWindow: 7,
   archive: {warnAfterMs: undefined, criticalAfterMs: undefined},
+  restoreTestMaxAgeMs: 7 * 86_400_000,
 };
 
 /** The alerts `status --notify` sends; each problem carries the one it raises. */
@@ -105,6 +108,8 @@ export interface StatusReport {
   readonly storage: {readonly location: string; readonly freeBytes: number | undefined; readonly totalBytes: number | undefined; readonly freeRatio: number | undefined};
   readonly lastFailures: readonly RunFact[];
   readonly lastSuccess: {readonly verify: RunFact | undefined; readonly restoreTest: RunFact | undefined};
+  /** The last successful restore test of each method: a load of a dump (logical), a recovery drill (physical). */
+  readonly restoreTests: Readonly<Record<BackupMethod, RunFact | undefined>>;
   /** Failures so far per operation, from the journal's carried counters. */
   readonly failureCounts: Readonly<Record<JournalOperation, number>>;
   readonly problems: readonly StatusProblem[];
@@ -157,6 +162,12 @@ function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** A run's method, by its backup's name: physical backups are the tar ones. */
+function methodOfRun(entry: JournalEntry): BackupMethod {
+  const parts = entry.backupName ? parseBackupName(entry.backupName) : undefined;
+  return parts ? methodOfBackup(parts) : 'logical';
 }
 
 const toRunFact = (entry: JournalEntry): RunFact => ({
@@ -298,15 +309,30 @@ export function evaluateStatus(input: StatusInput): StatusReport {
       message: `the last ${entry.backupType ?? ''} backup run${entry.database ? ` of database '${entry.database}'` : ''} failed at ${entry.finishedAt} on ${entry.host}: ${entry.error?.code ?? 'failed'} ${entry.error?.message ?? ''}`.replaceAll(/\s+/g, ' ').trim(),
     });
   }
-  const lastRestoreTest = relevant.find((entry) => entry.operation === 'restore-test');
-  if (lastRestoreTest?.outcome === 'failed') {
-    problems.push({
-      id: 'restore_test_failed',
-      alert: 'alert.restore_test_failed',
-      level: 'warning',
-      ...(lastRestoreTest.database ? {database: lastRestoreTest.database} : {}),
-      message: `the last restore test${lastRestoreTest.backupName ? ` (of ${lastRestoreTest.backupName})` : ''} failed at ${lastRestoreTest.finishedAt}: ${lastRestoreTest.error?.code ?? ''} ${lastRestoreTest.error?.message ?? ''}`.trim(),
-    });
+  // Per method: a drill of physical backups and a load of logical ones prove different things, and one passing hides nothing about the other.
+  const restoreTests = {} as Record<BackupMethod, RunFact | undefined>;
+  for (const method of BACKUP_METHODS) {
+    const ofMethod = relevant.filter((entry) => entry.operation === 'restore-test' && methodOfRun(entry) === method);
+    const last = ofMethod[0];
+    const lastSuccess = ofMethod.find((entry) => entry.outcome === 'succeeded');
+    restoreTests[method] = lastSuccess && toRunFact(lastSuccess);
+    const what = method === 'physical' ? 'restore drill (a recovery of a physical backup)' : 'restore test';
+    if (last?.outcome === 'failed') {
+      problems.push({
+        id: method === 'logical' ? 'restore_test_failed' : `restore_test_failed:${method}`,
+        alert: 'alert.restore_test_failed',
+        level: 'warning',
+        ...(last.database ? {database: last.database} : {}),
+        message: `the last ${what}${last.backupName ? ` (of ${last.backupName})` : ''} failed at ${last.finishedAt}: ${last.error?.code ?? ''} ${last.error?.message ?? ''}`.trim(),
+      });
+    } else if (lastSuccess && now.getTime() - Date.parse(lastSuccess.finishedAt) > policy.restoreTestMaxAgeMs) {
+      problems.push({
+        id: `restore_test_stale:${method}`,
+        alert: 'alert.restore_test_failed',
+        level: 'warning',
+        message: `the last successful ${what} finished at ${lastSuccess.finishedAt}, ${formatAge(now.getTime() - Date.parse(lastSuccess.finishedAt))} ago, more than ${formatAge(policy.restoreTestMaxAgeMs)} (BACKUP_ALERT_RESTORE_TEST_AGE): run \`synapse-backup backup test-restore --latest${method === 'physical' ? ' --method physical' : ''}\``,
+      });
+    }
   }
 
   const failures = relevant.filter((entry) => entry.outcome === 'failed' && ['backup', 'verify', 'restore-test'].includes(entry.operation)).slice(0, 5);
@@ -326,6 +352,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     storage: {location: input.location, freeBytes: input.space?.freeBytes, totalBytes: input.space?.totalBytes, freeRatio},
     lastFailures: failures.map(toRunFact),
     lastSuccess: {verify: success('verify'), restoreTest: success('restore-test')},
+    restoreTests,
     failureCounts,
     problems,
     rejectedJournalEntries: input.rejectedJournalEntries,

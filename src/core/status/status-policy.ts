@@ -55,6 +55,7 @@ export function statusPolicyFrom(env: Env): StatusPolicy {
       warnAfterMs: optionalDuration(env, 'BACKUP_ALERT_WAL_AGE_WARNING'),
       criticalAfterMs: optionalDuration(env, 'BACKUP_ALERT_WAL_AGE_CRITICAL'),
     },
+    restoreTestMaxAgeMs: optionalDuration(env, 'BACKUP_ALERT_RESTORE_TEST_AGE') ?? DEFAULT_STATUS_POLICY.restoreTestMaxAgeMs,
   };
 }
 

@@ -157,6 +157,17 @@ describe('the README recipes for point-in-time recovery', function () {
     expect(await query("select batch, count(*) from events where batch in ('fork-before', 'fork-after', 'new-timeline') group by batch order by batch")).to.equal('fork-before|100\nnew-timeline|50');
   });
 
+  it('drills the newest physical backup as the README says, as postgres: recovered through all the archived WAL on a scratch server, checked, removed', async function () {
+    const recipe = withPaths(readmeRecipe('pitr-drill'), {'/etc/synapse-backup': paths['/etc/synapse-backup']!, '/srv/synapse-backup': PROJECT_ROOT});
+    // As written: the scratch directory goes to the temporary directory, /tmp.
+    const drillsInTmp = async (): Promise<string[]> => (await readdir('/tmp')).filter((entry) => entry.startsWith('synapse-drill-'));
+    const before = await drillsInTmp();
+    const drilled = await execa('runuser', ['-u', 'postgres', '--', 'sh', '-ec', recipe], {cwd: home, reject: false, stdin: 'ignore'});
+    expect(drilled.exitCode, `${drilled.stdout}\n${drilled.stderr}`).to.equal(0);
+    expect(drilled.stdout).to.match(/Drill of backup_daily_\S+\.tar\.zst\.enc/).and.include('pg_amcheck').and.include('The scratch server was stopped and its directory removed.');
+    expect(await drillsInTmp()).to.deep.equal(before);
+  });
+
   it('reads an archived segment with openssl and zstd alone', async function () {
     const segment = (await readdir(path.join(archive, 'wal'))).find((name) => /^[0-9A-F]{24}-/.test(name) && !name.startsWith('000000010000000000000001-'))!.slice(0, 24);
     const scratch = path.join(home, 'stock');

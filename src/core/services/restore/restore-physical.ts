@@ -36,7 +36,15 @@ export interface PhysicalRestoreResult {
   readonly target: string;
   readonly wal: RecordedWalRange;
   /** The segment the archive's unbroken WAL ends with, and the timeline recovery follows. */
-  readonly archiveReach: {readonly throughWalFile: string; readonly timeline: number};
+  readonly archiveReach: {
+    readonly throughWalFile: string;
+    readonly timeline: number;
+    /** The newest segment the archive holds on the recovery's path, and those it lacks before it. */
+    readonly newestWalFile: string | undefined;
+    readonly missing: readonly string[];
+    /** The timelines recovery follows, with the segment numbers each contributes (numbers: this is printed as JSON). */
+    readonly path: ReadonlyArray<{readonly timeline: number; readonly firstSegment: number; readonly lastSegment?: number}>;
+  };
   /** The timeline the server will promote onto: one past the newest the archive knows (the server probes it the same way). */
   readonly nextTimeline: number;
   readonly extractedBytes: number;
@@ -238,7 +246,7 @@ export async function restorePhysicalBackup(context: RestoreContext, request: Ph
       dataDirectory: request.dataDirectory,
       target: request.target.kind === 'latest' ? 'latest' : request.target.kind === 'name' ? `name ${request.target.name}` : `${request.target.kind} ${request.target.text}`,
       wal: range,
-      archiveReach: {throughWalFile: reach.contiguousTo!.file, timeline: reach.timeline},
+      archiveReach: {throughWalFile: reach.contiguousTo!.file, timeline: reach.timeline, newestWalFile: reach.newest?.file, missing: reach.missing, path: reach.path.map((stretch) => ({timeline: stretch.timeline, firstSegment: Number(stretch.first), ...(stretch.last === undefined ? {} : {lastSegment: Number(stretch.last)})}))},
       nextTimeline: Math.max(reach.timeline, ...listing.copies.filter((copy) => copy.file.kind === 'history').map((copy) => copy.file.timeline)) + 1,
       extractedBytes: extracted,
       writtenConfiguration,
