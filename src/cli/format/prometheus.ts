@@ -62,6 +62,7 @@ export function formatPrometheus(report: StatusReport): string {
     metric('synapse_backup_wal_archived_files', 'gauge', 'Files in the WAL archive of the primary location.', [[{}, archive.files]]);
     if (!('unavailable' in archive.server)) {
       metric('synapse_backup_wal_pending_segments', 'gauge', 'Finished WAL segments the server has not archived yet (from pg_stat_archiver).', [[{}, archive.server.pendingSegments]]);
+      if (archive.server.readyFiles !== undefined) metric('synapse_backup_wal_ready_files', 'gauge', 'Files waiting for the archiver in the data directory (pg_wal/archive_status/*.ready), where status runs on the server host.', [[{}, archive.server.readyFiles]]);
       metric('synapse_backup_wal_archive_failures_total', 'counter', "Failed archive_command runs since the server's statistics were reset.", [[{}, archive.server.failedCount]]);
     }
   }

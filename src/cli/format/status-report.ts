@@ -65,7 +65,7 @@ export function formatStatusReport(report: StatusReport, options: {sparklines: b
   );
   const {archive} = report;
   if (archive) {
-    const server = 'unavailable' in archive.server ? `server not asked (${archive.server.unavailable})` : `server: last archived ${archive.server.lastArchivedWal ?? 'none'}, ${archive.server.pendingSegments} waiting, ${archive.server.failedCount} failures`;
+    const server = 'unavailable' in archive.server ? `server not asked (${archive.server.unavailable})` : `server: last archived ${archive.server.lastArchivedWal ?? 'none'}, ${archive.server.pendingSegments} waiting${archive.server.readyFiles === undefined ? '' : ` (${archive.server.readyFiles} .ready files in archive_status)`}, ${archive.server.failedCount} failures`;
     lines.push(
       archive.newest
         ? `WAL archive ${archive.location}: newest ${archive.newest.file}, archived ${formatAge(archive.newest.ageMs)} ago (warning after ${formatAge(archive.warnAfterMs)}, critical after ${formatAge(archive.criticalAfterMs)}); ${archive.files} files; ${server}`

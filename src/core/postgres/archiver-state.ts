@@ -1,3 +1,5 @@
+import {readdir} from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 
 import {connect, databaseError} from './connect.js';
@@ -17,6 +19,26 @@ export interface ArchiverState {
   readonly currentWal: string;
   /** Finished segments after the last archived one, up to the one being written: what waits for the archiver. */
   readonly pendingSegments: number;
+  /**
+   * The `.ready` files in the data directory's pg_wal/archive_status: what waits for the archiver
+   * as the server's host sees it. Undefined where status does not run on that host, or cannot
+   * read the directory (it needs the server's user or root, and a role that may see data_directory).
+   */
+  readonly readyFiles?: number;
+}
+
+/** Hosts whose data directory is this machine's: a Unix socket, or the loopback. */
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1']);
+
+async function readyFilesOn(target: DatabaseTarget, dataDirectory: string | null): Promise<{readyFiles?: number}> {
+  const host = target.clientConfig().host ?? '';
+  if (!dataDirectory || !(host === '' || host.startsWith('/') || LOCAL_HOSTS.has(host))) return {};
+  try {
+    const entries = await readdir(path.join(dataDirectory, 'pg_wal', 'archive_status'));
+    return {readyFiles: entries.filter((name) => name.endsWith('.ready')).length};
+  } catch {
+    return {};
+  }
 }
 
 /** Segments in a 4 GiB "log" of 16 MiB segments: the position of a segment name as one number. */
@@ -44,12 +66,14 @@ export async function readArchiverState(target: DatabaseTarget, timeoutMs = 3000
       current_wal: string;
       in_recovery: boolean;
       segment_size: string;
+      data_directory: string | null;
     }>(`SELECT current_setting('archive_mode') AS archive_mode,
               (SELECT setting::bigint * 1000 FROM pg_settings WHERE name = 'archive_timeout') AS archive_timeout,
               a.last_archived_wal, a.last_archived_time, a.failed_count, a.last_failed_wal, a.last_failed_time,
               CASE WHEN pg_is_in_recovery() THEN '' ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal,
               pg_is_in_recovery() AS in_recovery,
-              (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size
+              (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size,
+              (SELECT setting FROM pg_settings WHERE name = 'data_directory') AS data_directory
          FROM pg_stat_archiver a`);
     const row = rows[0]!;
     if (row.in_recovery) return {unavailable: 'the server is a standby; its primary archives'};
@@ -67,6 +91,7 @@ export async function readArchiverState(target: DatabaseTarget, timeoutMs = 3000
       lastFailedAt: row.last_failed_time ?? undefined,
       currentWal: row.current_wal,
       pendingSegments: pending,
+      ...(await readyFilesOn(target, row.data_directory)),
     };
   } catch (error) {
     // Worded by the catalogue, which also keeps a password out of the message.

@@ -30,7 +30,6 @@ export function scratchServerSettings(dataDirectory: string, port: number): Arra
     ['primary_conninfo', ''],
     ['primary_slot_name', ''],
     ['recovery_end_command', ''],
-    ['synchronous_standby_names', ''],
     ['shared_preload_libraries', ''],
     ['session_preload_libraries', ''],
     ['local_preload_libraries', ''],
@@ -42,6 +41,7 @@ export function scratchServerSettings(dataDirectory: string, port: number): Arra
     ['log_timezone', 'UTC'],
     ['shared_buffers', '32MB'],
     ['max_connections', '20'],
+    // No WAL senders: then no commit ever waits for a synchronous standby, whatever synchronous_standby_names says.
     ['max_wal_senders', '0'],
     ['max_replication_slots', '0'],
     ['autovacuum', 'off'],

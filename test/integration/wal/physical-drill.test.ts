@@ -60,6 +60,10 @@ describe('drills of physical backups: test-restore recovers them on a scratch se
     await cluster.psql('create table events(id serial primary key, batch text not null)');
     await cluster.psql("create table filler(id int primary key, pad text)");
     await batch('before-backup');
+    // Settings the production server's configuration may hold (written, not loaded: only its own files change) that a
+    // drill's server must not take: a library this machine lacks, a synchronous standby every commit would wait for (pg_amcheck's CREATE EXTENSION among them).
+    await cluster.psql("alter system set shared_preload_libraries = 'synapse_no_such_library'");
+    await cluster.psql("alter system set synchronous_standby_names = 'nobody'");
     const taken = await cli(['backup', 'run', '--method', 'physical', '--backup-type', 'daily', '--json']);
     expect(taken.exitCode, taken.stderr).to.equal(0);
     base = taken.json.result.name;
@@ -234,10 +238,25 @@ describe('drills of physical backups: test-restore recovers them on a scratch se
     }
   });
 
+  it('refuses a key from the environment, which the drill server\'s wal fetch could not get, and root as the server\'s user', async function () {
+    const fromEnvironment = await cli(['backup', 'test-restore', base], {BACKUP_ENCRYPTION_KEY_FILE: undefined, BACKUP_ENCRYPTION_KEY: KEY});
+    expect(fromEnvironment.exitCode, fromEnvironment.stderr).to.equal(2);
+    expect(fromEnvironment.stderr).to.include('BACKUP_ENCRYPTION_KEY (the key came from the environment').and.not.include(KEY);
+    const asRoot = await cli(['backup', 'test-restore', base, '--owner', 'root']);
+    expect(asRoot.exitCode, asRoot.stderr).to.equal(2);
+    expect(asRoot.stderr).to.include('PostgreSQL refuses to run as root');
+    const logical = await cli(['backup', 'test-restore', base.replace('.tar.zst.enc', '.sql.gz.enc'), '--target-time', betweenBatches]);
+    expect(logical.exitCode, logical.stderr).to.equal(2);
+    expect(logical.stderr).to.include('are for physical backups');
+    await expectNothingLeft();
+  });
+
   it('fails when pg_amcheck finds a corrupted table page in the base backup', async function () {
     await cluster.psql("create table damaged as select g as id, md5(g::text) as value from generate_series(1, 2000) g");
     const file = path.join(cluster.data, await cluster.psql("select pg_relation_filepath('damaged')"));
     await cluster.psql('checkpoint');
+    await cluster.psql('alter system reset shared_preload_libraries');
+    await cluster.psql('alter system reset synchronous_standby_names');
     const pgCtl = (args: string[]) => execa('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'pg_ctl'), '-D', cluster.data, ...args]);
     await pgCtl(['-m', 'fast', '-w', 'stop']);
     // Line pointers of the first page overwritten: the page header stays valid, its tuples do not.

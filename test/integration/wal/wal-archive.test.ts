@@ -537,6 +537,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
       const metrics = await runCli(['status', '--format', 'prometheus'], {cwd: home.path, env: {...env, DATABASE_URL: cluster.url('postgres', 'postgres')}});
       expect(metrics.stdout).to.match(/^synapse_backup_wal_last_archived_timestamp_seconds \d+/m);
       expect(metrics.stdout).to.match(/^synapse_backup_wal_pending_segments 0$/m);
+      expect(metrics.stdout).to.match(/^synapse_backup_wal_ready_files 0$/m);
     });
 
     it('takes no planted segment for progress: a newer file that is not authentic is named, the newest authentic one reported', async function () {
@@ -563,6 +564,8 @@ describe('WAL archiving: wal push and wal fetch', function () {
         await waitFor(async () => (await cluster.psql('select last_failed_time > coalesce(last_archived_time, last_failed_time - interval \'1s\') from pg_stat_archiver')) === 't', 'the archiver to fail');
         const failing = await statusOf({BACKUP_ALERT_WAL_AGE_WARNING: '1s', BACKUP_ALERT_WAL_AGE_CRITICAL: '1h'});
         expect(failing.archive.server.pendingSegments, JSON.stringify(failing.archive.server)).to.be.greaterThan(0);
+        // On the server's host, what waits is also counted where the archiver sees it.
+        expect(failing.archive.server.readyFiles, JSON.stringify(failing.archive.server)).to.be.greaterThan(0);
         expect(archiveProblems(failing).map((problem) => `${problem.id}:${problem.level}`)).to.include.members(['archive_failing:critical', 'archive_lag:warning']);
         expect(failing.level).to.equal('critical');
         const unasked = await statusOf({DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/postgres', BACKUP_ALERT_WAL_AGE_WARNING: '1s'});
