@@ -1,6 +1,6 @@
 import {expect} from 'chai';
 import {execa} from 'execa';
-import {chown, mkdir, readdir, readFile, readlink, rename, writeFile} from 'node:fs/promises';
+import {chown, mkdir, readdir, readFile, readlink, rename, symlink, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
 import {PROJECT_ROOT, runCli, spawnCli, type CliResult} from '../../helpers/cli.js';
@@ -221,6 +221,17 @@ describe('drills of physical backups: test-restore recovers them on a scratch se
     expect(() => process.kill(stranger.pid!, 0), 'the stranger process was not signalled').to.not.throw();
     stranger.kill('SIGKILL');
     await stranger;
+    await expectNothingLeft();
+  });
+
+  it('reads every table instead where pg_amcheck is not there, and says so', async function () {
+    const bin = path.join(home, 'server-without-amcheck');
+    await mkdir(bin);
+    await symlink(path.join(PG_BIN, 'postgres'), path.join(bin, 'postgres'));
+    const result = await cli(['backup', 'test-restore', base, '--json'], {PG_BIN_DIR: bin});
+    expect(result.exitCode, result.stderr).to.equal(0);
+    expect(result.json.result.integrity.tool).to.equal('table scan');
+    expect(result.json.result.integrity.detail).to.include(`no ${path.join(bin, 'pg_amcheck')}`).and.match(/every one of \d+ tables/);
     await expectNothingLeft();
   });
 
