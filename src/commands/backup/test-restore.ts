@@ -2,9 +2,8 @@ import {Args, Flags} from '@oclif/core';
 
 import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
-import {formatRestoreTest} from '../../cli/format/index.js';
+import {formatPhysicalDrill, formatRestoreTest} from '../../cli/format/index.js';
 import {SynapseError} from '../../core/errors/index.js';
-import {formatPhysicalDrill} from '../../cli/format/index.js';
 import {serverBinDirectory, serverOwner, serverUserCanRun, walFetchCommand} from '../../cli/physical-server.js';
 import {walCodecFor} from '../../cli/wal/wal-context.js';
 import {BACKUP_METHODS, methodOfBackup, parseBackupName, type BackupMethod} from '../../core/naming/index.js';
@@ -13,7 +12,6 @@ import {
   drillPhysicalBackup,
   parseTargetLsn,
   parseTargetTime,
-  readBackupMetadata,
   selectBackupsToVerify,
   selectLocatedBackupsToVerify,
   testRestore,
@@ -130,13 +128,11 @@ export default class BackupTestRestore extends SynapseCommand<TestRestoreOutput>
         const chosen = await fromFirstGoodLocation(
           context.locations,
           `drill '${name}'`,
-          async (location) => {
-            const major = Math.floor((await readBackupMetadata(location.storage, name, 'test-restore')).database.serverVersionNum / 10_000);
-            return drillPhysicalBackup(
+          (location) =>
+            drillPhysicalBackup(
               {...context, storage: location.storage},
-              {name, target, restoreCommand, owner, binDirectory: serverBinDirectory(settings, major), walCodec, allowUnauthenticated: flags['allow-unauthenticated'] === true, roles: [...new Set([settings.database.clientConfig().user, 'postgres'].filter((role): role is string => Boolean(role)))]},
-            );
-          },
+              {name, target, restoreCommand, owner, binDirectoryFor: (major) => serverBinDirectory(settings, major), walCodec, allowUnauthenticated: flags['allow-unauthenticated'] === true, roles: [...new Set([settings.database.clientConfig().user, 'postgres'].filter((role): role is string => Boolean(role)))]},
+            ),
           (skipped, next) => this.warnUser(`location '${skipped.location}' cannot serve '${name}' (${skipped.reason}); trying location '${next}'`),
         );
         return context.locations.length > 1 ? {...chosen.result, location: chosen.location, skippedLocations: chosen.skipped} : chosen.result;

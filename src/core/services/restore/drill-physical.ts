@@ -28,8 +28,8 @@ export interface PhysicalDrillRequest {
   readonly restoreCommand: string;
   /** The user the server runs as, when this runs as root. */
   readonly owner?: {readonly uid: number; readonly gid: number; readonly name: string};
-  /** Where the backup's major version's `postgres` and `pg_amcheck` are. */
-  readonly binDirectory: string;
+  /** Where a major version's `postgres` and `pg_amcheck` are (the backup's, from its metadata). */
+  readonly binDirectoryFor: (major: number) => string;
   readonly walCodec: WalCodec;
   readonly allowUnauthenticated?: boolean;
   /** Role names to connect as first (the configured user); the cluster's bootstrap superuser is found from there. */
@@ -226,6 +226,7 @@ export async function drillPhysicalBackup(context: RestoreContext, request: Phys
   const reclaimed = await reclaimDeadDrills(parent, (message) => events.warning(message));
   const metadata = await readBackupMetadata(context.storage, request.name, 'test-restore');
   const segmentSize = metadata.physical?.walSegmentSize ?? 16 * 1024 * 1024;
+  const binDirectory = request.binDirectoryFor(Math.floor(metadata.database.serverVersionNum / 10_000));
   const needed = drillSpaceNeeded(metadata.sizes.plaintextBytes, segmentSize);
   let space;
   try {
@@ -254,7 +255,7 @@ export async function drillPhysicalBackup(context: RestoreContext, request: Phys
     const range = restored.wal;
 
     events.stage('recover', 'started', {detail: `a server of its own on ${dataDirectory}`});
-    server = await startScratchServer({postgres: path.join(request.binDirectory, 'postgres'), dataDirectory, logFile: path.join(scratch, 'server.log'), port: await freePort(), owner: request.owner});
+    server = await startScratchServer({postgres: path.join(binDirectory, 'postgres'), dataDirectory, logFile: path.join(scratch, 'server.log'), port: await freePort(), owner: request.owner});
     const connected = await awaitPromotion(server, request.roles, signal, request.name);
     client = connected.client;
     const recoveredAt = now();
@@ -279,7 +280,7 @@ export async function drillPhysicalBackup(context: RestoreContext, request: Phys
         throw new SynapseError('E_RESTORE_TEST_FAILED', {message: `the drill of '${request.name}' recovered, but database '${database}' does not accept connections: ${(error as Error).message}`});
       }
     }
-    const integrity = await checkIntegrity(client, server, superuser, databases, request.binDirectory, signal, request.name);
+    const integrity = await checkIntegrity(client, server, superuser, databases, binDirectory, signal, request.name);
     const checkedAt = now();
     events.stage('check', 'finished', {detail: `system identifier ${systemIdentifier}, ${databases.length} databases, ${integrity.tool}`});
     return {
