@@ -46,6 +46,18 @@ describe('schedule', function () {
     }
   });
 
+  it('writes the weekly drill of --physical as units systemd-analyze verify accepts', async function () {
+    const output = path.join(temp.path, 'units-physical');
+    const result = await runCli(['schedule', '--systemd', '--physical', '--output', output, '--install-dir', PROJECT_ROOT, '--user', 'postgres'], {cwd: temp.path});
+    expect(result.exitCode, result.stderr).to.equal(0);
+    const drill = ['synapse-backup-restore-drill.service', 'synapse-backup-restore-drill.timer'];
+    expect(await readdir(output)).to.include.members(drill);
+    const verified = await execa('systemd-analyze', ['verify', ...drill.map((file) => path.join(output, file))], {reject: false, env: {SYSTEMD_LOG_LEVEL: 'warning'}});
+    expect(verified.exitCode, `${verified.stdout}\n${verified.stderr}`).to.equal(0);
+    expect(verified.stderr.split('\n').filter((line) => line.includes(output)), verified.stderr).to.deep.equal([]);
+    expect(await readFile(path.join(output, drill[0]!), 'utf8')).to.include(`ExecStart=${PROJECT_ROOT}/bin/synapse-backup backup test-restore --latest --method physical\n`);
+  });
+
   it('prints a cron table that cron can take, and refuses an option that would inject a line', async function () {
     const result = await runCli(['schedule', '--cron', '--user', 'backup', '--env-file', '/srv/backup.env'], {cwd: temp.path});
     expect(result.exitCode, result.stderr).to.equal(0);
