@@ -6,7 +6,7 @@
  * then the tool's archive_command is set and the time is taken until no file waits (.ready).
  */
 import {execFileSync} from 'node:child_process';
-import {chmodSync, chownSync, mkdirSync, readdirSync, writeFileSync} from 'node:fs';
+import {chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 
 import {PG_BIN, startThrowawayCluster, type ThrowawayCluster} from '../test/helpers/cluster.js';
@@ -17,6 +17,8 @@ export interface WalArchivingSample {
   readonly files: number;
   readonly bytes: number;
   readonly seconds: number;
+  /** CPU seconds the whole machine spent (user + system, every process) while the backlog drained. */
+  readonly cpuSeconds: number;
 }
 
 export interface WalArchivingResult {
@@ -34,6 +36,14 @@ function postgresIds(): {uid: number; gid: number} {
 
 function asPostgres(command: string, args: string[]): string {
   return execFileSync('runuser', ['-u', 'postgres', '--', command, ...args], {encoding: 'utf8'});
+}
+
+/** The machine's busy CPU time so far (every CPU, user + nice + system + irq + softirq), from /proc/stat. */
+function machineCpuSeconds(): number {
+  const [total] = readFileSync('/proc/stat', 'latin1').split('\n');
+  const [user, nice, system, , , irq, softirq] = total!.trim().split(/\s+/).slice(1).map(Number);
+  // USER_HZ is 100 on every architecture Linux runs Node on.
+  return (user! + nice! + system! + irq! + softirq!) / 100;
 }
 
 async function waitingFiles(cluster: ThrowawayCluster): Promise<number> {
@@ -125,14 +135,16 @@ export async function measureWalArchiving(options: {runs: number; scale: number;
       for (const {tool, command} of order) {
         const files = await writeBacklog(cluster, options.scale, options.pgbenchSeconds);
         const started = process.hrtime.bigint();
+        const cpuBefore = machineCpuSeconds();
         await setArchiveCommand(cluster, command);
         while ((await waitingFiles(cluster)) > 0) await new Promise((resolve) => setTimeout(resolve, 20));
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const cpuSeconds = machineCpuSeconds() - cpuBefore;
         const failed = await cluster.psql('SELECT last_failed_wal IS NOT NULL AND last_failed_time > last_archived_time FROM pg_stat_archiver');
         if (failed === 't') throw new Error(`${tool}: the archiver reports a failure after catching up; see ${cluster.directory}/log`);
-        const sample = {tool, files, bytes: files * 16 * 1024 * 1024, seconds};
+        const sample = {tool, files, bytes: files * 16 * 1024 * 1024, seconds, cpuSeconds};
         samples.push(sample);
-        log(`  run ${run}  ${tool.padEnd(34)} ${files} files in ${seconds.toFixed(2)} s: ${(sample.bytes / 1e6 / seconds).toFixed(0)} MB/s`);
+        log(`  run ${run}  ${tool.padEnd(34)} ${files} files in ${seconds.toFixed(2)} s: ${(sample.bytes / 1e6 / seconds).toFixed(0)} MB/s, ${((cpuSeconds * 1e9) / sample.bytes).toFixed(2)} CPU-s per GB`);
       }
     }
   } finally {

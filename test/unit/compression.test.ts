@@ -6,7 +6,7 @@ import {pipeline} from 'node:stream/promises';
 import {setTimeout as sleep} from 'node:timers/promises';
 import zlib from 'node:zlib';
 
-import {COMPRESSION_FORMATS, compressedMagic, createCompressStream, createDecompressStream} from '../../src/core/pipeline/compression.js';
+import {COMPRESSION_FORMATS, compressedMagic, createBlockCompressor, createCompressStream, createDecompressStream} from '../../src/core/pipeline/compression.js';
 import {ParallelBlockCompressor} from '../../src/core/pipeline/parallel-block-compressor.js';
 import {ReusableBlockCodec} from '../../src/core/pipeline/reusable-block-codec.js';
 import {ZstdFrameScanner} from '../../src/core/pipeline/zstd-frames.js';
@@ -99,6 +99,22 @@ describe('compression', function () {
       });
     });
   }
+
+  it('streams that share a compressor leave it open for the next one and reuse its contexts', async function () {
+    // wal push compresses dozens of files in a run: fresh contexts per file made V8 collect garbage after every file or two.
+    const shared = createBlockCompressor({algorithm: 'zstd', level: 3});
+    const inputs = [dumpLikeText(3 * 1024 * 1024 + 17), dumpLikeText(2 * 1024 * 1024), Buffer.alloc(0)];
+    try {
+      for (const input of inputs) {
+        const compressed = await collect(chunksOf(input, 64 * 1024), createCompressStream({algorithm: 'zstd', level: 3}, {compressor: shared, threads: 2}));
+        expect(await collect([compressed], createDecompressStream('zstd'))).to.deep.equal(input);
+      }
+      // One engine per block in flight (2 threads + 1 waiting), not per stream.
+      expect((shared as ReusableBlockCodec).engines).to.be.at.most(3);
+    } finally {
+      shared.close();
+    }
+  });
 
   it('zstd decoding reads frames written by the zstd command line, skippable frames included', async function () {
     const fromCli = execFileSync('zstd', ['-3', '-c', '-q'], {input, maxBuffer: 64 * 1024 * 1024});

@@ -2,7 +2,7 @@ import type {Config} from '@oclif/core';
 
 import type {Settings} from '../../core/config/index.js';
 import {noPluginProvides} from '../../core/errors/index.js';
-import {BLOCK_SIZE, BlockPool} from '../../core/pipeline/index.js';
+import {BLOCK_SIZE, BlockPool, createBlockCompressor} from '../../core/pipeline/index.js';
 import type {Location} from '../../core/replication/index.js';
 import {WalKeys, type WalArchiveContext, type WalCodec} from '../../core/wal/index.js';
 import {loadEncryptionProviders} from '../runtime.js';
@@ -17,11 +17,24 @@ export async function walCodecFor(config: Config, settings: Settings): Promise<W
   return {compression: settings.compression, encryption, keys: new WalKeys(settings.encryption)};
 }
 
-/** What `wal push` and `wal fetch` hand the core: the opened locations, the codec and the archive's keys. */
-export async function walArchiveContext(config: Config, settings: Settings, locations: readonly Location[], signal: AbortSignal, onWarning: (message: string) => void): Promise<WalArchiveContext> {
+/**
+ * What `wal push` hands the core: the opened locations, the codec and the archive's keys, and the
+ * buffers and compression contexts its files share. close() frees the contexts.
+ */
+export async function walArchiveContext(
+  config: Config,
+  settings: Settings,
+  locations: readonly Location[],
+  signal: AbortSignal,
+  onWarning: (message: string) => void,
+): Promise<WalArchiveContext & {close(): void}> {
+  const codec = await walCodecFor(config, settings);
+  const compressor = createBlockCompressor(codec.compression);
   return {
     locations,
-    codec: await walCodecFor(config, settings),
+    codec,
+    compressor,
+    close: () => compressor.close(),
     signal,
     onWarning,
     claims: new Map(),

@@ -37,7 +37,11 @@ export default class WalPush extends SynapseCommand<WalPushOutput> {
     const {opened, failed} = await openLocations(this.config, settings, 'read-write', {create: true, signal: this.signal, onWarning: (message) => this.warnUser(message)});
     if (failed.length > 0) throw failed[0]!.error;
     const context = await walArchiveContext(this.config, settings, opened, this.signal, (message) => this.warnUser(message));
-    const {requested, ahead} = await pushAhead(context, {path: args.path, systemIdentifier}, {...settings.walArchive, env: {process: process.env, dotenv: readDotenvFile(process.cwd())}, pgWal: path.dirname(path.resolve(args.path))});
-    return {...requested, pushedAhead: ahead};
+    try {
+      const {requested, ahead} = await pushAhead(context, {path: args.path, systemIdentifier}, {...settings.walArchive, env: {process: process.env, dotenv: readDotenvFile(process.cwd())}, pgWal: path.dirname(path.resolve(args.path))});
+      return {...requested, pushedAhead: ahead};
+    } finally {
+      context.close();
+    }
   }
 }

@@ -5,7 +5,7 @@ import {PassThrough, Readable, Writable, type Transform} from 'node:stream';
 
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
-import type {BlockPool, CompressionSettings} from '../pipeline/index.js';
+import type {BlockCompressor, BlockPool, CompressionSettings} from '../pipeline/index.js';
 import {ByteCounter, Sha256Observer, SizeLimit, StreamChain, StreamChainFailure, createCompressStream, createDecompressStream} from '../pipeline/index.js';
 import {WAL_FILE_KDF_ITERATIONS, type WalKeys} from './wal-keys.js';
 import type {WalObjectName} from './wal-file-names.js';
@@ -108,9 +108,11 @@ async function decryptStream(codec: WalCodec): Promise<Transform> {
 
 /**
  * Compresses and encrypts a local WAL file into the storage under `key`, never replacing an object
- * there (`ifNotExists`): resolves once the storage has it durably, as put() promises.
+ * there (`ifNotExists`): resolves once the storage has it durably, as put() promises. `compressor`,
+ * where given, is one of the codec's compression settings that the caller shares between files.
  */
-export async function storeWalFile(storage: StorageBackend, key: string, source: LoadedWalFile, codec: WalCodec, signal?: AbortSignal): Promise<ObjectInfo> {
+export async function storeWalFile(storage: StorageBackend, key: string, source: LoadedWalFile, codec: WalCodec, options: {signal?: AbortSignal; compressor?: BlockCompressor} = {}): Promise<ObjectInfo> {
+  const {signal} = options;
   const encrypt = await encryptStream(codec);
   const chain = new StreamChain(signal);
   const body = new PassThrough();
@@ -119,7 +121,7 @@ export async function storeWalFile(storage: StorageBackend, key: string, source:
     const [object] = (await chain.run(
       [
         {stage: 'dump', stream: source.blocks ? Readable.from(source.blocks, {objectMode: false}) : createReadStream(source.path, {highWaterMark: 1024 * 1024})},
-        {stage: 'compress', stream: createCompressStream(codec.compression)},
+        {stage: 'compress', stream: createCompressStream(codec.compression, {compressor: options.compressor})},
         ...(encrypt ? [{stage: 'encrypt' as const, stream: encrypt}] : []),
         {stage: 'store', stream: body},
       ],

@@ -4,7 +4,7 @@ import {SynapseError, errnoCode, isSynapseError} from '../errors/index.js';
 import type {Location} from '../replication/index.js';
 import {storageError} from '../storage/index.js';
 import {claimArchive} from './archive-identity.js';
-import {BLOCK_SIZE, BlockPool} from '../pipeline/index.js';
+import {BLOCK_SIZE, BlockPool, type BlockCompressor} from '../pipeline/index.js';
 import {loadWalFile, releaseWalFile, storeWalFile, WalCodecFailure, type FileDigest, type LoadedWalFile, type WalCodec} from './archived-file.js';
 import {archivedCopiesOf, judgeArchivedCopy} from './archived-copies.js';
 import {parseWalFileName, walObjectKey, type WalFileName} from './wal-file-names.js';
@@ -20,6 +20,8 @@ export interface WalArchiveContext {
   readonly claims?: Map<string, Promise<void>>;
   /** The blocks files are read into, lent round the files of a run. */
   readonly blocks?: BlockPool;
+  /** Compression contexts of the codec's settings, shared by the files of a run; closed by whoever made the context. */
+  readonly compressor?: BlockCompressor;
 }
 
 export interface PushRequest {
@@ -149,7 +151,7 @@ async function archiveAt(context: WalArchiveContext, location: Location, request
     replacing = true;
   }
   try {
-    const object = await storeWalFile(storage, key, loaded, codec, signal);
+    const object = await storeWalFile(storage, key, loaded, codec, {signal, compressor: context.compressor});
     return {outcome: replacing ? 'replaced' : 'stored', storedBytes: object.size};
   } catch (error) {
     const cause = error instanceof WalCodecFailure ? error.error : error;
