@@ -3,7 +3,11 @@ import {hostname} from 'node:os';
 
 import {DEFAULT_PROGRESS_INTERVAL_MS, type SettingGroup, type Settings} from '../core/config/index.js';
 import {ProgressEvents} from '../core/events/index.js';
-import {assertBackupName, documentAuthenticatorFor, findRestoreLeftovers, type RestoreLeftovers, type StoredBackupContext} from '../core/services/index.js';
+// Not the services' index: it loads every service (pg, execa and all), and every command, `wal push`
+// each time the archiver runs it, starts here.
+import {assertBackupName, type StoredBackupContext} from '../core/services/stored-backup.js';
+import type {RestoreLeftovers} from '../core/services/restore-leftovers.js';
+import {documentAuthenticatorFor} from '../core/trust/index.js';
 import type {EventName} from '../contracts/notification.js';
 import {SynapseError, isSynapseError} from '../core/errors/index.js';
 import {Notifier, buildEvent, type DeliveryReport, type EventFacts} from '../core/notify/index.js';
@@ -231,6 +235,7 @@ export abstract class SynapseCommand<T> extends Command {
   protected async showRestoreLeftovers(settings: Settings, options: {reclaim: boolean; separate?: boolean}): Promise<RestoreLeftovers | null> {
     let leftovers: RestoreLeftovers | null = null;
     try {
+      const {findRestoreLeftovers} = await import('../core/services/restore-leftovers.js');
       leftovers = await findRestoreLeftovers(settings.database, {reclaim: options.reclaim});
     } catch (error) {
       this.warnUser(`unable to check the database server for databases left by earlier restores: ${(error as Error).message}`);

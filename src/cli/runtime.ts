@@ -8,7 +8,8 @@ import type {StorageBackend} from '../contracts/storage.js';
 import {locationEnvironment, resolveSettings, type LocationSpec, type SettingGroup, type Settings} from '../core/config/index.js';
 import {SynapseError, errnoCode, isSynapseError} from '../core/errors/index.js';
 import type {EventFacts} from '../core/notify/index.js';
-import {DatabaseTarget} from '../core/postgres/index.js';
+// The one class, not the index: that loads pg and execa for every command.
+import {DatabaseTarget} from '../core/postgres/database-target.js';
 import {DEFAULT_RETRY_DELAYS_MS, boundOperation, withOperationBounds, withOperationLog, withRetries} from '../core/storage/index.js';
 import type {Location, LocationFailure} from '../core/replication/index.js';
 import {discoverEncryptionProviders, discoverStorageBackends, pluginDirectoryVerdict} from './plugin-host/index.js';
