@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto';
-import {constants, createReadStream, createWriteStream, type WriteStream} from 'node:fs';
+import {constants, createReadStream, createWriteStream, type BigIntStats, type WriteStream} from 'node:fs';
 import {once} from 'node:events';
 import {access, link, lstat, mkdir, open, readdir, rename, stat, statfs, unlink, type FileHandle} from 'node:fs/promises';
 import path from 'node:path';
@@ -25,6 +25,31 @@ const STAGING_NAME = /^.+\.[0-9a-f]{8,64}\.partial$/;
 
 function areaOf(keyOrPrefix: string): string {
   return keyOrPrefix.slice(0, keyOrPrefix.lastIndexOf('/') + 1);
+}
+
+/**
+ * A directory of a hundred thousand files makes every lookup in it a readdir of them all, and the
+ * WAL area gains a file a minute or faster: after a few weeks each push and each fetch spent more
+ * time listing than archiving. So an object of an area whose name is longer than FAN_OUT_LENGTH
+ * characters is kept in a subdirectory of the area named FAN_OUT_MARK and the name's first
+ * FAN_OUT_LENGTH characters: for a WAL segment its timeline and log, 256 segments of 16 MiB. No
+ * key segment can have that name, so it is never mistaken for an area. Objects that an earlier
+ * version kept in the area itself are still found there.
+ */
+const FAN_OUT_LENGTH = 16;
+// '~' is outside the key alphabet, and the one such character that URLs never encode, which an
+// s3fs mount puts into object keys ('+' broke renames on s3fs over s3rver).
+const FAN_OUT_MARK = '~';
+
+/** The fan-out directory of a key of an area (see FAN_OUT_LENGTH), or undefined for one kept in its area's directory. */
+function fanOutOf(key: string): string | undefined {
+  const area = areaOf(key);
+  const name = key.slice(area.length);
+  return area !== '' && name.length > FAN_OUT_LENGTH ? `${FAN_OUT_MARK}${name.slice(0, FAN_OUT_LENGTH)}` : undefined;
+}
+
+function isFanOutDirectory(name: string): boolean {
+  return name.length === FAN_OUT_MARK.length + FAN_OUT_LENGTH && name.startsWith(FAN_OUT_MARK) && KEY_SEGMENT.test(name.slice(FAN_OUT_MARK.length));
 }
 
 /** A file's version, as a key's etag: a replaced file is another inode; one changed in place has another time or size. */
@@ -148,10 +173,70 @@ export class LocalDirectoryStorage implements StorageBackend {
     return new LocalDirectoryStorage(absolute, options);
   }
 
-  /** A key's file: its area (`wal/`) a directory under the location, as the contract maps it. */
+  /** A key's file: its area (`wal/`) a directory under the location, as the contract maps it, and within it its fan-out directory if it has one. */
   #path(key: string): string {
     if (!isValidKey(key)) throw codedError('EINVAL', `invalid object key '${key}'`);
+    const fanOut = fanOutOf(key);
+    return fanOut ? path.join(this.#areaDirectory(areaOf(key)), fanOut, key.slice(areaOf(key).length)) : this.#flatPath(key);
+  }
+
+  /** Where a key's file is without fan-out: where an earlier version kept every object of an area. */
+  #flatPath(key: string): string {
+    if (!isValidKey(key)) throw codedError('EINVAL', `invalid object key '${key}'`);
     return path.join(this.location, ...key.split('/'));
+  }
+
+  /**
+   * The files a key may be in, the current place first: a key with a fan-out directory may still
+   * be in its area's own directory, from an earlier version. A fan-out directory that is not a
+   * directory (a symbolic link planted there) holds no objects: it is never followed.
+   */
+  async #placesOf(key: string): Promise<string[]> {
+    const flat = this.#flatPath(key);
+    const fanOut = fanOutOf(key);
+    if (!fanOut) return [flat];
+    const info = await lstat(path.join(this.#areaDirectory(areaOf(key)), fanOut)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    return info?.isDirectory() ? [this.#path(key), flat] : [flat];
+  }
+
+  /** The file a key is in, with its lstat, or undefined where it is no object (missing, or not a regular file). */
+  async #locate(key: string): Promise<{file: string; info: BigIntStats} | undefined> {
+    for (const file of await this.#placesOf(key)) {
+      try {
+        const info = await lstat(file, {bigint: true});
+        if (info.isFile()) return {file, info};
+      } catch (error) {
+        // ENOTDIR: a file where the key's area would be a directory; no such object.
+        if (!['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+      }
+    }
+    return undefined;
+  }
+
+  /** Creates the fan-out directory of a key about to be written, as #walkArea creates an area: 0700, never through a symbolic link, and durable in its parent. */
+  async #prepareFanOut(key: string): Promise<void> {
+    const fanOut = fanOutOf(key);
+    if (!fanOut) return;
+    const parent = this.#areaDirectory(areaOf(key));
+    const directory = path.join(parent, fanOut);
+    let info = await lstat(directory).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!info) {
+      try {
+        await mkdir(directory, {mode: 0o700});
+        // The new directory's entry must survive a crash as the file published in it does.
+        await this.#syncDirectory(parent);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      info = await lstat(directory);
+    }
+    if (!info.isDirectory()) throw codedError('ENOTDIR', `'${directory}', where the objects '${areaOf(key)}${fanOut.slice(FAN_OUT_MARK.length)}...' are kept, is not a directory (a symbolic link or a file is never followed there): remove it`);
   }
 
   /** The directory of an area, '' being the location itself. */
@@ -206,6 +291,7 @@ export class LocalDirectoryStorage implements StorageBackend {
     let writer: WriteStream | undefined;
     try {
       await this.#walkArea(key, true);
+      await this.#prepareFanOut(key);
       handle = await open(stagingPath, 'wx', options.private ? 0o600 : 0o644);
       if (this.#device !== undefined && (await handle.stat()).dev !== this.#device) {
         await handle.close();
@@ -217,9 +303,10 @@ export class LocalDirectoryStorage implements StorageBackend {
       if (options.ifMatch !== undefined) {
         await this.#publishReplacing(key, options.ifMatch, stagingPath, finalPath);
       } else if (options.ifNotExists) {
-        await this.#publishWithoutReplacing(stagingPath, finalPath);
+        await this.#publishWithoutReplacing(key, stagingPath, finalPath);
       } else {
         await rename(stagingPath, finalPath);
+        await this.#removeFlatCopy(key, finalPath);
       }
       await this.#syncDirectory(path.dirname(finalPath));
     } catch (error) {
@@ -250,8 +337,10 @@ export class LocalDirectoryStorage implements StorageBackend {
     }
   }
 
+  /** Beside the key's file, in the same directory, so that publishing it is a rename or a link within one directory. */
   #stagingPath(key: string): string {
-    return this.#path(`${key}.${randomBytes(6).toString('hex')}${STAGING_SUFFIX}`);
+    const final = this.#path(key);
+    return path.join(path.dirname(final), `${path.basename(final)}.${randomBytes(6).toString('hex')}${STAGING_SUFFIX}`);
   }
 
   /**
@@ -264,10 +353,30 @@ export class LocalDirectoryStorage implements StorageBackend {
     if (!current) throw changed(key, 'is gone');
     if (current.etag !== etag) throw changed(key, 'is another version');
     await rename(stagingPath, finalPath);
+    await this.#removeFlatCopy(key, finalPath);
   }
 
-  async #publishWithoutReplacing(stagingPath: string, finalPath: string): Promise<void> {
-    const key = path.relative(this.location, finalPath).split(path.sep).join('/');
+  /** After a key was published in its fan-out directory, the copy an earlier version kept in the area's own directory is the old version: removed, so that it never comes back. */
+  async #removeFlatCopy(key: string, finalPath: string): Promise<void> {
+    const flat = this.#flatPath(key);
+    if (flat !== finalPath) await this.#removeFile(flat);
+  }
+
+  /** Unlinks a file, durably (its directory fsynced); one that is not there is no error. */
+  async #removeFile(file: string): Promise<void> {
+    try {
+      await unlink(file);
+    } catch (error) {
+      if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return;
+      throw error;
+    }
+    await this.#syncDirectory(path.dirname(file));
+  }
+
+  async #publishWithoutReplacing(key: string, stagingPath: string, finalPath: string): Promise<void> {
+    // A copy an earlier version kept in the area's own directory is the key too. Looked at, then
+    // linked: not atomic against such a version writing the same key at the same moment.
+    if (this.#flatPath(key) !== finalPath && (await this.#locate(key))) throw codedError('EEXIST', `object '${key}' already exists`);
     if (!this.#hardLinks) {
       // Not atomic against a concurrent writer, which the storage lock excludes (on this host: see conditionalPut).
       if (await this.stat(key)) throw codedError('EEXIST', `object '${key}' already exists`);
@@ -295,12 +404,19 @@ export class LocalDirectoryStorage implements StorageBackend {
     // regular file ignores, keeps a FIFO planted there from blocking the open until a writer comes.
     let handle;
     if ((await this.#walkArea(key, false)) === 'missing') throw codedError('ENOENT', `object '${key}' does not exist`);
-    try {
-      handle = await open(this.#path(key), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw notRegular(key);
-      throw error;
+    const places = await this.#placesOf(key);
+    for (const [index, file] of places.entries()) {
+      try {
+        handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ELOOP') throw notRegular(key);
+        if (code === 'ENOENT' && index < places.length - 1) continue;
+        throw error;
+      }
     }
+    if (!handle) throw codedError('ENOENT', `object '${key}' does not exist`);
     if (!(await handle.stat()).isFile()) {
       await handle.close();
       throw notRegular(key);
@@ -317,14 +433,8 @@ export class LocalDirectoryStorage implements StorageBackend {
   /** Only regular files are objects: a symbolic link or a device under an object's name is not one. */
   async stat(key: string): Promise<ObjectInfo | undefined> {
     if ((await this.#walkArea(key, false)) === 'missing') return undefined;
-    try {
-      const info = await lstat(this.#path(key), {bigint: true});
-      return info.isFile() ? {key, size: Number(info.size), modifiedAt: info.mtime, etag: fileEtag(info)} : undefined;
-    } catch (error) {
-      // ENOTDIR: a file where the key's area would be a directory; no such object.
-      if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return undefined;
-      throw error;
-    }
+    const found = await this.#locate(key);
+    return found ? {key, size: Number(found.info.size), modifiedAt: found.info.mtime, etag: fileEtag(found.info)} : undefined;
   }
 
   /** The names in the prefix's area that may be objects: regular files with a key the contract allows (what else is there is nobody's object). */
@@ -339,7 +449,29 @@ export class LocalDirectoryStorage implements StorageBackend {
       if (area !== '' && ['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return [];
       throw error;
     }
-    return entries.filter((entry) => entry.isFile() && isValidKey(`${area}${entry.name}`) && `${area}${entry.name}`.startsWith(prefix)).map((entry) => `${area}${entry.name}`);
+    const names = new Set(entries.filter((entry) => entry.isFile() && isValidKey(`${area}${entry.name}`) && `${area}${entry.name}`.startsWith(prefix)).map((entry) => `${area}${entry.name}`));
+    if (area === '') return [...names];
+    // Only the fan-out directories that can hold names of the prefix are read: one, for a lookup of a WAL file.
+    const wanted = prefix.slice(area.length);
+    for (const entry of entries) {
+      if (!entry.isDirectory() || !isFanOutDirectory(entry.name)) continue;
+      const start = entry.name.slice(FAN_OUT_MARK.length);
+      if (!(wanted.length >= FAN_OUT_LENGTH ? wanted.startsWith(start) : start.startsWith(wanted))) continue;
+      let files;
+      try {
+        files = await readdir(path.join(this.#areaDirectory(area), entry.name), {withFileTypes: true});
+      } catch (error) {
+        // Gone since the area was read (nothing removes one today): no objects there.
+        if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) continue;
+        throw error;
+      }
+      for (const file of files) {
+        const key = `${area}${file.name}`;
+        // A name that does not belong in this directory is nobody's object: stat() looks for its key elsewhere and leaves it out.
+        if (file.isFile() && isValidKey(key) && key.startsWith(prefix)) names.add(key);
+      }
+    }
+    return [...names];
   }
 
   async #statAll(keys: readonly string[]): Promise<ObjectInfo[]> {
@@ -375,6 +507,8 @@ export class LocalDirectoryStorage implements StorageBackend {
       for (const entry of await readdir(directory, {withFileTypes: true})) {
         if (entry.isDirectory()) {
           if (isValidKey(entry.name)) await walk(path.join(directory, entry.name), `${area}${entry.name}/`);
+          // A fan-out directory's files are objects (and staging files) of the area it is in.
+          else if (area !== '' && isFanOutDirectory(entry.name)) await walk(path.join(directory, entry.name), area);
           continue;
         }
         // The location's own staging files are the catalog's leftovers; here, only the areas'.
@@ -397,7 +531,7 @@ export class LocalDirectoryStorage implements StorageBackend {
   }
 
   async delete(key: string, options: DeleteOptions = {}): Promise<void> {
-    const file = this.#path(key);
+    if (!isValidKey(key)) throw codedError('EINVAL', `invalid object key '${key}'`);
     if ((await this.#walkArea(key, false)) === 'missing') return;
     if (options.ifMatch !== undefined) {
       // A look, then the unlink (see #publishReplacing).
@@ -405,12 +539,7 @@ export class LocalDirectoryStorage implements StorageBackend {
       if (!current) return;
       if (current.etag !== options.ifMatch) throw changed(key, 'is another version');
     }
-    try {
-      await unlink(file);
-    } catch (error) {
-      if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return;
-      throw error;
-    }
-    await this.#syncDirectory(path.dirname(file));
+    // Both places: a copy an earlier version left in the area's own directory is the same key.
+    for (const file of await this.#placesOf(key)) await this.#removeFile(file);
   }
 }

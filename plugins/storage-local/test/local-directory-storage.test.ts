@@ -1,9 +1,12 @@
 import {expect} from 'chai';
-import {mkdtemp, readdir, rm, stat, symlink, writeFile} from 'node:fs/promises';
+import {execa} from 'execa';
+import {chmod, mkdtemp, readdir, rm, stat, symlink, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {Readable} from 'node:stream';
+import {pathToFileURL} from 'node:url';
 
+import {PROJECT_ROOT} from '../../../test/helpers/cli.js';
 import {mountTmpfs, remountReadOnly, unmount} from '../../../test/helpers/mounts.js';
 import {LocalDirectoryStorage} from '../src/local-directory-storage.js';
 
@@ -86,8 +89,9 @@ describe('local directory storage', function () {
   it('maps an area to a directory of its own, 0700, and never follows a symbolic link planted as one', async function () {
     const storage = await LocalDirectoryStorage.open(directory);
     await storage.put('wal/000000010000000000000001', Readable.from([Buffer.from('segment')]));
-    expect(await readdir(path.join(directory, 'wal'))).to.deep.equal(['000000010000000000000001']);
-    expect((await stat(path.join(directory, 'wal'))).mode & 0o777).to.equal(0o700);
+    expect(await readdir(path.join(directory, 'wal'))).to.deep.equal(['~0000000100000000']);
+    expect(await readdir(path.join(directory, 'wal', '~0000000100000000'))).to.deep.equal(['000000010000000000000001']);
+    for (const area of ['wal', 'wal/~0000000100000000']) expect((await stat(path.join(directory, area))).mode & 0o777).to.equal(0o700);
     const elsewhere = await mkdtemp(path.join(tmpdir(), 'synapse-elsewhere-'));
     try {
       await writeFile(path.join(elsewhere, 'planted'), 'theirs');
@@ -113,6 +117,99 @@ describe('local directory storage', function () {
     }
   });
 
+  describe('fan-out: long names of an area in directories of their first 16 characters', function () {
+    const SEGMENT = 'wal/000000010000000000000005-aa.zst.enc';
+    const put = (storage: LocalDirectoryStorage, key: string, text: string, options = {}) => storage.put(key, Readable.from([Buffer.from(text)]), options);
+    const read = async (storage: LocalDirectoryStorage, key: string) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of await storage.get(key)) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString();
+    };
+    const keys = (objects: ReadonlyArray<{key: string}>) => objects.map((object) => object.key).sort();
+
+    it('keeps each object in the directory of its first 16 characters, and reads only those a prefix can reach', async function () {
+      const storage = await LocalDirectoryStorage.open(directory);
+      for (const key of [SEGMENT, 'wal/000000010000000000000006-bb.zst.enc', 'wal/000000020000000000000001-cc.zst.enc', 'wal/archive.json', 'top-level-backup-name']) await put(storage, key, key);
+      expect((await readdir(path.join(directory, 'wal'))).sort()).to.deep.equal(['archive.json', '~0000000100000000', '~0000000200000000']);
+      expect((await readdir(path.join(directory, 'wal', '~0000000100000000'))).sort()).to.deep.equal(['000000010000000000000005-aa.zst.enc', '000000010000000000000006-bb.zst.enc']);
+      expect(await readdir(directory)).to.include('top-level-backup-name');
+      expect(keys(await storage.list('wal/'))).to.deep.equal(['wal/000000010000000000000005-aa.zst.enc', 'wal/000000010000000000000006-bb.zst.enc', 'wal/000000020000000000000001-cc.zst.enc', 'wal/archive.json']);
+      expect(keys(await storage.list('wal/000000010000000000000005-'))).to.deep.equal([SEGMENT]);
+      expect(keys(await storage.list('wal/00000002'))).to.deep.equal(['wal/000000020000000000000001-cc.zst.enc']);
+      expect(keys((await storage.listPage({prefix: 'wal/', limit: 2})).objects)).to.deep.equal(['wal/000000010000000000000005-aa.zst.enc', 'wal/000000010000000000000006-bb.zst.enc']);
+      // A directory the prefix cannot reach is not read: a lookup of one segment stays one small readdir however big the archive.
+      await writeFile(path.join(directory, 'wal', '~0000000200000000', '000000010000000000000005-planted.zst.enc'), 'in the wrong directory');
+      expect(keys(await storage.list('wal/000000010000000000000005-'))).to.deep.equal([SEGMENT]);
+      // And a name found in another's directory is nobody's object, even in a whole listing.
+      expect(keys(await storage.list('wal/'))).to.not.include('wal/000000010000000000000005-planted.zst.enc');
+      expect(await read(storage, SEGMENT)).to.equal(SEGMENT);
+      await storage.delete(SEGMENT);
+      expect(await storage.stat(SEGMENT)).to.equal(undefined);
+      expect(await readdir(path.join(directory, 'wal', '~0000000100000000'))).to.deep.equal(['000000010000000000000006-bb.zst.enc']);
+    });
+
+    it('reads only the fan-out directory a lookup of one name can reach, whatever else is there', async function () {
+      // Observed as an unprivileged user, for whom a directory without permissions cannot be read:
+      // the lookup succeeds only if it never opens the other directory.
+      const storage = await LocalDirectoryStorage.open(directory);
+      for (const key of [SEGMENT, 'wal/000000020000000000000001-cc.zst.enc']) await put(storage, key, key);
+      await chmod(directory, 0o755);
+      await execa('chown', ['-R', 'nobody', directory]);
+      await chmod(path.join(directory, 'wal', '~0000000200000000'), 0o000);
+      const module = pathToFileURL(path.join(PROJECT_ROOT, 'plugins', 'storage-local', 'dist', 'local-directory-storage.js')).href;
+      const script = `const {LocalDirectoryStorage} = await import(${JSON.stringify(module)});
+        const storage = await LocalDirectoryStorage.open(${JSON.stringify(directory)}, 'read');
+        console.log(JSON.stringify((await storage.list(process.argv[1])).map((object) => object.key)));`;
+      const lookup = (prefix: string) => execa('runuser', ['-u', 'nobody', '--', process.execPath, '--input-type=module', '-e', script, prefix], {reject: false});
+      const found = await lookup('wal/000000010000000000000005-');
+      expect(found.exitCode, found.stderr).to.equal(0);
+      expect(JSON.parse(found.stdout)).to.deep.equal([SEGMENT]);
+      // The whole area does read it, and fails: the check above is not blind.
+      expect((await lookup('wal/')).stderr).to.match(/EACCES/);
+    });
+
+    it("still finds, refuses to overwrite, replaces and deletes an object an earlier version kept in the area's own directory", async function () {
+      const storage = await LocalDirectoryStorage.open(directory);
+      await put(storage, 'wal/000000010000000000000004-xx.zst.enc', 'a newer one beside it');
+      await writeFile(path.join(directory, 'wal', '000000010000000000000005-aa.zst.enc'), 'from an earlier version');
+      expect((await storage.stat(SEGMENT))?.size).to.equal('from an earlier version'.length);
+      expect(await read(storage, SEGMENT)).to.equal('from an earlier version');
+      expect(keys(await storage.list('wal/000000010000000000000005-'))).to.deep.equal([SEGMENT]);
+      let failure: NodeJS.ErrnoException | undefined;
+      await put(storage, SEGMENT, 'another', {ifNotExists: true}).catch((error) => (failure = error));
+      expect(failure?.code).to.equal('EEXIST');
+      expect(await read(storage, SEGMENT)).to.equal('from an earlier version');
+      // A replacing put leaves one copy, the new one: the old one never comes back.
+      await put(storage, SEGMENT, 'replaced');
+      expect(await readdir(path.join(directory, 'wal'))).to.not.include('000000010000000000000005-aa.zst.enc');
+      expect(await read(storage, SEGMENT)).to.equal('replaced');
+      expect(keys(await storage.list('wal/'))).to.deep.equal(['wal/000000010000000000000004-xx.zst.enc', SEGMENT]);
+      await writeFile(path.join(directory, 'wal', '000000010000000000000005-aa.zst.enc'), 'from an earlier version');
+      await storage.delete(SEGMENT);
+      expect(await storage.stat(SEGMENT)).to.equal(undefined);
+      expect(await readdir(path.join(directory, 'wal'))).to.deep.equal(['~0000000100000000']);
+    });
+
+    it('never follows a symbolic link planted as a fan-out directory', async function () {
+      const storage = await LocalDirectoryStorage.open(directory);
+      await put(storage, 'wal/archive.json', 'identity');
+      const elsewhere = await mkdtemp(path.join(tmpdir(), 'synapse-elsewhere-'));
+      try {
+        await writeFile(path.join(elsewhere, '000000010000000000000005-aa.zst.enc'), 'theirs');
+        await symlink(elsewhere, path.join(directory, 'wal', '~0000000100000000'));
+        expect(await storage.stat(SEGMENT)).to.equal(undefined);
+        expect(keys(await storage.list('wal/'))).to.deep.equal(['wal/archive.json']);
+        const codeOf = (attempt: Promise<unknown>) => attempt.then(() => undefined, (error: NodeJS.ErrnoException) => error.code);
+        expect(await codeOf(storage.get(SEGMENT))).to.equal('ENOENT');
+        expect(await codeOf(put(storage, 'wal/000000010000000000000006-bb.zst.enc', 'ours'))).to.equal('ENOTDIR');
+        await storage.delete(SEGMENT);
+        expect((await readdir(elsewhere)).sort()).to.deep.equal(['000000010000000000000005-aa.zst.enc']);
+      } finally {
+        await rm(elsewhere, {recursive: true, force: true});
+      }
+    });
+  });
+
   it("aborts the staging files a killed put left in an area, older than asked, and nothing else", async function () {
     const storage = await LocalDirectoryStorage.open(directory);
     await storage.put('wal/000000010000000000000001', Readable.from([Buffer.from('segment')]));
@@ -121,22 +218,26 @@ describe('local directory storage', function () {
     const {utimes} = await import('node:fs/promises');
     const files = {
       stale: path.join(directory, 'wal', '000000010000000000000002.0123456789ab.partial'),
+      staleFannedOut: path.join(directory, 'wal', '~0000000100000000', '000000010000000000000004.0123456789ae.partial'),
       fresh: path.join(directory, 'wal', '000000010000000000000003.0123456789ac.partial'),
       foreign: path.join(directory, 'wal', 'notes.partial'),
       top: path.join(directory, 'backup_x.0123456789ad.partial'),
     };
     for (const file of Object.values(files)) await writeFile(file, 'x');
-    for (const file of [files.stale, files.foreign, files.top]) await utimes(file, old, old);
+    for (const file of [files.stale, files.staleFannedOut, files.foreign, files.top]) await utimes(file, old, old);
     // Half an hour old: younger than the hour, kept although the caller's cut-off is later.
     const recent = new Date(Date.now() - 1_800_000);
     await utimes(files.fresh, recent, recent);
     const cutoff = new Date();
-    expect(await storage.abortStaleUploads(cutoff, {dryRun: true})).to.have.length(1);
+    expect(await storage.abortStaleUploads(cutoff, {dryRun: true})).to.have.length(2);
     expect(await readdir(path.join(directory, 'wal'))).to.include('000000010000000000000002.0123456789ab.partial');
-    const aborted = await storage.abortStaleUploads(cutoff);
-    expect(aborted).to.have.length(1);
+    const aborted = (await storage.abortStaleUploads(cutoff)).sort();
+    expect(aborted).to.have.length(2);
     expect(aborted[0]).to.match(/^wal\/000000010000000000000002\.0123456789ab\.partial \(begun /);
-    expect((await readdir(path.join(directory, 'wal'))).sort()).to.deep.equal(['000000010000000000000001', '000000010000000000000003.0123456789ac.partial', 'notes.partial']);
+    // One in a fan-out directory is named by its key, in the area.
+    expect(aborted[1]).to.match(/^wal\/000000010000000000000004\.0123456789ae\.partial \(begun /);
+    expect((await readdir(path.join(directory, 'wal'))).sort()).to.deep.equal(['000000010000000000000003.0123456789ac.partial', 'notes.partial', '~0000000100000000']);
+    expect(await readdir(path.join(directory, 'wal', '~0000000100000000'))).to.deep.equal(['000000010000000000000001']);
     expect(await readdir(directory)).to.include('backup_x.0123456789ad.partial');
   });
 

@@ -7,6 +7,7 @@ import path from 'node:path';
 import {PROJECT_ROOT, runCli, type CliResult} from '../../helpers/cli.js';
 import {PG_BIN, freePort, postgresUser, startThrowawayCluster, waitFor, type ThrowawayCluster} from '../../helpers/cluster.js';
 import {makeTempDir} from '../../helpers/temp.js';
+import {walFile, walFileNames} from '../../helpers/storage.js';
 
 const LAUNCHER = path.join(PROJECT_ROOT, 'bin', 'synapse-backup');
 const KEY = 'physical-test-key-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -102,7 +103,7 @@ describe('physical backups and point-in-time restore', function () {
     expect(metadata.physical.timeline).to.equal(1);
     expect(metadata.physical.stopWalFile >= metadata.physical.startWalFile).to.equal(true);
     expect(metadata.authentication?.mac).to.match(/^[0-9a-f]{64}$/);
-    const archived = await readdir(path.join(archive, 'wal'));
+    const archived = await walFileNames(archive);
     expect(archived.some((key) => key.startsWith(`${metadata.physical.stopWalFile}-`)), 'stop segment archived').to.equal(true);
     // Nothing of the cluster is readable in the stored file.
     const stored = await readFile(path.join(archive, base));
@@ -238,7 +239,7 @@ describe('physical backups and point-in-time restore', function () {
     await query('select pg_switch_wal()');
     await waitFor(async () => (await query("select coalesce(last_archived_wal, '') from pg_stat_archiver")) >= last, `${last} to be archived from timeline 2`);
     await stopServer(data);
-    expect((await readdir(path.join(archive, 'wal'))).some((key) => key.startsWith('00000002.history-'))).to.equal(true);
+    expect((await walFileNames(archive)).some((key) => key.startsWith('00000002.history-'))).to.equal(true);
     const onTimeline2 = await restoreAndStart(base, 'timeline-2', ['--latest']);
     expect(onTimeline2.restored.json.result.archiveReach.timeline).to.equal(2);
     const batches = await onTimeline2.query('select batch, count(*) from events group by batch order by batch');
@@ -249,12 +250,11 @@ describe('physical backups and point-in-time restore', function () {
 
   it('verify names a gap in the WAL after a base backup, and the backup is restorable again once it is back', async function () {
     const metadata = JSON.parse(await readFile(path.join(archive, `${base}.meta.json`), 'utf8'));
-    const walDir = path.join(archive, 'wal');
-    const segments = (await readdir(walDir)).filter((key) => /^00000001[0-9A-F]{16}-/.test(key)).sort();
+    const segments = (await walFileNames(archive)).filter((key) => /^00000001[0-9A-F]{16}-/.test(key)).sort();
     const after = segments.filter((key) => key.slice(0, 24) > metadata.physical.stopWalFile);
     expect(after.length).to.be.at.least(2);
     const hidden = after[0]!;
-    await rename(path.join(walDir, hidden), path.join(home, hidden));
+    await rename(walFile(archive, hidden), path.join(home, hidden));
     try {
       const verified = await cli(['backup', 'verify', base, '--json']);
       expect(verified.exitCode).to.equal(16);
@@ -262,18 +262,17 @@ describe('physical backups and point-in-time restore', function () {
       expect(wal.status).to.equal('failed');
       expect(wal.detail).to.include(hidden.slice(0, 24));
     } finally {
-      await rename(path.join(home, hidden), path.join(walDir, hidden));
+      await rename(path.join(home, hidden), walFile(archive, hidden));
     }
   });
 
   it('verify names a damaged archived segment the backup needs', async function () {
     const metadata = JSON.parse(await readFile(path.join(archive, `${base}.meta.json`), 'utf8'));
-    const walDir = path.join(archive, 'wal');
-    const victim = (await readdir(walDir)).filter((key) => /^00000001[0-9A-F]{16}-/.test(key) && key.slice(0, 24) > metadata.physical.stopWalFile).sort()[0]!;
-    const original = await readFile(path.join(walDir, victim));
+    const victim = (await walFileNames(archive)).filter((key) => /^00000001[0-9A-F]{16}-/.test(key) && key.slice(0, 24) > metadata.physical.stopWalFile).sort()[0]!;
+    const original = await readFile(walFile(archive, victim));
     const damaged = Buffer.from(original);
     damaged[Math.floor(damaged.length / 2)] ^= 0xff;
-    await writeFile(path.join(walDir, victim), damaged);
+    await writeFile(walFile(archive, victim), damaged);
     try {
       const verified = await cli(['backup', 'verify', base, '--json']);
       expect(verified.exitCode).to.be.oneOf([13, 14]);
@@ -284,7 +283,7 @@ describe('physical backups and point-in-time restore', function () {
       const list = await cli(['backup', 'list', '--json']);
       expect(list.json.result.backups.find((backup: {name: string}) => backup.name === base).health).to.equal('good');
     } finally {
-      await writeFile(path.join(walDir, victim), original);
+      await writeFile(walFile(archive, victim), original);
     }
   });
 
@@ -296,12 +295,11 @@ describe('physical backups and point-in-time restore', function () {
     const secondMeta = JSON.parse(await readFile(path.join(archive, `${second.json.result.name}.meta.json`), 'utf8'));
     // The read-back cleanup waits for before it removes the first.
     expect((await cli(['backup', 'verify', second.json.result.name])).exitCode).to.equal(0);
-    const walDir = path.join(archive, 'wal');
-    const before = (await readdir(walDir)).filter((key) => key !== 'archive.json');
+    const before = (await walFileNames(archive)).filter((key) => key !== 'archive.json');
     const cleaned = await cli(['backup', 'cleanup', '--json'], {BACKUP_RETENTION_DAILY: '1'});
     expect(cleaned.exitCode, cleaned.stderr).to.equal(0);
     expect(cleaned.json.result.decisions.find((decision: {name: string}) => decision.name === base).action).to.equal('remove');
-    const after = (await readdir(walDir)).filter((key) => key !== 'archive.json');
+    const after = (await walFileNames(archive)).filter((key) => key !== 'archive.json');
     const start = secondMeta.physical.startWalFile.slice(8);
     const expectedKept = before.filter((key) => key.includes('.history-') || key.slice(8, 24) >= start);
     expect(after.sort()).to.deep.equal(expectedKept.sort());

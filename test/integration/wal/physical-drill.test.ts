@@ -6,6 +6,7 @@ import path from 'node:path';
 import {PROJECT_ROOT, runCli, spawnCli, type CliResult} from '../../helpers/cli.js';
 import {PG_BIN, postgresUser, startThrowawayCluster, waitFor, type ThrowawayCluster} from '../../helpers/cluster.js';
 import {makeTempDir} from '../../helpers/temp.js';
+import {walFile, walFileNames} from '../../helpers/storage.js';
 
 const LAUNCHER = path.join(PROJECT_ROOT, 'bin', 'synapse-backup');
 const KEY = 'drill-test-key-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -106,11 +107,11 @@ describe('drills of physical backups: test-restore recovers them on a scratch se
   }
 
   async function archivedSegments(): Promise<string[]> {
-    return [...new Set((await readdir(path.join(archive, 'wal'))).filter((key) => /^[0-9A-F]{24}-/.test(key)).map((key) => key.slice(0, 24)))].sort();
+    return [...new Set((await walFileNames(archive)).filter((key) => /^[0-9A-F]{24}-/.test(key)).map((key) => key.slice(0, 24)))].sort();
   }
 
   async function storedKeyOf(segment: string): Promise<string> {
-    return path.join(archive, 'wal', (await readdir(path.join(archive, 'wal'))).find((key) => key.startsWith(`${segment}-`))!);
+    return walFile(archive, (await walFileNames(archive)).find((key) => key.startsWith(`${segment}-`))!);
   }
 
   async function expectNothingLeft(): Promise<void> {

@@ -7,6 +7,7 @@ import {PROJECT_ROOT} from '../../helpers/cli.js';
 import {PG_BIN, freePort, postgresUser, startThrowawayCluster, waitFor, type ThrowawayCluster} from '../../helpers/cluster.js';
 import {readmeRecipe, withPaths} from '../../helpers/readme-recipes.js';
 import {makeTempDir} from '../../helpers/temp.js';
+import {walFileNames} from '../../helpers/storage.js';
 
 /**
  * The README's PITR recipes, run as written (only the machine's paths, the port and the target
@@ -148,7 +149,7 @@ describe('the README recipes for point-in-time recovery', function () {
       const last = await promoted('select pg_walfile_name(pg_current_wal_insert_lsn())');
       await promoted('select pg_switch_wal()');
       await waitFor(async () => (await promoted!("select coalesce(last_archived_wal, '') from pg_stat_archiver")) >= last, `${last} to be archived by the promoted server`);
-      const archived = await readdir(path.join(archive, 'wal'));
+      const archived = await walFileNames(archive);
       expect(archived.some((name) => name.startsWith(`${String(timeline).padStart(8, '0')}.history-`)), 'the history file').to.equal(true);
       expect(archived.some((name) => name.startsWith(`${String(timeline).padStart(8, '0')}`) && /^[0-9A-F]{24}-/.test(name)), 'segments of the new timeline').to.equal(true);
       return undefined;
@@ -169,7 +170,7 @@ describe('the README recipes for point-in-time recovery', function () {
   });
 
   it('reads an archived segment with openssl and zstd alone', async function () {
-    const segment = (await readdir(path.join(archive, 'wal'))).find((name) => /^[0-9A-F]{24}-/.test(name) && !name.startsWith('000000010000000000000001-'))!.slice(0, 24);
+    const segment = (await walFileNames(archive)).find((name) => /^[0-9A-F]{24}-/.test(name) && !name.startsWith('000000010000000000000001-'))!.slice(0, 24);
     const scratch = path.join(home, 'stock');
     await mkdir(scratch);
     await chown(scratch, postgresUser().uid, postgresUser().gid);

@@ -7,6 +7,7 @@ import {PROJECT_ROOT, runCli, spawnCli, type CliResult} from '../../helpers/cli.
 import {PG_BIN, postgresUser, startThrowawayCluster, waitFor, type ThrowawayCluster} from '../../helpers/cluster.js';
 import {startS3Server, type S3Endpoint} from '../../helpers/s3fs-mount.js';
 import {makeTempDir} from '../../helpers/temp.js';
+import {plantedWalFile, walFile, walFileNames} from '../../helpers/storage.js';
 
 const STALLING = path.join(PROJECT_ROOT, 'test', 'fixtures', 'plugins', 'stalling-storage');
 const LAUNCHER = path.join(PROJECT_ROOT, 'bin', 'synapse-backup');
@@ -14,7 +15,7 @@ const KEY = 'wal-test-key-0123456789-abcdefghijklmnopqrstuvwxyz';
 
 async function walObjects(directory: string): Promise<string[]> {
   try {
-    return (await readdir(path.join(directory, 'wal'))).filter((name) => name !== 'archive.json').sort();
+    return (await walFileNames(directory)).filter((name) => name !== 'archive.json');
   } catch {
     return [];
   }
@@ -100,7 +101,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
     }
     // Owned by the server's user, readable by it only.
     const {uid} = postgresUser();
-    const {stdout} = await execa('stat', ['-c', '%u %a', path.join(archive, 'wal', stored[0]!)]);
+    const {stdout} = await execa('stat', ['-c', '%u %a', walFile(archive, stored[0]!)]);
     expect(stdout).to.equal(`${uid} 600`);
     const scratch = (await makeTempDir('synapse-walfetch-')).path;
     for (const segment of segments) {
@@ -123,14 +124,14 @@ describe('WAL archiving: wal push and wal fetch', function () {
   it('refuses a file of other content under an archived name, loudly, and leaves the archived one as it is', async function () {
     const [segment] = await archivedSegments();
     const before = await walObjects(archive);
-    const original = await readFile(path.join(archive, 'wal', before.find((key) => key.startsWith(segment!))!));
+    const original = await readFile(walFile(archive, before.find((key) => key.startsWith(segment!))!));
     const changed = await segmentCopy(segment!, (bytes) => (bytes[4096] ^= 0xff));
     const pushed = await wal(['push', changed, '--pg-data', cluster.data]);
     expect(pushed.exitCode, pushed.stderr).to.equal(17);
     expect(pushed.stderr).to.include(`unable to archive '${segment}'`);
     expect(pushed.stderr).to.include('other content');
     expect(await walObjects(archive)).to.deep.equal(before);
-    expect((await readFile(path.join(archive, 'wal', before.find((key) => key.startsWith(segment!))!))).equals(original)).to.equal(true);
+    expect((await readFile(walFile(archive, before.find((key) => key.startsWith(segment!))!))).equals(original)).to.equal(true);
   });
 
   it('exits 16 without a word for a file no location holds, and never hands out a .partial for its full segment', async function () {
@@ -188,25 +189,25 @@ describe('WAL archiving: wal push and wal fetch', function () {
     // Planted: a file of the right shape whose tag nobody without the key can compute.
     const planted = `${second}-${'ab'.repeat(32)}.zst.enc`;
     const genuine = (await walObjects(archive)).find((key) => key.startsWith(`${second}-`))!;
-    await copyFile(path.join(archive, 'wal', genuine), path.join(archive, 'wal', planted));
+    await copyFile(walFile(archive, genuine), await plantedWalFile(archive, planted));
     const good = await wal(['fetch', second!, path.join(scratch, 'a')]);
     expect(good.exitCode, good.stderr).to.equal(0);
     expect((await readFile(path.join(scratch, 'a'))).equals(await readFile(path.join(cluster.data, 'pg_wal', second!)))).to.equal(true);
     // Only the planted one left: refused, loudly.
-    await execa('mv', [path.join(archive, 'wal', genuine), path.join(home.path, 'genuine')]);
+    await execa('mv', [walFile(archive, genuine), path.join(home.path, 'genuine')]);
     const refused = await wal(['fetch', second!, path.join(scratch, 'b')]);
     expect(refused.exitCode, refused.stderr).to.equal(14);
     expect(refused.stderr).to.include(planted);
     expect(refused.stderr).to.include('MAC');
     expect((await readdir(scratch)).sort()).to.deep.equal(['a']);
-    await execa('mv', [path.join(home.path, 'genuine'), path.join(archive, 'wal', genuine)]);
-    await execa('rm', [path.join(archive, 'wal', planted)]);
+    await execa('mv', [path.join(home.path, 'genuine'), walFile(archive, genuine)]);
+    await execa('rm', [walFile(archive, planted)]);
 
     // A copy of ours damaged in place: refused; the next push of the file replaces it.
     const ours = (await walObjects(archive)).find((key) => key.startsWith(`${first}-`))!;
-    const bytes = await readFile(path.join(archive, 'wal', ours));
+    const bytes = await readFile(walFile(archive, ours));
     bytes[Math.floor(bytes.length / 2)] ^= 0x01;
-    await writeFile(path.join(archive, 'wal', ours), bytes);
+    await writeFile(walFile(archive, ours), bytes);
     const damaged = await wal(['fetch', first!, path.join(scratch, 'c')]);
     expect(damaged.exitCode, damaged.stderr).to.equal(13);
     expect(damaged.stderr).to.include('cannot be decompressed to its end');
@@ -226,15 +227,15 @@ describe('WAL archiving: wal push and wal fetch', function () {
     expect(plain.exitCode, plain.stderr).to.equal(0);
     const [unencrypted] = await walObjects(other);
     expect(unencrypted).to.match(/\.zst$/);
-    await copyFile(path.join(other, 'wal', unencrypted!), path.join(archive, 'wal', unencrypted!));
+    await copyFile(walFile(other, unencrypted!), await plantedWalFile(archive, unencrypted!));
     const genuine = (await walObjects(archive)).find((key) => key.startsWith(`${segment}-`) && key.endsWith('.enc'))!;
-    await execa('mv', [path.join(archive, 'wal', genuine), path.join(home.path, 'genuine')]);
+    await execa('mv', [walFile(archive, genuine), path.join(home.path, 'genuine')]);
     const scratch = (await makeTempDir('synapse-walfetch-')).path;
     const refused = await wal(['fetch', segment!, path.join(scratch, 'a')]);
     expect(refused.exitCode, refused.stderr).to.equal(14);
     expect(refused.stderr).to.include('not encrypted, but a key is configured');
-    await execa('mv', [path.join(home.path, 'genuine'), path.join(archive, 'wal', genuine)]);
-    await execa('rm', [path.join(archive, 'wal', unencrypted!)]);
+    await execa('mv', [path.join(home.path, 'genuine'), walFile(archive, genuine)]);
+    await execa('rm', [walFile(archive, unencrypted!)]);
     const noKey = await wal(['fetch', segment!, path.join(scratch, 'b')], {BACKUP_ENCRYPTION_KEY_FILE: undefined});
     expect(noKey.exitCode).to.not.equal(0);
     expect(noKey.stderr).to.include('no key is configured');
@@ -250,7 +251,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
     } finally {
       await other.stop();
     }
-    const identity = JSON.parse(await readFile(path.join(archive, 'wal', 'archive.json'), 'utf8'));
+    const identity = JSON.parse(await readFile(walFile(archive, 'archive.json'), 'utf8'));
     const forged = path.join((await makeTempDir('synapse-walforged-')).path);
     await mkdir(path.join(forged, 'wal'), {mode: 0o700});
     await writeFile(path.join(forged, 'wal', 'archive.json'), JSON.stringify({...identity, mac: 'cd'.repeat(32)}));
@@ -304,7 +305,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
     const segments = await archivedSegments();
     const segment = segments.at(-1)!;
     const child = spawnCli(['wal', 'push', path.join('pg_wal', segment)], {cwd: cluster.data, env: {...env, BACKUP_DIR: target, BACKUP_STORAGE: 'stalling', STALLING_STORAGE_AT: 'put-midway', SYNAPSE_BACKUP_DATA_DIR: data}});
-    await waitFor(async () => (await readdir(path.join(target, 'wal')).catch(() => [] as string[])).some((file) => file.endsWith('.partial')), 'the upload to start', 30_000);
+    await waitFor(async () => (await walFileNames(target)).some((file) => file.endsWith('.partial')), 'the upload to start', 30_000);
     child.kill('SIGKILL');
     await child;
     const scratch = (await makeTempDir('synapse-walfetch-')).path;
@@ -367,7 +368,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
       const [, second, third, fourth] = ready;
       // Remove the archived copy behind an acknowledgement: the answer comes from the acknowledgement alone.
       const removeCopy = async (name: string): Promise<void> => {
-        for (const key of (await walObjects(archive)).filter((object) => object.startsWith(`${name}-`))) await execa('rm', [path.join(archive, 'wal', key)]);
+        for (const key of (await walObjects(archive)).filter((object) => object.startsWith(`${name}-`))) await execa('rm', [walFile(archive, key)]);
       };
       await removeCopy(second!);
       const answered = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', second!)]);
@@ -417,7 +418,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
       const ready = await backlog();
       expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[0]!)])).exitCode).to.equal(0);
       const second = ready[1]!;
-      for (const key of (await walObjects(archive)).filter((object) => object.startsWith(`${second}-`))) await execa('rm', [path.join(archive, 'wal', key)]);
+      for (const key of (await walObjects(archive)).filter((object) => object.startsWith(`${second}-`))) await execa('rm', [walFile(archive, key)]);
       await chmod(spool(), 0o733);
       try {
         const pushed = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', second)]);
@@ -481,7 +482,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
     for (const segment of segments) expect((await wal(['push', path.join('pg_wal', segment)], {BACKUP_DIR: primary})).exitCode).to.equal(0);
     // A planted file for another segment at the primary: not copied, named.
     const planted = `00000001000000EE00000001-${'ab'.repeat(32)}.zst.enc`;
-    await copyFile(path.join(primary, 'wal', (await walObjects(primary))[0]!), path.join(primary, 'wal', planted));
+    await copyFile(walFile(primary, (await walObjects(primary))[0]!), await plantedWalFile(primary, planted));
     const locations = {BACKUP_LOCATIONS: `primary=local:${primary},offsite=local:${offsite}`};
     const dry = await runCli(['backup', 'sync', '--dry-run', '--json'], {cwd: home.path, env: {...env, ...locations}});
     expect(dry.exitCode, dry.stdout + dry.stderr).to.equal(15);
@@ -499,7 +500,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
     const fetched = await wal(['fetch', segments[1]!, path.join(scratch, 'a')], {BACKUP_DIR: offsite});
     expect(fetched.exitCode, fetched.stderr).to.equal(0);
     expect((await readFile(path.join(scratch, 'a'))).equals(await readFile(path.join(cluster.data, 'pg_wal', segments[1]!)))).to.equal(true);
-    await execa('rm', [path.join(primary, 'wal', planted)]);
+    await execa('rm', [walFile(primary, planted)]);
     const again = await runCli(['backup', 'sync', '--json'], {cwd: home.path, env: {...env, ...locations}});
     expect(again.exitCode, again.stdout + again.stderr).to.equal(0);
     expect(again.json.result.wal.map((entry: {copied: string[]}) => entry.copied.length)).to.deep.equal([0, 0]);
@@ -512,7 +513,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
     expect((await wal(['push', path.join('pg_wal', segment!)], {BACKUP_DIR: primary})).exitCode).to.equal(0);
     const identity = JSON.parse(await readFile(path.join(primary, 'wal', 'archive.json'), 'utf8'));
     await mkdir(path.join(other, 'wal'), {mode: 0o700});
-    await writeFile(path.join(other, 'wal', 'archive.json'), JSON.stringify({...identity, systemIdentifier: '1234'}));
+    await writeFile(walFile(other, 'archive.json'), JSON.stringify({...identity, systemIdentifier: '1234'}));
     const synced = await runCli(['backup', 'sync', '--json'], {cwd: home.path, env: {...env, BACKUP_LOCATIONS: `primary=local:${primary},other=local:${other}`}});
     expect(synced.exitCode, synced.stdout + synced.stderr).to.equal(15);
     const area = synced.json.error.details.wal.find((entry: {location: string}) => entry.location === 'other');
@@ -544,14 +545,14 @@ describe('WAL archiving: wal push and wal fetch', function () {
       const genuine = (await statusOf()).archive.newest.file;
       const planted = `000000010000000F000000FF-${'ef'.repeat(32)}.zst.enc`;
       const genuineKey = (await walObjects(archive)).find((key) => key.startsWith(`${genuine}-`))!;
-      await copyFile(path.join(archive, 'wal', genuineKey), path.join(archive, 'wal', planted));
+      await copyFile(walFile(archive, genuineKey), await plantedWalFile(archive, planted));
       try {
         const result = await statusOf();
         expect(result.archive.newest.file).to.equal(genuine);
         expect(archiveProblems(result).map((problem) => `${problem.id}:${problem.level}`)).to.include('archive_unauthentic:warning');
         expect(archiveProblems(result)[0].alert).to.equal('alert.archive_lag');
       } finally {
-        await execa('rm', [path.join(archive, 'wal', planted)]);
+        await execa('rm', [walFile(archive, planted)]);
       }
     });
 
