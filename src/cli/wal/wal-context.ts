@@ -38,7 +38,8 @@ export async function walArchiveContext(
     signal,
     onWarning,
     claims: new Map(),
-    // Enough spare blocks for the files in flight (16 MiB segments, WAL_PUSH_PARALLEL of them) to be read without new buffers.
-    blocks: new BlockPool(BLOCK_SIZE, 16 * settings.walArchive.parallel + 8),
+    // Enough spare blocks for the files in flight (WAL_PUSH_PARALLEL of them, each a block read ahead
+    // and one per core in the compressor) to be read without new buffers.
+    blocks: new BlockPool(BLOCK_SIZE, 8 * settings.walArchive.parallel),
   };
 }

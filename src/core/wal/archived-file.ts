@@ -1,6 +1,6 @@
-import {createHash} from 'node:crypto';
+import {createHash, type Hash} from 'node:crypto';
 import {createReadStream} from 'node:fs';
-import {open} from 'node:fs/promises';
+import {open, type FileHandle} from 'node:fs/promises';
 import {PassThrough, Readable, Writable, type Transform} from 'node:stream';
 
 import type {EncryptionProvider} from '../../contracts/encryption.js';
@@ -31,58 +31,89 @@ export interface FileDigest {
 }
 
 /**
- * A WAL file read once: its size and SHA-256 (which name it in the archive, so they are needed
- * before the upload starts) and, for a file of at most `inMemoryLimit` bytes (a 16 MiB segment),
- * its content in pooled blocks, which every location's upload then reads instead of the disk.
+ * A WAL file read once, in one pass: its size and SHA-256 (which name it in the archive, so they
+ * are needed before an upload starts) and, for a file of at most `inMemoryLimit` bytes (a 16 MiB
+ * segment), its content compressed and encrypted as every location stores it. Each block is hashed
+ * and compressed while it is still in the cache, and the file is compressed once however many
+ * locations take it.
  */
-export interface LoadedWalFile {
+export interface EncodedWalFile {
   readonly path: string;
   readonly digest: FileDigest;
-  /** Undefined for a larger file: each upload reads it from disk again. */
-  readonly blocks: readonly Buffer[] | undefined;
+  /** The stored form, in pieces; undefined for a larger file, which each upload encodes from disk. */
+  readonly encoded: readonly Buffer[] | undefined;
 }
 
-/** Files up to this size are held in memory between hashing and uploading: WAL_PUSH_PARALLEL of them at most. */
+/** Files up to this size are held in memory, compressed and encrypted, between reading and uploading: WAL_PUSH_PARALLEL of them at most. */
 export const IN_MEMORY_WAL_FILE_BYTES = 64 * 1024 * 1024;
 
-export async function loadWalFile(file: string, pool: BlockPool, inMemoryLimit = IN_MEMORY_WAL_FILE_BYTES): Promise<LoadedWalFile> {
-  const handle = await open(file, 'r');
-  const blocks: Buffer[] = [];
-  let scratch: Buffer | undefined;
-  try {
-    const keep = (await handle.stat()).size <= inMemoryLimit;
-    const hash = createHash('sha256');
-    let bytes = 0;
-    for (;;) {
-      const block = keep ? pool.acquire() : (scratch ??= pool.acquire());
-      let filled = 0;
-      while (filled < block.length) {
-        const {bytesRead} = await handle.read(block, filled, block.length - filled, null);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      if (filled === 0) {
-        if (keep) pool.release(block);
-        break;
-      }
-      hash.update(block.subarray(0, filled));
-      bytes += filled;
-      if (keep) blocks.push(block.subarray(0, filled));
-      if (filled < block.length) break;
+export interface EncodeOptions {
+  /** The blocks the file is read into, lent back once compressed. */
+  readonly pool: BlockPool;
+  /** Compression contexts shared with the other files of a run. */
+  readonly compressor?: BlockCompressor;
+  readonly signal?: AbortSignal;
+  readonly inMemoryLimit?: number;
+}
+
+/** The file's blocks, each hashed as it is read, before anything else sees it. */
+async function* hashedBlocks(handle: FileHandle, pool: BlockPool, hash: Hash, counted: {bytes: number}): AsyncGenerator<Buffer> {
+  for (;;) {
+    const block = pool.acquire();
+    let bytesRead: number;
+    try {
+      ({bytesRead} = await handle.read(block, 0, block.length, null));
+    } catch (error) {
+      pool.release(block);
+      throw error;
     }
-    return {path: file, digest: {bytes, sha256: hash.digest('hex')}, blocks: keep ? blocks : undefined};
-  } catch (error) {
-    for (const block of blocks) pool.release(block);
-    throw error;
-  } finally {
-    if (scratch) pool.release(scratch);
-    await handle.close();
+    if (bytesRead === 0) {
+      pool.release(block);
+      return;
+    }
+    const chunk = block.subarray(0, bytesRead);
+    hash.update(chunk);
+    counted.bytes += bytesRead;
+    yield chunk;
   }
 }
 
-/** Gives a loaded file's blocks back to the pool, once no upload reads them any more. */
-export function releaseWalFile(file: LoadedWalFile, pool: BlockPool): void {
-  for (const block of file.blocks ?? []) pool.release(block);
+export async function encodeWalFile(file: string, codec: WalCodec, options: EncodeOptions): Promise<EncodedWalFile> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    throw new WalCodecFailure('read', error);
+  }
+  const hash = createHash('sha256');
+  const counted = {bytes: 0};
+  try {
+    if ((await handle.stat()).size > (options.inMemoryLimit ?? IN_MEMORY_WAL_FILE_BYTES)) {
+      // Too large to hold: hashed now, encoded by each upload from the disk.
+      try {
+        for await (const block of hashedBlocks(handle, options.pool, hash, counted)) options.pool.release(block);
+      } catch (error) {
+        throw new WalCodecFailure('read', error);
+      }
+      return {path: file, digest: {bytes: counted.bytes, sha256: hash.digest('hex')}, encoded: undefined};
+    }
+    const encoded: Buffer[] = [];
+    const encrypt = await encryptStream(codec);
+    try {
+      await new StreamChain(options.signal).run([
+        {stage: 'dump', stream: Readable.from(hashedBlocks(handle, options.pool, hash, counted), {objectMode: false})},
+        {stage: 'compress', stream: createCompressStream(codec.compression, {compressor: options.compressor, pool: options.pool})},
+        ...(encrypt ? [{stage: 'encrypt' as const, stream: encrypt}] : []),
+        {stage: 'compress', stream: new Writable({write: (chunk: Buffer, _encoding, callback) => (encoded.push(chunk), callback())})},
+      ]);
+    } catch (error) {
+      if (!(error instanceof StreamChainFailure)) throw error;
+      throw new WalCodecFailure(error.stage === 'dump' ? 'read' : (error.stage as 'compress' | 'encrypt'), error.error);
+    }
+    return {path: file, digest: {bytes: counted.bytes, sha256: hash.digest('hex')}, encoded};
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The failure of one step of reading or writing an archived file, by the step. */
@@ -107,20 +138,29 @@ async function decryptStream(codec: WalCodec): Promise<Transform> {
 }
 
 /**
- * Compresses and encrypts a local WAL file into the storage under `key`, never replacing an object
- * there (`ifNotExists`): resolves once the storage has it durably, as put() promises. `compressor`,
- * where given, is one of the codec's compression settings that the caller shares between files.
+ * Stores a WAL file under `key`, never replacing an object there (`ifNotExists`): resolves once the
+ * storage has it durably, as put() promises. An encoded file is sent as it is; a larger one is
+ * compressed and encrypted from the disk again (`compressor`, where given, is one of the codec's
+ * settings that the caller shares between files).
  */
-export async function storeWalFile(storage: StorageBackend, key: string, source: LoadedWalFile, codec: WalCodec, options: {signal?: AbortSignal; compressor?: BlockCompressor} = {}): Promise<ObjectInfo> {
+export async function storeWalFile(storage: StorageBackend, key: string, source: EncodedWalFile, codec: WalCodec, options: {signal?: AbortSignal; compressor?: BlockCompressor} = {}): Promise<ObjectInfo> {
   const {signal} = options;
+  const putOptions = {ifNotExists: true, private: true, immutable: true} as const;
+  if (source.encoded) {
+    try {
+      return await storage.put(key, Readable.from(source.encoded, {objectMode: false}), {...putOptions, signal});
+    } catch (error) {
+      throw new WalCodecFailure('store', error);
+    }
+  }
   const encrypt = await encryptStream(codec);
   const chain = new StreamChain(signal);
   const body = new PassThrough();
-  const stored = storage.put(key, body, {ifNotExists: true, private: true, immutable: true, signal: chain.signal});
+  const stored = storage.put(key, body, {...putOptions, signal: chain.signal});
   try {
     const [object] = (await chain.run(
       [
-        {stage: 'dump', stream: source.blocks ? Readable.from(source.blocks, {objectMode: false}) : createReadStream(source.path, {highWaterMark: 1024 * 1024})},
+        {stage: 'dump', stream: createReadStream(source.path, {highWaterMark: 1024 * 1024})},
         {stage: 'compress', stream: createCompressStream(codec.compression, {compressor: options.compressor})},
         ...(encrypt ? [{stage: 'encrypt' as const, stream: encrypt}] : []),
         {stage: 'store', stream: body},

@@ -5,7 +5,7 @@ import type {Location} from '../replication/index.js';
 import {storageError} from '../storage/index.js';
 import {claimArchive} from './archive-identity.js';
 import {BLOCK_SIZE, BlockPool, type BlockCompressor} from '../pipeline/index.js';
-import {loadWalFile, releaseWalFile, storeWalFile, WalCodecFailure, type FileDigest, type LoadedWalFile, type WalCodec} from './archived-file.js';
+import {encodeWalFile, storeWalFile, WalCodecFailure, type EncodedWalFile, type FileDigest, type WalCodec} from './archived-file.js';
 import {archivedCopiesOf, judgeArchivedCopy} from './archived-copies.js';
 import {parseWalFileName, walObjectKey, type WalFileName} from './wal-file-names.js';
 
@@ -71,21 +71,19 @@ function conflict(file: string, where: string, existing: string, digest: FileDig
  */
 export async function pushWalFile(context: WalArchiveContext, request: PushRequest): Promise<PushResult> {
   const file = walFileOf(request.path, 'archive');
-  const pool = context.blocks ?? new BlockPool(BLOCK_SIZE);
-  let loaded: LoadedWalFile;
+  let loaded: EncodedWalFile;
   try {
-    loaded = await loadWalFile(request.path, pool);
+    loaded = await encodeWalFile(request.path, context.codec, {pool: context.blocks ?? new BlockPool(BLOCK_SIZE), compressor: context.compressor, signal: context.signal});
   } catch (error) {
-    throw new SynapseError('E_USAGE', {message: `unable to archive '${request.path}': ${(error as Error).message}`, cause: error});
+    if (context.signal.aborted) throw new SynapseError('E_CANCELLED', {message: `unable to archive '${request.path}': cancelled`, cause: error});
+    if (!(error instanceof WalCodecFailure)) throw error;
+    const cause = error.error;
+    if (error.step === 'read') throw new SynapseError('E_USAGE', {message: `unable to archive '${request.path}': ${(cause as Error)?.message ?? String(cause)}`, cause});
+    throw new SynapseError('E_INTERNAL', {message: `unable to archive '${request.path}': it could not be ${error.step === 'encrypt' ? 'encrypted' : 'compressed'}: ${(cause as Error)?.message ?? String(cause)}`, cause});
   }
   const {digest} = loaded;
   const key = walObjectKey(file.name, await context.codec.keys.tagFor(file.name, digest.bytes, digest.sha256), context.codec.compression.algorithm, context.codec.encryption !== undefined);
-  let settled;
-  try {
-    settled = await Promise.allSettled(context.locations.map((location) => archiveAt(context, location, request, file, key, loaded)));
-  } finally {
-    releaseWalFile(loaded, pool);
-  }
+  const settled = await Promise.allSettled(context.locations.map((location) => archiveAt(context, location, request, file, key, loaded)));
   const failures = settled.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{location: context.locations[index]!.name, error: outcome.reason as unknown}] : []));
   if (failures.length > 0) {
     const named = context.locations.length > 1;
@@ -107,7 +105,7 @@ export async function pushWalFile(context: WalArchiveContext, request: PushReque
   };
 }
 
-async function archiveAt(context: WalArchiveContext, location: Location, request: PushRequest, file: WalFileName, key: string, loaded: LoadedWalFile): Promise<{outcome: PushOutcome; storedBytes?: number}> {
+async function archiveAt(context: WalArchiveContext, location: Location, request: PushRequest, file: WalFileName, key: string, loaded: EncodedWalFile): Promise<{outcome: PushOutcome; storedBytes?: number}> {
   const {storage} = location;
   const {digest} = loaded;
   const {codec, signal} = context;

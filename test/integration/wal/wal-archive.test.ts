@@ -1,5 +1,6 @@
 import {expect} from 'chai';
 import {execa} from 'execa';
+import {randomBytes} from 'node:crypto';
 import {chmod, chown, copyFile, mkdir, readdir, readFile, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
@@ -119,6 +120,36 @@ describe('WAL archiving: wal push and wal fetch', function () {
     expect(again.exitCode, again.stderr).to.equal(0);
     expect(again.json.result.locations).to.deep.equal([{location: 'primary', outcome: 'present'}]);
     expect(await walObjects(archive)).to.deep.equal(before);
+  });
+
+  it('compresses and encrypts a file once for every location: each holds the same bytes', async function () {
+    const [segment] = await archivedSegments();
+    const [first, second] = [(await makeTempDir('synapse-walonce-')).path, (await makeTempDir('synapse-walonce-')).path];
+    const pushed = await wal(['push', path.join('pg_wal', segment!), '--json'], {BACKUP_DIR: undefined, BACKUP_LOCATIONS: `primary=local:${first},copy=local:${second}`});
+    expect(pushed.exitCode, pushed.stderr).to.equal(0);
+    expect(pushed.json.result.locations.map((location: {outcome: string}) => location.outcome)).to.deep.equal(['stored', 'stored']);
+    const [stored] = (await walObjects(first)).filter((key) => key.startsWith(`${segment}-`));
+    expect((await readFile(walFile(first, stored!))).equals(await readFile(walFile(second, stored!)))).to.equal(true);
+  });
+
+  it('archives a file too large to hold in memory (past 64 MiB: initdb --wal-segsize allows 1 GiB) to every location, and fetches it back byte for byte', async function () {
+    const directory = path.join((await makeTempDir('synapse-walbig-')).path, 'pg_wal');
+    await mkdir(directory);
+    const name = '0000000100000009000000FE';
+    const content = Buffer.concat([randomBytes(4 * 1024 * 1024), Buffer.alloc(64 * 1024 * 1024, 7), randomBytes(4 * 1024 * 1024 + 123)]);
+    await writeFile(path.join(directory, name), content);
+    const [first, second] = [(await makeTempDir('synapse-walbig-')).path, (await makeTempDir('synapse-walbig-')).path];
+    const pushed = await wal(['push', path.join(directory, name), '--pg-data', cluster.data, '--json'], {BACKUP_DIR: undefined, BACKUP_LOCATIONS: `primary=local:${first},copy=local:${second}`});
+    expect(pushed.exitCode, pushed.stderr).to.equal(0);
+    expect(pushed.json.result).to.include({bytes: content.length});
+    expect(pushed.json.result.locations.map((location: {outcome: string}) => location.outcome)).to.deep.equal(['stored', 'stored']);
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    for (const location of [first, second]) {
+      const target = path.join(scratch, path.basename(location));
+      const fetched = await wal(['fetch', name, target], {BACKUP_DIR: location});
+      expect(fetched.exitCode, fetched.stderr).to.equal(0);
+      expect((await readFile(target)).equals(content), location).to.equal(true);
+    }
   });
 
   it('refuses a file of other content under an archived name, loudly, and leaves the archived one as it is', async function () {
