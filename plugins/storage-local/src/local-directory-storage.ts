@@ -69,6 +69,13 @@ function codedError(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), {code});
 }
 
+async function lstatIfExists(file: string): Promise<Awaited<ReturnType<typeof lstat>> | undefined> {
+  return lstat(file).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+}
+
 async function statIfExists(file: string): Promise<Awaited<ReturnType<typeof stat>> | undefined> {
   try {
     return await stat(file);
@@ -175,9 +182,9 @@ export class LocalDirectoryStorage implements StorageBackend {
 
   /** A key's file: its area (`wal/`) a directory under the location, as the contract maps it, and within it its fan-out directory if it has one. */
   #path(key: string): string {
-    if (!isValidKey(key)) throw codedError('EINVAL', `invalid object key '${key}'`);
+    const flat = this.#flatPath(key);
     const fanOut = fanOutOf(key);
-    return fanOut ? path.join(this.#areaDirectory(areaOf(key)), fanOut, key.slice(areaOf(key).length)) : this.#flatPath(key);
+    return fanOut ? path.join(path.dirname(flat), fanOut, path.basename(flat)) : flat;
   }
 
   /** Where a key's file is without fan-out: where an earlier version kept every object of an area. */
@@ -193,13 +200,9 @@ export class LocalDirectoryStorage implements StorageBackend {
    */
   async #placesOf(key: string): Promise<string[]> {
     const flat = this.#flatPath(key);
-    const fanOut = fanOutOf(key);
-    if (!fanOut) return [flat];
-    const info = await lstat(path.join(this.#areaDirectory(areaOf(key)), fanOut)).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
-      throw error;
-    });
-    return info?.isDirectory() ? [this.#path(key), flat] : [flat];
+    const file = this.#path(key);
+    if (file === flat) return [flat];
+    return (await lstatIfExists(path.dirname(file)))?.isDirectory() ? [file, flat] : [flat];
   }
 
   /** The file a key is in, with its lstat, or undefined where it is no object (missing, or not a regular file). */
@@ -220,12 +223,9 @@ export class LocalDirectoryStorage implements StorageBackend {
   async #prepareFanOut(key: string): Promise<void> {
     const fanOut = fanOutOf(key);
     if (!fanOut) return;
-    const parent = this.#areaDirectory(areaOf(key));
-    const directory = path.join(parent, fanOut);
-    let info = await lstat(directory).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
-      throw error;
-    });
+    const directory = path.dirname(this.#path(key));
+    const parent = path.dirname(directory);
+    let info = await lstatIfExists(directory);
     if (!info) {
       try {
         await mkdir(directory, {mode: 0o700});
@@ -374,15 +374,15 @@ export class LocalDirectoryStorage implements StorageBackend {
   }
 
   async #publishWithoutReplacing(key: string, stagingPath: string, finalPath: string): Promise<void> {
-    // A copy an earlier version kept in the area's own directory is the key too. Looked at, then
-    // linked: not atomic against such a version writing the same key at the same moment.
-    if (this.#flatPath(key) !== finalPath && (await this.#locate(key))) throw codedError('EEXIST', `object '${key}' already exists`);
     if (!this.#hardLinks) {
       // Not atomic against a concurrent writer, which the storage lock excludes (on this host: see conditionalPut).
       if (await this.stat(key)) throw codedError('EEXIST', `object '${key}' already exists`);
       await rename(stagingPath, finalPath);
       return;
     }
+    // A copy an earlier version kept in the area's own directory is the key too. Looked at, then
+    // linked: not atomic against such a version writing the same key at the same moment.
+    if (this.#flatPath(key) !== finalPath && (await this.#locate(key))) throw codedError('EEXIST', `object '${key}' already exists`);
     try {
       await link(stagingPath, finalPath);
     } catch (error) {

@@ -18,8 +18,8 @@ export async function walCodecFor(config: Config, settings: Settings): Promise<W
 }
 
 /**
- * What `wal push` hands the core: the opened locations, the codec and the archive's keys, and the
- * buffers and compression contexts its files share. close() frees the contexts.
+ * What `wal push` and `wal fetch` hand the core: the opened locations, the codec and the archive's
+ * keys, and the buffers and compression contexts a push's files share. close() frees the contexts.
  */
 export async function walArchiveContext(
   config: Config,
