@@ -21,7 +21,7 @@ export const COMMAND_ENVIRONMENT = {
     `${NOTIFY}, NOTIFY_REPEAT_INTERVAL, SYNAPSE_BACKUP_STATE_DIR (where --notify keeps what it sent)`,
     PLUGINS,
   ],
-  walPush: [STORAGE, `${KEY}: encrypts and authenticates each file (only the key file's path belongs in archive_command)`, 'BACKUP_ENCRYPTION_ITERATIONS, BACKUP_ENCRYPTION_PROVIDER', 'BACKUP_COMPRESSION, BACKUP_COMPRESSION_LEVEL', 'PGDATA (when the file is not in a data directory\'s pg_wal)', PLUGINS],
+  walPush: [STORAGE, `${KEY}: encrypts and authenticates each file (only the key file's path belongs in archive_command)`, 'BACKUP_ENCRYPTION_ITERATIONS, BACKUP_ENCRYPTION_PROVIDER', 'BACKUP_COMPRESSION, BACKUP_COMPRESSION_LEVEL', 'PGDATA (when the file is not in a data directory\'s pg_wal)', 'WAL_PUSH_AHEAD, WAL_PUSH_PARALLEL, WAL_SPOOL_DIR: archiving ahead of the archiver', 'WAL_ARCHIVE_ACKNOWLEDGE: all (default) or primary', PLUGINS],
   walFetch: [STORAGE, `${KEY}: decrypts and authenticates each file`, 'BACKUP_ENCRYPTION_ITERATIONS, BACKUP_ENCRYPTION_PROVIDER', PLUGINS],
   verify: [`${CONNECTION}: only for the events' database name; no database is touched`, STORAGE, `${KEY}: to check the MAC and decode the backup`, NOTIFY, PLUGINS],
 } as const;

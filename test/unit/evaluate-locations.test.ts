@@ -35,4 +35,26 @@ describe('locations against what all of them hold', function () {
     expect(offsite.types.map((type) => [type.type, type.behind])).to.deep.equal([['hourly', 2], ['daily', 0]]);
     expect(offsite.missing).to.equal(2);
   });
+
+  describe('their WAL archives', function () {
+    const area = (keys: string[], newest?: string): LocationView['wal'] => ({keys, newest});
+    const cases: Array<[string, Array<LocationView['wal']>, Array<[string, number | undefined]>, string[]]> = [
+      ['in step', [area(['w1', 'w2'], 'S2'), area(['w1', 'w2'], 'S2')], [['primary', 0], ['offsite', 0]], []],
+      ['one file on its way: no problem', [area(['w1', 'w2'], 'S2'), area(['w1'], 'S1')], [['primary', 0], ['offsite', 1]], []],
+      ['behind by two: a warning', [area(['w1', 'w2', 'w3'], 'S3'), area(['w1'], 'S1')], [['primary', 0], ['offsite', 2]], ['wal_behind:offsite']],
+      ['the primary lacking what the other holds', [area(['w3'], 'S3'), area(['w1', 'w2', 'w3'], 'S3')], [['primary', 2], ['offsite', 0]], ['wal_behind:primary']],
+      ['an unreadable area: never OK', [area(['w1'], 'S1'), {error: 'EACCES'}], [['primary', 0], ['offsite', undefined]], ['wal_unreadable:offsite']],
+      ['no archive anywhere: nothing to judge', [area([]), area([])], [], []],
+      ['an area not read (no archive asked for)', [area(['w1', 'w2', 'w3']), undefined], [['primary', 0]], []],
+    ];
+    for (const [what, areas, expected, problems] of cases) {
+      it(`judges ${what}`, function () {
+        const views: LocationView[] = areas.map((wal, index) => ({name: index === 0 ? 'primary' : 'offsite', location: `/${index}`, good: [b1], ...(wal ? {wal} : {})}));
+        const judged = evaluateLocations(views, ['shop']);
+        expect(judged.locations.filter((location) => location.wal).map((location) => [location.name, location.wal!.missing])).to.deep.equal(expected);
+        expect(judged.problems.map((problem) => problem.id)).to.deep.equal(problems);
+        for (const problem of judged.problems) expect(problem.alert).to.equal('alert.archive_lag');
+      });
+    }
+  });
 });

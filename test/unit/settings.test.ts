@@ -137,6 +137,17 @@ describe('resolveSettings', function () {
     });
   });
 
+  it('reads WAL_ARCHIVE_ACKNOWLEDGE: all by default, primary on request, anything else refused by wal push and a warning elsewhere', function () {
+    const wal = (env: Env) => resolveSettings({process: env, dotenv: {}, cwd: '/srv'}, {uses: ['wal-archive']}).walArchive.acknowledge;
+    expect(wal({})).to.equal('all');
+    expect(wal({WAL_ARCHIVE_ACKNOWLEDGE: 'primary'})).to.equal('primary');
+    expect(wal({WAL_ARCHIVE_ACKNOWLEDGE: ' all '})).to.equal('all');
+    expect(() => wal({WAL_ARCHIVE_ACKNOWLEDGE: 'first'})).to.throw(SynapseError, /WAL_ARCHIVE_ACKNOWLEDGE 'first': it is all or primary/);
+    const elsewhere = resolveSettings({process: {WAL_ARCHIVE_ACKNOWLEDGE: 'first'}, dotenv: {}, cwd: '/srv'}, {uses: []});
+    expect(elsewhere.walArchive.acknowledge).to.equal('all');
+    expect(elsewhere.warnings.join('\n')).to.include('WAL_ARCHIVE_ACKNOWLEDGE');
+  });
+
   it('checks the progress interval and the storage timeout: a bad one is a warning and the default, never 230 lines a second', function () {
     expect(settingsOf({SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS: '2500'}).progressIntervalMs).to.equal(2500);
     const bad = settingsOf({SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS: 'abc'});

@@ -8,12 +8,14 @@ import {makeTempDir} from '../helpers/temp.js';
 
 describe('WAL push acknowledgements', function () {
   const cases: Array<[string, Record<string, string>, Record<string, string>, string | undefined]> = [
-    ['nothing set', {}, {}, 'v1|||'],
-    ['one directory', {BACKUP_DIR: '/var/backups/pg'}, {}, 'v1|||/var/backups/pg'],
-    ['locations and storage', {BACKUP_LOCATIONS: 'a=local:/x,b=s3://b/p', BACKUP_STORAGE: 's3'}, {}, 'v1|a=local:/x,b=s3://b/p|s3|'],
+    ['nothing set', {}, {}, 'v2||||'],
+    ['one directory', {BACKUP_DIR: '/var/backups/pg'}, {}, 'v2|||/var/backups/pg|'],
+    ['locations and storage', {BACKUP_LOCATIONS: 'a=local:/x,b=s3://b/p', BACKUP_STORAGE: 's3'}, {}, 'v2|a=local:/x,b=s3://b/p|s3||'],
     ['a line break', {BACKUP_DIR: '/x\n/y'}, {}, undefined],
     ['a location from ./.env, which the launcher does not read', {}, {BACKUP_DIR: '/x'}, undefined],
-    ['./.env overridden by the environment', {BACKUP_DIR: '/y'}, {BACKUP_DIR: '/x'}, 'v1|||/y'],
+    ['./.env overridden by the environment', {BACKUP_DIR: '/y'}, {BACKUP_DIR: '/x'}, 'v2|||/y|'],
+    ['acknowledged once the primary holds a file', {BACKUP_LOCATIONS: 'a=local:/x,b=local:/y', WAL_ARCHIVE_ACKNOWLEDGE: 'primary'}, {}, 'v2|a=local:/x,b=local:/y|||primary'],
+    ['WAL_ARCHIVE_ACKNOWLEDGE from ./.env, which the launcher does not read', {BACKUP_DIR: '/x'}, {WAL_ARCHIVE_ACKNOWLEDGE: 'primary'}, undefined],
   ];
   for (const [what, processEnv, dotenv, expected] of cases) {
     it(`binds the spool to the locations: ${what}`, function () {
@@ -46,6 +48,7 @@ describe('WAL push acknowledgements', function () {
     await acknowledge(spool, file, 'wal/key');
     expect(acknowledgementMatches(spool, file, bound)).to.equal(true);
     expect(acknowledgementMatches(spool, file, boundLocations({BACKUP_DIR: '/b'})), 'other locations').to.equal(false);
+    expect(acknowledgementMatches(spool, file, boundLocations({BACKUP_DIR: '/a', WAL_ARCHIVE_ACKNOWLEDGE: 'primary'})), 'another acknowledgement rule').to.equal(false);
     expect(acknowledgementMatches(spool, file, undefined), 'locations that cannot be compared').to.equal(false);
     await utimes(file, new Date(Date.now() + 60_000), new Date(Date.now() + 60_000));
     expect(acknowledgementMatches(spool, file, bound), 'written since').to.equal(false);
@@ -83,7 +86,7 @@ describe('WAL push acknowledgements', function () {
     for (const name of ['000000010000000000000004', '00000002.history', '000000010000000000000003']) await writeFile(path.join(pgWal, 'archive_status', `${name}.ready`), '');
     await writeFile(path.join(pgWal, 'archive_status', '000000010000000000000001.done'), '');
     expect(await readyFiles(pgWal)).to.deep.equal(['00000002.history', '000000010000000000000003', '000000010000000000000004']);
-    await prepareSpool(spool, 'v1|||');
+    await prepareSpool(spool, 'v2||||');
     await acknowledge(spool, file, 'k');
     await writeFile(path.join(spool, '000000010000000000000009.ok'), '{}');
     await writeFile(path.join(spool, '000000010000000000000003.ok.123.tmp'), '');

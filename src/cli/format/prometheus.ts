@@ -52,6 +52,8 @@ export function formatPrometheus(report: StatusReport): string {
       locations.flatMap((location) => location.types.map((type): [Labels, number] => [{location: location.name, database: type.database, type: type.type}, type.behind])),
     );
     metric('synapse_backup_location_missing_backups', 'gauge', 'Good backups some location holds that this location lacks.', locations.filter((location) => location.readable).map((location) => [{location: location.name}, location.missing]));
+    const walMissing = locations.flatMap((location): Array<[Labels, number]> => (location.wal?.missing === undefined ? [] : [[{location: location.name}, location.wal.missing]]));
+    if (walMissing.length > 0) metric('synapse_backup_location_wal_missing_files', 'gauge', 'Archived WAL files some location holds that this location lacks.', walMissing);
   }
   const {archive} = report;
   if (archive) {

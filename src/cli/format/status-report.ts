@@ -55,6 +55,11 @@ export function formatStatusReport(report: StatusReport, options: {sparklines: b
       for (const type of location.types) locationRows.push([location.name, type.database, type.type, type.newest ?? 'none', String(type.behind), String(location.missing), location.lastSync?.finishedAt ?? 'never']);
     }
     lines.push('', ...table(locationRows));
+    for (const location of locations) {
+      const {wal} = location;
+      if (!wal) continue;
+      lines.push(wal.error !== undefined ? `WAL archive at location '${location.name}': UNREADABLE: ${wal.error}` : `WAL archive at location '${location.name}': newest authentic segment ${wal.newest ?? 'none'}, ${wal.missing} archived files missing that another location holds`);
+    }
   }
   const {storage} = report;
   lines.push(

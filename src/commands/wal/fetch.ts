@@ -32,12 +32,7 @@ export default class WalFetch extends SynapseCommand<FetchResult> {
     const settings = this.loadSettings([]);
     const {opened} = await openEveryLocation(this.config, settings, 'read', {signal: this.signal, onWarning: (message) => this.warnUser(message)});
     const context = await walArchiveContext(this.config, settings, opened, this.signal, (message) => this.warnUser(message));
-    let result;
-    try {
-      result = await fetchWalFile(context, {file: args.file, destination: args.destination});
-    } finally {
-      context.close();
-    }
+    const result = await fetchWalFile(context, {file: args.file, destination: args.destination});
     for (const skipped of result.skipped) this.warnUser(`location '${skipped.location}' did not give '${result.file}': ${skipped.reason}`);
     return result;
   }

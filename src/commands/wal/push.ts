@@ -3,8 +3,8 @@ import path from 'node:path';
 
 import {SynapseCommand} from '../../cli/base-command.js';
 import {COMMAND_ENVIRONMENT, withEnvironmentHelp} from '../../cli/environment-help.js';
-import {openLocations, readDotenvFile} from '../../cli/runtime.js';
-import {walArchiveContext} from '../../cli/wal/wal-context.js';
+import {readDotenvFile} from '../../cli/runtime.js';
+import {walPushContext} from '../../cli/wal/wal-context.js';
 import {dataDirectoryOf, pushAhead, readSystemIdentifier, type PushResult} from '../../core/wal/index.js';
 
 interface WalPushOutput extends PushResult {
@@ -15,7 +15,7 @@ interface WalPushOutput extends PushResult {
 export default class WalPush extends SynapseCommand<WalPushOutput> {
   static override summary = "Archive one WAL file into every location: PostgreSQL's archive_command.";
   static override description = withEnvironmentHelp(
-    "Compresses, encrypts and authenticates the file (a MAC over its name and content, so that a planted file is never replayed) and stores it in the WAL area of every location (BACKUP_LOCATIONS). Exits 0 only once every location holds it durably: PostgreSQL recycles the segment after that. A file archived already with the same content succeeds at once; one archived with other content fails with exit status 17 and is never replaced (two clusters archiving to one place, a promotion without a new timeline). The first push claims each location's archive for this cluster's system identifier (read from the data directory's global/pg_control); another cluster's push there is refused.\n\nTo keep up with a busy server, a push also archives up to WAL_PUSH_AHEAD further files that wait for the archiver (pg_wal/archive_status/*.ready), WAL_PUSH_PARALLEL at a time, and acknowledges each in the spool (pg_wal/synapse-backup-spool, or WAL_SPOOL_DIR) once every location holds it; the archiver's call for such a file then returns at once. Nothing is acknowledged before it is durable everywhere, and an acknowledgement holds only for the same file at the same locations. Prints nothing on success.",
+    "Compresses, encrypts and authenticates the file (a MAC over its name and content, so that a planted file is never replayed) and stores it in the WAL area of every location (BACKUP_LOCATIONS). Exits 0 only once every location holds it durably: PostgreSQL recycles the segment after that. With WAL_ARCHIVE_ACKNOWLEDGE=primary it exits 0 once the primary location (the first) holds it: the others are written in the same push, and one that cannot take it is a warning (in the server log), reported by `status` as behind and caught up by `backup sync`. A file archived already with the same content succeeds at once; one archived with other content fails with exit status 17 and is never replaced (two clusters archiving to one place, a promotion without a new timeline). The first push claims each location's archive for this cluster's system identifier (read from the data directory's global/pg_control); another cluster's push there is refused.\n\nTo keep up with a busy server, a push also archives up to WAL_PUSH_AHEAD further files that wait for the archiver (pg_wal/archive_status/*.ready), WAL_PUSH_PARALLEL at a time, and acknowledges each in the spool (pg_wal/synapse-backup-spool, or WAL_SPOOL_DIR) once every location holds it (the primary, with WAL_ARCHIVE_ACKNOWLEDGE=primary); the archiver's call for such a file then returns at once. Nothing is acknowledged before it is durable everywhere, and an acknowledgement holds only for the same file at the same locations. Prints nothing on success.",
     COMMAND_ENVIRONMENT.walPush,
   );
 
@@ -33,10 +33,7 @@ export default class WalPush extends SynapseCommand<WalPushOutput> {
     const {args, flags} = await this.parse(WalPush);
     const settings = this.loadSettings(['new-backups', 'wal-archive']);
     const systemIdentifier = await readSystemIdentifier(dataDirectoryOf(args.path, flags['pg-data'], process.env));
-    // Every location must take the file before PostgreSQL may recycle it: one that cannot be opened fails the push.
-    const {opened, failed} = await openLocations(this.config, settings, 'read-write', {create: true, signal: this.signal, onWarning: (message) => this.warnUser(message)});
-    if (failed.length > 0) throw failed[0]!.error;
-    const context = await walArchiveContext(this.config, settings, opened, this.signal, (message) => this.warnUser(message));
+    const context = walPushContext(this.config, settings, this.signal, (message) => this.warnUser(message));
     try {
       const {requested, ahead} = await pushAhead(context, {path: args.path, systemIdentifier}, {...settings.walArchive, env: {process: process.env, dotenv: readDotenvFile(process.cwd())}, pgWal: path.dirname(path.resolve(args.path))});
       return {...requested, pushedAhead: ahead};

@@ -44,9 +44,29 @@ export interface WalArchiveSettings {
   readonly parallel: number;
   /** WAL_SPOOL_DIR: where the acknowledgements go (default: pg_wal/synapse-backup-spool). */
   readonly spoolDirectory: string | undefined;
+  /**
+   * WAL_ARCHIVE_ACKNOWLEDGE (default all): when a push tells PostgreSQL a file is archived. `all`:
+   * once every location holds it. `primary`: once the primary location (the first) holds it; the
+   * others are written in the same push, and one that cannot take the file is a warning, left for
+   * `backup sync` to catch up and for `status` to report as behind.
+   */
+  readonly acknowledge: WalAcknowledgement;
 }
 
-export const DEFAULT_WAL_ARCHIVE_SETTINGS: WalArchiveSettings = {pushAhead: 64, parallel: 4, spoolDirectory: undefined};
+export type WalAcknowledgement = 'all' | 'primary';
+
+export const DEFAULT_WAL_ARCHIVE_SETTINGS: WalArchiveSettings = {pushAhead: 64, parallel: 4, spoolDirectory: undefined, acknowledge: 'all'};
+
+function walAcknowledgement(env: Readonly<Record<string, string | undefined>>): WalAcknowledgement {
+  const value = env.WAL_ARCHIVE_ACKNOWLEDGE?.trim() || DEFAULT_WAL_ARCHIVE_SETTINGS.acknowledge;
+  if (value !== 'all' && value !== 'primary') {
+    throw new SynapseError('E_CONFIG', {
+      message: `unable to use WAL_ARCHIVE_ACKNOWLEDGE '${value}': it is all or primary`,
+      suggestion: 'Set WAL_ARCHIVE_ACKNOWLEDGE=all (the default: a file is archived once every location holds it) or WAL_ARCHIVE_ACKNOWLEDGE=primary (once the first location holds it; the others catch up through backup sync).',
+    });
+  }
+  return value;
+}
 
 /** How `backup run --method physical` runs pg_basebackup. */
 export interface PhysicalBackupSettings {
@@ -298,6 +318,7 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
       pushAhead: nonNegativeInteger(env, 'WAL_PUSH_AHEAD', DEFAULT_WAL_ARCHIVE_SETTINGS.pushAhead),
       parallel: nonNegativeInteger(env, 'WAL_PUSH_PARALLEL', DEFAULT_WAL_ARCHIVE_SETTINGS.parallel, 1),
       spoolDirectory: env.WAL_SPOOL_DIR?.trim() ? path.resolve(sources.cwd, env.WAL_SPOOL_DIR.trim()) : undefined,
+      acknowledge: walAcknowledgement(env),
     }),
     DEFAULT_WAL_ARCHIVE_SETTINGS,
     warnings,

@@ -152,11 +152,13 @@ export async function readReplicatedStatus(settings: Settings, locations: readon
   );
   const report = judge({settings, request, facts, unusable, journal, location: locations.map((location) => location.name).join(', '), space, archive, onWarning});
   const databases = databasesOf(settings, request, facts);
+  const walAreas = await readWalAreas(locations, journalHolder, archive, request);
   const views: LocationView[] = settings.locations.map((spec) => {
     const catalog = catalogs.find((candidate) => candidate.location === spec.name);
     const failure = failed.find((candidate) => candidate.location === spec.name);
-    if (catalog && 'catalog' in catalog) return {name: spec.name, location: spec.location, good: goodFacts(catalog.catalog.backups)};
-    return {name: spec.name, location: spec.location, good: undefined, error: (catalog && 'error' in catalog ? catalog.error : failure?.error)?.message ?? 'not opened'};
+    const wal = walAreas.get(spec.name);
+    if (catalog && 'catalog' in catalog) return {name: spec.name, location: spec.location, good: goodFacts(catalog.catalog.backups), ...(wal ? {wal} : {})};
+    return {name: spec.name, location: spec.location, good: undefined, error: (catalog && 'error' in catalog ? catalog.error : failure?.error)?.message ?? 'not opened', ...(wal ? {wal} : {})};
   });
   const judged = evaluateLocations(views, databases);
   const lastSync = journal.entries.map((stored) => stored.entry).find((entry) => entry.operation === 'sync' && entry.outcome === 'succeeded');
@@ -167,6 +169,28 @@ export async function readReplicatedStatus(settings: Settings, locations: readon
     problems,
     locations: judged.locations.map((location) => ({...location, lastSync: lastSync ? {operation: 'sync', finishedAt: lastSync.finishedAt, host: lastSync.host} : undefined})),
   };
+}
+
+/**
+ * Each opened location's WAL area, where status reads the archive: what it holds (to be compared
+ * with the others: with WAL_ARCHIVE_ACKNOWLEDGE=primary the others may fall behind) and its newest
+ * authentic segment, or why it could not be read. The primary's was read already.
+ */
+async function readWalAreas(locations: readonly Location[], primary: Location, archive: StatusInput['archive'], request: StatusRequest): Promise<Map<string, NonNullable<LocationView['wal']>>> {
+  const areas = new Map<string, NonNullable<LocationView['wal']>>();
+  if (!request.walCodec) return areas;
+  await Promise.all(
+    locations.map(async (location) => {
+      try {
+        // No archive at the primary and no threshold that expects one: readArchive found the area empty.
+        const facts = location === primary ? (archive?.facts ?? {keys: [], newest: undefined}) : await readArchiveFacts(location.storage, request.walCodec!);
+        areas.set(location.name, {keys: facts.keys, newest: facts.newest?.file});
+      } catch (error) {
+        areas.set(location.name, {error: (error as Error).message});
+      }
+    }),
+  );
+  return areas;
 }
 
 /**

@@ -8,6 +8,20 @@ export interface LocationView {
   /** Undefined when the location could not be opened or read. */
   readonly good: readonly BackupFact[] | undefined;
   readonly error?: string;
+  /**
+   * Its WAL area, where status reads the archive: the keys it holds and its newest authentic
+   * segment, or why it could not be read.
+   */
+  readonly wal?: {readonly keys: readonly string[]; readonly newest: string | undefined} | {readonly error: string};
+}
+
+/** A location's WAL area against the others': what it lacks is what backup sync would copy. */
+export interface LocationWalStatus {
+  /** Its newest archived segment that is authentic. */
+  readonly newest?: string;
+  /** Archived files some other location holds that this one lacks. */
+  readonly missing?: number;
+  readonly error?: string;
 }
 
 export interface LocationTypeStatus {
@@ -27,6 +41,8 @@ export interface LocationStatus {
   readonly types: readonly LocationTypeStatus[];
   /** Good backups some location holds that this one lacks (of the databases reported on). */
   readonly missing: number;
+  /** Where status read the WAL archive and some location holds one. */
+  readonly wal?: LocationWalStatus;
 }
 
 /**
@@ -38,6 +54,32 @@ export function evaluateLocations(views: readonly LocationView[], databases: rea
   const union = new Map<string, BackupFact>();
   for (const view of views) for (const fact of view.good ?? []) if (databases.includes(fact.database)) union.set(fact.name, fact);
   const problems: StatusProblem[] = [];
+  const walUnion = new Set<string>();
+  for (const view of views) if (view.wal && 'keys' in view.wal) for (const key of view.wal.keys) walUnion.add(key);
+  const walOf = (view: LocationView): LocationWalStatus | undefined => {
+    if (!view.wal || (walUnion.size === 0 && 'keys' in view.wal)) return undefined;
+    if ('error' in view.wal) {
+      problems.push({
+        id: `wal_unreadable:${view.name}`,
+        alert: 'alert.archive_lag',
+        level: 'unknown',
+        message: `the WAL archive at location '${view.name}' (${view.location}) could not be read, so status cannot tell what it lacks: ${view.wal.error}`,
+      });
+      return {error: view.wal.error};
+    }
+    const held = new Set(view.wal.keys);
+    const missing = [...walUnion].filter((key) => !held.has(key)).length;
+    // One file may be on its way (a push writes every location at once); more is a location left behind.
+    if (missing > 1) {
+      problems.push({
+        id: `wal_behind:${view.name}`,
+        alert: 'alert.archive_lag',
+        level: 'warning',
+        message: `the WAL archive at location '${view.name}' lacks ${missing} archived files that another location holds (its newest authentic segment: ${view.wal.newest ?? 'none'}); run \`synapse-backup backup sync\``,
+      });
+    }
+    return {...(view.wal.newest ? {newest: view.wal.newest} : {}), missing};
+  };
   const locations = views.map((view): LocationStatus => {
     if (!view.good) {
       problems.push({
@@ -46,7 +88,8 @@ export function evaluateLocations(views: readonly LocationView[], databases: rea
         level: 'unknown',
         message: `location '${view.name}' (${view.location}) could not be read, so status cannot tell what it holds: ${view.error ?? 'unknown error'}`,
       });
-      return {name: view.name, location: view.location, readable: false, ...(view.error ? {error: view.error} : {}), types: [], missing: 0};
+      const wal = walOf(view);
+      return {name: view.name, location: view.location, readable: false, ...(view.error ? {error: view.error} : {}), types: [], missing: 0, ...(wal ? {wal} : {})};
     }
     const held = new Set(view.good.map((fact) => fact.name));
     const types: LocationTypeStatus[] = [];
@@ -69,7 +112,8 @@ export function evaluateLocations(views: readonly LocationView[], databases: rea
         }
       }
     }
-    return {name: view.name, location: view.location, readable: true, types, missing: [...union.keys()].filter((name) => !held.has(name)).length};
+    const wal = walOf(view);
+    return {name: view.name, location: view.location, readable: true, types, missing: [...union.keys()].filter((name) => !held.has(name)).length, ...(wal ? {wal} : {})};
   });
   return {locations, problems};
 }

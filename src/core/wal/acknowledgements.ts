@@ -25,18 +25,20 @@ export function spoolDirectoryOf(walPath: string, configured: string | undefined
 }
 
 /**
- * The settings that say where files go, as the process environment has them, in one line that
- * the launcher (bin/synapse-backup, a shell script) builds the same way and compares without
- * starting Node: "v1|BACKUP_LOCATIONS|BACKUP_STORAGE|BACKUP_DIR". Undefined where that cannot be
- * compared faithfully (a value with a line break, a setting from ./.env, which the shell does not
- * read): then nothing is pushed ahead.
+ * The settings that say where files go and when a file counts as archived, as the process
+ * environment has them, in one line that the launcher (bin/synapse-backup, a shell script) builds
+ * the same way and compares without starting Node:
+ * "v2|BACKUP_LOCATIONS|BACKUP_STORAGE|BACKUP_DIR|WAL_ARCHIVE_ACKNOWLEDGE". An acknowledgement made
+ * once the primary held a file says nothing of the others, so it must not answer a push that
+ * waits for every location. Undefined where the line cannot be compared faithfully (a value with
+ * a line break, a setting from ./.env, which the shell does not read): then nothing is pushed ahead.
  */
 export function boundLocations(processEnv: Readonly<Record<string, string | undefined>>, dotenv: Readonly<Record<string, string | undefined>> = {}): string | undefined {
-  const names = ['BACKUP_LOCATIONS', 'BACKUP_STORAGE', 'BACKUP_DIR'];
+  const names = ['BACKUP_LOCATIONS', 'BACKUP_STORAGE', 'BACKUP_DIR', 'WAL_ARCHIVE_ACKNOWLEDGE'];
   if (names.some((name) => dotenv[name] !== undefined && processEnv[name] === undefined)) return undefined;
   const values = names.map((name) => processEnv[name] ?? '');
   if (values.some((value) => /[\r\n]/.test(value))) return undefined;
-  return ['v1', ...values].join('|');
+  return ['v2', ...values].join('|');
 }
 
 /**

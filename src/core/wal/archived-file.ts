@@ -1,12 +1,13 @@
-import {createHash, type Hash} from 'node:crypto';
+import {createHash} from 'node:crypto';
 import {createReadStream} from 'node:fs';
 import {open, type FileHandle} from 'node:fs/promises';
 import {PassThrough, Readable, Writable, type Transform} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
 
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
 import type {BlockCompressor, BlockPool, CompressionSettings} from '../pipeline/index.js';
-import {ByteCounter, Sha256Observer, SizeLimit, StreamChain, StreamChainFailure, createCompressStream, createDecompressStream} from '../pipeline/index.js';
+import {ByteCounter, Sha256Observer, SizeLimit, StreamChain, StreamChainFailure, blocksInFlight, createBlockCompressor, createCompressStream, createDecompressStream} from '../pipeline/index.js';
 import {WAL_FILE_KDF_ITERATIONS, type WalKeys} from './wal-keys.js';
 import type {WalObjectName} from './wal-file-names.js';
 
@@ -33,11 +34,20 @@ export interface FileDigest {
 /**
  * A WAL file read once, in one pass: its size and SHA-256 (which name it in the archive, so they
  * are needed before an upload starts) and, for a file of at most `inMemoryLimit` bytes (a 16 MiB
- * segment), its content compressed and encrypted as every location stores it. Each block is hashed
- * and compressed while it is still in the cache, and the file is compressed once however many
- * locations take it.
+ * segment), its content compressed. Each block is hashed and compressed while it is still in the
+ * cache, and the file is compressed once however many locations take it. Nothing here needs the
+ * key or the storage: a push reads and compresses its first files while the locations open and
+ * the archive's key is derived (see sealWalFile for the encryption).
  */
 export interface EncodedWalFile {
+  readonly path: string;
+  readonly digest: FileDigest;
+  /** The compressed content, one frame or member per block; undefined for a larger file, which each upload encodes from disk. */
+  readonly compressed: readonly Buffer[] | undefined;
+}
+
+/** An encoded file as every location stores it: compressed and, with a key, encrypted. */
+export interface SealedWalFile {
   readonly path: string;
   readonly digest: FileDigest;
   /** The stored form, in pieces; undefined for a larger file, which each upload encodes from disk. */
@@ -50,35 +60,35 @@ export const IN_MEMORY_WAL_FILE_BYTES = 64 * 1024 * 1024;
 export interface EncodeOptions {
   /** The blocks the file is read into, lent back once compressed. */
   readonly pool: BlockPool;
-  /** Compression contexts shared with the other files of a run. */
+  /** Compression contexts shared with the other files of a run; else the file's own. */
   readonly compressor?: BlockCompressor;
   readonly signal?: AbortSignal;
   readonly inMemoryLimit?: number;
 }
 
-/** The file's blocks, each hashed as it is read, before anything else sees it. */
-async function* hashedBlocks(handle: FileHandle, pool: BlockPool, hash: Hash, counted: {bytes: number}): AsyncGenerator<Buffer> {
-  for (;;) {
-    const block = pool.acquire();
-    let bytesRead: number;
-    try {
-      ({bytesRead} = await handle.read(block, 0, block.length, null));
-    } catch (error) {
-      pool.release(block);
-      throw error;
-    }
-    if (bytesRead === 0) {
-      pool.release(block);
-      return;
-    }
-    const chunk = block.subarray(0, bytesRead);
-    hash.update(chunk);
-    counted.bytes += bytesRead;
-    yield chunk;
+async function readBlock(handle: FileHandle, pool: BlockPool): Promise<Buffer | undefined> {
+  const block = pool.acquire();
+  try {
+    const {bytesRead} = await handle.read(block, 0, block.length, null);
+    if (bytesRead > 0) return block.subarray(0, bytesRead);
+  } catch (error) {
+    pool.release(block);
+    throw new WalCodecFailure('read', error);
   }
+  pool.release(block);
+  return undefined;
 }
 
-export async function encodeWalFile(file: string, codec: WalCodec, options: EncodeOptions): Promise<EncodedWalFile> {
+function cancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new WalCodecFailure('read', signal.reason ?? new Error('cancelled'));
+}
+
+/**
+ * Reads, hashes and compresses one WAL file (see EncodedWalFile). Blocks are compressed on the
+ * threadpool, a few at a time, while the next is read and hashed here; each block goes back to the
+ * pool once its compression has finished with it.
+ */
+export async function encodeWalFile(file: string, compression: CompressionSettings, options: EncodeOptions): Promise<EncodedWalFile> {
   let handle: FileHandle;
   try {
     handle = await open(file, 'r');
@@ -86,34 +96,69 @@ export async function encodeWalFile(file: string, codec: WalCodec, options: Enco
     throw new WalCodecFailure('read', error);
   }
   const hash = createHash('sha256');
-  const counted = {bytes: 0};
+  let bytes = 0;
+  const {pool, signal} = options;
+  const ownCompressor = options.compressor ? undefined : createBlockCompressor(compression);
+  const compressor = options.compressor ?? ownCompressor!;
+  const frames: Array<Promise<Buffer>> = [];
   try {
-    if ((await handle.stat()).size > (options.inMemoryLimit ?? IN_MEMORY_WAL_FILE_BYTES)) {
-      // Too large to hold: hashed now, encoded by each upload from the disk.
-      try {
-        for await (const block of hashedBlocks(handle, options.pool, hash, counted)) options.pool.release(block);
-      } catch (error) {
-        throw new WalCodecFailure('read', error);
-      }
-      return {path: file, digest: {bytes: counted.bytes, sha256: hash.digest('hex')}, encoded: undefined};
-    }
-    const encoded: Buffer[] = [];
-    const encrypt = await encryptStream(codec);
+    let size: number;
     try {
-      await new StreamChain(options.signal).run([
-        {stage: 'dump', stream: Readable.from(hashedBlocks(handle, options.pool, hash, counted), {objectMode: false})},
-        {stage: 'compress', stream: createCompressStream(codec.compression, {compressor: options.compressor, pool: options.pool})},
-        ...(encrypt ? [{stage: 'encrypt' as const, stream: encrypt}] : []),
-        {stage: 'compress', stream: new Writable({write: (chunk: Buffer, _encoding, callback) => (encoded.push(chunk), callback())})},
-      ]);
+      size = (await handle.stat()).size;
     } catch (error) {
-      if (!(error instanceof StreamChainFailure)) throw error;
-      throw new WalCodecFailure(error.stage === 'dump' ? 'read' : (error.stage as 'compress' | 'encrypt'), error.error);
+      throw new WalCodecFailure('read', error);
     }
-    return {path: file, digest: {bytes: counted.bytes, sha256: hash.digest('hex')}, encoded};
+    const inMemory = size <= (options.inMemoryLimit ?? IN_MEMORY_WAL_FILE_BYTES);
+    const inFlight = blocksInFlight();
+    for (;;) {
+      cancelled(signal);
+      const block = await readBlock(handle, pool);
+      if (!block) break;
+      hash.update(block);
+      bytes += block.length;
+      if (!inMemory) {
+        // Too large to hold: hashed now, encoded by each upload from the disk.
+        pool.release(block);
+        continue;
+      }
+      const frame = compressor.compress(block).then(
+        (compressed) => (pool.release(block), compressed),
+        (error: unknown) => {
+          pool.release(block);
+          throw new WalCodecFailure('compress', error);
+        },
+      );
+      // Rejections are taken in order below; this keeps an early one from counting as unhandled.
+      frame.catch(() => {});
+      frames.push(frame);
+      if (frames.length >= inFlight) await frames[frames.length - inFlight]!;
+    }
+    // An empty file still becomes one frame: zero bytes are not a valid .gz or .zst file.
+    if (inMemory && frames.length === 0) frames.push(compressor.compress(Buffer.alloc(0)).catch((error: unknown) => Promise.reject(new WalCodecFailure('compress', error))));
+    const compressed = inMemory ? await Promise.all(frames) : undefined;
+    cancelled(signal);
+    return {path: file, digest: {bytes, sha256: hash.digest('hex')}, compressed};
   } finally {
+    // Every block back in the pool before the file's failure or result is reported.
+    await Promise.allSettled(frames);
+    ownCompressor?.close();
     await handle.close();
   }
+}
+
+/** Encrypts an encoded file's compressed content with the archive's key, where one is configured: the bytes every location stores. */
+export async function sealWalFile(encoded: EncodedWalFile, codec: WalCodec): Promise<SealedWalFile> {
+  const {path: file, digest, compressed} = encoded;
+  if (!compressed) return {path: file, digest, encoded: undefined};
+  const encrypt = await encryptStream(codec);
+  if (!encrypt) return {path: file, digest, encoded: compressed};
+  const sealed: Buffer[] = [];
+  try {
+    await pipeline(Readable.from(compressed, {objectMode: false}), encrypt, new Writable({write: (chunk: Buffer, _encoding, callback) => (sealed.push(chunk), callback())}));
+  } catch (error) {
+    throw new WalCodecFailure('encrypt', error);
+  }
+  return {path: file, digest, encoded: sealed};
 }
 
 /** The failure of one step of reading or writing an archived file, by the step. */
@@ -143,7 +188,7 @@ async function decryptStream(codec: WalCodec): Promise<Transform> {
  * compressed and encrypted from the disk again (`compressor`, where given, is one of the codec's
  * settings that the caller shares between files).
  */
-export async function storeWalFile(storage: StorageBackend, key: string, source: EncodedWalFile, codec: WalCodec, options: {signal?: AbortSignal; compressor?: BlockCompressor} = {}): Promise<ObjectInfo> {
+export async function storeWalFile(storage: StorageBackend, key: string, source: SealedWalFile, codec: WalCodec, options: {signal?: AbortSignal; compressor?: BlockCompressor} = {}): Promise<ObjectInfo> {
   const {signal} = options;
   const putOptions = {ifNotExists: true, private: true, immutable: true} as const;
   if (source.encoded) {

@@ -2,7 +2,7 @@ import path from 'node:path';
 
 import type {WalArchiveSettings} from '../config/index.js';
 import {acknowledge, acknowledgementMatches, boundLocations, prepareSpool, pruneAcknowledgements, readyFiles, spoolDirectoryOf} from './acknowledgements.js';
-import {pushWalFiles, type PushRequest, type PushResult, type WalArchiveContext} from './push-wal-file.js';
+import {pushWalFiles, type PushRequest, type PushResult, type WalPushContext} from './push-wal-file.js';
 
 export interface PushAheadOptions extends WalArchiveSettings {
   /** The process environment and ./.env, whose location settings the acknowledgements are bound to. */
@@ -18,7 +18,7 @@ export interface PushAheadOptions extends WalArchiveSettings {
  * those that are durable everywhere are acknowledged in the spool, the others simply are not, and
  * the archiver's own call for them archives them (and reports what fails).
  */
-export async function pushAhead(context: WalArchiveContext, requested: PushRequest, options: PushAheadOptions): Promise<{requested: PushResult; ahead: string[]}> {
+export async function pushAhead(context: WalPushContext, requested: PushRequest, options: PushAheadOptions): Promise<{requested: PushResult; ahead: string[]}> {
   const bound = boundLocations(options.env.process, options.env.dotenv);
   const spool = options.pushAhead > 0 && bound !== undefined ? spoolDirectoryOf(requested.path, options.spoolDirectory) : undefined;
   const refusal = spool ? await prepareSpool(spool, bound!) : undefined;

@@ -1,11 +1,12 @@
 import path from 'node:path';
 
+import type {WalAcknowledgement} from '../config/index.js';
 import {SynapseError, errnoCode, isSynapseError} from '../errors/index.js';
 import type {Location} from '../replication/index.js';
 import {storageError} from '../storage/index.js';
 import {claimArchive} from './archive-identity.js';
-import {BLOCK_SIZE, BlockPool, type BlockCompressor} from '../pipeline/index.js';
-import {encodeWalFile, storeWalFile, WalCodecFailure, type EncodedWalFile, type FileDigest, type WalCodec} from './archived-file.js';
+import type {BlockCompressor, BlockPool, CompressionSettings} from '../pipeline/index.js';
+import {encodeWalFile, sealWalFile, storeWalFile, WalCodecFailure, type FileDigest, type SealedWalFile, type WalCodec} from './archived-file.js';
 import {archivedCopiesOf, judgeArchivedCopy} from './archived-copies.js';
 import {parseWalFileName, walObjectKey, type WalFileName} from './wal-file-names.js';
 
@@ -18,10 +19,32 @@ export interface WalArchiveContext {
   readonly now?: () => Date;
   /** Each location's archive claimed once per run, however many files it pushes. */
   readonly claims?: Map<string, Promise<void>>;
-  /** The blocks files are read into, lent round the files of a run. */
-  readonly blocks?: BlockPool;
   /** Compression contexts of the codec's settings, shared by the files of a run; closed by whoever made the context. */
   readonly compressor?: BlockCompressor;
+  /**
+   * When a push succeeds: once every location holds the file (`all`, the default), or once the
+   * first one does (`primary`), the others' failures then reported as warnings.
+   */
+  readonly acknowledge?: WalAcknowledgement;
+  /** With `primary`: the other locations that could not be opened, and why; each file's result names them as failed. */
+  readonly unopened?: ReadonlyArray<{readonly location: string; readonly error: string}>;
+}
+
+/**
+ * What a push needs: how files are read and compressed, at once, and the archive (the locations,
+ * the codec, the key), which may still be opening. A push reads and compresses its first files
+ * while plugins load, locations open and the archive's key is derived, instead of after.
+ */
+export interface WalPushContext {
+  readonly compression: CompressionSettings;
+  /** The blocks files are read into, lent round the files of a run. */
+  readonly blocks: BlockPool;
+  /** Compression contexts of these settings, shared by the files of a run; closed by whoever made the context. */
+  readonly compressor: BlockCompressor;
+  readonly signal: AbortSignal;
+  readonly onWarning: (message: string) => void;
+  /** The archive to store into; a rejection fails every file with its error. */
+  readonly archive: Promise<WalArchiveContext>;
 }
 
 export interface PushRequest {
@@ -31,8 +54,11 @@ export interface PushRequest {
   readonly systemIdentifier: string;
 }
 
-/** What each location did with the file: stored it now, held it already, or replaced a damaged copy of ours. */
-export type PushOutcome = 'stored' | 'present' | 'replaced';
+/**
+ * What each location did with the file: stored it now, held it already, or replaced a damaged copy
+ * of ours; or, for a location after the primary where WAL_ARCHIVE_ACKNOWLEDGE=primary, failed to.
+ */
+export type PushOutcome = 'stored' | 'present' | 'replaced' | 'failed';
 
 export interface PushResult {
   readonly file: string;
@@ -40,7 +66,7 @@ export interface PushResult {
   readonly key: string;
   readonly bytes: number;
   readonly sha256: string;
-  readonly locations: ReadonlyArray<{readonly location: string; readonly outcome: PushOutcome; readonly storedBytes?: number}>;
+  readonly locations: ReadonlyArray<{readonly location: string; readonly outcome: PushOutcome; readonly storedBytes?: number; readonly error?: string}>;
 }
 
 /** The WAL file named by a path, or a usage error: nothing but PostgreSQL's own names is archived. */
@@ -69,31 +95,42 @@ function conflict(file: string, where: string, existing: string, digest: FileDig
  * (PostgreSQL pushes a file again after a crash); one archived with other content fails loudly
  * and is left alone (two clusters writing to one place, a promotion without a new timeline).
  */
-export async function pushWalFile(context: WalArchiveContext, request: PushRequest): Promise<PushResult> {
+export async function pushWalFile(push: WalPushContext, request: PushRequest): Promise<PushResult> {
   const file = walFileOf(request.path, 'archive');
-  let loaded: EncodedWalFile;
+  let loaded: SealedWalFile;
   try {
-    loaded = await encodeWalFile(request.path, context.codec, {pool: context.blocks ?? new BlockPool(BLOCK_SIZE), compressor: context.compressor, signal: context.signal});
+    const encoded = await encodeWalFile(request.path, push.compression, {pool: push.blocks, compressor: push.compressor, signal: push.signal});
+    loaded = await sealWalFile(encoded, (await push.archive).codec);
   } catch (error) {
-    if (context.signal.aborted) throw new SynapseError('E_CANCELLED', {message: `unable to archive '${request.path}': cancelled`, cause: error});
+    if (push.signal.aborted) throw new SynapseError('E_CANCELLED', {message: `unable to archive '${request.path}': cancelled`, cause: error});
     if (!(error instanceof WalCodecFailure)) throw error;
     const cause = error.error;
     if (error.step === 'read') throw new SynapseError('E_USAGE', {message: `unable to archive '${request.path}': ${(cause as Error)?.message ?? String(cause)}`, cause});
     throw new SynapseError('E_INTERNAL', {message: `unable to archive '${request.path}': it could not be ${error.step === 'encrypt' ? 'encrypted' : 'compressed'}: ${(cause as Error)?.message ?? String(cause)}`, cause});
   }
+  const context = await push.archive;
   const {digest} = loaded;
   const key = walObjectKey(file.name, await context.codec.keys.tagFor(file.name, digest.bytes, digest.sha256), context.codec.compression.algorithm, context.codec.encryption !== undefined);
   const settled = await Promise.allSettled(context.locations.map((location) => archiveAt(context, location, request, file, key, loaded)));
-  const failures = settled.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{location: context.locations[index]!.name, error: outcome.reason as unknown}] : []));
-  if (failures.length > 0) {
+  const failures = settled.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{location: context.locations[index]!.name, index, error: outcome.reason as unknown}] : []));
+  // Where the primary alone acknowledges, another location's failure is left for backup sync to
+  // mend, said, and counted by status; but never a conflict: other content under an archived name
+  // means two clusters (or a promotion without a new timeline) write to one place.
+  const tolerated = (failure: (typeof failures)[number]): boolean =>
+    context.acknowledge === 'primary' && failure.index > 0 && !(isSynapseError(failure.error) && failure.error.code === 'E_WAL_CONFLICT') && !context.signal.aborted;
+  const fatal = failures.filter((failure) => !tolerated(failure));
+  if (fatal.length > 0) {
     const named = context.locations.length > 1;
-    const first = failures[0]!;
+    const first = fatal[0]!;
     const error = isSynapseError(first.error) ? first.error : new SynapseError('E_INTERNAL', {message: String((first.error as Error)?.message ?? first.error), cause: first.error});
-    const others = failures.slice(1).map((failure) => `'${failure.location}': ${(failure.error as Error).message}`);
+    const others = failures.filter((failure) => failure !== first).map((failure) => `'${failure.location}': ${(failure.error as Error).message}`);
     throw error.with({
       message: `${named ? `location '${first.location}': ` : ''}${error.message}${others.length > 0 ? `; also ${others.join('; ')}` : ''}`,
       details: {file: file.name, failedLocations: failures.map((failure) => failure.location)},
     });
+  }
+  for (const failure of failures) {
+    context.onWarning(`'${file.name}' is archived at the primary location but not at '${failure.location}' (WAL_ARCHIVE_ACKNOWLEDGE=primary; \`synapse-backup backup sync\` copies it there): ${(failure.error as Error).message}`);
   }
   return {
     file: file.name,
@@ -101,11 +138,14 @@ export async function pushWalFile(context: WalArchiveContext, request: PushReque
     key,
     bytes: digest.bytes,
     sha256: digest.sha256,
-    locations: settled.map((outcome, index) => ({location: context.locations[index]!.name, ...(outcome as PromiseFulfilledResult<{outcome: PushOutcome; storedBytes?: number}>).value})),
+    locations: settled.map((outcome, index) => ({
+      location: context.locations[index]!.name,
+      ...(outcome.status === 'fulfilled' ? outcome.value : {outcome: 'failed' as const, error: (outcome.reason as Error).message}),
+    })).concat((context.unopened ?? []).map(({location, error}) => ({location, outcome: 'failed' as const, error}))),
   };
 }
 
-async function archiveAt(context: WalArchiveContext, location: Location, request: PushRequest, file: WalFileName, key: string, loaded: EncodedWalFile): Promise<{outcome: PushOutcome; storedBytes?: number}> {
+async function archiveAt(context: WalArchiveContext, location: Location, request: PushRequest, file: WalFileName, key: string, loaded: SealedWalFile): Promise<{outcome: PushOutcome; storedBytes?: number}> {
   const {storage} = location;
   const {digest} = loaded;
   const {codec, signal} = context;
@@ -170,7 +210,7 @@ async function archiveAt(context: WalArchiveContext, location: Location, request
  * that fails does not stop the others) and is reported to `onSettled` as soon as it has.
  */
 export async function pushWalFiles(
-  context: WalArchiveContext,
+  context: WalPushContext,
   requests: readonly PushRequest[],
   parallel: number,
   onSettled: (request: PushRequest, outcome: PromiseSettledResult<PushResult>) => Promise<void> = async () => {},

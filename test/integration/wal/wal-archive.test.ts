@@ -445,6 +445,91 @@ describe('WAL archiving: wal push and wal fetch', function () {
       await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
     });
 
+    it('WAL_ARCHIVE_ACKNOWLEDGE=primary: done once the primary holds a file, the other location named, reported behind by status and caught up by backup sync; its acknowledgements answer no push that waits for every location', async function () {
+      const ready = await backlog();
+      const {uid, gid} = postgresUser();
+      const first = (await makeTempDir('synapse-walprimary-')).path;
+      const second = (await makeTempDir('synapse-waloffsite-')).path;
+      await chown(first, uid, gid);
+      // Root's and read-only: the server's user cannot write there.
+      await chmod(second, 0o555);
+      const settings = {BACKUP_LOCATIONS: `primary=local:${first},offsite=local:${second}`, WAL_ARCHIVE_ACKNOWLEDGE: 'primary'};
+      const everywhere = {BACKUP_LOCATIONS: settings.BACKUP_LOCATIONS};
+      const push = (name: string, extra: Record<string, string>, json = true) => launcherAsPostgres(['wal', 'push', path.join('pg_wal', name), ...(json ? ['--json'] : [])], extra);
+
+      const waiting = await push(ready[0]!, everywhere);
+      expect(waiting.exitCode, 'every location must hold it by default').to.equal(7);
+
+      const pushed = await push(ready[0]!, settings);
+      expect(pushed.exitCode, pushed.stderr).to.equal(0);
+      const result = JSON.parse(pushed.stdout).result;
+      expect(result.locations.map((entry: {location: string; outcome: string}) => `${entry.location}:${entry.outcome}`)).to.deep.equal(['primary:stored', 'offsite:failed']);
+      expect(result.locations[1].error).to.include('not writable');
+      const warned = (JSON.parse(pushed.stdout).warnings as string[]).join('\n');
+      expect(warned).to.include("location 'offsite' could not be opened");
+      expect(warned).to.include('backup sync');
+      expect(result.pushedAhead).to.deep.equal(ready.slice(1));
+      const stored = await walObjects(first);
+      for (const name of ready) expect(stored.some((key) => key.startsWith(`${name}-`)), name).to.equal(true);
+      expect(await walObjects(second)).to.deep.equal([]);
+
+      // An acknowledgement made once the primary held the file says nothing of the offsite copy.
+      const strict = await push(ready[1]!, everywhere, false);
+      expect(strict.exitCode, 'answered from an acknowledgement of the primary alone').to.equal(7);
+      expect((await push(ready[1]!, settings, false)).exitCode).to.equal(0);
+
+      // The primary itself must hold the file.
+      const primaryGone = (await makeTempDir('synapse-walprimary-')).path;
+      await chmod(primaryGone, 0o555);
+      const noPrimary = await push(ready[2]!, {BACKUP_LOCATIONS: `primary=local:${primaryGone},offsite=local:${first}`, WAL_ARCHIVE_ACKNOWLEDGE: 'primary'}, false);
+      expect(noPrimary.exitCode, noPrimary.stderr).to.equal(7);
+      expect(noPrimary.stderr).to.include("location 'primary'");
+
+      // Status counts what the offsite location lacks; backup sync copies it there.
+      const status = async (): Promise<{locations: Array<{name: string; wal?: {missing?: number; newest?: string}}>; problems: Array<{id: string}>}> => {
+        const run = await runCli(['status', '--json'], {env: {...env, ...everywhere, PGHOST: '127.0.0.1', PGPORT: String(cluster.port), PGUSER: 'postgres', PGDATABASE: 'postgres'}});
+        return JSON.parse(run.stdout).result ?? JSON.parse(run.stdout).error?.details;
+      };
+      const behind = await status();
+      const offsite = behind.locations.find((location) => location.name === 'offsite')!;
+      expect(offsite.wal?.missing).to.equal(stored.length);
+      expect(behind.problems.map((problem) => problem.id)).to.include('wal_behind:offsite');
+      await chown(second, uid, gid);
+      await chmod(second, 0o700);
+      const synced = await launcherAsPostgres(['backup', 'sync'], everywhere);
+      expect(synced.exitCode, synced.stderr).to.equal(0);
+      expect((await walObjects(second)).sort()).to.deep.equal(stored.sort());
+      const caughtUp = await status();
+      expect(caughtUp.locations.find((location) => location.name === 'offsite')!.wal?.missing).to.equal(0);
+      expect(caughtUp.problems.map((problem) => problem.id)).to.not.include('wal_behind:offsite');
+
+      // A location that opens but cannot take the file: said with primary, a failure by default.
+      const copyAtOffsite = walFile(second, stored.find((key) => key.startsWith(`${ready[1]}-`))!);
+      await execa('rm', [copyAtOffsite]);
+      await chown(path.dirname(copyAtOffsite), 0, 0);
+      await chmod(path.dirname(copyAtOffsite), 0o555);
+      const partly = await push(ready[1]!, settings);
+      expect(partly.exitCode, partly.stderr).to.equal(0);
+      expect(JSON.parse(partly.stdout).result.locations.map((entry: {location: string; outcome: string}) => `${entry.location}:${entry.outcome}`)).to.deep.equal(['primary:present', 'offsite:failed']);
+      expect((JSON.parse(partly.stdout).warnings as string[]).join('\n')).to.include(`'${ready[1]}' is archived at the primary location but not at 'offsite'`);
+      expect((await push(ready[1]!, everywhere)).exitCode, 'by default').to.not.equal(0);
+      await chown(path.dirname(copyAtOffsite), uid, gid);
+      await chmod(path.dirname(copyAtOffsite), 0o700);
+
+      // Other content under the file's name at the other location is still a conflict, never a warning.
+      const altered = await segmentCopy(ready[1]!, (bytes) => {
+        bytes[4096] = bytes[4096]! ^ 0xff;
+      });
+      const plantedPush = await wal(['push', altered, '--pg-data', cluster.data], {BACKUP_DIR: second});
+      expect(plantedPush.exitCode, plantedPush.stderr).to.equal(0);
+      await execa('chown', ['-R', `${uid}:${gid}`, second]);
+      const conflicting = await push(ready[1]!, settings);
+      expect(conflicting.exitCode, conflicting.stdout).to.equal(17);
+
+      await resumeArchiving();
+      await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
+    });
+
     it('believes no acknowledgement in a spool that others can write to', async function () {
       const ready = await backlog();
       expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[0]!)])).exitCode).to.equal(0);
