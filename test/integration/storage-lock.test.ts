@@ -158,4 +158,24 @@ describe('host mutex', function () {
     expect(outcomes).to.deep.equal([true, true, true, true, true]);
     expect(mostInside).to.equal(1);
   });
+
+  it('never lets work run unguarded when the name cannot be bound: with no file descriptor left it is refused, not run', async function () {
+    // A real EMFILE: the process's descriptor limit is used up before it asks for the mutex.
+    const script = `import {openSync} from 'node:fs';
+      import {runExclusivelyOnThisHost} from ${JSON.stringify(module)};
+      const held = [];
+      // Every descriptor, and every one the runtime frees meanwhile.
+      const exhaust = () => { try { for (;;) held.push(openSync('/dev/null', 'r')); } catch (error) { if (error.code !== 'EMFILE') throw error; } };
+      exhaust();
+      const keep = setInterval(exhaust, 1);
+      let ran = false;
+      const outcome = await runExclusivelyOnThisHost(${JSON.stringify(`${name}-emfile`)}, 200, async () => void (ran = true)).then((value) => String(value), (error) => error.name + ' ' + error.code);
+      clearInterval(keep);
+      process.stdout.write(JSON.stringify({outcome, ran}));`;
+    const child = spawn('sh', ['-c', 'ulimit -n 64 && exec "$0" --import tsx --input-type=module -e "$1"', process.execPath, script], {stdio: ['ignore', 'pipe', 'inherit']});
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await once(child, 'exit');
+    expect(JSON.parse(Buffer.concat(chunks).toString())).to.deep.equal({outcome: 'HostMutexUnavailable EMFILE', ran: false});
+  });
 });

@@ -17,18 +17,39 @@ function bind(address: string): Promise<Server | undefined> {
   });
 }
 
+/** The host-wide mutex could not be taken for a reason other than another holder (no descriptor left, sockets refused): never a reason to run unguarded. */
+export class HostMutexUnavailable extends Error {
+  constructor(
+    readonly mutex: string,
+    override readonly cause: unknown,
+  ) {
+    super(`unable to take the host-wide mutex '${mutex}': ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = 'HostMutexUnavailable';
+  }
+
+  get code(): string | undefined {
+    return (this.cause as NodeJS.ErrnoException | undefined)?.code;
+  }
+}
+
 /**
- * The bound name once it is free; 'unguarded' where no abstract socket can be bound (macOS, a
- * sandbox without Unix sockets); undefined if another holder kept it past the deadline.
+ * The bound name once it is free; 'unguarded' where the platform has no abstract namespace
+ * (macOS); undefined if another holder kept it past the deadline. Any other failure to bind (no
+ * file descriptor left, say) is tried again until the deadline and then thrown: a mutex that
+ * cannot be taken must not let two holders in.
  */
 async function holdName(name: string, timeoutMs: number): Promise<Server | 'unguarded' | undefined> {
   if (process.platform !== 'linux') return 'unguarded';
   const address = `\0synapse-backup/${createHash('sha256').update(name).digest('hex')}`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const server = await bind(address).catch(() => 'unguarded' as const);
-    if (server !== undefined) return server;
-    if (Date.now() >= deadline) return undefined;
+    let failure: unknown;
+    const server = await bind(address).catch((error: unknown) => void (failure = error));
+    if (server) return server;
+    if (Date.now() >= deadline) {
+      if (failure !== undefined) throw new HostMutexUnavailable(name, failure);
+      return undefined;
+    }
     await sleep(RETRY_DELAY_MS);
   }
 }
@@ -38,8 +59,9 @@ async function holdName(name: string, timeoutMs: number): Promise<Server | 'ungu
  * the same name, for critical sections of a few milliseconds. The mutex is a Unix socket in Linux's
  * abstract namespace: binding the name fails while another holder has it, and the kernel frees it
  * when its holder exits, so a crash cannot leave it held (a lock file could). Where there is no
- * abstract namespace (macOS) or no socket can be bound, `work` runs unguarded, as it did before.
- * Resolves false, without running `work`, if the mutex was not free within `timeoutMs`.
+ * abstract namespace (macOS), `work` runs unguarded, as it did before. Resolves false, without
+ * running `work`, if the mutex was not free within `timeoutMs`; rejects with HostMutexUnavailable,
+ * without running it, where the name could not be bound at all.
  */
 export async function runExclusivelyOnThisHost(name: string, timeoutMs: number, work: () => Promise<void>): Promise<boolean> {
   const held = await holdName(name, timeoutMs);

@@ -5,7 +5,7 @@ import {homedir, tmpdir} from 'node:os';
 import path from 'node:path';
 
 import type {EventName} from '../../contracts/notification.js';
-import {runExclusivelyOnThisHost} from '../lock/index.js';
+import {HostMutexUnavailable, runExclusivelyOnThisHost} from '../lock/index.js';
 import type {DeliveryReport, EventFacts} from '../notify/index.js';
 import {EMPTY_ALERT_STATE, nextAlertState, planAlerts, readAlertState, writeAlertState, type AlertState, type StatusReport} from '../status/index.js';
 
@@ -127,7 +127,16 @@ export async function deliverAlerts(request: AlertDeliveryRequest): Promise<Aler
       request.onWarning(`unable to write the alert state '${stateFile}' (${(error as Error).message}): what was sent now is sent again at the next run`);
     }
   };
-  const ran = await runExclusivelyOnThisHost(`alerts ${stateFile ?? scope}`, ALERT_MUTEX_TIMEOUT_MS, work);
+  let ran: boolean;
+  try {
+    ran = await runExclusivelyOnThisHost(`alerts ${stateFile ?? scope}`, ALERT_MUTEX_TIMEOUT_MS, work);
+  } catch (error) {
+    if (!(error instanceof HostMutexUnavailable)) throw error;
+    // An alert sent twice is noise; one never sent is a page that never came.
+    request.onWarning(`${error.message}: sending the alerts without it, so a status --notify running at the same time may send one twice`);
+    await work();
+    ran = true;
+  }
   if (!ran) request.onWarning(`no alerts sent: another status --notify held the alert state '${stateFile}' for over ${ALERT_MUTEX_TIMEOUT_MS / 1000} s`);
   return outcome;
 }
