@@ -22,7 +22,7 @@ function input(changes: {newestMinutesAgo?: number | null; rejected?: number; se
   const newest = changes.newestMinutesAgo === null ? undefined : {file: '000000010000000000000010', key: 'wal/x', archivedAt: minutesAgo(changes.newestMinutesAgo ?? 1)};
   return {
     now,
-    facts: {location: '/backups', present: true, files: 16, ...(newest ? {newest} : {}), rejected: Array.from({length: changes.rejected ?? 0}, (_, index) => ({key: `wal/planted-${index}`, reason: 'its content does not match its MAC'}))},
+    facts: {location: '/backups', present: true, files: 16, keys: [], ...(newest ? {newest} : {}), rejected: Array.from({length: changes.rejected ?? 0}, (_, index) => ({key: `wal/planted-${index}`, reason: 'its content does not match its MAC'}))},
     server: changes.server && 'unavailable' in changes.server ? changes.server : {...healthyServer, ...changes.server},
     policy: {warnAfterMs: changes.warn, criticalAfterMs: changes.critical},
   };

@@ -487,7 +487,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
 
       // Status counts what the offsite location lacks; backup sync copies it there.
       const status = async (): Promise<{locations: Array<{name: string; wal?: {missing?: number; newest?: string}}>; problems: Array<{id: string}>}> => {
-        const run = await runCli(['status', '--json'], {env: {...env, ...everywhere, PGHOST: '127.0.0.1', PGPORT: String(cluster.port), PGUSER: 'postgres', PGDATABASE: 'postgres'}});
+        const run = await runCli(['status', '--json'], {cwd: cluster.data, env: {...env, ...everywhere, PGHOST: '127.0.0.1', PGPORT: String(cluster.port), PGUSER: 'postgres', PGDATABASE: 'postgres'}});
         return JSON.parse(run.stdout).result ?? JSON.parse(run.stdout).error?.details;
       };
       const behind = await status();
