@@ -21,13 +21,6 @@ if (process.argv[2] === 'wal' && process.argv[3] === 'push') {
 const {availableParallelism} = await import('node:os');
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism() + 2));
 
-// The archiver's own call: reading, hashing and compressing its files start now, while oclif, the
-// plugins and the locations load; the command takes them over (see early-encoding).
-if (process.argv[2] === 'wal' && process.argv[3] === 'push') {
-  const {startEarlyEncoding} = await import('../dist/cli/wal/early-encoding.js');
-  startEarlyEncoding(process.argv.slice(4), process.env, process.cwd());
-}
-
 // Plugins a user installed run with our privileges the moment oclif loads them: judge where they
 // live first, and leave them out when another user could have written there (see plugin-directory-trust).
 const {pluginDirectoryVerdict} = await import('../dist/cli/plugin-host/plugin-directory-trust.js');

@@ -6,7 +6,6 @@ import {BLOCK_SIZE, BlockPool, createBlockCompressor} from '../../core/pipeline/
 import type {Location} from '../../core/replication/index.js';
 import {WalKeys, type WalArchiveContext, type WalCodec, type WalPushContext} from '../../core/wal/index.js';
 import {loadEncryptionProviders, openLocations} from '../runtime.js';
-import {takeEarlyEncoding} from './early-encoding.js';
 
 /**
  * How archived WAL files are written and read with these settings: the compression, the cipher's
@@ -35,10 +34,7 @@ export async function walArchiveContext(config: Config, settings: Settings, loca
  */
 export function walPushContext(config: Config, settings: Settings, signal: AbortSignal, onWarning: (message: string) => void): WalPushContext & {close(): void} {
   const keys = new WalKeys(settings.encryption);
-  // The launcher may have started reading the first files before the CLI loaded (see early-encoding).
-  const early = takeEarlyEncoding(settings.compression);
-  if (early) signal.addEventListener('abort', () => early.abort.abort(), {once: true});
-  const compressor = early?.compressor ?? createBlockCompressor(settings.compression);
+  const compressor = createBlockCompressor(settings.compression);
   const archive = (async (): Promise<WalArchiveContext> => {
     const [{opened, failed}, codec] = await Promise.all([openLocations(config, settings, 'read-write', {create: true, signal, onWarning}), walCodecFor(config, settings, keys)]);
     const primary = settings.locations[0]!.name;
@@ -57,8 +53,7 @@ export function walPushContext(config: Config, settings: Settings, signal: Abort
     compressor,
     // Enough spare blocks for the files in flight (WAL_PUSH_PARALLEL of them, each a block read ahead
     // and one per core in the compressor) to be read without new buffers.
-    blocks: early?.blocks ?? new BlockPool(BLOCK_SIZE, 8 * settings.walArchive.parallel),
-    ...(early ? {started: early.files} : {}),
+    blocks: new BlockPool(BLOCK_SIZE, 8 * settings.walArchive.parallel),
     signal,
     onWarning,
     archive,

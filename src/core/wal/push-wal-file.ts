@@ -6,7 +6,7 @@ import type {Location} from '../replication/index.js';
 import {storageError} from '../storage/index.js';
 import {claimArchive} from './archive-identity.js';
 import type {BlockCompressor, BlockPool, CompressionSettings} from '../pipeline/index.js';
-import {encodeWalFile, sealWalFile, storeWalFile, WalCodecFailure, type EncodedWalFile, type FileDigest, type SealedWalFile, type WalCodec} from './archived-file.js';
+import {encodeWalFile, sealWalFile, storeWalFile, WalCodecFailure, type FileDigest, type SealedWalFile, type WalCodec} from './archived-file.js';
 import {archivedCopiesOf, judgeArchivedCopy} from './archived-copies.js';
 import {parseWalFileName, walObjectKey, type WalFileName} from './wal-file-names.js';
 
@@ -43,8 +43,6 @@ export interface WalPushContext {
   readonly compressor: BlockCompressor;
   readonly signal: AbortSignal;
   readonly onWarning: (message: string) => void;
-  /** Files whose reading and compressing started already, by resolved path: each is taken once. */
-  readonly started?: Map<string, Promise<EncodedWalFile>>;
   /** The archive to store into; a rejection fails every file with its error. */
   readonly archive: Promise<WalArchiveContext>;
 }
@@ -101,10 +99,7 @@ export async function pushWalFile(push: WalPushContext, request: PushRequest): P
   const file = walFileOf(request.path, 'archive');
   let loaded: SealedWalFile;
   try {
-    const resolved = path.resolve(request.path);
-    const already = push.started?.get(resolved);
-    push.started?.delete(resolved);
-    const encoded = await (already ?? encodeWalFile(request.path, push.compression, {pool: push.blocks, compressor: push.compressor, signal: push.signal}));
+    const encoded = await encodeWalFile(request.path, push.compression, {pool: push.blocks, compressor: push.compressor, signal: push.signal});
     loaded = await sealWalFile(encoded, (await push.archive).codec);
   } catch (error) {
     if (push.signal.aborted) throw new SynapseError('E_CANCELLED', {message: `unable to archive '${request.path}': cancelled`, cause: error});
