@@ -18,8 +18,12 @@ if (process.argv[2] === 'wal' && process.argv[3] === 'push') {
 
 // Compression runs one block per core on libuv's threadpool, which file I/O and key derivation
 // share; its default of 4 threads would cap a many-core machine at 4. Set before anything uses it.
+// `wal push` compresses several files at once, and more threads than cores only make their blocks
+// take turns on the cores and evict each other's tables from the caches: measured with
+// `npm run bench -- --suite wal` on two cores, one thread per core archived about a tenth faster.
 const {availableParallelism} = await import('node:os');
-process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism() + 2));
+const walPush = process.argv[2] === 'wal' && process.argv[3] === 'push';
+process.env.UV_THREADPOOL_SIZE ??= String(walPush ? Math.max(2, availableParallelism()) : Math.max(4, availableParallelism() + 2));
 
 // Plugins a user installed run with our privileges the moment oclif loads them: judge where they
 // live first, and leave them out when another user could have written there (see plugin-directory-trust).
