@@ -178,4 +178,37 @@ describe('host mutex', function () {
     await once(child, 'exit');
     expect(JSON.parse(Buffer.concat(chunks).toString())).to.deep.equal({outcome: 'HostMutexUnavailable EMFILE', ran: false});
   });
+
+  it('status --notify still sends an alert when the alert mutex cannot be taken, and says so: never a page that never came', async function () {
+    const deliver = path.resolve(import.meta.dirname, '../../src/core/services/deliver-alerts.ts');
+    const state = (await makeTempDir('synapse-alertstate-')).path;
+    const script = `import {openSync} from 'node:fs';
+      import {deliverAlerts} from ${JSON.stringify(deliver)};
+      const held = [];
+      const exhaust = () => { try { for (;;) held.push(openSync('/dev/null', 'r')); } catch (error) { if (error.code !== 'EMFILE') throw error; } };
+      exhaust();
+      const keep = setInterval(exhaust, 1);
+      const sent = [];
+      const warnings = [];
+      const problem = {id: 'backup_overdue:shop:hourly', alert: 'alert.backup_overdue', level: 'critical', message: 'the newest hourly backup is overdue'};
+      const outcome = await deliverAlerts({
+        report: {problems: [problem], types: [{database: 'shop'}]},
+        storage: {scheme: 'local', location: '/srv/backups'},
+        stateDirectories: [${JSON.stringify(state)}],
+        repeatIntervalMs: 86400000,
+        now: new Date(),
+        send: async (name) => (sent.push(name), [{delivered: true}]),
+        onWarning: (message) => warnings.push(message),
+      });
+      clearInterval(keep);
+      process.stdout.write(JSON.stringify({sent, outcome: outcome.sent, warnings}));`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {stdio: ['ignore', 'pipe', 'inherit']});
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await once(child, 'exit');
+    const result = JSON.parse(Buffer.concat(chunks).toString()) as {sent: string[]; outcome: string[]; warnings: string[]};
+    expect(result.sent).to.deep.equal(['alert.backup_overdue']);
+    expect(result.outcome).to.deep.equal(['backup_overdue:shop:hourly']);
+    expect(result.warnings.join('\n')).to.match(/unable to take the host-wide mutex .*EMFILE.*sending the alerts without it/);
+  });
 });

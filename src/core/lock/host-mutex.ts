@@ -3,6 +3,8 @@ import {createServer, type Server} from 'node:net';
 import {setTimeout as sleep} from 'node:timers/promises';
 
 const RETRY_DELAY_MS = 5;
+/** How long a failure to bind that is not another holder (EMFILE, say) is tried again before it is reported. */
+const FAILURE_RETRY_MS = 1000;
 
 /** Binds `address`; undefined when another holder has it, an error when sockets cannot be bound here at all. */
 function bind(address: string): Promise<Server | undefined> {
@@ -35,21 +37,24 @@ export class HostMutexUnavailable extends Error {
 /**
  * The bound name once it is free; 'unguarded' where the platform has no abstract namespace
  * (macOS); undefined if another holder kept it past the deadline. Any other failure to bind (no
- * file descriptor left, say) is tried again until the deadline and then thrown: a mutex that
- * cannot be taken must not let two holders in.
+ * file descriptor left, say) is tried again for a second (within the deadline) and then thrown:
+ * a mutex that cannot be taken must not let two holders in.
  */
 async function holdName(name: string, timeoutMs: number): Promise<Server | 'unguarded' | undefined> {
   if (process.platform !== 'linux') return 'unguarded';
   const address = `\0synapse-backup/${createHash('sha256').update(name).digest('hex')}`;
   const deadline = Date.now() + timeoutMs;
+  let failingSince: number | undefined;
   for (;;) {
     let failure: unknown;
     const server = await bind(address).catch((error: unknown) => void (failure = error));
     if (server) return server;
-    if (Date.now() >= deadline) {
-      if (failure !== undefined) throw new HostMutexUnavailable(name, failure);
-      return undefined;
-    }
+    const now = Date.now();
+    if (failure === undefined) failingSince = undefined;
+    else failingSince ??= now;
+    // The timeout is for waiting on another holder; a failure of our own is given a second to pass.
+    if (failingSince !== undefined && (now >= deadline || now - failingSince >= FAILURE_RETRY_MS)) throw new HostMutexUnavailable(name, failure);
+    if (now >= deadline) return undefined;
     await sleep(RETRY_DELAY_MS);
   }
 }
