@@ -1,5 +1,5 @@
 import {expect} from 'chai';
-import {chmod, mkdir, readdir, utimes, writeFile} from 'node:fs/promises';
+import {chmod, chown, copyFile, mkdir, readdir, rename, rm, symlink, truncate, utimes, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
 import {acknowledgedPush} from '../../src/cli/wal/acknowledged-push.js';
@@ -45,7 +45,7 @@ describe('WAL push acknowledgements', function () {
     const bound = boundLocations({BACKUP_DIR: '/a'})!;
     expect(await prepareSpool(spool, bound)).to.equal(undefined);
     expect(acknowledgementMatches(spool, file, bound), 'before').to.equal(false);
-    await acknowledge(spool, file, 'wal/key');
+    await acknowledge(spool, file, 'wal/key', bound);
     expect(acknowledgementMatches(spool, file, bound)).to.equal(true);
     expect(acknowledgementMatches(spool, file, boundLocations({BACKUP_DIR: '/b'})), 'other locations').to.equal(false);
     expect(acknowledgementMatches(spool, file, boundLocations({BACKUP_DIR: '/a', WAL_ARCHIVE_ACKNOWLEDGE: 'primary'})), 'another acknowledgement rule').to.equal(false);
@@ -57,28 +57,58 @@ describe('WAL push acknowledgements', function () {
   it('drops the acknowledgements when the locations change, and refuses a spool others can write to', async function () {
     const {spool, file} = await setUp();
     await prepareSpool(spool, boundLocations({BACKUP_DIR: '/a'})!);
-    await acknowledge(spool, file, 'wal/key');
+    await acknowledge(spool, file, 'wal/key', boundLocations({BACKUP_DIR: '/a'})!);
     await prepareSpool(spool, boundLocations({BACKUP_DIR: '/b'})!);
     expect((await readdir(spool)).filter((entry) => entry.endsWith('.ok'))).to.deep.equal([]);
     await chmod(spool, 0o770);
     expect(await prepareSpool(spool, boundLocations({BACKUP_DIR: '/b'})!)).to.include('is not a directory of this user');
   });
 
-  it('answers `wal push` before the CLI loads only for an acknowledged file, in a private spool, and only once', async function () {
+  it('answers `wal push` before the CLI loads only for an acknowledged file, and only once', async function () {
     const {root, spool, file} = await setUp();
     const env = {BACKUP_DIR: '/a', WAL_SPOOL_DIR: path.join(root, 'custom-spool')};
     const custom = env.WAL_SPOOL_DIR;
     await prepareSpool(custom, boundLocations(env)!);
     expect(acknowledgedPush([file], env), 'not acknowledged').to.equal(false);
-    await acknowledge(custom, file, 'wal/key');
+    await acknowledge(custom, file, 'wal/key', boundLocations(env)!);
     expect(acknowledgedPush([file, '--json'], env), 'with flags: the CLI answers').to.equal(false);
-    await chmod(custom, 0o777);
-    expect(acknowledgedPush([file], env), 'a spool others can write to').to.equal(false);
-    await chmod(custom, 0o700);
     expect(acknowledgedPush([file], {...env, BACKUP_DIR: '/b'}), 'other locations').to.equal(false);
     expect(acknowledgedPush([file], env)).to.equal(true);
     expect(acknowledgedPush([file], env), 'used up').to.equal(false);
     expect(spool).to.not.equal(custom);
+  });
+
+  it('believes no acknowledgement but its own, for this very file: not another user\'s, not one renamed from another file\'s, not a link, not a used one', async function () {
+    const {pgWal, spool, file} = await setUp();
+    const bound = boundLocations({BACKUP_DIR: '/a'})!;
+    await prepareSpool(spool, bound);
+    const other = path.join(pgWal, '000000010000000000000004');
+    await writeFile(other, 'wal');
+    await utimes(other, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    const acknowledgementOf = (walFile: string): string => path.join(spool, `${path.basename(walFile)}.ok`);
+    // Renamed from another file's genuine acknowledgement: it names that file.
+    await acknowledge(spool, other, 'k', bound);
+    await rename(acknowledgementOf(other), acknowledgementOf(file));
+    expect(acknowledgementMatches(spool, file, bound), 'renamed').to.equal(false);
+    // A copy with the right words, but another user's: in a spool others can write to, they could put it there.
+    await acknowledge(spool, file, 'k', bound);
+    expect(acknowledgementMatches(spool, file, bound), 'genuine').to.equal(true);
+    await chmod(spool, 0o733);
+    await chown(acknowledgementOf(file), 65534, 65534);
+    expect(acknowledgementMatches(spool, file, bound), "another user's").to.equal(false);
+    await chown(acknowledgementOf(file), process.getuid!(), process.getgid!());
+    expect(acknowledgementMatches(spool, file, bound), 'its own, in a spool others can write to').to.equal(true);
+    await chmod(spool, 0o700);
+    // A link to a genuine one.
+    await copyFile(acknowledgementOf(file), path.join(spool, 'elsewhere'));
+    await rm(acknowledgementOf(file));
+    await symlink(path.join(spool, 'elsewhere'), acknowledgementOf(file));
+    expect(acknowledgementMatches(spool, file, bound), 'a link').to.equal(false);
+    await rm(acknowledgementOf(file));
+    // Used: emptied.
+    await acknowledge(spool, file, 'k', bound);
+    await truncate(acknowledgementOf(file), 0);
+    expect(acknowledgementMatches(spool, file, bound), 'used').to.equal(false);
   });
 
   it('lists the waiting files as the archiver takes them, and prunes what PostgreSQL removed', async function () {
@@ -87,9 +117,12 @@ describe('WAL push acknowledgements', function () {
     await writeFile(path.join(pgWal, 'archive_status', '000000010000000000000001.done'), '');
     expect(await readyFiles(pgWal)).to.deep.equal(['00000002.history', '000000010000000000000003', '000000010000000000000004']);
     await prepareSpool(spool, 'v2||||');
-    await acknowledge(spool, file, 'k');
+    await acknowledge(spool, file, 'k', 'v2||||');
     await writeFile(path.join(spool, '000000010000000000000009.ok'), '{}');
     await writeFile(path.join(spool, '000000010000000000000003.ok.123.tmp'), '');
+    // Used by the launcher, which empties what it uses.
+    await writeFile(path.join(pgWal, '000000010000000000000004'), 'wal');
+    await writeFile(path.join(spool, '000000010000000000000004.ok'), '');
     await pruneAcknowledgements(spool, pgWal);
     expect((await readdir(spool)).sort()).to.deep.equal(['000000010000000000000003.ok', 'locations']);
   });

@@ -1,12 +1,12 @@
 import path from 'node:path';
 
-import {acknowledgementMatches, boundLocations, consumeAcknowledgement, spoolDirectoryOf, spoolIsPrivate} from '../../core/wal/acknowledgements.js';
+import {acknowledgementMatches, boundLocations, consumeAcknowledgement, spoolDirectoryOf} from '../../core/wal/acknowledgements.js';
 
 /**
  * `wal push FILE` for a file an earlier push archived ahead of the archiver's asking: true when the
- * spool acknowledges this file at these locations, and the acknowledgement is used up. Loads
- * nothing but node: modules, so the archiver's call costs a Node start, not a CLI start; with the
- * default spool the launcher answers before even that, by the same rule. Anything
+ * spool acknowledges this file at these locations (acknowledgementMatches), and the acknowledgement
+ * is used up. Loads nothing but node: modules, so the archiver's call costs a Node start, not a CLI
+ * start; with the default spool the launcher answers before even that, by the same rule. Anything
  * else (flags, no spool, no or another acknowledgement, an error) is false: the full push decides.
  */
 export function acknowledgedPush(args: readonly string[], env: Readonly<Record<string, string | undefined>>): boolean {
@@ -14,7 +14,7 @@ export function acknowledgedPush(args: readonly string[], env: Readonly<Record<s
   try {
     const walPath = args[0]!;
     const spool = spoolDirectoryOf(walPath, env.WAL_SPOOL_DIR?.trim() || undefined);
-    if (!spool || !spoolIsPrivate(spool)) return false;
+    if (!spool) return false;
     if (!acknowledgementMatches(spool, walPath, boundLocations(env))) return false;
     consumeAcknowledgement(spool, path.basename(walPath));
     return true;

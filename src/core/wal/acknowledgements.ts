@@ -1,5 +1,5 @@
 import {lstatSync, readFileSync, unlinkSync} from 'node:fs';
-import {mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
+import {lstat, mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
 /*
@@ -8,8 +8,14 @@ import path from 'node:path';
  * in a spool directory once every location holds it durably; the archiver's later calls for those
  * files find it and return at once, before the CLI even loads. Only node: modules here: this is
  * read on that fast path.
+ *
+ * An acknowledgement is believed for what it is, not for where it lies: a regular file of this
+ * user's (another user's planted file is not, and cannot be made so), no older than the WAL file,
+ * whose first line names that file and the settings it holds for. So a file renamed from another
+ * file's acknowledgement says the wrong name, and one kept from other locations the wrong
+ * settings. That takes the launcher only shell built-ins (test and read), no process of its own:
+ * the archiver calls it once per file, and each program started there cost it milliseconds.
  */
-
 /** The spool's directory name under pg_wal, where WAL_SPOOL_DIR does not say otherwise. */
 export const SPOOL_DIRECTORY_NAME = 'synapse-backup-spool';
 
@@ -42,8 +48,9 @@ export function boundLocations(processEnv: Readonly<Record<string, string | unde
 }
 
 /**
- * Only a directory this user owns and nobody else can write to may say a file is archived: an
- * acknowledgement planted there would make PostgreSQL recycle WAL that no location holds.
+ * Acknowledgements are written only into a directory this user owns and nobody else can write to.
+ * Reading one does not depend on that (another user's file is never believed), but a spool others
+ * can write to is a mistake to report, and they could remove what is there.
  */
 export function spoolIsPrivate(directory: string): boolean {
   try {
@@ -58,18 +65,34 @@ function acknowledgementPath(spool: string, file: string): string {
   return path.join(spool, `${file}${ACKNOWLEDGEMENT_SUFFIX}`);
 }
 
+/** The first line of a file's acknowledgement, which the launcher compares as it is: the file's name and the settings it is bound to. */
+export function acknowledgementLine(file: string, bound: string): string {
+  return `${file}|${bound}`;
+}
+
+function ownedByThisUser(uid: bigint | number): boolean {
+  const euid = process.geteuid?.();
+  return euid !== undefined && BigInt(uid) === BigInt(euid);
+}
+
 /**
- * Whether the spool says this file is archived at these locations: its acknowledgement exists and
- * is no older than the file (a file written again since, or recycled under this name, is newer),
- * and the spool's acknowledgements are for these locations. The launcher applies the same rule.
+ * Whether the spool says this file is archived at these locations, by the rule the launcher also
+ * applies (see the top of this module): the spool is a directory of this user's, not a link; the
+ * acknowledgement is a regular file of this user's, no older than the file (a file written again
+ * since, or recycled under this name, is newer), whose first line names this file and `bound`.
  */
 export function acknowledgementMatches(spool: string, walPath: string, bound: string | undefined): boolean {
   if (bound === undefined) return false;
   try {
+    const directory = lstatSync(spool, {bigint: true});
+    if (!directory.isDirectory() || !ownedByThisUser(directory.uid)) return false;
     const wal = lstatSync(walPath, {bigint: true});
-    const acknowledgement = lstatSync(acknowledgementPath(spool, path.basename(walPath)), {bigint: true});
-    if (!wal.isFile() || !acknowledgement.isFile() || wal.mtimeNs > acknowledgement.mtimeNs) return false;
-    return readFileSync(path.join(spool, LOCATIONS_FILE), 'utf8') === `${bound}\n`;
+    const file = path.basename(walPath);
+    const acknowledgementFile = acknowledgementPath(spool, file);
+    const acknowledgement = lstatSync(acknowledgementFile, {bigint: true});
+    if (!wal.isFile() || !acknowledgement.isFile() || !ownedByThisUser(acknowledgement.uid) || wal.mtimeNs > acknowledgement.mtimeNs) return false;
+    const [firstLine] = readFileSync(acknowledgementFile, 'utf8').split('\n', 1);
+    return firstLine === acknowledgementLine(file, bound);
   } catch {
     return false;
   }
@@ -106,11 +129,15 @@ export async function prepareSpool(spool: string, bound: string): Promise<string
   return undefined;
 }
 
-/** Records that a file is archived at every location the spool is bound to; written whole (a rename), after the fact. */
-export async function acknowledge(spool: string, walPath: string, key: string): Promise<void> {
+/**
+ * Records that a file is archived at every location the spool is bound to; written whole (a
+ * rename), after the fact. The first line is what the launcher compares; the second, for people,
+ * says under which key and when.
+ */
+export async function acknowledge(spool: string, walPath: string, key: string, bound: string): Promise<void> {
   const file = path.basename(walPath);
   const staging = `${acknowledgementPath(spool, file)}.${process.pid}.tmp`;
-  await writeFile(staging, `${JSON.stringify({file, key, acknowledgedAt: new Date().toISOString()})}\n`, {mode: 0o600});
+  await writeFile(staging, `${acknowledgementLine(file, bound)}\n${JSON.stringify({file, key, acknowledgedAt: new Date().toISOString()})}\n`, {mode: 0o600});
   await rename(staging, acknowledgementPath(spool, file));
 }
 
@@ -120,13 +147,21 @@ export async function readyFiles(pgWal: string): Promise<string[]> {
   return names.sort((a, b) => Number(b.endsWith('.history')) - Number(a.endsWith('.history')) || (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** Removes the acknowledgements of files PostgreSQL has recycled or removed, and what a killed writer left. */
+/**
+ * Removes the acknowledgements of files PostgreSQL has recycled or removed, those the launcher has
+ * used (it empties them: removing one would cost the archiver's call a process), and what a killed
+ * writer left.
+ */
 export async function pruneAcknowledgements(spool: string, pgWal: string): Promise<void> {
   const entries = await readdir(spool).catch(() => [] as string[]);
   const present = new Set(await readdir(pgWal).catch(() => [] as string[]));
-  await Promise.all(
-    entries
-      .filter((entry) => entry.endsWith('.tmp') || (entry.endsWith(ACKNOWLEDGEMENT_SUFFIX) && !present.has(entry.slice(0, -ACKNOWLEDGEMENT_SUFFIX.length))))
-      .map((entry) => rm(path.join(spool, entry), {force: true})),
+  const used = async (entry: string): Promise<boolean> => (await lstat(path.join(spool, entry)).catch(() => undefined))?.size === 0;
+  const stale = await Promise.all(
+    entries.map(async (entry) => {
+      if (entry.endsWith('.tmp')) return true;
+      if (!entry.endsWith(ACKNOWLEDGEMENT_SUFFIX)) return false;
+      return !present.has(entry.slice(0, -ACKNOWLEDGEMENT_SUFFIX.length)) || (await used(entry));
+    }),
   );
+  await Promise.all(entries.filter((_entry, index) => stale[index]).map((entry) => rm(path.join(spool, entry), {force: true})));
 }

@@ -35,7 +35,7 @@ export async function pushAhead(context: WalPushContext, requested: PushRequest,
   const outcomes = await pushWalFiles(context, requests, options.parallel, async (request, outcome) => {
     if (request === requested || outcome.status !== 'fulfilled' || !usable) return;
     try {
-      await acknowledge(usable, request.path, outcome.value.key);
+      await acknowledge(usable, request.path, outcome.value.key, bound!);
       ahead.push(outcome.value.file);
     } catch (error) {
       // Not acknowledged: the archiver's call for it pushes it again, and finds it there.

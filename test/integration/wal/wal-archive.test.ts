@@ -1,7 +1,7 @@
 import {expect} from 'chai';
 import {execa} from 'execa';
 import {randomBytes} from 'node:crypto';
-import {chmod, chown, copyFile, mkdir, readdir, readFile, writeFile} from 'node:fs/promises';
+import {chmod, chown, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
 import {PROJECT_ROOT, runCli, spawnCli, type CliResult} from '../../helpers/cli.js';
@@ -388,7 +388,13 @@ describe('WAL archiving: wal push and wal fetch', function () {
       // The server's own archiver, through the archive_command of the README, uses them up.
       await resumeArchiving();
       await waitFor(async () => (await cluster.psql('select last_archived_wal from pg_stat_archiver')) >= ready.at(-1)!, 'the archiver to catch up');
-      await waitFor(async () => (await readdir(spool())).every((entry) => !entry.endsWith('.ok')), 'the acknowledgements to be used');
+      // The launcher uses an acknowledgement up by emptying it (a removal would cost a process); the next push clears them away.
+      const unused = async (): Promise<string[]> => {
+        const entries = (await readdir(spool())).filter((entry) => entry.endsWith('.ok'));
+        const sizes = await Promise.all(entries.map(async (entry) => (await stat(path.join(spool(), entry))).size));
+        return entries.filter((_entry, index) => sizes[index]! > 0);
+      };
+      await waitFor(async () => (await unused()).length === 0, 'the acknowledgements to be used');
       expect(await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")).to.equal('0');
     });
 
@@ -405,7 +411,7 @@ describe('WAL archiving: wal push and wal fetch', function () {
       const answered = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', second!)]);
       expect(answered.exitCode, answered.stderr).to.equal(0);
       expect((await walObjects(archive)).some((key) => key.startsWith(`${second}-`)), 'archived again').to.equal(false);
-      expect((await readdir(spool())).includes(`${second}.ok`), 'used up').to.equal(false);
+      expect((await stat(path.join(spool(), `${second}.ok`))).size, 'used up').to.equal(0);
       // Used up: the next call for it archives it.
       expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', second!)])).exitCode).to.equal(0);
       expect((await walObjects(archive)).some((key) => key.startsWith(`${second}-`))).to.equal(true);
@@ -530,17 +536,36 @@ describe('WAL archiving: wal push and wal fetch', function () {
       await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
     });
 
-    it('believes no acknowledgement in a spool that others can write to', async function () {
+    it("believes no acknowledgement but the server user's own for that very file, even in a spool others can write to", async function () {
       const ready = await backlog();
       expect((await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[0]!)])).exitCode).to.equal(0);
-      const second = ready[1]!;
-      for (const key of (await walObjects(archive)).filter((object) => object.startsWith(`${second}-`))) await execa('rm', [walFile(archive, key)]);
+      const [, second, third, fourth] = ready as [string, string, string, string];
+      for (const name of [second, third]) {
+        for (const key of (await walObjects(archive)).filter((object) => object.startsWith(`${name}-`))) await execa('rm', [walFile(archive, key)]);
+      }
+      const acknowledgementOf = (name: string): string => path.join(spool(), `${name}.ok`);
+      const genuine = await readFile(acknowledgementOf(second), 'utf8');
       await chmod(spool(), 0o733);
       try {
-        const pushed = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', second)]);
-        expect(pushed.exitCode, pushed.stderr).to.equal(0);
-        expect(pushed.stderr).to.include('is not a directory of this user');
-        expect((await walObjects(archive)).some((key) => key.startsWith(`${second}-`)), 'archived, not answered').to.equal(true);
+        // Another user's file with the right words under the second's name (written where that user
+        // can, then moved in: the data directory keeps others out, a spool of WAL_SPOOL_DIR may not)...
+        await rm(acknowledgementOf(second));
+        const theirs = (await makeTempDir('synapse-planted-ack-')).path;
+        await chmod(theirs, 0o777);
+        // Writable by all: emptying it when used would not fail and give it away.
+        await execa('runuser', ['-u', 'nobody', '--', 'sh', '-c', 'cat > "$1" && chmod 666 "$1"', 'sh', path.join(theirs, 'ack')], {input: genuine});
+        await execa('mv', [path.join(theirs, 'ack'), acknowledgementOf(second)]);
+        expect((await stat(acknowledgementOf(second))).uid).to.not.equal(postgresUser().uid);
+        // ...and moves the fourth's genuine acknowledgement to the third's.
+        await rm(acknowledgementOf(third));
+        await rename(acknowledgementOf(fourth), acknowledgementOf(third));
+        for (const name of [second, third]) {
+          const pushed = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', name)]);
+          expect(pushed.exitCode, pushed.stderr).to.equal(0);
+          // The push that followed archived it, and said that the spool is not private.
+          expect(pushed.stderr, name).to.include('is not a directory of this user');
+          expect((await walObjects(archive)).some((key) => key.startsWith(`${name}-`)), `${name} archived, not answered`).to.equal(true);
+        }
       } finally {
         await chmod(spool(), 0o700);
       }
