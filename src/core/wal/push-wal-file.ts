@@ -96,11 +96,21 @@ function conflict(file: string, where: string, existing: string, digest: FileDig
  * and is left alone (two clusters writing to one place, a promotion without a new timeline).
  */
 export async function pushWalFile(push: WalPushContext, request: PushRequest): Promise<PushResult> {
+  return archivePreparedFile(push, request, await prepareWalFile(push, request));
+}
+
+/** A WAL file read, compressed and encrypted: what every location stores. */
+interface PreparedWalFile {
+  readonly file: WalFileName;
+  readonly loaded: SealedWalFile;
+}
+
+/** The CPU's part of a push: reads, hashes, compresses and encrypts the file, once for every location. */
+async function prepareWalFile(push: WalPushContext, request: PushRequest): Promise<PreparedWalFile> {
   const file = walFileOf(request.path, 'archive');
-  let loaded: SealedWalFile;
   try {
     const encoded = await encodeWalFile(request.path, push.compression, {pool: push.blocks, compressor: push.compressor, signal: push.signal});
-    loaded = await sealWalFile(encoded, (await push.archive).codec);
+    return {file, loaded: await sealWalFile(encoded, (await push.archive).codec)};
   } catch (error) {
     if (push.signal.aborted) throw new SynapseError('E_CANCELLED', {message: `unable to archive '${request.path}': cancelled`, cause: error});
     if (!(error instanceof WalCodecFailure)) throw error;
@@ -108,6 +118,10 @@ export async function pushWalFile(push: WalPushContext, request: PushRequest): P
     if (error.step === 'read') throw new SynapseError('E_USAGE', {message: `unable to archive '${request.path}': ${(cause as Error)?.message ?? String(cause)}`, cause});
     throw new SynapseError('E_INTERNAL', {message: `unable to archive '${request.path}': it could not be ${error.step === 'encrypt' ? 'encrypted' : 'compressed'}: ${(cause as Error)?.message ?? String(cause)}`, cause});
   }
+}
+
+/** The storage's part: stores a prepared file at every location and resolves once each holds it durably (see pushWalFile). */
+async function archivePreparedFile(push: WalPushContext, request: PushRequest, {file, loaded}: PreparedWalFile): Promise<PushResult> {
   const context = await push.archive;
   const {digest} = loaded;
   const key = walObjectKey(file.name, await context.codec.keys.tagFor(file.name, digest.bytes, digest.sha256), context.codec.compression.algorithm, context.codec.encryption !== undefined);
@@ -208,6 +222,12 @@ async function archiveAt(context: WalArchiveContext, location: Location, request
 /**
  * Archives several files, `parallel` at a time, in the order given; each settles on its own (one
  * that fails does not stop the others) and is reported to `onSettled` as soon as it has.
+ *
+ * Preparing a file (reading, compressing, encrypting) is the CPU's work, storing it (writing,
+ * fsync, rename; an upload) the storage's: a lane that has prepared a file hands it to the storage
+ * and goes on to the next, with at most `parallel` files being stored at once. When each lane
+ * stored its file before preparing the next, the lanes fell into step and the cores idled through
+ * every round of fsyncs.
  */
 export async function pushWalFiles(
   context: WalPushContext,
@@ -216,18 +236,35 @@ export async function pushWalFiles(
   onSettled: (request: PushRequest, outcome: PromiseSettledResult<PushResult>) => Promise<void> = async () => {},
 ): Promise<Array<PromiseSettledResult<PushResult>>> {
   const outcomes: Array<PromiseSettledResult<PushResult>> = Array.from({length: requests.length});
+  const lanes = Math.max(1, Math.min(parallel, requests.length));
+  const settle = async (index: number, outcome: PromiseSettledResult<PushResult>): Promise<void> => {
+    outcomes[index] = outcome;
+    await onSettled(requests[index]!, outcome);
+  };
+  const storing = new Set<Promise<void>>();
   let next = 0;
-  const worker = async (): Promise<void> => {
+  const lane = async (): Promise<void> => {
     while (next < requests.length && !context.signal.aborted) {
       const index = next++;
       const request = requests[index]!;
-      outcomes[index] = await pushWalFile(context, request).then(
-        (value) => ({status: 'fulfilled', value}) as const,
-        (reason: unknown) => ({status: 'rejected', reason}) as const,
+      let prepared: PreparedWalFile;
+      try {
+        prepared = await prepareWalFile(context, request);
+      } catch (reason) {
+        await settle(index, {status: 'rejected', reason});
+        continue;
+      }
+      // Prepared files wait in memory for the storage: no more than `parallel` of them.
+      while (storing.size >= lanes) await Promise.race(storing);
+      const stored = archivePreparedFile(context, request, prepared).then(
+        (value) => settle(index, {status: 'fulfilled', value}),
+        (reason: unknown) => settle(index, {status: 'rejected', reason}),
       );
-      await onSettled(request, outcomes[index]!);
+      storing.add(stored);
+      stored.finally(() => storing.delete(stored)).catch(() => {});
     }
   };
-  await Promise.all(Array.from({length: Math.max(1, Math.min(parallel, requests.length))}, () => worker()));
+  await Promise.all(Array.from({length: lanes}, () => lane()));
+  await Promise.all(storing);
   return outcomes.map((outcome) => outcome ?? {status: 'rejected', reason: new SynapseError('E_CANCELLED', {message: 'unable to archive: cancelled before it started'})});
 }
