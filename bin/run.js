@@ -25,6 +25,12 @@ const {availableParallelism} = await import('node:os');
 const walPush = process.argv[2] === 'wal' && process.argv[3] === 'push';
 process.env.UV_THREADPOOL_SIZE ??= String(walPush ? Math.max(2, availableParallelism()) : Math.max(4, availableParallelism() + 2));
 
+// `wal push` derives the archive's key on a core the loading below leaves idle (see early-keys).
+if (walPush) {
+  const {startArchiveKeyDerivation} = await import('../dist/cli/wal/early-keys.js');
+  startArchiveKeyDerivation();
+}
+
 // Plugins a user installed run with our privileges the moment oclif loads them: judge where they
 // live first, and leave them out when another user could have written there (see plugin-directory-trust).
 const {pluginDirectoryVerdict} = await import('../dist/cli/plugin-host/plugin-directory-trust.js');

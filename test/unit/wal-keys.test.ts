@@ -24,6 +24,16 @@ describe('the WAL archive keys', function () {
     expect(await new WalKeys({...encryption, key: new Secret('another passphrase long enough to be accepted, 012')}).tagMatches(tag, '000000010000000000000001', 7, sha)).to.equal(false);
   });
 
+  it('reuses a derivation started earlier in the process (bin/run.js starts one) only for the same passphrase and iterations', async function () {
+    const expected = (passphrase: string, iterations: number): string => createHmac('sha256', pbkdf2Sync(passphrase, WAL_MASTER_SALT, iterations, 32, 'sha256')).update('encryption').digest('hex');
+    const other = {...encryption, key: new Secret('another passphrase long enough to be accepted, 012')};
+    const moreIterations = {...encryption, iterations: 1001};
+    // Each right after another's, which a cache keyed on too little would hand back.
+    for (const settings of [encryption, other, encryption, moreIterations, encryption]) {
+      expect(await new WalKeys(settings).encryptionPassphrase(), `${settings.iterations}`).to.equal(expected(settings.key.reveal(), settings.iterations));
+    }
+  });
+
   it('without a key tags by SHA-256 alone, which finds damage, and says it authenticates nothing', async function () {
     const keys = new WalKeys(undefined);
     expect(keys.authenticated).to.equal(false);

@@ -1,4 +1,4 @@
-import {createHmac, pbkdf2, timingSafeEqual} from 'node:crypto';
+import {createHash, createHmac, pbkdf2, timingSafeEqual} from 'node:crypto';
 import {promisify} from 'node:util';
 
 import type {EncryptionSettings} from '../config/index.js';
@@ -17,6 +17,29 @@ export const WAL_MASTER_SALT = 'synapse-backup/wal/v1';
  */
 export const WAL_FILE_KDF_ITERATIONS = 1;
 
+type KeyMaterial = {readonly encryption: string; readonly mac: Buffer};
+
+/**
+ * The last derivation, by a hash of its inputs: `wal push` starts it before the CLI loads (see
+ * bin/run.js), on a core the loading leaves idle, and the command's own WalKeys finds it there.
+ * One entry, so a process holds at most one archive's keys; a failed one is not remembered.
+ */
+let lastDerivation: {readonly id: string; readonly material: Promise<KeyMaterial>} | undefined;
+
+function archiveKeyMaterial(passphrase: string, iterations: number): Promise<KeyMaterial> {
+  const id = createHash('sha256').update(passphrase, 'utf8').update(`\0${iterations}`).digest('hex');
+  if (lastDerivation?.id === id) return lastDerivation.material;
+  const material = derive(Buffer.from(passphrase, 'utf8'), Buffer.from(WAL_MASTER_SALT, 'utf8'), iterations, 32, 'sha256').then((master) => ({
+    encryption: createHmac('sha256', master).update('encryption').digest('hex'),
+    mac: createHmac('sha256', master).update('authentication').digest(),
+  }));
+  lastDerivation = {id, material};
+  material.catch(() => {
+    if (lastDerivation?.id === id) lastDerivation = undefined;
+  });
+  return material;
+}
+
 /**
  * The keys of the WAL archive, derived from the configured passphrase once per run (one PBKDF2,
  * however many files are pushed or fetched):
@@ -30,13 +53,7 @@ export class WalKeys {
   readonly #material: Promise<{encryption: string; mac: Buffer}> | undefined;
 
   constructor(encryption: EncryptionSettings | undefined) {
-    this.#material = encryption
-      ? derive(Buffer.from(encryption.key.reveal(), 'utf8'), Buffer.from(WAL_MASTER_SALT, 'utf8'), encryption.iterations, 32, 'sha256').then((master) => ({
-          encryption: createHmac('sha256', master).update('encryption').digest('hex'),
-          mac: createHmac('sha256', master).update('authentication').digest(),
-        }))
-      : undefined;
-    this.#material?.catch(() => {});
+    this.#material = encryption ? archiveKeyMaterial(encryption.key.reveal(), encryption.iterations) : undefined;
   }
 
   get authenticated(): boolean {
