@@ -254,7 +254,8 @@ export async function pushWalFiles(
         await settle(index, {status: 'rejected', reason});
         continue;
       }
-      // Prepared files wait in memory for the storage: no more than `parallel` of them.
+      // No more than `parallel` files are stored at once: a lane with a prepared file waits for room
+      // (so at most twice `parallel` prepared files are held in memory).
       while (storing.size >= lanes) await Promise.race(storing);
       const stored = archivePreparedFile(context, request, prepared).then(
         (value) => settle(index, {status: 'fulfilled', value}),
