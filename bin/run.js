@@ -11,7 +11,8 @@ if (major < 22 || (major === 22 && minor < 13)) {
 
 // PostgreSQL's archiver calls `wal push` once per WAL file; a file an earlier push archived ahead
 // of its asking is acknowledged in the spool, and this answers it before oclif loads (see acknowledged-push).
-if (process.argv[2] === 'wal' && process.argv[3] === 'push') {
+const walPush = process.argv[2] === 'wal' && process.argv[3] === 'push';
+if (walPush) {
   const {acknowledgedPush} = await import('../dist/cli/wal/acknowledged-push.js');
   if (acknowledgedPush(process.argv.slice(4), process.env)) process.exit(0);
 }
@@ -22,7 +23,6 @@ if (process.argv[2] === 'wal' && process.argv[3] === 'push') {
 // take turns on the cores and evict each other's tables from the caches: measured with
 // `npm run bench -- --suite wal` on two cores, one thread per core archived about a tenth faster.
 const {availableParallelism} = await import('node:os');
-const walPush = process.argv[2] === 'wal' && process.argv[3] === 'push';
 process.env.UV_THREADPOOL_SIZE ??= String(walPush ? Math.max(2, availableParallelism()) : Math.max(4, availableParallelism() + 2));
 
 // `wal push` derives the archive's key on a core the loading below leaves idle (see early-keys).

@@ -105,7 +105,20 @@ describe('WAL push acknowledgements', function () {
     await symlink(path.join(spool, 'elsewhere'), acknowledgementOf(file));
     expect(acknowledgementMatches(spool, file, bound), 'a link').to.equal(false);
     await rm(acknowledgementOf(file));
+    // A spool that is a link, or another user's directory.
+    await acknowledge(spool, file, 'k', bound);
+    const moved = `${spool}-moved`;
+    await rename(spool, moved);
+    await symlink(moved, spool);
+    expect(acknowledgementMatches(spool, file, bound), 'a spool that is a link').to.equal(false);
+    await rm(spool);
+    await rename(moved, spool);
+    await chown(spool, 65534, 65534);
+    expect(acknowledgementMatches(spool, file, bound), "another user's spool").to.equal(false);
+    await chown(spool, process.getuid!(), process.getgid!());
+    expect(acknowledgementMatches(spool, file, bound), 'back as it was').to.equal(true);
     // Used: emptied.
+    await rm(acknowledgementOf(file));
     await acknowledge(spool, file, 'k', bound);
     await truncate(acknowledgementOf(file), 0);
     expect(acknowledgementMatches(spool, file, bound), 'used').to.equal(false);

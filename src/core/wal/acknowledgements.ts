@@ -16,6 +16,7 @@ import path from 'node:path';
  * settings. That takes the launcher only shell built-ins (test and read), no process of its own:
  * the archiver calls it once per file, and each program started there cost it milliseconds.
  */
+
 /** The spool's directory name under pg_wal, where WAL_SPOOL_DIR does not say otherwise. */
 export const SPOOL_DIRECTORY_NAME = 'synapse-backup-spool';
 
@@ -47,6 +48,12 @@ export function boundLocations(processEnv: Readonly<Record<string, string | unde
   return ['v2', ...values].join('|');
 }
 
+/** Owned by the user this process runs as: the shell's `test -O`. */
+function ownedByThisUser(uid: bigint | number): boolean {
+  const euid = process.geteuid?.();
+  return euid !== undefined && BigInt(uid) === BigInt(euid);
+}
+
 /**
  * Acknowledgements are written only into a directory this user owns and nobody else can write to.
  * Reading one does not depend on that (another user's file is never believed), but a spool others
@@ -55,7 +62,7 @@ export function boundLocations(processEnv: Readonly<Record<string, string | unde
 export function spoolIsPrivate(directory: string): boolean {
   try {
     const stats = lstatSync(directory);
-    return stats.isDirectory() && stats.uid === process.getuid?.() && (stats.mode & 0o077) === 0;
+    return stats.isDirectory() && ownedByThisUser(stats.uid) && (stats.mode & 0o077) === 0;
   } catch {
     return false;
   }
@@ -68,11 +75,6 @@ function acknowledgementPath(spool: string, file: string): string {
 /** The first line of a file's acknowledgement, which the launcher compares as it is: the file's name and the settings it is bound to. */
 export function acknowledgementLine(file: string, bound: string): string {
   return `${file}|${bound}`;
-}
-
-function ownedByThisUser(uid: bigint | number): boolean {
-  const euid = process.geteuid?.();
-  return euid !== undefined && BigInt(uid) === BigInt(euid);
 }
 
 /**

@@ -50,7 +50,7 @@ function archiveKeyMaterial(passphrase: string, iterations: number): Promise<Key
  * Without a key nothing is encrypted and the tag is a plain SHA-256: it finds damage, not forgery.
  */
 export class WalKeys {
-  readonly #material: Promise<{encryption: string; mac: Buffer}> | undefined;
+  readonly #material: Promise<KeyMaterial> | undefined;
 
   constructor(encryption: EncryptionSettings | undefined) {
     this.#material = encryption ? archiveKeyMaterial(encryption.key.reveal(), encryption.iterations) : undefined;
