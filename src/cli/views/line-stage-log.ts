@@ -1,5 +1,5 @@
 import type {ProgressEvents, StageEvent, StageName} from '../../core/events/index.js';
-import {formatBytes, formatDuration, formatRate} from '../format/index.js';
+import {formatBytes, formatDuration, formatRate} from '../../core/units/index.js';
 import {isTerminal, type StageView} from './stage-view.js';
 
 /** One timestamped line per stage event for cron, systemd and CI logs, progress throttled. */

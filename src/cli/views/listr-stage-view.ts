@@ -1,7 +1,7 @@
 import {Listr, ListrTaskState, type ListrTaskWrapper} from 'listr2';
 
 import type {ProgressEvents, StageEvent, StageName} from '../../core/events/index.js';
-import {formatBytes, formatRate} from '../format/index.js';
+import {formatBytes, formatRate} from '../../core/units/index.js';
 import {isTerminal, type StageTitle, type StageView} from './stage-view.js';
 
 const REFRESH_MS = 200;
