@@ -12,7 +12,7 @@ export const COMMAND_ENVIRONMENT = {
   cleanup: [`${CONNECTION}: for the databases earlier restores left`, STORAGE, `${KEY}: to check the metadata's MAC`, 'BACKUP_RETENTION_HOURLY, BACKUP_RETENTION_DAILY, BACKUP_RETENTION_MONTHLY', 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', NOTIFY, PLUGINS],
   sync: [STORAGE, `${KEY}: to check the metadata's MAC`, 'SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS', NOTIFY, PLUGINS],
   check: [CONNECTION, STORAGE, KEY, 'PG_BIN_DIR', NOTIFY, PLUGINS],
-  testRestore: [`${CONNECTION}: the server the scratch database is created on (the database itself is not touched); for a physical drill, the role to connect to the scratch server as`, STORAGE, `${KEY}: for a physical drill, from a file the server's user can read`, 'BACKUP_DRILL_DIR (a physical drill\'s scratch directory)', 'PG_BIN_DIR', NOTIFY, PLUGINS],
+  testRestore: [`${CONNECTION}: the server the scratch database is created on (the database itself is not touched); for a physical drill, the role to connect to the scratch server as`, STORAGE, `${KEY}: for a physical drill, from a file the server's user can read`, 'BACKUP_DRILL_DIR (a physical drill\'s scratch directory)', 'BACKUP_DRILL_TIMEOUT (how long a physical drill may take)', 'PG_BIN_DIR', NOTIFY, PLUGINS],
   status: [
     `${CONNECTION}: its database name, whose backups to report on; the server is asked about WAL archiving only where the storage holds a WAL archive`,
     STORAGE,

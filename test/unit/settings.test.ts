@@ -148,6 +148,17 @@ describe('resolveSettings', function () {
     expect(elsewhere.warnings.join('\n')).to.include('WAL_ARCHIVE_ACKNOWLEDGE');
   });
 
+  it('reads BACKUP_DRILL_TIMEOUT as a duration, 24 hours by default; a bad one is refused where backups are written and a warning elsewhere', function () {
+    const physical = (env: Env, uses: Parameters<typeof resolveSettings>[1] = {uses: ['new-backups']}) => resolveSettings({process: {...env, BACKUP_ENCRYPTION_KEY: longKey}, dotenv: {}, cwd: '/srv'}, uses);
+    expect(physical({}).physical.drillTimeoutMs).to.equal(24 * 3_600_000);
+    expect(physical({BACKUP_DRILL_TIMEOUT: '90m'}).physical.drillTimeoutMs).to.equal(90 * 60_000);
+    expect(physical({BACKUP_DRILL_TIMEOUT: '3600'}).physical.drillTimeoutMs).to.equal(3_600_000);
+    for (const value of ['soon', '0', '-5m']) expect(() => physical({BACKUP_DRILL_TIMEOUT: value})).to.throw(SynapseError, new RegExp(`BACKUP_DRILL_TIMEOUT '${value}'`));
+    const elsewhere = physical({BACKUP_DRILL_TIMEOUT: 'soon'}, {uses: []});
+    expect(elsewhere.physical.drillTimeoutMs).to.equal(24 * 3_600_000);
+    expect(elsewhere.warnings.join('\n')).to.include("BACKUP_DRILL_TIMEOUT 'soon'");
+  });
+
   it('checks the progress interval and the storage timeout: a bad one is a warning and the default, never 230 lines a second', function () {
     expect(settingsOf({SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS: '2500'}).progressIntervalMs).to.equal(2500);
     const bad = settingsOf({SYNAPSE_BACKUP_PROGRESS_INTERVAL_MS: 'abc'});

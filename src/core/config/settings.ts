@@ -9,6 +9,7 @@ import {COMPRESSION_FORMATS, DEFAULT_COMPRESSION, type CompressionSettings} from
 import type {CompressionAlgorithm} from '../naming/index.js';
 import {DatabaseTarget, withoutSecrets} from '../postgres/database-target.js';
 import {DEFAULT_STORAGE_TIMEOUT_MS} from '../storage/bounded-storage.js';
+import {parseDuration} from './duration.js';
 import {parseLocations, type LocationSpec} from './locations.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -83,9 +84,15 @@ export interface PhysicalBackupSettings {
    * backup restores its scratch data directory; it needs room for one restored cluster.
    */
   readonly drillDirectory: string;
+  /**
+   * BACKUP_DRILL_TIMEOUT (default 24h): how long a drill may take in all (restoring, replaying,
+   * checking) before it stops its server, removes its directory and fails: a drill run from cron
+   * that waits for ever is never reported.
+   */
+  readonly drillTimeoutMs: number;
 }
 
-export const DEFAULT_PHYSICAL_BACKUP_SETTINGS: PhysicalBackupSettings = {checkpoint: 'fast', walWaitMs: 300_000, drillDirectory: tmpdir()};
+export const DEFAULT_PHYSICAL_BACKUP_SETTINGS: PhysicalBackupSettings = {checkpoint: 'fast', walWaitMs: 300_000, drillDirectory: tmpdir(), drillTimeoutMs: 24 * 3_600_000};
 
 export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
 
@@ -332,7 +339,9 @@ export function resolveSettings(sources: EnvSources, options: {uses?: readonly S
       }
       const drillDirectory = env.BACKUP_DRILL_DIR?.trim() || tmpdir();
       if (!path.isAbsolute(drillDirectory)) throw new SynapseError('E_CONFIG', {message: `unable to use BACKUP_DRILL_DIR '${drillDirectory}': it must be an absolute path`, suggestion: 'Set BACKUP_DRILL_DIR to an absolute directory with room for one restored cluster, such as /var/tmp.'});
-      return {checkpoint, walWaitMs: nonNegativeInteger(env, 'BACKUP_WAL_WAIT_SECONDS', DEFAULT_PHYSICAL_BACKUP_SETTINGS.walWaitMs / 1000) * 1000, drillDirectory};
+      const drillTimeout = env.BACKUP_DRILL_TIMEOUT?.trim();
+      const drillTimeoutMs = drillTimeout ? parseDuration('BACKUP_DRILL_TIMEOUT', drillTimeout) : DEFAULT_PHYSICAL_BACKUP_SETTINGS.drillTimeoutMs;
+      return {checkpoint, walWaitMs: nonNegativeInteger(env, 'BACKUP_WAL_WAIT_SECONDS', DEFAULT_PHYSICAL_BACKUP_SETTINGS.walWaitMs / 1000) * 1000, drillDirectory, drillTimeoutMs};
     },
     DEFAULT_PHYSICAL_BACKUP_SETTINGS,
     warnings,

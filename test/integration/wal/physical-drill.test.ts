@@ -120,7 +120,8 @@ describe('drills of physical backups: test-restore recovers them on a scratch se
   }
 
   it('recovers a base backup and all the WAL after it, checks it with pg_amcheck, and leaves nothing behind', async function () {
-    const result = await cli(['backup', 'test-restore', base, '--json']);
+    // A timeout longer than a timer can hold (about 24.8 days) is as good as none, not a millisecond.
+    const result = await cli(['backup', 'test-restore', base, '--json'], {BACKUP_DRILL_TIMEOUT: '30d'});
     expect(result.exitCode, result.stderr).to.equal(0);
     const drill = result.json.result;
     expect(drill.method).to.equal('physical');
@@ -194,6 +195,17 @@ describe('drills of physical backups: test-restore recovers them on a scratch se
     const result = await child;
     expect(result.exitCode, String(result.stderr)).to.equal(130);
     await expectNothingLeft();
+  });
+
+  it('fails when it runs out of BACKUP_DRILL_TIMEOUT, stopping its server and removing its directory', async function () {
+    // Restoring and replaying this backup takes several seconds: two is not enough.
+    const result = await cli(['backup', 'test-restore', base], {BACKUP_DRILL_TIMEOUT: '2s'});
+    expect(result.exitCode, result.stderr).to.equal(6);
+    expect(result.stderr).to.include(`the drill of '${base}' did not finish within 2 s (BACKUP_DRILL_TIMEOUT)`);
+    await expectNothingLeft();
+    // Recorded as a failed drill: status reports it for physical backups.
+    const status = await cli(['status', '--json']);
+    expect(status.json.result.problems.map((problem: {id: string}) => problem.id)).to.include('restore_test_failed:physical');
   });
 
   it('after a kill -9 during replay, the next cleanup stops the orphaned server and removes its directory', async function () {

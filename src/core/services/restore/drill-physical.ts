@@ -122,6 +122,14 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** A timeout as it was most likely written: `24 h`, `90 min`, `2 s`. */
+function describeTimeout(milliseconds: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['min', 60_000], ['s', 1000]] as const) {
+    if (milliseconds >= size && milliseconds % size === 0) return `${milliseconds / size} ${unit}`;
+  }
+  return formatDuration(milliseconds);
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** 57P03: the server is starting up or still recovering (hot_standby off lets nobody in until it has promoted). */
@@ -221,7 +229,12 @@ async function checkIntegrity(client: pg.Client, server: ScratchServer, superuse
 export async function drillPhysicalBackup(context: RestoreContext, request: PhysicalDrillRequest): Promise<PhysicalDrillResult> {
   const now = context.now ?? (() => new Date());
   const startedAt = now();
-  const {events, settings, signal} = context;
+  const {events, settings} = context;
+  // Cancelled by the caller (Ctrl-C, SIGTERM) or by the drill's own deadline: either way the server
+  // is stopped and the directory removed, and a drill that ran out of time fails (see the catch).
+  // Capped at what a timer holds (2^31 - 1 ms, about 24.8 days): a longer one would fire at once.
+  const deadline = AbortSignal.timeout(Math.min(settings.physical.drillTimeoutMs, 2 ** 31 - 1));
+  const signal = AbortSignal.any([context.signal, deadline]);
   const parent = settings.physical.drillDirectory;
   const reclaimed = await reclaimDeadDrills(parent, (message) => events.warning(message));
   const metadata = await readBackupMetadata(context.storage, request.name, 'test-restore');
@@ -250,7 +263,7 @@ export async function drillPhysicalBackup(context: RestoreContext, request: Phys
   let server: ScratchServer | undefined;
   let client: pg.Client | undefined;
   try {
-    const restored = await restorePhysicalBackup(context, {name: request.name, dataDirectory, target: request.target, restoreCommand: request.restoreCommand, owner: request.owner, allowUnauthenticated: request.allowUnauthenticated, walCodec: request.walCodec});
+    const restored = await restorePhysicalBackup({...context, signal}, {name: request.name, dataDirectory, target: request.target, restoreCommand: request.restoreCommand, owner: request.owner, allowUnauthenticated: request.allowUnauthenticated, walCodec: request.walCodec});
     const restoredAt = now();
     const range = restored.wal;
 
@@ -302,6 +315,13 @@ export async function drillPhysicalBackup(context: RestoreContext, request: Phys
     };
   } catch (error) {
     for (const stage of ['recover', 'check'] as const) events.stage(stage, 'skipped', {detail: 'stopped'});
+    if (deadline.aborted && !context.signal.aborted) {
+      throw new SynapseError('E_RESTORE_TEST_FAILED', {
+        message: `the drill of '${request.name}' did not finish within ${describeTimeout(settings.physical.drillTimeoutMs)} (BACKUP_DRILL_TIMEOUT), so it was stopped: its server stopped, its directory removed`,
+        suggestion: 'See which step it was in above (restoring, replaying WAL through wal fetch, checking); allow it more time with BACKUP_DRILL_TIMEOUT if that step is only slow. Do not count on this backup until a drill of it passes.',
+        cause: error,
+      });
+    }
     if (signal.aborted && !(isSynapseError(error) && error.code === 'E_CANCELLED')) throw cancelledError('finish the drill', 'The drill restores into its own scratch directory only, which was removed; nothing else was touched.');
     throw error;
   } finally {
