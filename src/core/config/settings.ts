@@ -85,9 +85,9 @@ export interface PhysicalBackupSettings {
    */
   readonly drillDirectory: string;
   /**
-   * BACKUP_DRILL_TIMEOUT (default 24h): how long a drill may take in all (restoring, replaying,
-   * checking) before it stops its server, removes its directory and fails: a drill run from cron
-   * that waits for ever is never reported.
+   * BACKUP_DRILL_TIMEOUT (default 24h): how long a drill may take; one still restoring, recovering
+   * or running pg_amcheck then stops its server, removes its directory and fails: a drill run from
+   * cron that waits for ever is never reported.
    */
   readonly drillTimeoutMs: number;
 }
