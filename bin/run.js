@@ -25,10 +25,11 @@ if (walPush) {
 const {availableParallelism} = await import('node:os');
 process.env.UV_THREADPOOL_SIZE ??= String(walPush ? Math.max(2, availableParallelism()) : Math.max(4, availableParallelism() + 2));
 
-// `wal push` derives the archive's key on a core the loading below leaves idle (see early-keys).
+// `wal push` derives the archive's key, and for a backlog reads and compresses its first files, on
+// the core the loading below leaves idle (see early-start).
 if (walPush) {
-  const {startArchiveKeyDerivation} = await import('../dist/cli/wal/early-keys.js');
-  startArchiveKeyDerivation();
+  const {startEarlyWalPush} = await import('../dist/cli/wal/early-start.js');
+  await startEarlyWalPush(process.argv.slice(4));
 }
 
 // Plugins a user installed run with our privileges the moment oclif loads them: judge where they

@@ -21,6 +21,8 @@ interface CompressionFormat {
   readonly unavailable: () => string | undefined;
   /** Compresses blocks into independent members or frames, reusing contexts across blocks. */
   readonly blockCodec: (level: number) => {compress(block: Buffer): Promise<Buffer>; close(): void};
+  /** Compresses one block into the same member or frame on the calling thread (a WAL encoding worker's own core). */
+  readonly compressSync: (block: Buffer, level: number) => Buffer;
   readonly createDecompressStream: () => Transform;
 }
 
@@ -48,6 +50,7 @@ export const COMPRESSION_FORMATS: Readonly<Record<CompressionAlgorithm, Compress
         endFlag: zlib.constants.Z_FINISH,
         prepareNext: (engine) => engine.reset(),
       }),
+    compressSync: (block, level) => zlib.gzipSync(block, {level, chunkSize: BLOCK_OUTPUT_CHUNK}),
     // Node's gunzip reads multi-member files and, with the default finish flush, rejects a stream
     // that ends early: a truncated backup must fail, not restore half a dump.
     createDecompressStream: () => zlib.createGunzip({chunkSize: CHUNK_SIZE}),
@@ -67,6 +70,12 @@ export const COMPRESSION_FORMATS: Readonly<Record<CompressionAlgorithm, Compress
             params: {[zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1},
           }),
         endFlag: zlib.constants.ZSTD_e_end,
+      }),
+    compressSync: (block, level) =>
+      zlib.zstdCompressSync(block, {
+        chunkSize: BLOCK_OUTPUT_CHUNK,
+        // The frames blockCodec writes: a one-shot compression would record the content size too.
+        params: {[zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1, [zlib.constants.ZSTD_c_contentSizeFlag]: 0},
       }),
     // Node's own zstd decoder stops after the first frame; ours has one frame per block.
     createDecompressStream: () => new ZstdMultiFrameDecompressor({chunkSize: CHUNK_SIZE}),
@@ -98,6 +107,11 @@ export interface BlockCompressor {
  */
 export function createBlockCompressor(settings: CompressionSettings): BlockCompressor {
   return COMPRESSION_FORMATS[settings.algorithm].blockCodec(settings.level);
+}
+
+/** One block compressed on the calling thread, into the member or frame createBlockCompressor makes of it. */
+export function compressBlockSync(settings: CompressionSettings, block: Buffer): Buffer {
+  return COMPRESSION_FORMATS[settings.algorithm].compressSync(block, settings.level);
 }
 
 export interface ParallelismOptions {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type {WalArchiveSettings} from '../config/index.js';
 import {acknowledge, acknowledgementMatches, boundLocations, prepareSpool, pruneAcknowledgements, readyFiles, spoolDirectoryOf} from './acknowledgements.js';
 import {pushWalFiles, type PushRequest, type PushResult, type WalPushContext} from './push-wal-file.js';
+import {ENCODING_WORKERS_FROM, WalEncodingWorkers, adoptEarlyEncoders, encodingThreads} from './wal-encoding-workers.js';
 
 export interface PushAheadOptions extends WalArchiveSettings {
   /** The process environment and ./.env, whose location settings the acknowledgements are bound to. */
@@ -32,7 +33,12 @@ export async function pushAhead(context: WalPushContext, requested: PushRequest,
     : [];
   const requests: PushRequest[] = [requested, ...waiting.map((name) => ({path: path.join(options.pgWal, name), systemIdentifier: requested.systemIdentifier}))];
   const ahead: string[] = [];
-  const outcomes = await pushWalFiles(context, requests, options.parallel, async (request, outcome) => {
+  // Workers started before the CLI loaded are used whatever the number of files: their start is paid.
+  const encoders =
+    adoptEarlyEncoders(context.compression, context.onWarning, encodingThreads()) ??
+    (requests.length >= ENCODING_WORKERS_FROM ? new WalEncodingWorkers({threads: encodingThreads(), compression: context.compression, onWarning: context.onWarning}) : undefined);
+  encoders?.readAhead(requests.map((request) => request.path));
+  const acknowledgeAhead = async (request: PushRequest, outcome: PromiseSettledResult<PushResult>): Promise<void> => {
     if (request === requested || outcome.status !== 'fulfilled' || !usable) return;
     try {
       await acknowledge(usable, request.path, outcome.value.key, bound!);
@@ -41,7 +47,13 @@ export async function pushAhead(context: WalPushContext, requested: PushRequest,
       // Not acknowledged: the archiver's call for it pushes it again, and finds it there.
       context.onWarning(`unable to acknowledge '${outcome.value.file}' in the WAL spool '${usable}': ${(error as Error).message}`);
     }
-  });
+  };
+  let outcomes;
+  try {
+    outcomes = await pushWalFiles({...context, encoders}, requests, options.parallel, acknowledgeAhead);
+  } finally {
+    await encoders?.close();
+  }
   if (usable) await pruneAcknowledgements(usable, options.pgWal).catch(() => {});
   const [mine] = outcomes;
   if (mine!.status === 'rejected') throw mine!.reason;

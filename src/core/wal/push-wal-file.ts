@@ -6,7 +6,8 @@ import type {Location} from '../replication/index.js';
 import {storageError} from '../storage/index.js';
 import {claimArchive} from './archive-identity.js';
 import type {BlockCompressor, BlockPool, CompressionSettings} from '../pipeline/index.js';
-import {encodeWalFile, sealWalFile, storeWalFile, WalCodecFailure, type FileDigest, type SealedWalFile, type WalCodec} from './archived-file.js';
+import {encodeWalFile, sealWalFile, storeWalFile, WalCodecFailure, type EncodedWalFile, type FileDigest, type SealedWalFile, type WalCodec} from './archived-file.js';
+import type {WalEncodingWorkers} from './wal-encoding-workers.js';
 import {archivedCopiesOf, judgeArchivedCopy} from './archived-copies.js';
 import {parseWalFileName, walObjectKey, type WalFileName} from './wal-file-names.js';
 
@@ -45,6 +46,8 @@ export interface WalPushContext {
   readonly onWarning: (message: string) => void;
   /** The archive to store into; a rejection fails every file with its error. */
   readonly archive: Promise<WalArchiveContext>;
+  /** Worker threads that read, hash and compress files, for a backlog; else the files are encoded here. */
+  readonly encoders?: WalEncodingWorkers;
 }
 
 export interface PushRequest {
@@ -109,7 +112,8 @@ interface PreparedWalFile {
 async function prepareWalFile(push: WalPushContext, request: PushRequest): Promise<PreparedWalFile> {
   const file = walFileOf(request.path, 'archive');
   try {
-    const encoded = await encodeWalFile(request.path, push.compression, {pool: push.blocks, compressor: push.compressor, signal: push.signal});
+    const here = (): Promise<EncodedWalFile> => encodeWalFile(request.path, push.compression, {pool: push.blocks, compressor: push.compressor, signal: push.signal});
+    const encoded = await (push.encoders ? push.encoders.encode(request.path, here, {signal: push.signal}) : here());
     return {file, loaded: await sealWalFile(encoded, (await push.archive).codec)};
   } catch (error) {
     if (push.signal.aborted) throw new SynapseError('E_CANCELLED', {message: `unable to archive '${request.path}': cancelled`, cause: error});

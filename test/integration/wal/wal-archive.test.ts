@@ -351,13 +351,13 @@ describe('WAL archiving: wal push and wal fetch', function () {
 
   describe('pushing ahead of the archiver', function () {
     /** Files waiting for the archiver: archiving stopped (a failing command), WAL written, then a segment switch. */
-    async function backlog(): Promise<string[]> {
+    async function backlog(rows = 130_000, least = 5): Promise<string[]> {
       await cluster.psql("alter system set archive_command = 'false'");
       await cluster.psql('select pg_reload_conf()');
-      await cluster.psql('create table if not exists filler(x text); insert into filler select repeat(md5(g::text), 20) from generate_series(1, 130000) g');
+      await cluster.psql(`create table if not exists filler(x text); insert into filler select repeat(md5(g::text), 20) from generate_series(1, ${rows}) g`);
       await cluster.psql('select pg_switch_wal()');
       const ready = (await readdir(path.join(cluster.data, 'pg_wal', 'archive_status'))).filter((name) => name.endsWith('.ready')).map((name) => name.replace(/\.ready$/, '')).sort();
-      expect(ready.length, 'files waiting').to.be.at.least(5);
+      expect(ready.length, 'files waiting').to.be.at.least(least);
       return ready;
     }
 
@@ -396,6 +396,23 @@ describe('WAL archiving: wal push and wal fetch', function () {
       };
       await waitFor(async () => (await unused()).length === 0, 'the acknowledgements to be used');
       expect(await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")).to.equal('0');
+    });
+
+    it('archives a backlog of 8 files or more on worker threads, through the launcher: each fetched back byte for byte', async function () {
+      const ready = await backlog(300_000, 9);
+      const pushed = await launcherAsPostgres(['wal', 'push', path.join('pg_wal', ready[0]!), '--json']);
+      expect(pushed.exitCode, pushed.stderr).to.equal(0);
+      // A worker that could not start would be said here (its files then encoded on the main thread).
+      expect(pushed.stderr).to.equal('');
+      expect(JSON.parse(pushed.stdout).result.pushedAhead).to.deep.equal(ready.slice(1));
+      const scratch = (await makeTempDir('synapse-walworkers-')).path;
+      for (const name of ready) {
+        const fetched = await wal(['fetch', name, path.join(scratch, name)]);
+        expect(fetched.exitCode, fetched.stderr).to.equal(0);
+        expect((await readFile(path.join(scratch, name))).equals(await readFile(path.join(cluster.data, 'pg_wal', name))), name).to.equal(true);
+      }
+      await resumeArchiving();
+      await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
     });
 
     it('answers an acknowledged file without archiving it again, and only while the acknowledgement holds', async function () {
