@@ -1,6 +1,6 @@
 import {expect} from 'chai';
 
-import {formatBackupTable, formatBytes, formatRate} from '../../src/cli/format/index.js';
+import {formatBackupTable, formatBytes, formatDuration, formatRate} from '../../src/cli/format/index.js';
 import {parseClientToolVersion} from '../../src/core/postgres/client-tools.js';
 import type {ListedBackup} from '../../src/core/services/index.js';
 
@@ -15,6 +15,24 @@ describe('formatting', function () {
   for (const [bytes, text] of sizes) {
     it(`formats ${bytes} bytes as '${text}'`, function () {
       expect(formatBytes(bytes)).to.equal(text);
+    });
+  }
+
+  const durations: Array<[number, string]> = [
+    [0, '0.0 s'],
+    [4_240, '4.2 s'],
+    [59_940, '59.9 s'],
+    [59_950, '1 min 0 s'],
+    [119_700, '2 min 0 s'],
+    [185_000, '3 min 5 s'],
+    [3_599_400, '59 min 59 s'],
+    [3_599_600, '1 h 0 min 0 s'],
+    [86_400_000, '24 h 0 min 0 s'],
+    [90_061_000, '25 h 1 min 1 s'],
+  ];
+  for (const [milliseconds, text] of durations) {
+    it(`formats ${milliseconds} ms as '${text}'`, function () {
+      expect(formatDuration(milliseconds)).to.equal(text);
     });
   }
 

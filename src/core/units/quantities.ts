@@ -16,8 +16,16 @@ export function formatRate(bytes: number, milliseconds: number): string {
   return milliseconds > 0 ? `${formatBytes((bytes * 1000) / milliseconds)}/s` : '';
 }
 
+/**
+ * How long something took: tenths of a second under a minute (`4.2 s`), then minutes and seconds
+ * (`3 min 5 s`), then hours (`24 h 0 min 0 s`, not `1440 min 0 s`). Rounded to the second first, so
+ * that no part reads 60.
+ */
 export function formatDuration(milliseconds: number): string {
-  return milliseconds < 60_000 ? `${(milliseconds / 1000).toFixed(1)} s` : `${Math.floor(milliseconds / 60_000)} min ${Math.round((milliseconds % 60_000) / 1000)} s`;
+  if (milliseconds < 59_950) return `${(milliseconds / 1000).toFixed(1)} s`;
+  const seconds = Math.round(milliseconds / 1000);
+  const [hours, minutes, rest] = [Math.floor(seconds / 3600), Math.floor((seconds % 3600) / 60), seconds % 60];
+  return hours > 0 ? `${hours} h ${minutes} min ${rest} s` : `${minutes} min ${rest} s`;
 }
 
 /** An age or a maximum age as people say it: seconds and minutes up to 2 h, hours up to 2 days, then days. */
