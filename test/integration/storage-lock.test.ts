@@ -13,6 +13,9 @@ import {isSynapseError} from '../../src/core/errors/index.js';
 import {runExclusivelyOnThisHost} from '../../src/core/lock/host-mutex.js';
 import {acquireStorageLock, type HeldLock} from '../../src/core/lock/index.js';
 import {processStartTime} from '../../src/core/lock/process-identity.js';
+import type {DeliveryReport} from '../../src/core/notify/index.js';
+import {deliverAlerts} from '../../src/core/services/deliver-alerts.js';
+import type {StatusReport} from '../../src/core/status/index.js';
 import {wrapStorage} from '../helpers/storage.js';
 import {makeTempDir} from '../helpers/temp.js';
 
@@ -177,6 +180,28 @@ describe('host mutex', function () {
     child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
     await once(child, 'exit');
     expect(JSON.parse(Buffer.concat(chunks).toString())).to.deep.equal({outcome: 'HostMutexUnavailable EMFILE', ran: false});
+  });
+
+  it('status --notify sends an alert once when a second run asked before the first sent it and waited for it', async function () {
+    const state = (await makeTempDir('synapse-alertorder-')).path;
+    const sent: string[] = [];
+    const problem = {id: 'backup_overdue:shop:hourly', alert: 'alert.backup_overdue', level: 'critical', message: 'the newest hourly backup is overdue'} as const;
+    const run = (now: Date) =>
+      deliverAlerts({
+        report: {problems: [problem], types: [{database: 'shop'}]} as unknown as StatusReport,
+        storage: {scheme: 'local', location: '/srv/backups'},
+        stateDirectories: [state],
+        repeatIntervalMs: 86_400_000,
+        now,
+        send: async (name) => (sent.push(name), [{delivered: true} as DeliveryReport]),
+        onWarning: (message) => expect.fail(message),
+      });
+    // The second run took its time before the first sent (they started together), and reached the state after it.
+    const asked = new Date();
+    await sleep(20);
+    expect((await run(new Date())).sent).to.deep.equal([problem.id]);
+    expect((await run(asked)).sent).to.deep.equal([]);
+    expect(sent).to.deep.equal(['alert.backup_overdue']);
   });
 
   it('status --notify still sends an alert when the alert mutex cannot be taken, and says so: never a page that never came', async function () {

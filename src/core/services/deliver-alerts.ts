@@ -92,13 +92,17 @@ export async function deliverAlerts(request: AlertDeliveryRequest): Promise<Aler
   const stateFile = await chooseStateFile(request, scope);
   const outcome = {sent: [] as string[], resolved: [] as string[], stateFile};
   const work = async (): Promise<void> => {
+    // The time of sending, not of asking: a run that waited here for another, which stamped its
+    // alerts meanwhile, would otherwise find them stamped after its own now, take that for a clock
+    // set back, and send them again.
+    const at = new Date(Math.max(now.getTime(), Date.now()));
     let state: AlertState = EMPTY_ALERT_STATE;
     if (stateFile) {
       const read = await readAlertState(stateFile);
       if (read.warning) request.onWarning(read.warning);
       state = read.state;
     }
-    const plan = planAlerts(state, report.problems, now, request.repeatIntervalMs);
+    const plan = planAlerts(state, report.problems, at, request.repeatIntervalMs);
     const delivered = new Set<string>();
     const resolvedDelivered = new Set<string>();
     for (const problem of plan.send) {
@@ -122,7 +126,7 @@ export async function deliverAlerts(request: AlertDeliveryRequest): Promise<Aler
     }
     if (!stateFile) return;
     try {
-      await writeAlertState(stateFile, nextAlertState(state, report.problems, delivered, resolvedDelivered, now));
+      await writeAlertState(stateFile, nextAlertState(state, report.problems, delivered, resolvedDelivered, at));
     } catch (error) {
       request.onWarning(`unable to write the alert state '${stateFile}' (${(error as Error).message}): what was sent now is sent again at the next run`);
     }
