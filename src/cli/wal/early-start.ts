@@ -14,7 +14,7 @@ import {loadSettings} from '../runtime.js';
  * same passphrase and iterations, the same compression, the same files. Anything wrong with the
  * settings or the files is the command's to report: here it only means nothing starts early.
  */
-export async function startEarlyWalPush(args: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<void> {
+export async function startEarlyWalPush(args: readonly string[]): Promise<void> {
   let settings;
   try {
     settings = loadSettings(['new-backups', 'wal-archive']);
@@ -29,7 +29,7 @@ export async function startEarlyWalPush(args: readonly string[], env: Readonly<R
     const pgWal = path.dirname(path.resolve(walPath));
     const requested = path.basename(walPath);
     const spool = spoolDirectoryOf(walPath, settings.walArchive.spoolDirectory);
-    const bound = boundLocations(env);
+    const bound = boundLocations(process.env);
     // The files pushAhead will take, named as it names them: the one asked for as given, the others in pg_wal.
     const waiting = (await readyFiles(pgWal))
       .filter((name) => name !== requested && !(spool && acknowledgementMatches(spool, path.join(pgWal, name), bound)))

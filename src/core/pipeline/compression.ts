@@ -21,7 +21,7 @@ interface CompressionFormat {
   readonly unavailable: () => string | undefined;
   /** Compresses blocks into independent members or frames, reusing contexts across blocks. */
   readonly blockCodec: (level: number) => {compress(block: Buffer): Promise<Buffer>; close(): void};
-  /** Compresses one block into the same member or frame on the calling thread (a WAL encoding worker's own core). */
+  /** Compresses one block into a member or frame of the same kind on the calling thread (a WAL encoding worker's own core). */
   readonly compressSync: (block: Buffer, level: number) => Buffer;
   readonly createDecompressStream: () => Transform;
 }
@@ -74,7 +74,8 @@ export const COMPRESSION_FORMATS: Readonly<Record<CompressionAlgorithm, Compress
     compressSync: (block, level) =>
       zlib.zstdCompressSync(block, {
         chunkSize: BLOCK_OUTPUT_CHUNK,
-        // The frames blockCodec writes: a one-shot compression would record the content size too.
+        // Frames of the kind blockCodec writes (a checksum, no content size, which a one-shot
+        // compression would record); their window fits the block, so the bytes may differ.
         params: {[zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1, [zlib.constants.ZSTD_c_contentSizeFlag]: 0},
       }),
     // Node's own zstd decoder stops after the first frame; ours has one frame per block.
@@ -109,7 +110,7 @@ export function createBlockCompressor(settings: CompressionSettings): BlockCompr
   return COMPRESSION_FORMATS[settings.algorithm].blockCodec(settings.level);
 }
 
-/** One block compressed on the calling thread, into the member or frame createBlockCompressor makes of it. */
+/** One block compressed on the calling thread, into a member or frame of the kind createBlockCompressor makes of it. */
 export function compressBlockSync(settings: CompressionSettings, block: Buffer): Buffer {
   return COMPRESSION_FORMATS[settings.algorithm].compressSync(block, settings.level);
 }

@@ -10,5 +10,5 @@ export interface EncodingJob {
 
 /** What the worker says of a job: the file's digest and compressed content, or the step that failed and why. */
 export type EncodingAnswer =
-  | {readonly id: number; readonly bytes: number; readonly sha256: string; readonly compressed?: Buffer}
+  | {readonly id: number; readonly bytes: number; readonly sha256: string; readonly compressed?: Uint8Array}
   | {readonly id: number; readonly failure: {readonly step: 'read' | 'compress'; readonly message: string; readonly code?: string}};

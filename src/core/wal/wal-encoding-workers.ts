@@ -55,8 +55,8 @@ interface Lane {
  * storing of every file, and a push of a backlog waited on that thread: 65 segments took 2.9 s and
  * about 5.8 CPU-seconds, where two workers do the same in about 1.5 s and 2.9 (README, Keeping up).
  *
- * The workers produce what encodeWalFile does (the same digest, the same frames), so encryption,
- * the tag and storing are unchanged. A worker that cannot start or stops (out of memory, a thread
+ * The workers produce what encodeWalFile does (the same digest, one frame or member per block,
+ * decoded by the same reader), so encryption, the tag and storing are unchanged. A worker that cannot start or stops (out of memory, a thread
  * limit) hands its file and those after it to `fallback`, the main thread's encoder, once said in a
  * warning: a push never fails because a worker did.
  */
