@@ -11,10 +11,14 @@ if (major < 22 || (major === 22 && minor < 13)) {
 
 // PostgreSQL's archiver calls `wal push` once per WAL file; a file an earlier push archived ahead
 // of its asking is acknowledged in the spool, and this answers it before oclif loads (see acknowledged-push).
+// Through the launcher, the archiver has its answer from a pipe (see archiver-channel), taken first
+// so that every way out of here writes it.
 const walPush = process.argv[2] === 'wal' && process.argv[3] === 'push';
 if (walPush) {
+  const {takeArchiverChannel} = await import('../dist/cli/wal/archiver-channel.js');
+  takeArchiverChannel(process.env);
   const {acknowledgedPush} = await import('../dist/cli/wal/acknowledged-push.js');
-  if (acknowledgedPush(process.argv.slice(4), process.env)) process.exit(0);
+  if (await acknowledgedPush(process.argv.slice(4), process.env)) process.exit(0);
 }
 
 // Compression runs one block per core on libuv's threadpool, which file I/O and key derivation

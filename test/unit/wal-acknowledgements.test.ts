@@ -1,9 +1,22 @@
 import {expect} from 'chai';
+import {execa} from 'execa';
 import {chmod, chown, copyFile, mkdir, readdir, rename, rm, symlink, truncate, utimes, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
 import {acknowledgedPush} from '../../src/cli/wal/acknowledged-push.js';
-import {acknowledge, acknowledgementMatches, boundLocations, prepareSpool, pruneAcknowledgements, readyFiles, spoolDirectoryOf} from '../../src/core/wal/index.js';
+import {
+  acknowledge,
+  acknowledgementMatches,
+  boundLocations,
+  filesToPushAhead,
+  identityIsLive,
+  markPending,
+  prepareSpool,
+  processIdentity,
+  pruneAcknowledgements,
+  readyFiles,
+  spoolDirectoryOf,
+} from '../../src/core/wal/index.js';
 import {makeTempDir} from '../helpers/temp.js';
 
 describe('WAL push acknowledgements', function () {
@@ -69,12 +82,12 @@ describe('WAL push acknowledgements', function () {
     const env = {BACKUP_DIR: '/a', WAL_SPOOL_DIR: path.join(root, 'custom-spool')};
     const custom = env.WAL_SPOOL_DIR;
     await prepareSpool(custom, boundLocations(env)!);
-    expect(acknowledgedPush([file], env), 'not acknowledged').to.equal(false);
+    expect(await acknowledgedPush([file], env), 'not acknowledged').to.equal(false);
     await acknowledge(custom, file, 'wal/key', boundLocations(env)!);
-    expect(acknowledgedPush([file, '--json'], env), 'with flags: the CLI answers').to.equal(false);
-    expect(acknowledgedPush([file], {...env, BACKUP_DIR: '/b'}), 'other locations').to.equal(false);
-    expect(acknowledgedPush([file], env)).to.equal(true);
-    expect(acknowledgedPush([file], env), 'used up').to.equal(false);
+    expect(await acknowledgedPush([file, '--json'], env), 'with flags: the CLI answers').to.equal(false);
+    expect(await acknowledgedPush([file], {...env, BACKUP_DIR: '/b'}), 'other locations').to.equal(false);
+    expect(await acknowledgedPush([file], env)).to.equal(true);
+    expect(await acknowledgedPush([file], env), 'used up').to.equal(false);
     expect(spool).to.not.equal(custom);
   });
 
@@ -138,5 +151,47 @@ describe('WAL push acknowledgements', function () {
     await writeFile(path.join(spool, '000000010000000000000004.ok'), '');
     await pruneAcknowledgements(spool, pgWal);
     expect((await readdir(spool)).sort()).to.deep.equal(['000000010000000000000003.ok', 'locations']);
+  });
+
+  it('names a push by PID and start time: a later process under the same PID is not it', async function () {
+    const identity = processIdentity()!;
+    expect(identity).to.match(new RegExp(`^${process.pid} \\d+$`));
+    expect(identityIsLive(identity)).to.equal(true);
+    const [pid, started] = identity.split(' ');
+    expect(identityIsLive(`${pid} ${Number(started) + 1}`), 'another start time').to.equal(false);
+    const ended = execa('true');
+    const gone = ended.pid!;
+    await ended;
+    expect(identityIsLive(`${gone} ${started}`), 'a process that ended').to.equal(false);
+    expect(identityIsLive('garbage'), 'no identity').to.equal(false);
+  });
+
+  it("leaves out of a push the files another running push has in hand, and prunes the marks of pushes that are gone", async function () {
+    const {pgWal, spool} = await setUp();
+    const names = ['000000010000000000000004', '000000010000000000000005', '000000010000000000000006'];
+    for (const name of names) {
+      await writeFile(path.join(pgWal, name), 'wal');
+      await writeFile(path.join(pgWal, 'archive_status', `${name}.ready`), '');
+    }
+    const bound = 'v2||||';
+    await prepareSpool(spool, bound);
+    const other = execa('sleep', ['30'], {reject: false});
+    try {
+      const {stdout: started} = await execa('sh', ['-c', 'cut -d" " -f22 "/proc/$0/stat"', String(other.pid)]);
+      await markPending(spool, [names[0]!], `${other.pid} ${started}`);
+      // Gone: the start time of no process under that PID.
+      await markPending(spool, [names[1]!], `${other.pid} ${Number(started) + 1}`);
+      // This push's own mark does not keep the file from it.
+      await markPending(spool, [names[2]!], processIdentity()!);
+      expect(await filesToPushAhead(pgWal, '000000010000000000000003', spool, bound, 64)).to.deep.equal(names.slice(1));
+      await pruneAcknowledgements(spool, pgWal);
+      expect((await readdir(spool)).filter((entry) => entry.endsWith('.pending')).sort()).to.deep.equal([`${names[0]}.pending`, `${names[2]}.pending`]);
+      other.kill();
+      await other;
+      await pruneAcknowledgements(spool, pgWal);
+      expect((await readdir(spool)).filter((entry) => entry.endsWith('.pending'))).to.deep.equal([`${names[2]}.pending`]);
+    } finally {
+      other.kill();
+    }
   });
 });

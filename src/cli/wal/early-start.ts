@@ -1,6 +1,6 @@
 import path from 'node:path';
 
-import {acknowledgementMatches, boundLocations, readyFiles, spoolDirectoryOf} from '../../core/wal/acknowledgements.js';
+import {boundLocations, filesToPushAhead, spoolDirectoryOf} from '../../core/wal/acknowledgements.js';
 import {ENCODING_WORKERS_FROM, startEarlyEncoding} from '../../core/wal/wal-encoding-workers.js';
 import {WalKeys} from '../../core/wal/wal-keys.js';
 import {loadSettings} from '../runtime.js';
@@ -31,9 +31,7 @@ export async function startEarlyWalPush(args: readonly string[]): Promise<void> 
     const spool = spoolDirectoryOf(walPath, settings.walArchive.spoolDirectory);
     const bound = boundLocations(process.env);
     // The files pushAhead will take, named as it names them: the one asked for as given, the others in pg_wal.
-    const waiting = (await readyFiles(pgWal))
-      .filter((name) => name !== requested && !(spool && acknowledgementMatches(spool, path.join(pgWal, name), bound)))
-      .slice(0, settings.walArchive.pushAhead);
+    const waiting = await filesToPushAhead(pgWal, requested, spool, bound, settings.walArchive.pushAhead);
     if (waiting.length + 1 < ENCODING_WORKERS_FROM) return;
     startEarlyEncoding({compression: settings.compression, files: [walPath, ...waiting.map((name) => path.join(pgWal, name))]});
   } catch {

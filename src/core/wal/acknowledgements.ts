@@ -21,6 +21,11 @@ import path from 'node:path';
 export const SPOOL_DIRECTORY_NAME = 'synapse-backup-spool';
 
 const ACKNOWLEDGEMENT_SUFFIX = '.ok';
+const PENDING_SUFFIX = '.pending';
+/** How long the archiver's call for a file a running push has in hand waits for it, at most, before pushing it itself. */
+export const PENDING_WAIT_MS = 60_000;
+/** How often that call looks again: files are acknowledged every few tens of milliseconds in a backlog. */
+const PENDING_POLL_MS = 10;
 /** The locations the spool's acknowledgements hold for, as one line (see boundLocations). */
 const LOCATIONS_FILE = 'locations';
 
@@ -143,6 +148,96 @@ export async function acknowledge(spool: string, walPath: string, key: string, b
   await rename(staging, acknowledgementPath(spool, file));
 }
 
+/*
+ * A push returns to the archiver once the file it was asked for is durable, and goes on with the
+ * files it archives ahead (see push-ahead). It marks each of them pending in the spool first,
+ * naming itself (its PID and start time, which a reused PID does not share), and removes the mark
+ * once the file is acknowledged or has failed. The archiver's call for a file marked by a push that
+ * still runs waits for that, instead of archiving the file a second time beside it. A mark grants
+ * nothing: only an acknowledgement answers a call, and a mark of a push that is gone, or one kept
+ * longer than PENDING_WAIT_MS, is passed over (the call archives the file itself). The launcher
+ * applies the same rule with shell built-ins and /proc.
+ */
+
+/** A process as the spool names it: its PID and its start time (clock ticks after boot, field 22 of /proc/PID/stat); undefined without /proc. */
+export function processIdentity(pid: number = process.pid): string | undefined {
+  const started = processStartTime(pid);
+  return started === undefined ? undefined : `${pid} ${started}`;
+}
+
+function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name (field 2) may hold spaces and parentheses: count from its closing one. Field 3 comes first.
+    const started = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[19];
+    return started !== undefined && /^\d+$/.test(started) ? started : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process an identity names still runs, and is that process, not a later one under its PID. */
+export function identityIsLive(identity: string): boolean {
+  const match = /^(\d+) (\d+)$/.exec(identity);
+  return match !== null && processStartTime(Number(match[1])) === match[2];
+}
+
+function pendingPath(spool: string, file: string): string {
+  return path.join(spool, `${file}${PENDING_SUFFIX}`);
+}
+
+/** Who marked a file pending: the identity in a regular file of this user's; undefined where there is no such mark. */
+export function pendingMark(spool: string, file: string): string | undefined {
+  try {
+    const mark = pendingPath(spool, file);
+    const stats = lstatSync(mark);
+    if (!stats.isFile() || !ownedByThisUser(stats.uid)) return undefined;
+    return readFileSync(mark, 'utf8').split('\n', 1)[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether another push that still runs has the file in hand. */
+export function pendingElsewhere(spool: string, file: string, identity: string | undefined): boolean {
+  const mark = pendingMark(spool, file);
+  return mark !== undefined && mark !== identity && identityIsLive(mark);
+}
+
+/** Marks files pending for this push (see above). */
+export async function markPending(spool: string, files: readonly string[], identity: string): Promise<void> {
+  await Promise.all(files.map((file) => writeFile(pendingPath(spool, path.basename(file)), `${identity}\n`, {mode: 0o600})));
+}
+
+/** Removes this push's mark of a file, after its acknowledgement is written (or it failed); another push's mark stays. */
+export async function clearPending(spool: string, file: string, identity: string): Promise<void> {
+  if (pendingMark(spool, path.basename(file)) === identity) await rm(pendingPath(spool, path.basename(file)), {force: true});
+}
+
+/**
+ * Waits while a push that still runs has the file in hand (see above), at most until `deadline`
+ * (milliseconds, Date.now()). Resolves either way; what answers the call is the acknowledgement.
+ */
+export async function awaitPending(spool: string, file: string, deadline: number): Promise<void> {
+  const mark = pendingMark(spool, file);
+  if (mark === undefined || !identityIsLive(mark)) return;
+  while (Date.now() < deadline && pendingMark(spool, file) === mark && identityIsLive(mark)) {
+    await new Promise((resolve) => setTimeout(resolve, PENDING_POLL_MS));
+  }
+}
+
+/**
+ * The files a push of `requested` archives ahead: those waiting for the archiver after it, in its
+ * order, that are neither acknowledged already nor in the hands of another push that still runs.
+ */
+export async function filesToPushAhead(pgWal: string, requested: string, spool: string | undefined, bound: string | undefined, limit: number): Promise<string[]> {
+  if (spool === undefined || bound === undefined || limit <= 0) return [];
+  const identity = processIdentity();
+  return (await readyFiles(pgWal))
+    .filter((name) => name !== requested && !acknowledgementMatches(spool, path.join(pgWal, name), bound) && !pendingElsewhere(spool, name, identity))
+    .slice(0, limit);
+}
+
 /** The files waiting for the archiver, as it takes them: timeline history first, then by name (oldest first). */
 export async function readyFiles(pgWal: string): Promise<string[]> {
   const names = (await readdir(path.join(pgWal, 'archive_status')).catch(() => [] as string[])).filter((name) => name.endsWith('.ready')).map((name) => name.slice(0, -'.ready'.length));
@@ -152,7 +247,7 @@ export async function readyFiles(pgWal: string): Promise<string[]> {
 /**
  * Removes the acknowledgements of files PostgreSQL has recycled or removed, those the launcher has
  * used (it empties them: removing one would cost the archiver's call a process), and what a killed
- * writer left.
+ * writer left: staging files, and pending marks of pushes that no longer run.
  */
 export async function pruneAcknowledgements(spool: string, pgWal: string): Promise<void> {
   const entries = await readdir(spool).catch(() => [] as string[]);
@@ -161,6 +256,10 @@ export async function pruneAcknowledgements(spool: string, pgWal: string): Promi
   const stale = await Promise.all(
     entries.map(async (entry) => {
       if (entry.endsWith('.tmp')) return true;
+      if (entry.endsWith(PENDING_SUFFIX)) {
+        const mark = pendingMark(spool, entry.slice(0, -PENDING_SUFFIX.length));
+        return mark === undefined || !identityIsLive(mark);
+      }
       if (!entry.endsWith(ACKNOWLEDGEMENT_SUFFIX)) return false;
       return !present.has(entry.slice(0, -ACKNOWLEDGEMENT_SUFFIX.length)) || (await used(entry));
     }),

@@ -111,3 +111,87 @@ describe('the launcher answers `wal push` from an acknowledgement', function () 
     });
   }
 });
+
+/**
+ * The archiver's call for a file that a push still running has in hand (marked pending in the
+ * spool with the push's PID and start time): the launcher waits for that push, and what answers
+ * is still the acknowledgement alone. The "push" here is a sleeping process named in the mark.
+ */
+describe('the launcher waits for a push that has the file in hand', function () {
+  this.timeout(60_000);
+
+  async function setUp(spoolSetting: 'default spool' | 'WAL_SPOOL_DIR') {
+    const root = (await makeTempDir('synapse-launcher-wait-')).path;
+    const pgWal = path.join(root, 'pg_wal');
+    const spool = spoolSetting === 'default spool' ? path.join(pgWal, 'synapse-backup-spool') : path.join(root, 'spool');
+    await mkdir(pgWal);
+    await mkdir(spool, {mode: 0o700});
+    const archive = path.join(root, 'archive');
+    const old = new Date(Date.now() - 60_000);
+    await writeFile(path.join(pgWal, FILE), 'wal');
+    await utimes(path.join(pgWal, FILE), old, old);
+    const pusher = execa('sleep', ['60'], {reject: false});
+    const {stdout: started} = await execa('sh', ['-c', 'cut -d" " -f22 "/proc/$0/stat"', String(pusher.pid)]);
+    const mark = path.join(spool, `${FILE}.pending`);
+    await writeFile(mark, `${pusher.pid} ${started}\n`, {mode: 0o600});
+    const acknowledgement = path.join(spool, `${FILE}.ok`);
+    const settings = [`PATH=${process.env.PATH}`, `BACKUP_DIR=${archive}`, ...(spoolSetting === 'WAL_SPOOL_DIR' ? [`WAL_SPOOL_DIR=${spool}`] : [])];
+    const push = () => execa('env', ['-i', ...settings, LAUNCHER, 'wal', 'push', path.join('pg_wal', FILE)], {cwd: root, reject: false, timeout: 30_000});
+    return {pusher, started, mark, acknowledgement, archive, push};
+  }
+
+  const after = (ms: number): Promise<'waiting'> => new Promise((resolve) => setTimeout(() => resolve('waiting'), ms));
+
+  for (const spoolSetting of ['default spool', 'WAL_SPOOL_DIR'] as const) {
+    it(`waits while the push runs, and answers from the acknowledgement it writes (${spoolSetting})`, async function () {
+      const {pusher, mark, acknowledgement, archive, push} = await setUp(spoolSetting);
+      try {
+        const call = push();
+        expect(await Promise.race([call.then(() => 'ended'), after(1500)])).to.equal('waiting');
+        // With the default spool the launcher itself waits, without starting Node for it.
+        const {stdout: nodes} = await execa('pgrep', ['-f', `bin/run.js wal push pg_wal/${FILE}`], {reject: false});
+        expect(nodes === '', 'Node started for the wait').to.equal(spoolSetting === 'default spool');
+        await writeFile(acknowledgement, `${FILE}|v2|||${archive}|\n{}\n`, {mode: 0o600});
+        await rm(mark);
+        const answered = await call;
+        expect(answered.exitCode, answered.stderr).to.equal(0);
+        // Used up: emptied by the shell, removed by Node (WAL_SPOOL_DIR).
+        expect((await stat(acknowledgement).catch(() => undefined))?.size ?? 0, 'used up').to.equal(0);
+      } finally {
+        pusher.kill();
+      }
+    });
+
+    it(`stops waiting once the push is gone, and leaves the file to the full push (${spoolSetting})`, async function () {
+      const {pusher, push} = await setUp(spoolSetting);
+      const call = push();
+      expect(await Promise.race([call.then(() => 'ended'), after(1500)])).to.equal('waiting');
+      pusher.kill('SIGKILL');
+      const ended = await call;
+      expect(ended.timedOut, 'waited on for a push that is gone').to.equal(false);
+      // No cluster here: the full push fails, so a non-zero status says it ran.
+      expect(ended.exitCode).to.not.equal(0);
+    });
+  }
+
+  const passedOver: Array<[string, (setting: Awaited<ReturnType<typeof setUp>>) => Promise<void>]> = [
+    ['a mark whose PID is another process now (another start time)', async ({mark, pusher, started}) => writeFile(mark, `${pusher.pid} ${Number(started) + 1}\n`)],
+    ["another user's mark", async ({mark}) => chown(mark, 65534, 65534)],
+    ['a mark that names no process', async ({mark}) => writeFile(mark, 'gone\n')],
+  ];
+  for (const [what, plant] of passedOver) {
+    it(`does not wait on ${what}`, async function () {
+      const setting = await setUp('default spool');
+      try {
+        await plant(setting);
+        const started = Date.now();
+        const ended = await setting.push();
+        expect(ended.timedOut).to.equal(false);
+        expect(ended.exitCode).to.not.equal(0);
+        expect(Date.now() - started, 'ended without waiting').to.be.below(10_000);
+      } finally {
+        setting.pusher.kill();
+      }
+    });
+  }
+});

@@ -468,6 +468,134 @@ describe('WAL archiving: wal push and wal fetch', function () {
       await waitFor(async () => (await cluster.psql("select count(*) from pg_ls_dir('pg_wal/archive_status') as f where f like '%.ready'")) === '0', 'the archiver to catch up');
     });
 
+    describe('answering the archiver before the files pushed ahead are done', function () {
+      /**
+       * A pg_wal of its own (copies of the workload's segments, each waiting for the archiver)
+       * beside a copy of the cluster's pg_control, pushed as root into an archive whose storage
+       * never answers for one chosen file (the stalling fixture), so that the push still has it in
+       * hand, deterministically, for as long as the case needs.
+       */
+      async function stalledBacklog() {
+        const segments = (await archivedSegments()).slice(-3);
+        expect(segments).to.have.length(3);
+        const root = (await makeTempDir('synapse-walrelease-')).path;
+        await mkdir(path.join(root, 'pg_wal', 'archive_status'), {recursive: true});
+        await mkdir(path.join(root, 'global'));
+        await copyFile(path.join(cluster.data, 'global', 'pg_control'), path.join(root, 'global', 'pg_control'));
+        for (const name of segments) {
+          await copyFile(path.join(cluster.data, 'pg_wal', name), path.join(root, 'pg_wal', name));
+          await writeFile(path.join(root, 'pg_wal', 'archive_status', `${name}.ready`), '');
+        }
+        // Waiting, but gone from pg_wal: a file the push fails.
+        const missing = '0000000100000000000000FF';
+        await writeFile(path.join(root, 'pg_wal', 'archive_status', `${missing}.ready`), '');
+        // In a directory of root's: plugins are loaded only from where no other user can write.
+        const data = path.join((await makeTempDir('synapse-walplugins-')).path, 'data');
+        const link = await runCli(['plugins', 'link', '--no-install', STALLING], {cwd: root, env: {SYNAPSE_BACKUP_DATA_DIR: data}});
+        expect(link.exitCode, link.stderr).to.equal(0);
+        const target = (await makeTempDir('synapse-walrelease-archive-')).path;
+        const settings = {...env, PATH: process.env.PATH!, BACKUP_DIR: target, BACKUP_STORAGE: 'stalling', SYNAPSE_BACKUP_DATA_DIR: data};
+        const errors = path.join(root, 'stderr');
+        // The archiver's call, with its output in a file as the server's log is: a pipe would be
+        // held open by the push that goes on, and whoever reads it would wait for that.
+        const archiverCall = (name: string, extra: Record<string, string> = {}) =>
+          execa('sh', ['-c', 'exec "$0" wal push "$1" >/dev/null 2>>"$2"', LAUNCHER, path.join('pg_wal', name), errors], {
+            cwd: root,
+            env: {...settings, ...extra},
+            extendEnv: false,
+            reject: false,
+            timeout: 40_000,
+          });
+        const spool = path.join(root, 'pg_wal', 'synapse-backup-spool');
+        const pusherOf = async (name: string): Promise<number> => Number((await readFile(path.join(spool, `${name}.pending`), 'utf8')).split(' ')[0]);
+        const running = (pid: number): boolean => {
+          try {
+            process.kill(pid, 0);
+            return true;
+          } catch {
+            return false;
+          }
+        };
+        cleanups.push(async () => {
+          // A push the case left running (a stalled one outlives a failed case): by the PIDs in its marks.
+          for (const entry of await readdir(spool).catch(() => [] as string[])) {
+            if (!entry.endsWith('.pending')) continue;
+            const pid = await pusherOf(entry.slice(0, -'.pending'.length)).catch(() => 0);
+            if (pid > 0 && running(pid)) process.kill(pid, 'SIGKILL');
+          }
+        });
+        return {segments, missing, root, target, errors, spool, archiverCall, pusherOf, running};
+      }
+
+      const cleanups: Array<() => Promise<void>> = [];
+      afterEach(async function () {
+        for (const cleanup of cleanups.splice(0)) await cleanup();
+      });
+
+      it("exits 0 once its own file is durable while it goes on with the others; the archiver's call for one still in hand waits for it, and archives it itself once that push is gone", async function () {
+        const {segments, missing, target, errors, spool, archiverCall, pusherOf, running} = await stalledBacklog();
+        const [first, second, stalled] = segments as [string, string, string];
+        const stall = {STALLING_STORAGE_AT: 'put-named', STALLING_STORAGE_NAMED: stalled};
+        const pushed = await archiverCall(first, stall);
+        expect(pushed.exitCode, await readFile(errors, 'utf8').catch(() => '')).to.equal(0);
+        // Answered while the push still has a file in hand: it runs on, its mark says so.
+        const pusher = await pusherOf(stalled);
+        expect(running(pusher), 'the push goes on after answering').to.equal(true);
+        try {
+          const scratch = (await makeTempDir('synapse-walrelease-fetch-')).path;
+          const fetched = await wal(['fetch', first, path.join(scratch, first)], {BACKUP_DIR: target});
+          expect(fetched.exitCode, fetched.stderr).to.equal(0);
+          expect((await readFile(path.join(scratch, first))).equals(await readFile(path.join(cluster.data, 'pg_wal', first)))).to.equal(true);
+          // The others are acknowledged as each is durable; the stalled one is not.
+          await waitFor(async () => (await readdir(spool)).some((entry) => entry.endsWith('.ok')), 'the file pushed ahead to be acknowledged');
+          expect((await readdir(spool)).filter((entry) => entry.endsWith('.ok'))).to.deep.equal([`${second}.ok`]);
+          const answered = await archiverCall(second);
+          expect(answered.exitCode, 'answered from its acknowledgement').to.equal(0);
+          // A file the push failed is not waited for: the call archives it itself, here failing
+          // loudly, and leaves alone the file the other push has in hand.
+          const failing = archiverCall(missing);
+          expect(await Promise.race([failing.then(() => 'ended'), new Promise((resolve) => setTimeout(() => resolve('waiting'), 15_000))])).to.equal('ended');
+          expect((await failing).exitCode).to.not.equal(0);
+
+          // The call for the stalled file waits while the push that has it runs...
+          const waiting = archiverCall(stalled);
+          const early = await Promise.race([waiting.then(() => 'ended'), new Promise((resolve) => setTimeout(() => resolve('waiting'), 3000))]);
+          expect(early, 'the call waits for the push that has the file').to.equal('waiting');
+          expect((await walObjects(target)).some((key) => key.includes(`${stalled}-`)), 'not archived beside that push').to.equal(false);
+          // ...and once that push is gone (killed here), archives the file itself.
+          process.kill(pusher, 'SIGKILL');
+          const own = await waiting;
+          expect(own.exitCode, await readFile(errors, 'utf8').catch(() => '')).to.equal(0);
+          expect((await walObjects(target)).some((key) => key.includes(`${stalled}-`)), 'archived by the call itself').to.equal(true);
+          const scratchStalled = (await makeTempDir('synapse-walrelease-fetch-')).path;
+          const again = await wal(['fetch', stalled, path.join(scratchStalled, stalled)], {BACKUP_DIR: target});
+          expect(again.exitCode, again.stderr).to.equal(0);
+          expect((await readFile(path.join(scratchStalled, stalled))).equals(await readFile(path.join(cluster.data, 'pg_wal', stalled)))).to.equal(true);
+        } finally {
+          if (running(pusher)) process.kill(pusher, 'SIGKILL');
+        }
+      });
+
+      it('fails the call of a push killed before its own file is durable, and the next call archives it', async function () {
+        const {segments, target, errors, archiverCall, pusherOf, running} = await stalledBacklog();
+        const [first] = segments as [string];
+        const call = archiverCall(first, {STALLING_STORAGE_AT: 'put-named', STALLING_STORAGE_NAMED: first});
+        // The push marks the files it takes ahead before it starts: its PID is there.
+        await waitFor(async () => (await pusherOf(segments[1]!).catch(() => 0)) > 0, 'the push to start');
+        const pusher = await pusherOf(segments[1]!);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(running(pusher)).to.equal(true);
+        process.kill(pusher, 'SIGKILL');
+        const killed = await call;
+        expect(killed.exitCode, 'never an answer of success').to.equal(1);
+        expect(await readFile(errors, 'utf8')).to.include(`wal push pg_wal/${first} ended without saying whether the file is archived`);
+        expect((await walObjects(target)).some((key) => key.includes(`${first}-`))).to.equal(false);
+        const retried = await archiverCall(first);
+        expect(retried.exitCode, await readFile(errors, 'utf8')).to.equal(0);
+        expect((await walObjects(target)).some((key) => key.includes(`${first}-`))).to.equal(true);
+      });
+    });
+
     it('WAL_ARCHIVE_ACKNOWLEDGE=primary: done once the primary holds a file, the other location named, reported behind by status and caught up by backup sync; its acknowledgements answer no push that waits for every location', async function () {
       const ready = await backlog();
       const {uid, gid} = postgresUser();
