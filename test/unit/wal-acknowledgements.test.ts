@@ -7,6 +7,7 @@ import {acknowledgedPush} from '../../src/cli/wal/acknowledged-push.js';
 import {
   acknowledge,
   acknowledgementMatches,
+  awaitPending,
   boundLocations,
   filesToPushAhead,
   identityIsLive,
@@ -193,5 +194,16 @@ describe('WAL push acknowledgements', function () {
     } finally {
       other.kill();
     }
+  });
+
+  it('waits for a running push no longer than its deadline', async function () {
+    const {spool} = await setUp();
+    await prepareSpool(spool, 'v2||||');
+    await markPending(spool, ['000000010000000000000004'], processIdentity()!);
+    const started = Date.now();
+    await awaitPending(spool, '000000010000000000000004', started + 300);
+    const waited = Date.now() - started;
+    expect(waited).to.be.at.least(290);
+    expect(waited).to.be.below(5000);
   });
 });

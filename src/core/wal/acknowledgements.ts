@@ -155,7 +155,7 @@ export async function acknowledge(spool: string, walPath: string, key: string, b
  * once the file is acknowledged or has failed. The archiver's call for a file marked by a push that
  * still runs waits for that, instead of archiving the file a second time beside it. A mark grants
  * nothing: only an acknowledgement answers a call, and a mark of a push that is gone, or one kept
- * longer than PENDING_WAIT_MS, is passed over (the call archives the file itself). The launcher
+ * longer than PENDING_WAIT_MS (about that, in the launcher), is passed over (the call archives the file itself). The launcher
  * applies the same rule with shell built-ins and /proc.
  */
 
@@ -228,11 +228,11 @@ export async function awaitPending(spool: string, file: string, deadline: number
 
 /**
  * The files a push of `requested` archives ahead: those waiting for the archiver after it, in its
- * order, that are neither acknowledged already nor in the hands of another push that still runs.
+ * order, that are neither acknowledged already nor in the hands of another push that still runs
+ * (`identity` is this push's own, see processIdentity).
  */
-export async function filesToPushAhead(pgWal: string, requested: string, spool: string | undefined, bound: string | undefined, limit: number): Promise<string[]> {
+export async function filesToPushAhead(pgWal: string, requested: string, spool: string | undefined, bound: string | undefined, limit: number, identity = processIdentity()): Promise<string[]> {
   if (spool === undefined || bound === undefined || limit <= 0) return [];
-  const identity = processIdentity();
   return (await readyFiles(pgWal))
     .filter((name) => name !== requested && !acknowledgementMatches(spool, path.join(pgWal, name), bound) && !pendingElsewhere(spool, name, identity))
     .slice(0, limit);

@@ -36,11 +36,11 @@ export async function pushAhead(context: WalPushContext, requested: PushRequest,
   const refusal = spool ? await prepareSpool(spool, bound!) : undefined;
   if (refusal) context.onWarning(refusal);
   const usable = spool && !refusal ? spool : undefined;
-  const waiting = await filesToPushAhead(options.pgWal, path.basename(requested.path), usable, bound, options.pushAhead);
-  const requests: PushRequest[] = [requested, ...waiting.map((name) => ({path: path.join(options.pgWal, name), systemIdentifier: requested.systemIdentifier}))];
   // Without /proc no mark can say whether its push still runs: then the archiver waits for them all, as before.
-  const identity = waiting.length > 0 ? processIdentity() : undefined;
-  const marked = identity !== undefined && (await markPending(usable!, waiting, identity).then(
+  const identity = processIdentity();
+  const waiting = await filesToPushAhead(options.pgWal, path.basename(requested.path), usable, bound, options.pushAhead, identity);
+  const requests: PushRequest[] = [requested, ...waiting.map((name) => ({path: path.join(options.pgWal, name), systemIdentifier: requested.systemIdentifier}))];
+  const marked = identity !== undefined && waiting.length > 0 && (await markPending(usable!, waiting, identity).then(
     () => true,
     (error: unknown) => {
       context.onWarning(`unable to mark files pending in the WAL spool '${usable}' (the archiver waits for the whole backlog instead): ${(error as Error).message}`);

@@ -4,6 +4,7 @@ import {chmod, chown, mkdir, readFile, rename, rm, stat, symlink, utimes, writeF
 import path from 'node:path';
 
 import {PROJECT_ROOT} from '../../helpers/cli.js';
+import {waitFor} from '../../helpers/cluster.js';
 import {makeTempDir} from '../../helpers/temp.js';
 
 const LAUNCHER = path.join(PROJECT_ROOT, 'bin', 'synapse-backup');
@@ -137,7 +138,7 @@ describe('the launcher waits for a push that has the file in hand', function () 
     const acknowledgement = path.join(spool, `${FILE}.ok`);
     const settings = [`PATH=${process.env.PATH}`, `BACKUP_DIR=${archive}`, ...(spoolSetting === 'WAL_SPOOL_DIR' ? [`WAL_SPOOL_DIR=${spool}`] : [])];
     const push = () => execa('env', ['-i', ...settings, LAUNCHER, 'wal', 'push', path.join('pg_wal', FILE)], {cwd: root, reject: false, timeout: 30_000});
-    return {pusher, started, mark, acknowledgement, archive, push};
+    return {root, pusher, started, mark, acknowledgement, archive, push};
   }
 
   const after = (ms: number): Promise<'waiting'> => new Promise((resolve) => setTimeout(() => resolve('waiting'), ms));
@@ -173,6 +174,29 @@ describe('the launcher waits for a push that has the file in hand', function () 
       expect(ended.exitCode).to.not.equal(0);
     });
   }
+
+  it('stops waiting after its bound of looks, even while the push runs, and leaves the call to Node', async function () {
+    const setting = await setUp('default spool');
+    // A `sleep` that does not sleep: the looks, not the time, bound the wait here.
+    const bin = (await makeTempDir('synapse-launcher-bin-')).path;
+    await symlink('/bin/true', path.join(bin, 'sleep'));
+    try {
+      const call = execa('env', ['-i', `PATH=${bin}:${process.env.PATH}`, `BACKUP_DIR=${setting.archive}`, LAUNCHER, 'wal', 'push', path.join('pg_wal', FILE)], {
+        cwd: setting.root,
+        reject: false,
+        timeout: 50_000,
+      });
+      // Past its bound the launcher starts Node, which waits by its own deadline.
+      await waitFor(async () => (await execa('pgrep', ['-f', `bin/run.js wal push pg_wal/${FILE}`], {reject: false})).stdout !== '', 'the launcher to stop waiting', 40_000);
+      setting.pusher.kill('SIGKILL');
+      const ended = await call;
+      expect(ended.timedOut).to.equal(false);
+      // No cluster here: the full push fails.
+      expect(ended.exitCode).to.not.equal(0);
+    } finally {
+      setting.pusher.kill();
+    }
+  });
 
   const passedOver: Array<[string, (setting: Awaited<ReturnType<typeof setUp>>) => Promise<void>]> = [
     ['a mark whose PID is another process now (another start time)', async ({mark, pusher, started}) => writeFile(mark, `${pusher.pid} ${Number(started) + 1}\n`)],
