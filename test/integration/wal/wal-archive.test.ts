@@ -1,7 +1,7 @@
 import {expect} from 'chai';
 import {execa} from 'execa';
 import {randomBytes} from 'node:crypto';
-import {chmod, chown, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises';
+import {chmod, chown, copyFile, mkdir, readdir, readFile, readlink, rename, rm, stat, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 
 import {PROJECT_ROOT, runCli, spawnCli, type CliResult} from '../../helpers/cli.js';
@@ -517,11 +517,11 @@ describe('WAL archiving: wal push and wal fetch', function () {
           }
         };
         cleanups.push(async () => {
-          // A push the case left running (a stalled one outlives a failed case): by the PIDs in its marks.
-          for (const entry of await readdir(spool).catch(() => [] as string[])) {
-            if (!entry.endsWith('.pending')) continue;
-            const pid = await pusherOf(entry.slice(0, -'.pending'.length)).catch(() => 0);
-            if (pid > 0 && running(pid)) process.kill(pid, 'SIGKILL');
+          // A push the case left running (a stalled one outlives a failed case): every process working in this pg_wal's directory.
+          for (const entry of await readdir('/proc')) {
+            if (!/^\d+$/.test(entry)) continue;
+            const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => '');
+            if (cwd === root) process.kill(Number(entry), 'SIGKILL');
           }
         });
         return {segments, missing, root, target, errors, spool, archiverCall, pusherOf, running};
@@ -579,7 +579,8 @@ describe('WAL archiving: wal push and wal fetch', function () {
       it('fails the call of a push killed before its own file is durable, and the next call archives it', async function () {
         const {segments, target, errors, archiverCall, pusherOf, running} = await stalledBacklog();
         const [first] = segments as [string];
-        const call = archiverCall(first, {STALLING_STORAGE_AT: 'put-named', STALLING_STORAGE_NAMED: first});
+        // Every file stalls, so that the marks of the files taken ahead stay while the case reads them.
+        const call = archiverCall(first, {STALLING_STORAGE_AT: 'put-end'});
         // The push marks the files it takes ahead before it starts: its PID is there.
         await waitFor(async () => (await pusherOf(segments[1]!).catch(() => 0)) > 0, 'the push to start');
         const pusher = await pusherOf(segments[1]!);
