@@ -17,6 +17,13 @@ export interface CipherParameters {
 
 export interface EncryptOptions {
   readonly iterations?: number;
+  /**
+   * The salt to use instead of a random one, for a ciphertext that the same key, salt and content
+   * always make (the WAL archive derives it from the content under a secret key, so that a file
+   * pushed again is stored as the same bytes). A provider uses exactly this salt or throws; never
+   * another.
+   */
+  readonly salt?: Uint8Array;
 }
 
 /**

@@ -27,17 +27,21 @@ describe('WAL file names', function () {
     });
   }
 
-  it('names an archived copy by file, tag, compression and cipher, and reads the name back', function () {
-    const tag = 'ab'.repeat(32);
-    const key = walObjectKey('000000010000000000000005.partial', tag, 'zstd', true);
-    expect(key).to.equal(`wal/000000010000000000000005.partial-${tag}.zst.enc`);
-    expect(parseWalObjectKey(key)).to.deep.include({tag, compression: 'zstd', encrypted: true});
+  it('names an archived copy by file, tag (of either format), compression and cipher, and reads the name back', function () {
+    const hex = 'ab'.repeat(32);
+    const key = walObjectKey('000000010000000000000005.partial', {format: 1, hex}, 'zstd', true);
+    expect(key).to.equal(`wal/000000010000000000000005.partial-${hex}.zst.enc`);
+    expect(parseWalObjectKey(key)).to.deep.include({tag: {format: 1, hex}, compression: 'zstd', encrypted: true});
     expect(parseWalObjectKey(key)!.file.kind).to.equal('partial');
-    expect(parseWalObjectKey(walObjectKey('00000002.history', tag, 'gzip', false))).to.deep.include({compression: 'gzip', encrypted: false});
+    expect(parseWalObjectKey(walObjectKey('00000002.history', {format: 1, hex}, 'gzip', false))).to.deep.include({compression: 'gzip', encrypted: false});
+    const second = walObjectKey('000000010000000000000005', {format: 2, hex}, 'zstd', true);
+    expect(second).to.equal(`wal/000000010000000000000005-v2-${hex}.zst.enc`);
+    expect(parseWalObjectKey(second)).to.deep.include({tag: {format: 2, hex}, compression: 'zstd', encrypted: true});
+    expect(parseWalObjectKey(second)!.file.name).to.equal('000000010000000000000005');
   });
 
   it('lists the copies of one file under a prefix no other file shares', function () {
-    const tag = 'cd'.repeat(32);
+    const tag = {format: 2, hex: 'cd'.repeat(32)} as const;
     const prefix = walLookupPrefix('000000010000000000000005');
     expect(walObjectKey('000000010000000000000005', tag, 'gzip', true).startsWith(prefix)).to.equal(true);
     for (const other of ['000000010000000000000005.partial', '000000010000000000000005.00000028.backup', '0000000100000000000000050']) {
@@ -45,7 +49,7 @@ describe('WAL file names', function () {
     }
   });
 
-  for (const key of ['wal/000000010000000000000001-' + 'ab'.repeat(32) + '.gz.enc.123456.partial', 'wal/000000010000000000000001-' + 'AB'.repeat(32) + '.gz', 'wal/archive.json', 'backup_daily_20260101_000000.sql.gz', 'wal/RECOVERYXLOG-' + 'ab'.repeat(32) + '.gz', 'wal/000000010000000000000001-' + 'ab'.repeat(31) + '.gz']) {
+  for (const key of ['wal/000000010000000000000001-' + 'ab'.repeat(32) + '.gz.enc.123456.partial', 'wal/000000010000000000000001-' + 'AB'.repeat(32) + '.gz', 'wal/archive.json', 'backup_daily_20260101_000000.sql.gz', 'wal/RECOVERYXLOG-' + 'ab'.repeat(32) + '.gz', 'wal/000000010000000000000001-' + 'ab'.repeat(31) + '.gz', 'wal/000000010000000000000001-v3-' + 'ab'.repeat(32) + '.gz', 'wal/000000010000000000000001-v2' + 'ab'.repeat(32) + '.gz']) {
     it(`takes '${key}' for no archived copy`, function () {
       expect(parseWalObjectKey(key)).to.equal(undefined);
     });

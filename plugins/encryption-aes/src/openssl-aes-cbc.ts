@@ -49,16 +49,19 @@ function checkIterations(iterations: number): number {
 class EncryptStream extends Transform {
   readonly #password: string;
   readonly #iterations: number;
+  readonly #salt: Buffer | undefined;
   #cipher: Cipher | undefined;
 
-  constructor(password: string, iterations: number) {
+  constructor(password: string, iterations: number, salt: Uint8Array | undefined) {
     super();
     this.#password = password;
     this.#iterations = checkIterations(iterations);
+    if (salt !== undefined && salt.length !== SALT_LENGTH) throw new RangeError(`the salt of \`openssl enc\` is ${SALT_LENGTH} bytes, got ${salt.length}`);
+    this.#salt = salt === undefined ? undefined : Buffer.from(salt);
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    const salt = randomBytes(SALT_LENGTH);
+    const salt = this.#salt ?? randomBytes(SALT_LENGTH);
     deriveKeyAndIv(this.#password, salt, this.#iterations).then(({key, iv}) => {
       this.#cipher = createCipheriv(CIPHER, key, iv);
       this.push(Buffer.concat([MAGIC, salt]));
@@ -139,7 +142,7 @@ export const opensslAesCbc: EncryptionProvider = {
     };
   },
   createEncryptStream(key: string, options: EncryptOptions): Transform {
-    return new EncryptStream(key, options.iterations ?? DEFAULT_ITERATIONS);
+    return new EncryptStream(key, options.iterations ?? DEFAULT_ITERATIONS, options.salt);
   },
   createDecryptStream(key: string, parameters: CipherParameters): Transform {
     if (parameters.cipher !== CIPHER || parameters.kdf !== 'pbkdf2' || parameters.kdfDigest !== KDF_DIGEST || parameters.container !== 'openssl-salted') {

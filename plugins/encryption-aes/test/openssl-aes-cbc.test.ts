@@ -64,6 +64,23 @@ describe('AES-256-CBC provider (openssl enc compatible)', function () {
     expect(first.subarray(8, 16).equals(second.subarray(8, 16))).to.equal(false);
   });
 
+  it('uses exactly the salt it is given (the same bytes each time), which openssl reads, and refuses one of another length', async function () {
+    const plain = randomBytes(1000);
+    const salt = Buffer.from('0123456789abcdef', 'hex');
+    const first = await run(opensslAesCbc.createEncryptStream(PASSWORD, {iterations: ITERATIONS, salt}), plain);
+    const second = await run(opensslAesCbc.createEncryptStream(PASSWORD, {iterations: ITERATIONS, salt}), plain);
+    expect(first.subarray(8, 16)).to.deep.equal(salt);
+    expect(first.equals(second)).to.equal(true);
+    const decryptedByOpenssl = await openssl('-d', first);
+    expect(decryptedByOpenssl.exitCode, String(decryptedByOpenssl.stderr)).to.equal(0);
+    expect(Buffer.compare(decryptedByOpenssl.stdout as unknown as Buffer, plain)).to.equal(0);
+    const other = await run(opensslAesCbc.createEncryptStream(PASSWORD, {iterations: ITERATIONS, salt: Buffer.from('0123456789abcdee', 'hex')}), plain);
+    expect(other.subarray(16).equals(first.subarray(16))).to.equal(false);
+    for (const length of [0, 7, 9, 16]) {
+      expect(() => opensslAesCbc.createEncryptStream(PASSWORD, {iterations: ITERATIONS, salt: Buffer.alloc(length)}), String(length)).to.throw(RangeError, /8 bytes/);
+    }
+  });
+
   it('describes itself with 600000 PBKDF2-SHA256 iterations by default and never the key', function () {
     const parameters = opensslAesCbc.describe({});
     expect(parameters).to.deep.equal({provider: 'aes-256-cbc', cipher: 'aes-256-cbc', kdf: 'pbkdf2', kdfDigest: 'sha256', kdfIterations: 600000, container: 'openssl-salted'});

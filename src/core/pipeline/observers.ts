@@ -1,4 +1,4 @@
-import {createHash, type Hash} from 'node:crypto';
+import {createHash, type Hash, type Hmac} from 'node:crypto';
 import {Transform, type TransformCallback} from 'node:stream';
 
 /**
@@ -21,10 +21,15 @@ export class ByteCounter extends Transform {
   }
 }
 
-/** Passes bytes through unchanged; `digest` holds their SHA-256 (hex) once the stream has finished. */
-export class Sha256Observer extends Transform {
-  readonly #hash: Hash = createHash('sha256');
+/** Passes bytes through unchanged into a hash (a keyed one, an HMAC, too); `digest` holds it (hex) once the stream has finished. */
+export class DigestObserver extends Transform {
+  readonly #hash: Hash | Hmac;
   #digest: string | undefined;
+
+  constructor(hash: Hash | Hmac) {
+    super();
+    this.#hash = hash;
+  }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#hash.update(chunk);
@@ -37,8 +42,15 @@ export class Sha256Observer extends Transform {
   }
 
   get digest(): string {
-    if (this.#digest === undefined) throw new Error('SHA-256 read before the stream finished');
+    if (this.#digest === undefined) throw new Error('a digest read before the stream finished');
     return this.#digest;
+  }
+}
+
+/** Passes bytes through unchanged; `digest` holds their SHA-256 (hex) once the stream has finished. */
+export class Sha256Observer extends DigestObserver {
+  constructor() {
+    super(createHash('sha256'));
   }
 }
 

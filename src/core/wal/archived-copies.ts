@@ -4,7 +4,7 @@ import type {StorageBackend} from '../../contracts/storage.js';
 import {errnoCode} from '../errors/index.js';
 import {listObjects, storageError} from '../storage/index.js';
 import {ARCHIVE_IDENTITY_KEY} from './archive-identity.js';
-import {decodeArchivedFile, WalCodecFailure, type FileDigest, type WalCodec} from './archived-file.js';
+import {decodeArchivedFile, WalCodecFailure, type DecodedDigest, type FileDigest, type WalCodec} from './archived-file.js';
 import {WAL_AREA, parseWalObjectKey, walLookupPrefix, type WalObjectName} from './wal-file-names.js';
 
 /** The archived copies of one WAL file at one storage, whatever their content; never another file's. */
@@ -60,7 +60,7 @@ export async function judgeArchivedCopy(storage: StorageBackend, copy: WalObject
   if (!codec.keys.authenticated && copy.encrypted) {
     return {verdict: 'unreadable', reason: 'it is encrypted and no key is configured (set BACKUP_ENCRYPTION_KEY_FILE)'};
   }
-  let digest: FileDigest;
+  let digest: DecodedDigest;
   try {
     digest = await decodeArchivedFile(storage, copy, codec, sink, signal);
   } catch (error) {
@@ -72,7 +72,7 @@ export async function judgeArchivedCopy(storage: StorageBackend, copy: WalObject
     }
     return {verdict: 'damaged', reason: `it cannot be ${error.step === 'decrypt' ? 'decrypted' : 'decompressed'} to its end: ${error.message}`};
   }
-  if (await codec.keys.tagMatches(copy.tag, copy.file.name, digest.bytes, digest.sha256)) return {verdict: 'good', digest};
+  if (await codec.keys.tagMatches(copy.tag, copy.file.name, digest)) return {verdict: 'good', digest: {bytes: digest.bytes, sha256: digest.sha256}};
   return codec.keys.authenticated
     ? {verdict: 'not-authentic', reason: 'its content does not match its MAC: it was changed or planted, or written with another key'}
     : {verdict: 'damaged', reason: 'its content does not match the SHA-256 in its name'};

@@ -1,5 +1,6 @@
 import {createHash} from 'node:crypto';
 import {createReadStream} from 'node:fs';
+import path from 'node:path';
 import {open, type FileHandle} from 'node:fs/promises';
 import {PassThrough, Readable, Writable, type Transform} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
@@ -7,9 +8,9 @@ import {pipeline} from 'node:stream/promises';
 import type {EncryptionProvider} from '../../contracts/encryption.js';
 import type {ObjectInfo, StorageBackend} from '../../contracts/storage.js';
 import type {BlockCompressor, BlockPool, CompressionSettings} from '../pipeline/index.js';
-import {ByteCounter, Sha256Observer, SizeLimit, StreamChain, StreamChainFailure, blocksInFlight, createBlockCompressor, createCompressStream, createDecompressStream} from '../pipeline/index.js';
+import {ByteCounter, DigestObserver, Sha256Observer, SizeLimit, StreamChain, StreamChainFailure, blocksInFlight, createBlockCompressor, createCompressStream, createDecompressStream} from '../pipeline/index.js';
 import {WAL_FILE_KDF_ITERATIONS, type WalKeys} from './wal-keys.js';
-import type {WalObjectName} from './wal-file-names.js';
+import type {WalObjectName, WalTag} from './wal-file-names.js';
 
 /** What encoding and decoding archived files needs: the compression of new ones, the cipher and the archive's keys. */
 export interface WalCodec {
@@ -31,25 +32,30 @@ export interface FileDigest {
   readonly sha256: string;
 }
 
-/**
- * A WAL file read once, in one pass: its size and SHA-256 (which name it in the archive, so they
- * are needed before an upload starts) and, for a file of at most `inMemoryLimit` bytes (a 16 MiB
- * segment), its content compressed. Each block is hashed and compressed while it is still in the
- * cache, and the file is compressed once however many locations take it. Nothing here needs the
- * key or the storage: a push reads and compresses its first files while the locations open and
- * the archive's key is derived (see sealWalFile for the encryption).
- */
-export interface EncodedWalFile {
-  readonly path: string;
-  readonly digest: FileDigest;
-  /** The compressed content, one frame or member per block; undefined for a larger file, which each upload encodes from disk. */
-  readonly compressed: readonly Buffer[] | undefined;
+/** What reading an archived file back showed: the WAL file's size and SHA-256, and the format-2 tag of the bytes read, where its tag is of that format. */
+export interface DecodedDigest extends FileDigest {
+  readonly storedTag?: string;
 }
 
-/** An encoded file as every location stores it: compressed and, with a key, encrypted. */
+/**
+ * A WAL file read once, in one pass: its size and, for a file of at most `inMemoryLimit` bytes (a
+ * 16 MiB segment), its content compressed, which is then tagged by what is stored (format 2, see
+ * sealWalFile); a larger one, which each upload encodes from disk again, is tagged by its SHA-256
+ * (format 1), needed before an upload starts and so taken here. Each block is compressed while it
+ * is still in the cache, and the file is compressed once however many locations take it. Nothing
+ * here needs the key or the storage: a push reads and compresses its first files while the
+ * locations open and the archive's key is derived.
+ */
+export type EncodedWalFile =
+  | {readonly path: string; readonly bytes: number; /** One frame or member per block. */ readonly compressed: readonly Buffer[]}
+  | {readonly path: string; readonly bytes: number; readonly sha256: string; readonly compressed?: undefined};
+
+/** An encoded file as every location stores it, compressed and, with a key, encrypted, and its tag. */
 export interface SealedWalFile {
   readonly path: string;
-  readonly digest: FileDigest;
+  /** The WAL file's size. */
+  readonly bytes: number;
+  readonly tag: WalTag;
   /** The stored form, in pieces; undefined for a larger file, which each upload encodes from disk. */
   readonly encoded: readonly Buffer[] | undefined;
 }
@@ -84,9 +90,9 @@ function cancelled(signal: AbortSignal | undefined): void {
 }
 
 /**
- * Reads, hashes and compresses one WAL file (see EncodedWalFile). Blocks are compressed on the
- * threadpool, a few at a time, while the next is read and hashed here; each block goes back to the
- * pool once its compression has finished with it.
+ * Reads and compresses one WAL file, or hashes one too large to hold (see EncodedWalFile). Blocks
+ * are compressed on the threadpool, a few at a time, while the next is read here; each block goes
+ * back to the pool once its compression has finished with it.
  */
 export async function encodeWalFile(file: string, compression: CompressionSettings, options: EncodeOptions): Promise<EncodedWalFile> {
   let handle: FileHandle;
@@ -114,9 +120,9 @@ export async function encodeWalFile(file: string, compression: CompressionSettin
       cancelled(signal);
       const block = await readBlock(handle, pool);
       if (!block) break;
-      hash.update(block);
       bytes += block.length;
       if (!inMemory) {
+        hash.update(block);
         // Too large to hold: hashed now, encoded by each upload from the disk.
         pool.release(block);
         continue;
@@ -137,7 +143,7 @@ export async function encodeWalFile(file: string, compression: CompressionSettin
     if (inMemory && frames.length === 0) frames.push(compressor.compress(Buffer.alloc(0)).catch((error: unknown) => Promise.reject(new WalCodecFailure('compress', error))));
     const compressed = inMemory ? await Promise.all(frames) : undefined;
     cancelled(signal);
-    return {path: file, digest: {bytes, sha256: hash.digest('hex')}, compressed};
+    return compressed ? {path: file, bytes, compressed} : {path: file, bytes, sha256: hash.digest('hex')};
   } finally {
     // Every block back in the pool before the file's failure or result is reported.
     await Promise.allSettled(frames);
@@ -146,19 +152,29 @@ export async function encodeWalFile(file: string, compression: CompressionSettin
   }
 }
 
-/** Encrypts an encoded file's compressed content with the archive's key, where one is configured: the bytes every location stores. */
+/**
+ * Makes an encoded file what every location stores, and names it: a file held in memory is
+ * encrypted (where a key is configured) with the salt its content gives (WalKeys.encryptionSalt)
+ * and tagged by the bytes stored (format 2), a larger one by its SHA-256 (format 1).
+ */
 export async function sealWalFile(encoded: EncodedWalFile, codec: WalCodec): Promise<SealedWalFile> {
-  const {path: file, digest, compressed} = encoded;
-  if (!compressed) return {path: file, digest, encoded: undefined};
-  const encrypt = await encryptStream(codec);
-  if (!encrypt) return {path: file, digest, encoded: compressed};
-  const sealed: Buffer[] = [];
-  try {
-    await pipeline(Readable.from(compressed, {objectMode: false}), encrypt, new Writable({write: (chunk: Buffer, _encoding, callback) => (sealed.push(chunk), callback())}));
-  } catch (error) {
-    throw new WalCodecFailure('encrypt', error);
+  const {path: file, bytes} = encoded;
+  const name = path.basename(file);
+  if (!encoded.compressed) return {path: file, bytes, tag: {format: 1, hex: await codec.keys.plaintextTag(name, bytes, encoded.sha256)}, encoded: undefined};
+  let sealed: readonly Buffer[] = encoded.compressed;
+  const encrypt = await encryptStream(codec, codec.encryption ? await codec.keys.encryptionSalt(name, encoded.compressed) : undefined);
+  if (encrypt) {
+    const pieces: Buffer[] = [];
+    try {
+      await pipeline(Readable.from(encoded.compressed, {objectMode: false}), encrypt, new Writable({write: (chunk: Buffer, _encoding, callback) => (pieces.push(chunk), callback())}));
+    } catch (error) {
+      throw new WalCodecFailure('encrypt', error);
+    }
+    sealed = pieces;
   }
-  return {path: file, digest, encoded: sealed};
+  const tag = await codec.keys.storedTagHash(name);
+  for (const piece of sealed) tag.update(piece);
+  return {path: file, bytes, tag: {format: 2, hex: tag.digest('hex')}, encoded: sealed};
 }
 
 /** The failure of one step of reading or writing an archived file, by the step. */
@@ -172,9 +188,9 @@ export class WalCodecFailure extends Error {
   }
 }
 
-async function encryptStream(codec: WalCodec): Promise<Transform | undefined> {
+async function encryptStream(codec: WalCodec, salt?: Buffer): Promise<Transform | undefined> {
   if (!codec.encryption) return undefined;
-  return codec.encryption.createEncryptStream(await codec.keys.encryptionPassphrase(), {iterations: WAL_FILE_KDF_ITERATIONS});
+  return codec.encryption.createEncryptStream(await codec.keys.encryptionPassphrase(), {iterations: WAL_FILE_KDF_ITERATIONS, ...(salt ? {salt} : {})});
 }
 
 async function decryptStream(codec: WalCodec): Promise<Transform> {
@@ -222,10 +238,12 @@ export async function storeWalFile(storage: StorageBackend, key: string, source:
 
 /**
  * Reads an archived file back into `sink` (or nowhere, to check it), decrypting and decompressing
- * it, and says what it decoded to. Whether that is the file its name claims is the caller's to
- * decide with the tag: nothing here trusts the storage.
+ * it, and says what it decoded to and, for a format-2 tag, what the bytes read make. Whether that
+ * is the file its name claims is the caller's to decide with the tag: nothing here trusts the
+ * storage.
  */
-export async function decodeArchivedFile(storage: StorageBackend, object: WalObjectName, codec: WalCodec, sink?: Writable, signal?: AbortSignal): Promise<FileDigest> {
+export async function decodeArchivedFile(storage: StorageBackend, object: WalObjectName, codec: WalCodec, sink?: Writable, signal?: AbortSignal): Promise<DecodedDigest> {
+  const stored = object.tag.format === 2 ? new DigestObserver(await codec.keys.storedTagHash(object.file.name)) : undefined;
   const hash = new Sha256Observer();
   const count = new ByteCounter();
   const chain = new StreamChain(signal);
@@ -238,6 +256,7 @@ export async function decodeArchivedFile(storage: StorageBackend, object: WalObj
   try {
     await chain.run([
       {stage: 'verify', stream: source},
+      ...(stored ? [{stage: 'verify' as const, stream: stored}] : []),
       ...(object.encrypted ? [{stage: 'decrypt' as const, stream: await decryptStream(codec)}] : []),
       {stage: 'decompress', stream: createDecompressStream(object.compression)},
       {stage: 'decompress', stream: new SizeLimit(MAX_WAL_FILE_BYTES, 'it decodes to more than %d bytes, more than any WAL file')},
@@ -250,5 +269,5 @@ export async function decodeArchivedFile(storage: StorageBackend, object: WalObj
     const step = error.stage === 'verify' ? 'read' : error.stage === 'load' ? 'write' : error.stage === 'checksum' ? 'decompress' : (error.stage as 'decrypt' | 'decompress');
     throw new WalCodecFailure(step, error.error);
   }
-  return {bytes: count.bytes, sha256: hash.digest};
+  return {bytes: count.bytes, sha256: hash.digest, ...(stored ? {storedTag: stored.digest} : {})};
 }

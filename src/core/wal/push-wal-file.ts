@@ -1,11 +1,14 @@
+import {createReadStream} from 'node:fs';
 import path from 'node:path';
+import {Writable} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
 
 import type {WalAcknowledgement} from '../config/index.js';
 import {SynapseError, errnoCode, isSynapseError} from '../errors/index.js';
 import type {Location} from '../replication/index.js';
 import {storageError} from '../storage/index.js';
 import {claimArchive} from './archive-identity.js';
-import type {BlockCompressor, BlockPool, CompressionSettings} from '../pipeline/index.js';
+import {ByteCounter, Sha256Observer, type BlockCompressor, type BlockPool, type CompressionSettings} from '../pipeline/index.js';
 import {encodeWalFile, sealWalFile, storeWalFile, WalCodecFailure, type EncodedWalFile, type FileDigest, type SealedWalFile, type WalCodec} from './archived-file.js';
 import type {WalEncodingWorkers} from './wal-encoding-workers.js';
 import {archivedCopiesOf, judgeArchivedCopy} from './archived-copies.js';
@@ -46,7 +49,7 @@ export interface WalPushContext {
   readonly onWarning: (message: string) => void;
   /** The archive to store into; a rejection fails every file with its error. */
   readonly archive: Promise<WalArchiveContext>;
-  /** Worker threads that read, hash and compress files, for a backlog; else the files are encoded here. */
+  /** Worker threads that read and compress files, for a backlog; else the files are encoded here. */
   readonly encoders?: WalEncodingWorkers;
 }
 
@@ -66,9 +69,9 @@ export type PushOutcome = 'stored' | 'present' | 'replaced' | 'failed';
 export interface PushResult {
   readonly file: string;
   readonly kind: WalFileName['kind'];
+  /** The key this push stores the file under (which holds its tag); a location that holds the same file under another tag already keeps that one. */
   readonly key: string;
   readonly bytes: number;
-  readonly sha256: string;
   readonly locations: ReadonlyArray<{readonly location: string; readonly outcome: PushOutcome; readonly storedBytes?: number; readonly error?: string}>;
 }
 
@@ -106,15 +109,38 @@ export async function pushWalFile(push: WalPushContext, request: PushRequest): P
 interface PreparedWalFile {
   readonly file: WalFileName;
   readonly loaded: SealedWalFile;
+  /**
+   * The file's size and SHA-256, read again from pg_wal once, and only where a location holds
+   * another copy of its name: whether that copy is the same file (pushed before, with another salt
+   * or by another version) or a conflict.
+   */
+  readonly plaintext: () => Promise<FileDigest>;
 }
 
-/** The CPU's part of a push: reads, hashes, compresses and encrypts the file, once for every location. */
+/** Reads a WAL file to say its size and SHA-256. */
+async function plaintextDigestOf(file: string, signal: AbortSignal): Promise<FileDigest> {
+  const hash = new Sha256Observer();
+  const count = new ByteCounter();
+  try {
+    await pipeline(createReadStream(file, {highWaterMark: 1024 * 1024}), count, hash, new Writable({write: (_chunk, _encoding, callback) => callback()}), {signal});
+  } catch (error) {
+    throw new SynapseError('E_USAGE', {message: `unable to archive '${file}': reading it to compare it with the archived copy failed: ${(error as Error)?.message ?? String(error)}`, cause: error});
+  }
+  return {bytes: count.bytes, sha256: hash.digest};
+}
+
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => (made ??= make());
+}
+
+/** The CPU's part of a push: reads, compresses, encrypts and tags the file, once for every location. */
 async function prepareWalFile(push: WalPushContext, request: PushRequest): Promise<PreparedWalFile> {
   const file = walFileOf(request.path, 'archive');
   try {
     const here = (): Promise<EncodedWalFile> => encodeWalFile(request.path, push.compression, {pool: push.blocks, compressor: push.compressor, signal: push.signal});
     const encoded = await (push.encoders ? push.encoders.encode(request.path, here, {signal: push.signal}) : here());
-    return {file, loaded: await sealWalFile(encoded, (await push.archive).codec)};
+    return {file, loaded: await sealWalFile(encoded, (await push.archive).codec), plaintext: once(() => plaintextDigestOf(request.path, push.signal))};
   } catch (error) {
     if (push.signal.aborted) throw new SynapseError('E_CANCELLED', {message: `unable to archive '${request.path}': cancelled`, cause: error});
     if (!(error instanceof WalCodecFailure)) throw error;
@@ -125,11 +151,11 @@ async function prepareWalFile(push: WalPushContext, request: PushRequest): Promi
 }
 
 /** The storage's part: stores a prepared file at every location and resolves once each holds it durably (see pushWalFile). */
-async function archivePreparedFile(push: WalPushContext, request: PushRequest, {file, loaded}: PreparedWalFile): Promise<PushResult> {
+async function archivePreparedFile(push: WalPushContext, request: PushRequest, prepared: PreparedWalFile): Promise<PushResult> {
   const context = await push.archive;
-  const {digest} = loaded;
-  const key = walObjectKey(file.name, await context.codec.keys.tagFor(file.name, digest.bytes, digest.sha256), context.codec.compression.algorithm, context.codec.encryption !== undefined);
-  const settled = await Promise.allSettled(context.locations.map((location) => archiveAt(context, location, request, file, key, loaded)));
+  const {file, loaded} = prepared;
+  const key = walObjectKey(file.name, loaded.tag, context.codec.compression.algorithm, context.codec.encryption !== undefined);
+  const settled = await Promise.allSettled(context.locations.map((location) => archiveAt(context, location, request, key, prepared)));
   const failures = settled.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{location: context.locations[index]!.name, index, error: outcome.reason as unknown}] : []));
   // Where the primary alone acknowledges, another location's failure is left for backup sync to
   // mend, said, and counted by status; but never a conflict: other content under an archived name
@@ -154,8 +180,7 @@ async function archivePreparedFile(push: WalPushContext, request: PushRequest, {
     file: file.name,
     kind: file.kind,
     key,
-    bytes: digest.bytes,
-    sha256: digest.sha256,
+    bytes: loaded.bytes,
     locations: settled.map((outcome, index) => ({
       location: context.locations[index]!.name,
       ...(outcome.status === 'fulfilled' ? outcome.value : {outcome: 'failed' as const, error: (outcome.reason as Error).message}),
@@ -163,9 +188,8 @@ async function archivePreparedFile(push: WalPushContext, request: PushRequest, {
   };
 }
 
-async function archiveAt(context: WalArchiveContext, location: Location, request: PushRequest, file: WalFileName, key: string, loaded: SealedWalFile): Promise<{outcome: PushOutcome; storedBytes?: number}> {
+async function archiveAt(context: WalArchiveContext, location: Location, request: PushRequest, key: string, {file, loaded, plaintext}: PreparedWalFile): Promise<{outcome: PushOutcome; storedBytes?: number}> {
   const {storage} = location;
-  const {digest} = loaded;
   const {codec, signal} = context;
   const claim = (): Promise<void> => claimArchive(storage, request.systemIdentifier, codec.keys, (context.now ?? (() => new Date()))());
   const claimKey = `${location.name}\0${request.systemIdentifier}`;
@@ -183,14 +207,23 @@ async function archiveAt(context: WalArchiveContext, location: Location, request
   } catch (error) {
     throw storageError(error, storage, 'list the archived copies of', file.name);
   }
-  // Another content under this name, if authentic, is a conflict; anything else under it is no
-  // copy at all (damaged, planted) and is reported, never deleted: it is not ours to judge away.
+  // Another authentic copy under this name is this file stored before under another tag (by an
+  // earlier version, in format 1; by another zstd, or where a salt was not honoured) or, of other
+  // content, a conflict; anything else under it is no copy at all (damaged, planted) and is
+  // reported, never deleted: it is not ours to judge away.
+  const ours = copies.find((copy) => copy.key === key);
+  let sameFile: string | undefined;
   for (const other of copies.filter((copy) => copy.key !== key)) {
     const judged = await judgeArchivedCopy(storage, other, codec, undefined, signal);
-    if (judged.verdict === 'good') throw conflict(file.name, storage.location, other.key, digest);
-    context.onWarning(`'${other.key}' at ${storage.location} claims to be '${file.name}' but is not used: ${judged.reason}`);
+    if (judged.verdict !== 'good') {
+      context.onWarning(`'${other.key}' at ${storage.location} claims to be '${file.name}' but is not used: ${judged.reason}`);
+      continue;
+    }
+    const local = await plaintext();
+    if (judged.digest.bytes !== local.bytes || judged.digest.sha256 !== local.sha256) throw conflict(file.name, storage.location, other.key, local);
+    sameFile ??= other.key;
   }
-  const ours = copies.find((copy) => copy.key === key);
+  if (sameFile !== undefined && !ours) return {outcome: 'present'};
   let replacing = false;
   if (ours) {
     const judged = await judgeArchivedCopy(storage, ours, codec, undefined, signal);

@@ -1,7 +1,8 @@
 /**
- * A WAL encoding worker's thread (see WalEncodingWorkers): reads, hashes and compresses whole
- * files, one at a time, with blocking calls on its own core, and hands back each file's digest and
- * compressed content. Nothing here sees a key or a storage.
+ * A WAL encoding worker's thread (see WalEncodingWorkers): reads and compresses whole files, one at
+ * a time, with blocking calls on its own core, and hands back each file's size and compressed
+ * content (or, for one too large to hold, its SHA-256: see EncodedWalFile). Nothing here sees a key
+ * or a storage.
  */
 import {createHash} from 'node:crypto';
 import {closeSync, fstatSync, openSync, readSync} from 'node:fs';
@@ -52,10 +53,12 @@ function encode(job: EncodingJob): EncodingAnswer {
       }
       if (read === 0) break;
       const data = block.subarray(0, read);
-      hash.update(data);
       bytes += read;
-      // Too large to hold: hashed now, encoded by each upload from the disk.
-      if (!inMemory) continue;
+      if (!inMemory) {
+        // Too large to hold: hashed now (its tag is made from the SHA-256), encoded by each upload from the disk.
+        hash.update(data);
+        continue;
+      }
       try {
         frames.push(compressBlockSync(job.compression, data));
       } catch (error) {
@@ -69,7 +72,7 @@ function encode(job: EncodingJob): EncodingAnswer {
     } catch (error) {
       return failed(job.id, 'compress', error);
     }
-    return {id: job.id, bytes, sha256: hash.digest('hex'), compressed: ownedConcat(frames)};
+    return {id: job.id, bytes, compressed: ownedConcat(frames)};
   } finally {
     closeSync(descriptor);
   }
@@ -77,5 +80,5 @@ function encode(job: EncodingJob): EncodingAnswer {
 
 parentPort!.on('message', (job: EncodingJob) => {
   const answer = encode(job);
-  parentPort!.postMessage(answer, 'compressed' in answer && answer.compressed ? [answer.compressed.buffer as ArrayBuffer] : []);
+  parentPort!.postMessage(answer, 'compressed' in answer ? [answer.compressed.buffer as ArrayBuffer] : []);
 });

@@ -9,7 +9,7 @@ import {IN_MEMORY_WAL_FILE_BYTES, WalCodecFailure, type EncodedWalFile} from './
 import type {EncodingAnswer, EncodingJob} from './wal-encoding-protocol.js';
 
 /**
- * A backlog of at least this many files is read, hashed and compressed on worker threads, one per
+ * A backlog of at least this many files is read and compressed on worker threads, one per
  * core; a shorter one, the usual single file, on the main thread and the threadpool, as starting
  * the workers (a Node environment each) costs more than they save on a few files.
  */
@@ -49,13 +49,13 @@ interface Lane {
 }
 
 /**
- * Reads, hashes and compresses WAL files on worker threads, each a whole file at a time with
+ * Reads and compresses WAL files on worker threads, each a whole file at a time with
  * blocking calls on its own core, the way pgBackRest's asynchronous archiving runs one process per
  * core. On the main thread the hashing shared one thread with the encryption, the garbage and the
  * storing of every file, and a push of a backlog waited on that thread: 65 segments took 2.9 s and
  * about 5.8 CPU-seconds, where two workers do the same in about 1.5 s and 2.9 (README, Keeping up).
  *
- * The workers produce what encodeWalFile does (the same digest, one frame or member per block,
+ * The workers produce what encodeWalFile does (the same size or digest, one frame or member per block,
  * decoded by the same reader), so encryption, the tag and storing are unchanged. A worker that cannot start or stops (out of memory, a thread
  * limit) hands its file and those after it to `fallback`, the main thread's encoder, once said in a
  * warning: a push never fails because a worker did.
@@ -221,8 +221,12 @@ export class WalEncodingWorkers {
       pending.reject(new WalCodecFailure(step, Object.assign(new Error(message), code ? {code} : {})));
     } else {
       // Moved, not copied: it arrives as a plain Uint8Array over the worker's own memory.
-      const compressed = answer.compressed ? [Buffer.from(answer.compressed.buffer, answer.compressed.byteOffset, answer.compressed.byteLength)] : undefined;
-      pending.resolve({path: pending.job.path, digest: {bytes: answer.bytes, sha256: answer.sha256}, compressed});
+      const {path: file} = pending.job;
+      pending.resolve(
+        'compressed' in answer
+          ? {path: file, bytes: answer.bytes, compressed: [Buffer.from(answer.compressed.buffer, answer.compressed.byteOffset, answer.compressed.byteLength)]}
+          : {path: file, bytes: answer.bytes, sha256: answer.sha256},
+      );
     }
     this.#dispatch();
   }

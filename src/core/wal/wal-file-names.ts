@@ -43,13 +43,29 @@ export const WAL_AREA = 'wal/';
 const EXTENSIONS: Readonly<Record<CompressionAlgorithm, string>> = {gzip: 'gz', zstd: 'zst'};
 
 /**
- * One archived file's key: `wal/<WAL file name>-<tag>.<compression>[.enc]`. The tag is the MAC of
- * the file's name and content where a key is configured (an `.enc` object), else the SHA-256 of the
- * content. Content is part of the name, so an archived file is never replaced, only joined by one
- * of other content, which is then a conflict to report, not a new version.
+ * How an archived file's tag was made (see WalKeys):
+ * - 1: from the WAL file's name, size and SHA-256, the form of files too large to hold in memory
+ *   (and of every file an earlier version stored);
+ * - 2: from its name and the bytes stored (the encrypted form), about 15 times fewer bytes to hash
+ *   than the WAL file itself, for every file held in memory between reading and storing.
  */
-export function walObjectKey(file: string, tag: string, compression: CompressionAlgorithm, encrypted: boolean): string {
-  return `${WAL_AREA}${file}-${tag}.${EXTENSIONS[compression]}${encrypted ? '.enc' : ''}`;
+export type WalTagFormat = 1 | 2;
+
+export interface WalTag {
+  readonly format: WalTagFormat;
+  /** 64 hex digits. */
+  readonly hex: string;
+}
+
+/**
+ * One archived file's key: `wal/<WAL file name>-<tag>.<compression>[.enc]`, the tag preceded by
+ * `v2-` in format 2. The tag is a MAC of the file's name and content where a key is configured (an
+ * `.enc` object), else a SHA-256. Content is part of the name, so an archived file is never
+ * replaced, only joined by one of other content, which is then a conflict to report, not a new
+ * version.
+ */
+export function walObjectKey(file: string, tag: WalTag, compression: CompressionAlgorithm, encrypted: boolean): string {
+  return `${WAL_AREA}${file}-${tag.format === 2 ? 'v2-' : ''}${tag.hex}.${EXTENSIONS[compression]}${encrypted ? '.enc' : ''}`;
 }
 
 /** The prefix under which the archived copies of one WAL file, and no other file's, are listed. */
@@ -60,12 +76,12 @@ export function walLookupPrefix(file: string): string {
 export interface WalObjectName {
   readonly key: string;
   readonly file: WalFileName;
-  readonly tag: string;
+  readonly tag: WalTag;
   readonly compression: CompressionAlgorithm;
   readonly encrypted: boolean;
 }
 
-const OBJECT = /^wal\/([0-9A-Za-z.]+)-([0-9a-f]{64})\.(gz|zst)(\.enc)?$/;
+const OBJECT = /^wal\/([0-9A-Za-z.]+)-(v2-)?([0-9a-f]{64})\.(gz|zst)(\.enc)?$/;
 
 /** An archived file's key read back; undefined for a key this tool would not have written. */
 export function parseWalObjectKey(key: string): WalObjectName | undefined {
@@ -73,6 +89,6 @@ export function parseWalObjectKey(key: string): WalObjectName | undefined {
   if (!match) return undefined;
   const file = parseWalFileName(match[1]!);
   if (!file) return undefined;
-  const compression = (Object.entries(EXTENSIONS) as Array<[CompressionAlgorithm, string]>).find(([, extension]) => extension === match[3])![0];
-  return {key, file, tag: match[2]!, compression, encrypted: match[4] !== undefined};
+  const compression = (Object.entries(EXTENSIONS) as Array<[CompressionAlgorithm, string]>).find(([, extension]) => extension === match[4])![0];
+  return {key, file, tag: {format: match[2] ? 2 : 1, hex: match[3]!}, compression, encrypted: match[5] !== undefined};
 }

@@ -1,7 +1,8 @@
-import {createHash, createHmac, pbkdf2, timingSafeEqual} from 'node:crypto';
+import {createHash, createHmac, pbkdf2, timingSafeEqual, type Hash, type Hmac} from 'node:crypto';
 import {promisify} from 'node:util';
 
 import type {EncryptionSettings} from '../config/index.js';
+import type {WalTag} from './wal-file-names.js';
 
 const derive = promisify(pbkdf2);
 
@@ -16,6 +17,9 @@ export const WAL_MASTER_SALT = 'synapse-backup/wal/v1';
  * still has its own random salt, and so its own AES key and IV.
  */
 export const WAL_FILE_KDF_ITERATIONS = 1;
+
+/** The salt of `openssl enc`'s `Salted__` header: 8 bytes. */
+export const ENCRYPTION_SALT_BYTES = 8;
 
 type KeyMaterial = {readonly encryption: string; readonly mac: Buffer};
 
@@ -46,8 +50,12 @@ function archiveKeyMaterial(passphrase: string, iterations: number): Promise<Key
  *   master     = PBKDF2-SHA256(passphrase, "synapse-backup/wal/v1", BACKUP_KDF_ITERATIONS, 32)
  *   encryption = hex(HMAC-SHA256(master, "encryption")), the passphrase of every file's
  *                `openssl enc -aes-256-cbc -pbkdf2 -iter 1 -md sha256`
- *   mac        = HMAC-SHA256(master, "authentication"), which keys each file's tag.
- * Without a key nothing is encrypted and the tag is a plain SHA-256: it finds damage, not forgery.
+ *   mac        = HMAC-SHA256(master, "authentication"), which keys each file's tag (see WalTag):
+ *     format 1: HMAC(mac, "synapse-backup wal file v1\n" name "\n" size "\n" sha256-hex "\n")
+ *     format 2: HMAC(mac, "synapse-backup wal file v2\n" name "\n" stored bytes)
+ *   and the salt of a format-2 file's encryption (see encryptionSalt).
+ * Without a key nothing is encrypted and the tag is a plain SHA-256 of the same text: it finds
+ * damage, not forgery (format 1 then uses the file's own SHA-256).
  */
 export class WalKeys {
   readonly #material: Promise<KeyMaterial> | undefined;
@@ -67,12 +75,37 @@ export class WalKeys {
   }
 
   /**
-   * The tag of a WAL file with this name and content. The name is part of what is authenticated:
-   * a genuine segment copied under another segment's name does not pass as that one.
+   * The format-1 tag of a WAL file with this name, size and SHA-256. The name is part of what is
+   * authenticated: a genuine segment copied under another segment's name does not pass as that one.
    */
-  async tagFor(file: string, plaintextBytes: number, plaintextSha256: string): Promise<string> {
+  async plaintextTag(file: string, plaintextBytes: number, plaintextSha256: string): Promise<string> {
     if (!this.#material) return plaintextSha256;
     return createHmac('sha256', (await this.#material).mac).update(`synapse-backup wal file v1\n${file}\n${plaintextBytes}\n${plaintextSha256}\n`).digest('hex');
+  }
+
+  /**
+   * What makes the format-2 tag of a file: fed the bytes stored for it, in order, its digest is
+   * the tag. The MAC covers the encrypted bytes, so a reader checks what it read before it trusts
+   * what they decrypt to, and the name, as in format 1.
+   */
+  async storedTagHash(file: string): Promise<Hash | Hmac> {
+    const hash = this.#material ? createHmac('sha256', (await this.#material).mac) : createHash('sha256');
+    return hash.update(`synapse-backup wal file v2\n${file}\n`);
+  }
+
+  /**
+   * The salt a format-2 file is encrypted with (and so its AES key and IV): a MAC of its name and
+   * compressed content, not a random one, so that the same file pushed again (PostgreSQL does
+   * after a crash, and two pushes may meet) is the same bytes under the same key and is found
+   * there, where a random salt would store a second copy under another tag. Other content gets
+   * another salt, as a random one would. What it shows, that two stored files are equal, their
+   * tags showed already.
+   */
+  async encryptionSalt(file: string, compressed: readonly Uint8Array[]): Promise<Buffer> {
+    if (!this.#material) throw new Error('no key is configured, so the archive is not encrypted');
+    const mac = createHmac('sha256', (await this.#material).mac).update(`synapse-backup wal salt v2\n${file}\n`);
+    for (const piece of compressed) mac.update(piece);
+    return mac.digest().subarray(0, ENCRYPTION_SALT_BYTES);
   }
 
   /** The MAC of a small document of the archive's own (its identity), or undefined where no key is configured. */
@@ -81,10 +114,15 @@ export class WalKeys {
     return createHmac('sha256', (await this.#material).mac).update(`synapse-backup wal document v1\n${canonicalText}`).digest('hex');
   }
 
-  /** Whether a tag read from the storage is the one this name and content have. */
-  async tagMatches(tag: string, file: string, plaintextBytes: number, plaintextSha256: string): Promise<boolean> {
-    const expected = Buffer.from(await this.tagFor(file, plaintextBytes, plaintextSha256), 'hex');
-    const actual = Buffer.from(tag, 'hex');
+  /**
+   * Whether a tag read from the storage is the one this file has, by what reading it showed: its
+   * size and SHA-256 (format 1) or the digest of its stored bytes by storedTagHash (format 2).
+   */
+  async tagMatches(tag: WalTag, file: string, read: {readonly bytes: number; readonly sha256: string; readonly storedTag?: string}): Promise<boolean> {
+    const expectedHex = tag.format === 2 ? read.storedTag : await this.plaintextTag(file, read.bytes, read.sha256);
+    if (expectedHex === undefined) return false;
+    const expected = Buffer.from(expectedHex, 'hex');
+    const actual = Buffer.from(tag.hex, 'hex');
     return actual.length === expected.length && timingSafeEqual(actual, expected);
   }
 }

@@ -22,6 +22,9 @@ async function decompressed(algorithm: CompressionSettings['algorithm'], pieces:
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
+/** What an encoded file held in memory decodes to. */
+const contentOf = async (encoded: EncodedWalFile): Promise<Buffer> => decompressed('zstd', encoded.compressed!);
+
 /**
  * `wal push` reads, hashes and compresses a backlog on worker threads: they must hand back exactly
  * what the main thread's encoder does (the digest names and authenticates the file), say what
@@ -59,8 +62,10 @@ describe('WAL encoding workers', function () {
           const here = await encodeWalFile(file, compression, {pool: new BlockPool(BLOCK_SIZE)});
           const there = await workers.encode(file, () => Promise.reject(new Error('fallback used')));
           expect(there.path, name).to.equal(file);
-          expect(there.digest, name).to.deep.equal({bytes: content.length, sha256: sha256(content)});
-          expect(there.digest, name).to.deep.equal(here.digest);
+          expect(there.bytes, name).to.equal(content.length);
+          expect(here.bytes, name).to.equal(content.length);
+          // Held in memory, it is tagged by what is stored (format 2): no SHA-256 of the file is taken.
+          expect('sha256' in there || 'sha256' in here, name).to.equal(false);
           expect(await decompressed(compression.algorithm, there.compressed!), name).to.deep.equal(content);
           // One frame or member per block, as the main thread writes them.
           expect((await decompressed(compression.algorithm, here.compressed!)).equals(content), name).to.equal(true);
@@ -77,7 +82,7 @@ describe('WAL encoding workers', function () {
     });
   }
 
-  it('only hashes a file too large to hold, as the main thread does, and many files at once', async function () {
+  it('only hashes a file too large to hold (its tag is made from the SHA-256), as the main thread does, and many files at once', async function () {
     const compression: CompressionSettings = {algorithm: 'zstd', level: 3};
     const workers = new WalEncodingWorkers({threads: 2, compression, onWarning});
     try {
@@ -86,7 +91,10 @@ describe('WAL encoding workers', function () {
       await writeFile(large, content);
       const there = await workers.encode(large, () => Promise.reject(new Error('fallback used')), {inMemoryLimit: BLOCK_SIZE});
       expect(there.compressed).to.equal(undefined);
-      expect(there.digest).to.deep.equal({bytes: content.length, sha256: sha256(content)});
+      expect(there).to.deep.include({bytes: content.length, sha256: sha256(content)});
+      const here = await encodeWalFile(large, compression, {pool: new BlockPool(BLOCK_SIZE), inMemoryLimit: BLOCK_SIZE});
+      expect(here.compressed).to.equal(undefined);
+      expect(here).to.deep.include({bytes: content.length, sha256: sha256(content)});
 
       const files = await Promise.all(
         Array.from({length: 9}, async (_unused, index) => {
@@ -126,7 +134,7 @@ describe('WAL encoding workers', function () {
       expect(((unreadable as WalCodecFailure).error as NodeJS.ErrnoException).code).to.equal('EISDIR');
       const present = path.join(directory, 'present');
       await writeFile(present, 'wal');
-      expect((await workers.encode(present, () => Promise.reject(new Error('fallback used')))).digest.bytes).to.equal(3);
+      expect((await workers.encode(present, () => Promise.reject(new Error('fallback used')))).bytes).to.equal(3);
       expect(warnings).to.deep.equal([]);
     } finally {
       await workers.close();
@@ -175,7 +183,10 @@ describe('WAL encoding workers', function () {
       const workers = new WalEncodingWorkers({threads: 2, compression, onWarning, script});
       try {
         const encoded = await Promise.all([workers.encode(file, fallback), workers.encode(file, fallback), workers.encode(file, fallback)]);
-        for (const each of encoded) expect(each.digest).to.deep.equal({bytes: 8, sha256: sha256(Buffer.from('wal file'))});
+        for (const each of encoded) {
+          expect(each.bytes).to.equal(8);
+          expect(await contentOf(each)).to.deep.equal(Buffer.from('wal file'));
+        }
         expect(warnings, script.pathname).to.have.length(1);
         expect(warnings[0]).to.match(/a WAL encoding worker stopped .*; its files are encoded on the main thread/);
         expect(workers.running).to.equal(0);
@@ -196,11 +207,11 @@ describe('WAL encoding workers', function () {
       workers.readAhead([first, second]);
       expect(workers.prefetchedFiles).to.deep.equal([first, second]);
       const taken = await workers.encode(first, () => Promise.reject(new Error('fallback used')));
-      expect(taken.digest.sha256).to.equal(sha256(Buffer.from('first')));
+      expect(await contentOf(taken)).to.deep.equal(Buffer.from('first'));
       expect(workers.prefetchedFiles).to.deep.equal([second]);
       await writeFile(first, 'first, later');
       const again = await workers.encode(first, () => Promise.reject(new Error('fallback used')));
-      expect(again.digest.sha256, 'a second asking reads the file again').to.equal(sha256(Buffer.from('first, later')));
+      expect(await contentOf(again), 'a second asking reads the file again').to.deep.equal(Buffer.from('first, later'));
     } finally {
       await workers.close();
     }
@@ -211,7 +222,7 @@ describe('WAL encoding workers', function () {
     try {
       dying.readAhead([second]);
       const handed = await dying.encode(second, () => encodeWalFile(second, compression, {pool: new BlockPool(BLOCK_SIZE)}));
-      expect(handed.digest.sha256).to.equal(sha256(Buffer.from('second')));
+      expect(await contentOf(handed)).to.deep.equal(Buffer.from('second'));
       expect(warnings).to.have.length(1);
     } finally {
       await dying.close();
@@ -255,7 +266,7 @@ describe('WAL encoding workers', function () {
       expect(adopted.prefetchedFiles).to.deep.equal([file]);
       // One started early (the loading has the other core); the rest once adopted.
       expect(adopted.running).to.equal(2);
-      expect((await adopted.encode(file, () => Promise.reject(new Error('fallback used')))).digest.bytes).to.equal(5);
+      expect((await adopted.encode(file, () => Promise.reject(new Error('fallback used')))).bytes).to.equal(5);
     } finally {
       await adopted.close();
     }

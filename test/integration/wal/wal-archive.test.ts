@@ -9,6 +9,11 @@ import {PG_BIN, postgresUser, startThrowawayCluster, waitFor, type ThrowawayClus
 import {startS3Server, type S3Endpoint} from '../../helpers/s3fs-mount.js';
 import {makeTempDir} from '../../helpers/temp.js';
 import {plantedWalFile, walFile, walFileNames} from '../../helpers/storage.js';
+import {opensslAesCbc} from '../../../plugins/encryption-aes/src/openssl-aes-cbc.js';
+import {LocalDirectoryStorage} from '../../../plugins/storage-local/src/local-directory-storage.js';
+import {BLOCK_SIZE, BlockPool} from '../../../src/core/pipeline/index.js';
+import {Secret} from '../../../src/core/secrets/index.js';
+import {WalKeys, encodeWalFile, sealWalFile, storeWalFile, walObjectKey} from '../../../src/core/wal/index.js';
 
 const STALLING = path.join(PROJECT_ROOT, 'test', 'fixtures', 'plugins', 'stalling-storage');
 const LAUNCHER = path.join(PROJECT_ROOT, 'bin', 'synapse-backup');
@@ -98,7 +103,8 @@ describe('WAL archiving: wal push and wal fetch', function () {
     for (const segment of segments) {
       const copies = stored.filter((key) => key.startsWith(`${segment}-`));
       expect(copies, segment).to.have.length(1);
-      expect(copies[0]).to.match(/^[0-9A-F]{24}-[0-9a-f]{64}\.zst\.enc$/);
+      // Tagged by the bytes stored (format 2), not by a SHA-256 of the 16 MiB segment.
+      expect(copies[0]).to.match(/^[0-9A-F]{24}-v2-[0-9a-f]{64}\.zst\.enc$/);
     }
     // Owned by the server's user, readable by it only.
     const {uid} = postgresUser();
@@ -120,6 +126,86 @@ describe('WAL archiving: wal push and wal fetch', function () {
     expect(again.exitCode, again.stderr).to.equal(0);
     expect(again.json.result.locations).to.deep.equal([{location: 'primary', outcome: 'present'}]);
     expect(await walObjects(archive)).to.deep.equal(before);
+  });
+
+  it('stores a file pushed again as the same bytes under the same key, wherever it is pushed', async function () {
+    const [segment] = await archivedSegments();
+    const [first, second] = [(await makeTempDir('synapse-walsame-')).path, (await makeTempDir('synapse-walsame-')).path];
+    for (const location of [first, second]) {
+      const pushed = await wal(['push', path.join('pg_wal', segment!)], {BACKUP_DIR: location});
+      expect(pushed.exitCode, pushed.stderr).to.equal(0);
+    }
+    const [one] = await walObjects(first);
+    expect(await walObjects(second)).to.deep.equal([one]);
+    expect(await walObjects(archive)).to.include(one);
+    expect((await readFile(walFile(first, one!))).equals(await readFile(walFile(second, one!)))).to.equal(true);
+  });
+
+  it("takes a copy of the same file stored under another tag (an earlier version's format 1, another compression) for the file: fetched, and pushing it again writes nothing", async function () {
+    const [segment, other] = await archivedSegments();
+    const location = (await makeTempDir('synapse-walformat-')).path;
+    // As an earlier version stored every file: tagged by name, size and SHA-256 (format 1), which
+    // this one still writes for a file too large to hold in memory.
+    const codec = {compression: {algorithm: 'zstd', level: 3}, encryption: opensslAesCbc, keys: new WalKeys({key: new Secret(KEY), provider: 'aes-256-cbc', iterations: 20000})} as const;
+    const claimed = await wal(['push', path.join('pg_wal', other!)], {BACKUP_DIR: location});
+    expect(claimed.exitCode, claimed.stderr).to.equal(0);
+    const storage = await LocalDirectoryStorage.open(location, 'read-write', {create: true});
+    const source = path.join(cluster.data, 'pg_wal', segment!);
+    const sealed = await sealWalFile(await encodeWalFile(source, codec.compression, {pool: new BlockPool(BLOCK_SIZE), inMemoryLimit: 0}), codec);
+    expect(sealed.tag.format).to.equal(1);
+    await storeWalFile(storage, walObjectKey(segment!, sealed.tag, 'zstd', true), sealed, codec);
+    const before = await walObjects(location);
+    const formatOne = before.find((key) => key.startsWith(`${segment}-`))!;
+    expect(formatOne).to.match(/^[0-9A-F]{24}-[0-9a-f]{64}\.zst\.enc$/);
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    const fetched = await wal(['fetch', segment!, path.join(scratch, 'one'), '--json'], {BACKUP_DIR: location});
+    expect(fetched.exitCode, fetched.stderr).to.equal(0);
+    expect(fetched.json.result.key).to.equal(`wal/${formatOne}`);
+    expect((await readFile(path.join(scratch, 'one'))).equals(await readFile(path.join(cluster.data, 'pg_wal', segment!)))).to.equal(true);
+    const again = await wal(['push', path.join('pg_wal', segment!), '--json'], {BACKUP_DIR: location});
+    expect(again.exitCode, again.stderr).to.equal(0);
+    expect(again.json.result.locations).to.deep.equal([{location: 'primary', outcome: 'present'}]);
+    expect(await walObjects(location)).to.deep.equal(before);
+    // Other content under that name is still a conflict, whatever the format of the copy.
+    const changed = await segmentCopy(segment!, (bytes) => (bytes[8192] ^= 0xff));
+    const conflicting = await wal(['push', changed, '--pg-data', cluster.data], {BACKUP_DIR: location});
+    expect(conflicting.exitCode, conflicting.stderr).to.equal(17);
+    expect(conflicting.stderr).to.include(formatOne);
+    expect(await walObjects(location)).to.deep.equal(before);
+
+    // Compressed otherwise (another level here; another zstd, elsewhere): other stored bytes, another tag, the same file.
+    const relevel = (await makeTempDir('synapse-walformat-')).path;
+    const lighter = await wal(['push', path.join('pg_wal', segment!)], {BACKUP_DIR: relevel, BACKUP_COMPRESSION_LEVEL: '1'});
+    expect(lighter.exitCode, lighter.stderr).to.equal(0);
+    const stored = await walObjects(relevel);
+    expect(stored).to.have.length(1);
+    expect(await walObjects(archive)).to.not.include(stored[0]);
+    const defaultLevel = await wal(['push', path.join('pg_wal', segment!), '--json'], {BACKUP_DIR: relevel});
+    expect(defaultLevel.exitCode, defaultLevel.stderr).to.equal(0);
+    expect(defaultLevel.json.result.locations).to.deep.equal([{location: 'primary', outcome: 'present'}]);
+    expect(await walObjects(relevel)).to.deep.equal(stored);
+  });
+
+  it("binds a format-2 tag to the name: a genuine copy of one segment under another's name, with its own tag or the other's, is refused", async function () {
+    const [first, second] = await archivedSegments();
+    const location = (await makeTempDir('synapse-walbound-')).path;
+    for (const segment of [first, second]) expect((await wal(['push', path.join('pg_wal', segment!)], {BACKUP_DIR: location})).exitCode).to.equal(0);
+    const stored = await walObjects(location);
+    const ofFirst = stored.find((key) => key.startsWith(`${first}-`))!;
+    const ofSecond = stored.find((key) => key.startsWith(`${second}-`))!;
+    const scratch = (await makeTempDir('synapse-walfetch-')).path;
+    await rm(walFile(location, ofSecond));
+    // The first segment's bytes, which decrypt and decompress, under the second's name: with the
+    // first's tag (right for those bytes, wrong for that name), then with the second's.
+    for (const planted of [ofFirst.replace(first!, second!), ofSecond]) {
+      await copyFile(walFile(location, ofFirst), await plantedWalFile(location, planted));
+      const refused = await wal(['fetch', second!, path.join(scratch, 'x')], {BACKUP_DIR: location});
+      expect(refused.exitCode, refused.stderr).to.equal(14);
+      expect(refused.stderr).to.include(planted);
+      expect(refused.stderr).to.include('does not match its MAC');
+      expect(await readdir(scratch)).to.deep.equal([]);
+      await rm(walFile(location, planted));
+    }
   });
 
   it('compresses and encrypts a file once for every location: each holds the same bytes', async function () {
