@@ -1,7 +1,7 @@
 import {errnoCode} from '../errors/index.js';
 import type {Location} from '../replication/index.js';
 import {readSmallObject, storageError, writeSmallObject} from '../storage/index.js';
-import {judgeArchivedCopy, listWalArea} from './archived-copies.js';
+import {judgeArchivedCopy, listWalArea, type CopyJudgement} from './archived-copies.js';
 import type {WalCodec} from './archived-file.js';
 import {ARCHIVE_IDENTITY_KEY} from './archive-identity.js';
 import type {WalObjectName} from './wal-file-names.js';
@@ -35,8 +35,9 @@ async function listArea(location: Location): Promise<AreaListing> {
 /**
  * Copies to each location the archived WAL files it lacks, from another that holds a good copy:
  * the copy is read and its MAC checked where it is, the same bytes are stored, and the stored
- * copy is checked again (one that fails is removed). A file the location holds with other
- * content is reported, never joined by a second version; the archive's signed identity goes
+ * copy is checked again (one that fails is removed). A file the location holds under another tag
+ * is compared: the same file is left as it is, other content is reported, never joined by a second
+ * version; the archive's signed identity goes
  * along where a location has none, and a location that is another cluster's archive is left alone.
  */
 export async function syncWalArea(locations: readonly Location[], codec: WalCodec, options: {dryRun: boolean; location?: string; signal?: AbortSignal}): Promise<WalAreaSync[]> {
@@ -60,16 +61,35 @@ export async function syncWalArea(locations: readonly Location[], codec: WalCode
       continue;
     }
     const wanted = new Map<string, Array<{location: Location; copy: WalObjectName}>>();
+    const otherTags: Array<{location: Location; copy: WalObjectName; held: string[]}> = [];
     for (const source of sources) {
       for (const copy of source.listing.objects.values()) {
         const held = mine.listing.files.get(copy.file.name);
         if (held?.includes(copy.key)) continue;
         if (held) {
-          refused.push({key: copy.key, reason: `${target.name} holds '${copy.file.name}' with other content (${held[0]}); archived files are never joined by a second version`});
+          otherTags.push({location: source.location, copy, held});
           continue;
         }
         wanted.set(copy.file.name, [...(wanted.get(copy.file.name) ?? []), {location: source.location, copy}]);
       }
+    }
+    // A file held under another tag may be the same file (stored by an earlier version, or
+    // compressed otherwise by a push that found it at one location and not at the other): decoded
+    // and compared, it is nothing to do. Other content is reported, never joined.
+    const heldJudgements = new Map<string, Promise<CopyJudgement>>();
+    for (const {location: source, copy, held} of otherTags) {
+      const theirs = await judgeArchivedCopy(source.storage, copy, codec, undefined, options.signal);
+      if (theirs.verdict !== 'good') {
+        refused.push({key: `${source.name}:${copy.key}`, reason: theirs.reason});
+        continue;
+      }
+      let same = false;
+      for (const key of held) {
+        if (!heldJudgements.has(key)) heldJudgements.set(key, judgeArchivedCopy(target.storage, mine.listing.objects.get(key)!, codec, undefined, options.signal));
+        const ours = await heldJudgements.get(key)!;
+        if (ours.verdict === 'good' && ours.digest.bytes === theirs.digest.bytes && ours.digest.sha256 === theirs.digest.sha256) same = true;
+      }
+      if (!same) refused.push({key: copy.key, reason: `${target.name} holds '${copy.file.name}' with other content (${held[0]}); archived files are never joined by a second version`});
     }
     for (const [file, candidates] of [...wanted].sort(([a], [b]) => (a < b ? -1 : 1))) {
       for (const {location: source, copy} of candidates) {

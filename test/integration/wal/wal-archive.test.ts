@@ -82,6 +82,17 @@ describe('WAL archiving: wal push and wal fetch', function () {
     return file;
   }
 
+  /** Stores a segment at a location as an earlier version stored every file: tagged by name, size and SHA-256 (format 1), which this one still writes for a file too large to hold in memory. */
+  async function storeFormatOneCopy(location: string, segment: string): Promise<string> {
+    const codec = {compression: {algorithm: 'zstd', level: 3}, encryption: opensslAesCbc, keys: new WalKeys({key: new Secret(KEY), provider: 'aes-256-cbc', iterations: 20000})} as const;
+    const storage = await LocalDirectoryStorage.open(location, 'read-write', {create: true});
+    const sealed = await sealWalFile(await encodeWalFile(path.join(cluster.data, 'pg_wal', segment), codec.compression, {pool: new BlockPool(BLOCK_SIZE), inMemoryLimit: 0}), codec);
+    expect(sealed.tag.format).to.equal(1);
+    const key = walObjectKey(segment, sealed.tag, 'zstd', true);
+    await storeWalFile(storage, key, sealed, codec);
+    return path.basename(key);
+  }
+
   async function archivedSegments(): Promise<string[]> {
     return (await readdir(path.join(cluster.data, 'pg_wal', 'archive_status'))).filter((name) => name.endsWith('.done')).map((name) => name.replace(/\.done$/, '')).filter((name) => /^[0-9A-F]{24}$/.test(name)).sort();
   }
@@ -144,18 +155,10 @@ describe('WAL archiving: wal push and wal fetch', function () {
   it("takes a copy of the same file stored under another tag (an earlier version's format 1, another compression) for the file: fetched, and pushing it again writes nothing", async function () {
     const [segment, other] = await archivedSegments();
     const location = (await makeTempDir('synapse-walformat-')).path;
-    // As an earlier version stored every file: tagged by name, size and SHA-256 (format 1), which
-    // this one still writes for a file too large to hold in memory.
-    const codec = {compression: {algorithm: 'zstd', level: 3}, encryption: opensslAesCbc, keys: new WalKeys({key: new Secret(KEY), provider: 'aes-256-cbc', iterations: 20000})} as const;
     const claimed = await wal(['push', path.join('pg_wal', other!)], {BACKUP_DIR: location});
     expect(claimed.exitCode, claimed.stderr).to.equal(0);
-    const storage = await LocalDirectoryStorage.open(location, 'read-write', {create: true});
-    const source = path.join(cluster.data, 'pg_wal', segment!);
-    const sealed = await sealWalFile(await encodeWalFile(source, codec.compression, {pool: new BlockPool(BLOCK_SIZE), inMemoryLimit: 0}), codec);
-    expect(sealed.tag.format).to.equal(1);
-    await storeWalFile(storage, walObjectKey(segment!, sealed.tag, 'zstd', true), sealed, codec);
+    const formatOne = await storeFormatOneCopy(location, segment!);
     const before = await walObjects(location);
-    const formatOne = before.find((key) => key.startsWith(`${segment}-`))!;
     expect(formatOne).to.match(/^[0-9A-F]{24}-[0-9a-f]{64}\.zst\.enc$/);
     const scratch = (await makeTempDir('synapse-walfetch-')).path;
     const fetched = await wal(['fetch', segment!, path.join(scratch, 'one'), '--json'], {BACKUP_DIR: location});
@@ -877,6 +880,40 @@ describe('WAL archiving: wal push and wal fetch', function () {
     const again = await runCli(['backup', 'sync', '--json'], {cwd: home.path, env: {...env, ...locations}});
     expect(again.exitCode, again.stdout + again.stderr).to.equal(0);
     expect(again.json.result.wal.map((entry: {copied: string[]}) => entry.copied.length)).to.deep.equal([0, 0]);
+  });
+
+  it('backup sync and status take a file held under another tag elsewhere for that file, and other content for a conflict', async function () {
+    const segments = (await archivedSegments()).slice(0, 3);
+    const primary = (await makeTempDir('synapse-walsync-')).path;
+    const offsite = (await makeTempDir('synapse-walsync-')).path;
+    // The primary holds two of them as an earlier version stored them; the offsite location as this one does.
+    expect((await wal(['push', path.join('pg_wal', segments[2]!)], {BACKUP_DIR: primary})).exitCode).to.equal(0);
+    for (const segment of segments.slice(0, 2)) await storeFormatOneCopy(primary, segment);
+    for (const segment of segments) expect((await wal(['push', path.join('pg_wal', segment)], {BACKUP_DIR: offsite})).exitCode).to.equal(0);
+    const [atPrimary, atOffsite] = [await walObjects(primary), await walObjects(offsite)];
+    expect(atPrimary.filter((key) => atOffsite.includes(key))).to.have.length(1);
+    const locations = {BACKUP_LOCATIONS: `primary=local:${primary},offsite=local:${offsite}`};
+    const synced = await runCli(['backup', 'sync', '--json'], {cwd: home.path, env: {...env, ...locations}});
+    expect(synced.exitCode, synced.stdout + synced.stderr).to.equal(0);
+    expect(synced.json.result.wal.map((area: {copied: string[]; refused: unknown[]}) => [area.copied.length, area.refused.length])).to.deep.equal([
+      [0, 0],
+      [0, 0],
+    ]);
+    expect([await walObjects(primary), await walObjects(offsite)]).to.deep.equal([atPrimary, atOffsite]);
+    const status = await runCli(['status', '--json'], {cwd: home.path, env: {...env, ...locations, DATABASE_URL: cluster.url('postgres', 'postgres')}});
+    const report = status.json.result ?? status.json.error?.details;
+    expect(report.locations.map((location: {wal?: {missing: number}}) => location.wal?.missing)).to.deep.equal([0, 0]);
+    expect(report.problems.map((problem: {id: string}) => problem.id).filter((id: string) => id.startsWith('wal_behind'))).to.deep.equal([]);
+
+    // Other content under one of those names elsewhere: reported, never joined.
+    const other = (await makeTempDir('synapse-walsync-')).path;
+    const changed = await segmentCopy(segments[0]!, (bytes) => (bytes[8192] ^= 0xff));
+    expect((await wal(['push', changed, '--pg-data', cluster.data], {BACKUP_DIR: other})).exitCode).to.equal(0);
+    const conflicting = await runCli(['backup', 'sync', '--json'], {cwd: home.path, env: {...env, BACKUP_LOCATIONS: `primary=local:${primary},other=local:${other}`}});
+    expect(conflicting.exitCode, conflicting.stdout + conflicting.stderr).to.equal(15);
+    const area = conflicting.json.error.details.wal.find((entry: {location: string}) => entry.location === 'other');
+    expect(area.refused.map((refusal: {key: string; reason: string}) => [refusal.key, refusal.reason.includes('other content')])).to.deep.include([`wal/${atPrimary.find((key) => key.startsWith(`${segments[0]}-`))}`, true]);
+    expect(area.copied).to.deep.equal(segments.slice(1));
   });
 
   it("backup sync copies nothing into a location that is another cluster's archive", async function () {
