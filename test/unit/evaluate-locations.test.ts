@@ -37,7 +37,7 @@ describe('locations against what all of them hold', function () {
   });
 
   describe('their WAL archives', function () {
-    const area = (files: string[], newest?: string): LocationView['wal'] => ({files, newest});
+    const area = (keys: string[], newest?: string): LocationView['wal'] => ({keys, newest});
     const cases: Array<[string, Array<LocationView['wal']>, Array<[string, number | undefined]>, string[]]> = [
       ['in step', [area(['w1', 'w2'], 'S2'), area(['w1', 'w2'], 'S2')], [['primary', 0], ['offsite', 0]], []],
       ['one file on its way: no problem', [area(['w1', 'w2'], 'S2'), area(['w1'], 'S1')], [['primary', 0], ['offsite', 1]], []],

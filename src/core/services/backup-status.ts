@@ -6,7 +6,7 @@ import {readJournal} from '../journal/index.js';
 import type {BackupHealth} from '../retention/index.js';
 import {readArchiverState} from '../postgres/index.js';
 import {evaluateLocations, evaluateStatus, levelOf, statusPolicyFrom, type BackupFact, type LocationStatus, type LocationView, type RunFact, type StatusInput, type StatusReport, type UnusableBackup} from '../status/index.js';
-import {parseWalObjectKey, readArchiveFacts, type WalCodec} from '../wal/index.js';
+import {readArchiveFacts, type WalCodec} from '../wal/index.js';
 import {storageError} from '../storage/index.js';
 import {documentAuthenticatorFor} from '../trust/index.js';
 
@@ -184,7 +184,7 @@ async function readWalAreas(locations: readonly Location[], primary: Location, a
       try {
         // No archive at the primary and no threshold that expects one: readArchive found the area empty.
         const facts = location === primary ? (archive?.facts ?? {keys: [], newest: undefined}) : await readArchiveFacts(location.storage, request.walCodec!);
-        areas.set(location.name, {files: [...new Set(facts.keys.map((key) => parseWalObjectKey(key)!.file.name))], newest: facts.newest?.file});
+        areas.set(location.name, {keys: facts.keys, newest: facts.newest?.file});
       } catch (error) {
         areas.set(location.name, {error: (error as Error).message});
       }

@@ -9,11 +9,10 @@ export interface LocationView {
   readonly good: readonly BackupFact[] | undefined;
   readonly error?: string;
   /**
-   * Its WAL area, where status reads the archive: the WAL files it holds, by name (one location
-   * may hold a file under another tag than the next, stored by an earlier version), and its newest
-   * authentic segment, or why it could not be read.
+   * Its WAL area, where status reads the archive: the keys it holds and its newest authentic
+   * segment, or why it could not be read.
    */
-  readonly wal?: {readonly files: readonly string[]; readonly newest: string | undefined} | {readonly error: string};
+  readonly wal?: {readonly keys: readonly string[]; readonly newest: string | undefined} | {readonly error: string};
 }
 
 /** A location's WAL area against the others': what it lacks is what backup sync would copy. */
@@ -56,9 +55,9 @@ export function evaluateLocations(views: readonly LocationView[], databases: rea
   for (const view of views) for (const fact of view.good ?? []) if (databases.includes(fact.database)) union.set(fact.name, fact);
   const problems: StatusProblem[] = [];
   const walUnion = new Set<string>();
-  for (const view of views) if (view.wal && 'files' in view.wal) for (const file of view.wal.files) walUnion.add(file);
+  for (const view of views) if (view.wal && 'keys' in view.wal) for (const key of view.wal.keys) walUnion.add(key);
   const walOf = (view: LocationView): LocationWalStatus | undefined => {
-    if (!view.wal || (walUnion.size === 0 && 'files' in view.wal)) return undefined;
+    if (!view.wal || (walUnion.size === 0 && 'keys' in view.wal)) return undefined;
     if ('error' in view.wal) {
       problems.push({
         id: `wal_unreadable:${view.name}`,
@@ -68,8 +67,8 @@ export function evaluateLocations(views: readonly LocationView[], databases: rea
       });
       return {error: view.wal.error};
     }
-    const held = new Set(view.wal.files);
-    const missing = [...walUnion].filter((file) => !held.has(file)).length;
+    const held = new Set(view.wal.keys);
+    const missing = [...walUnion].filter((key) => !held.has(key)).length;
     // One file may be on its way (a push writes every location at once); more is a location left behind.
     if (missing > 1) {
       problems.push({
